@@ -1,0 +1,103 @@
+/**
+ * The one registry of error codes minigate puts on the wire.
+ *
+ * Every error a client, a business service or an operator sees carries one of these codes in
+ * `{"error":{"code","message","requestId"}}`. Codes are stable strings and are never reused;
+ * `docs/errors.md` has one row per code and a test keeps the two in step.
+ */
+export interface ErrorSpec {
+  /** HTTP status the error is sent with. */
+  readonly status: number;
+  /** Default message: what went wrong and what to do, one sentence. */
+  readonly message: string;
+}
+
+export const ERRORS = {
+  BAD_REQUEST: { status: 400, message: 'The request is malformed or a field is invalid.' },
+  BODY_TOO_LARGE: { status: 413, message: 'The request body is larger than this route accepts.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Send the body as application/json.' },
+  NOT_FOUND: { status: 404, message: 'No such route.' },
+  METHOD_NOT_ALLOWED: { status: 405, message: 'This route does not accept that method.' },
+  APP_UNKNOWN: { status: 400, message: 'That appid is not configured on this server.' },
+  APP_REQUIRED: {
+    status: 400,
+    message: 'Several apps are configured; say which one with "appid" or the X-WX-AppId header.',
+  },
+  AUTH_CODE_INVALID: {
+    status: 400,
+    message: 'The login code is invalid or expired; call wx.login again and send the new code.',
+  },
+  AUTH_CODE_USED: {
+    status: 400,
+    message: 'The login code was already used; call wx.login again and send the new code.',
+  },
+  AUTH_USER_BLOCKED: { status: 403, message: 'WeChat blocked the login of this user (risk control).' },
+  AUTH_SIGNATURE_MISMATCH: {
+    status: 400,
+    message: 'The rawData signature does not match; get the user data again after wx.login.',
+  },
+  AUTH_DECRYPT_FAILED: {
+    status: 400,
+    message: 'The encryptedData could not be decrypted; the session_key may be stale, so log in again.',
+  },
+  AUTH_WATERMARK_MISMATCH: {
+    status: 400,
+    message: 'The encrypted data was issued for another appid.',
+  },
+  AUTH_DATA_EXPIRED: { status: 400, message: 'The encrypted data is too old; get it again.' },
+  SESSION_MISSING: {
+    status: 401,
+    message: 'No session token; send "Authorization: Bearer <token>" from /auth/login.',
+  },
+  SESSION_INVALID: { status: 401, message: 'The session token is not valid; log in again.' },
+  SESSION_EXPIRED: { status: 401, message: 'The session has expired; log in again.' },
+  SESSION_REVOKED: { status: 401, message: 'The session was ended; log in again.' },
+  RATE_LIMITED: { status: 429, message: 'Too many requests; slow down and retry later.' },
+  WECHAT_RATE_LIMITED: {
+    status: 429,
+    message: 'WeChat is rate-limiting this call (45011); retry in a minute.',
+  },
+  WECHAT_UNAVAILABLE: {
+    status: 503,
+    message: 'WeChat did not answer in time or is busy; retry shortly.',
+  },
+  WECHAT_CREDENTIALS_INVALID: {
+    status: 502,
+    message: "WeChat rejected this server's AppID or AppSecret; the operator must fix the config.",
+  },
+  WECHAT_ERROR: { status: 502, message: 'WeChat answered with an error this server does not handle.' },
+  STORE_UNAVAILABLE: {
+    status: 503,
+    message: 'The database is unavailable; nothing was saved, retry shortly.',
+  },
+  INTERNAL: { status: 500, message: 'Internal error; the requestId identifies it in the server log.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+/** A stable error code. */
+export type ErrorCode = keyof typeof ERRORS;
+
+/** The JSON body of every error response. */
+export interface ErrorBody {
+  error: {
+    code: ErrorCode;
+    message: string;
+    requestId: string;
+  };
+}
+
+/** True when `code` is one of the registered codes. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.prototype.hasOwnProperty.call(ERRORS, code);
+}
+
+/** True when `body` has the shape of a minigate error response. */
+export function isErrorBody(body: unknown): body is ErrorBody {
+  if (typeof body !== 'object' || body === null) return false;
+  const error = (body as { error?: unknown }).error;
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    typeof (error as { code?: unknown }).code === 'string' &&
+    typeof (error as { message?: unknown }).message === 'string'
+  );
+}

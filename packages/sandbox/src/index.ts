@@ -1,0 +1,15 @@
+export { createSandbox, ERRMSG, type Sandbox, type SandboxOptions } from './server.js';
+export {
+  SandboxModel,
+  SandboxInputError,
+  createSandboxClock,
+  CODE_TTL_MS,
+  TOKEN_TTL_MS,
+  TOKEN_GRACE_MS,
+  type SandboxClock,
+  type SandboxApp,
+  type SandboxUser,
+  type Fault,
+  type Stats,
+} from './model.js';
+export { encryptUserData, sessionKeyHmac, ANONYMOUS_USER_INFO, type SandboxUserInfo, type EncryptedUserData } from './user-data.js';

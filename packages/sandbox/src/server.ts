@@ -1,0 +1,486 @@
+/**
+ * The sandbox HTTP server: WeChat's server API paths (answered like api.weixin.qq.com) and the
+ * control API under `/__sandbox/` that plays the mini program and the test harness.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  SandboxInputError,
+  SandboxModel,
+  createSandboxClock,
+  type Fault,
+  type RandomBytes,
+  type SandboxClock,
+} from './model.js';
+import { ANONYMOUS_USER_INFO, encryptUserData, sessionKeyHmac, type SandboxUserInfo } from './user-data.js';
+
+/** errmsg texts as WeChat returns them (wechat-api.md §0). */
+export const ERRMSG: Record<number, string> = {
+  [-1]: 'system error',
+  0: 'ok',
+  40001: 'invalid credential, access_token is invalid or not latest',
+  40002: 'invalid grant_type',
+  40003: 'invalid openid',
+  40013: 'invalid appid',
+  40029: 'invalid code',
+  40125: 'invalid appsecret',
+  40163: 'code been used',
+  40226: 'code blocked',
+  41001: 'access_token missing',
+  41002: 'appid missing',
+  41004: 'appsecret missing',
+  41008: 'missing code',
+  42001: 'access_token expired',
+  43002: 'require POST method',
+  44002: 'empty post data',
+  45009: 'reach max api daily quota limit',
+  45011: 'api minute-quota reach limit mustslower retry next minute',
+  47001: 'data format error',
+  87008: 'invalid sig_method',
+  87009: 'invalid signature',
+};
+
+const MAX_BODY_BYTES = 1 << 20;
+const JSON_TYPE = 'application/json; encoding=utf-8';
+
+export interface SandboxOptions {
+  host?: string;
+  /** 0 (default) picks a free port. */
+  port?: number;
+  clock?: SandboxClock;
+  random?: RandomBytes;
+  /** Apps registered at start. */
+  apps?: { appid: string; secret: string; unionBound?: boolean }[];
+  /** Daily quota of the classic token API (45009 beyond); 2000 by default. */
+  classicDailyQuota?: number;
+}
+
+export interface Sandbox {
+  /** `http://host:port`, set once started. */
+  readonly url: string;
+  readonly model: SandboxModel;
+  start(): Promise<string>;
+  close(): Promise<void>;
+}
+
+/**
+ * A sandbox of api.weixin.qq.com.
+ * @example
+ * const sandbox = createSandbox({ apps: [{ appid: 'wx0123456789abcdef', secret: 's3cret' }] });
+ * const url = await sandbox.start(); // point wechat.apiBase at it
+ */
+export function createSandbox(options: SandboxOptions = {}): Sandbox {
+  const model = new SandboxModel({
+    clock: options.clock ?? createSandboxClock(),
+    ...(options.random ? { random: options.random } : {}),
+    ...(options.classicDailyQuota !== undefined ? { classicDailyQuota: options.classicDailyQuota } : {}),
+  });
+  for (const app of options.apps ?? []) model.registerApp(app);
+
+  const server: Server = createServer((req, res) => {
+    handle(model, req, res).catch((error: unknown) => {
+      if (!res.headersSent) send(res, 500, { error: { code: 'INTERNAL', message: String(error) } });
+      else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 5_000;
+  let url = '';
+
+  return {
+    get url() {
+      return url;
+    },
+    model,
+    start: () =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+          const address = server.address() as AddressInfo;
+          const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+          url = `http://${host}:${address.port}`;
+          resolve(url);
+        });
+      }),
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+type Query = URLSearchParams;
+
+async function handle(model: SandboxModel, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://sandbox');
+  const path = url.pathname;
+  if (path.startsWith('/__sandbox')) return control(model, req, res, path, url.searchParams);
+
+  const route = WECHAT_ROUTES[path];
+  const appidHint = url.searchParams.get('appid') ?? undefined;
+  model.count(path, appidHint ?? tokenApp(model, url.searchParams));
+  if (!route) {
+    send(res, 404, '<html><body>404 Not Found</body></html>', 'text/html');
+    return;
+  }
+  const fault = model.takeFault(path, appidHint ?? tokenApp(model, url.searchParams));
+  if (fault && (await applyFault(fault, res))) return;
+
+  const body = req.method === 'POST' ? await readBody(req) : null;
+  if (body === undefined) {
+    req.destroy();
+    return;
+  }
+  const result = route(model, { method: req.method ?? 'GET', query: url.searchParams, body, contentType: req.headers['content-type'] ?? '' });
+  if ('errcode' in result && result.errcode !== 0 && Object.keys(result).length === 1) {
+    wechatError(res, result.errcode as number);
+    return;
+  }
+  send(res, 200, result);
+}
+
+function tokenApp(model: SandboxModel, query: Query): string | undefined {
+  const check = model.checkToken(query.get('access_token'));
+  return check.ok ? check.appid : undefined;
+}
+
+/** Applies a fault; true when it answered (or dropped) the call, false to go on normally. */
+async function applyFault(fault: Fault, res: ServerResponse): Promise<boolean> {
+  if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+  if (res.destroyed) return true;
+  if (fault.drop) {
+    res.socket?.destroy();
+    return true;
+  }
+  if (fault.httpStatus) {
+    send(res, fault.httpStatus, `<html><body>${fault.httpStatus}</body></html>`, 'text/html');
+    return true;
+  }
+  if (fault.errcode !== undefined) {
+    send(res, 200, { errcode: fault.errcode, errmsg: `${fault.errmsg ?? ERRMSG[fault.errcode] ?? 'error'}${rid()}` });
+    return true;
+  }
+  return false;
+}
+
+// ---- WeChat's API ------------------------------------------------------------------------------
+
+interface ApiCall {
+  method: string;
+  query: Query;
+  body: Buffer | null;
+  contentType: string;
+}
+
+type ApiResult = Record<string, unknown>;
+
+/** `{errcode}` alone means "answer with this error"; anything else is the success body. */
+const WECHAT_ROUTES: Record<string, (model: SandboxModel, call: ApiCall) => ApiResult> = {
+  '/sns/jscode2session': (model, { query }) => {
+    const appid = query.get('appid');
+    const secret = query.get('secret');
+    const code = query.get('js_code');
+    if (!appid) return { errcode: 41002 };
+    if (!secret) return { errcode: 41004 };
+    if (!code) return { errcode: 41008 };
+    if (query.get('grant_type') !== 'authorization_code') return { errcode: 40002 };
+    const result = model.exchangeLoginCode(appid, secret, code);
+    if ('errcode' in result) return result;
+    // Success carries no errcode (wechat-api.md §0).
+    const { user } = result;
+    return { session_key: user.sessionKey, openid: user.openid, ...(user.unionid ? { unionid: user.unionid } : {}) };
+  },
+
+  '/cgi-bin/token': (model, { query }) => {
+    const appid = query.get('appid');
+    const secret = query.get('secret');
+    if (query.get('grant_type') !== 'client_credential') return { errcode: 40002 };
+    if (!appid) return { errcode: 41002 };
+    if (!secret) return { errcode: 41004 };
+    const app = model.app(appid);
+    if (!app) return { errcode: 40013 };
+    if (app.secret !== secret) return { errcode: 40001 };
+    const result = model.classicToken(appid);
+    if ('errcode' in result) return result;
+    return { access_token: result.token, expires_in: result.expiresIn };
+  },
+
+  '/cgi-bin/stable_token': (model, call) => {
+    if (call.method !== 'POST') return { errcode: 43002 };
+    const body = jsonBody(call);
+    if (body === undefined) return { errcode: 47001 };
+    if (body.grant_type !== 'client_credential') return { errcode: 40002 };
+    if (typeof body.appid !== 'string' || !body.appid) return { errcode: 41002 };
+    if (typeof body.secret !== 'string' || !body.secret) return { errcode: 41004 };
+    const app = model.app(body.appid);
+    if (!app) return { errcode: 40013 };
+    if (app.secret !== body.secret) return { errcode: 40125 };
+    const result = model.stableToken(body.appid, body.force_refresh === true);
+    return { access_token: result.token, expires_in: result.expiresIn };
+  },
+
+  '/wxa/checksession': (model, call) => {
+    const params = queryOrBody(call);
+    const check = model.checkToken(call.query.get('access_token'));
+    if (!check.ok) return { errcode: check.errcode };
+    const user = model.user(check.appid, params.openid ?? '');
+    if (!user) return { errcode: 40003 };
+    if (params.sig_method !== 'hmac_sha256') return { errcode: 87008 };
+    if (params.signature !== sessionKeyHmac(user.sessionKey)) return { errcode: 87009 };
+    return { errcode: 0, errmsg: 'ok' };
+  },
+
+  '/wxa/resetusersessionkey': (model, call) => {
+    const params = queryOrBody(call);
+    const check = model.checkToken(call.query.get('access_token'));
+    if (!check.ok) return { errcode: check.errcode };
+    const user = model.user(check.appid, params.openid ?? '');
+    if (!user) return { errcode: 40003 };
+    if (params.sig_method !== 'hmac_sha256') return { errcode: 87008 };
+    if (params.signature !== sessionKeyHmac(user.sessionKey)) return { errcode: 87009 };
+    return { errcode: 0, errmsg: 'ok', openid: user.openid, session_key: model.resetSessionKey(user) };
+  },
+
+  '/wxa/business/getuserphonenumber': (model, call) => {
+    const check = model.checkToken(call.query.get('access_token'));
+    if (!check.ok) return { errcode: check.errcode };
+    if (call.method !== 'POST') return { errcode: 43002 };
+    const body = jsonBody(call);
+    if (body === undefined) return { errcode: 47001 };
+    if (typeof body.code !== 'string' || !body.code) return { errcode: 40029 };
+    const openid = typeof body.openid === 'string' ? body.openid : undefined;
+    const result = model.exchangePhoneCode(check.appid, body.code, openid);
+    if ('errcode' in result) return result;
+    const pure = result.phoneNumber.replace(/^\+\d{1,3}(?=\d{5})/, '');
+    return {
+      errcode: 0,
+      errmsg: 'ok',
+      phone_info: {
+        phoneNumber: result.countryCode === '86' ? pure : `+${result.countryCode}${pure}`,
+        purePhoneNumber: pure,
+        // The docs' table says string, their example shows a number; WeChat sends the number.
+        countryCode: Number(result.countryCode),
+        watermark: { timestamp: Math.floor(model.now() / 1000), appid: check.appid },
+      },
+    };
+  },
+};
+
+/** A JSON object body, or undefined when the body is missing or not JSON (47001). */
+function jsonBody(call: ApiCall): Record<string, unknown> | undefined {
+  if (!call.body || call.body.length === 0) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(call.body.toString('utf8'));
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** checksession takes its parameters in the query; the newest docs list them as body (§3.1). */
+function queryOrBody(call: ApiCall): Record<string, string | undefined> {
+  const body = jsonBody(call) ?? {};
+  const pick = (name: string) => call.query.get(name) ?? (typeof body[name] === 'string' ? (body[name] as string) : undefined);
+  return { openid: pick('openid'), signature: pick('signature'), sig_method: pick('sig_method') };
+}
+
+/** Business errors go out as HTTP 200 with errcode and errmsg (wechat-api.md §0). */
+function wechatError(res: ServerResponse, errcode: number): void {
+  send(res, 200, { errcode, errmsg: `${ERRMSG[errcode] ?? 'error'}${rid()}` });
+}
+
+/** The request-id suffix WeChat appends to errmsg (wechat-api.md §0). */
+function rid(): string {
+  const hex = randomBytes(12).toString('hex');
+  return ` rid: ${hex.slice(0, 8)}-${hex.slice(8, 16)}-${hex.slice(16)}`;
+}
+
+// ---- control API ------------------------------------------------------------------------------
+
+async function control(
+  model: SandboxModel,
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  query: Query,
+): Promise<void> {
+  const method = req.method ?? 'GET';
+  try {
+    const body = method === 'POST' ? parseControlBody(await readBody(req)) : {};
+    const route = `${method} ${path.replace(/\/$/, '')}`;
+    switch (route) {
+      case 'GET /__sandbox':
+        return send(res, 200, { routes: CONTROL_ROUTES, now: model.now() });
+      case 'POST /__sandbox/apps': {
+        const appid = requireString(body, 'appid');
+        const secret = requireString(body, 'secret');
+        return send(res, 200, model.registerApp({ appid, secret, unionBound: body.unionBound === true }));
+      }
+      case 'POST /__sandbox/login':
+        return send(
+          res,
+          200,
+          model.issueLoginCode({
+            appid: requireString(body, 'appid'),
+            ...optionalStrings(body, ['openid', 'unionid', 'sessionKey']),
+            ...(body.rotateSessionKey === true ? { rotateSessionKey: true } : {}),
+            ...(typeof body.blocked === 'boolean' ? { blocked: body.blocked } : {}),
+          }),
+        );
+      case 'POST /__sandbox/userinfo': {
+        const appid = requireString(body, 'appid');
+        const openid = requireString(body, 'openid');
+        const user = model.user(appid, openid);
+        if (!user) throw new SandboxInputError('USER_UNKNOWN', `no user ${openid} in ${appid}; log in first`);
+        const given = typeof body.userInfo === 'object' && body.userInfo !== null ? body.userInfo : {};
+        const userInfo = { ...ANONYMOUS_USER_INFO, ...(given as Partial<SandboxUserInfo>) };
+        return send(
+          res,
+          200,
+          encryptUserData({
+            appid,
+            sessionKey: user.sessionKey,
+            userInfo,
+            timestampSeconds: Math.floor(model.now() / 1000),
+            random: model.random,
+          }),
+        );
+      }
+      case 'POST /__sandbox/phone':
+        return send(
+          res,
+          200,
+          model.issuePhoneCode({
+            appid: requireString(body, 'appid'),
+            openid: requireString(body, 'openid'),
+            phoneNumber: requireString(body, 'phoneNumber'),
+            ...optionalStrings(body, ['countryCode']),
+          }),
+        );
+      case 'POST /__sandbox/faults': {
+        const times = body.times === undefined ? 1 : body.times;
+        if (typeof times !== 'number' || !Number.isInteger(times) || times < 1) {
+          throw new SandboxInputError('BAD_REQUEST', 'times must be a positive integer');
+        }
+        const fault: Omit<Fault, 'id'> = { path: requireString(body, 'path'), times };
+        if (typeof body.appid === 'string') fault.appid = body.appid;
+        if (typeof body.errcode === 'number') fault.errcode = body.errcode;
+        if (typeof body.errmsg === 'string') fault.errmsg = body.errmsg;
+        if (typeof body.httpStatus === 'number') fault.httpStatus = body.httpStatus;
+        if (typeof body.delayMs === 'number') fault.delayMs = body.delayMs;
+        if (body.drop === true) fault.drop = true;
+        if (fault.errcode === undefined && !fault.httpStatus && !fault.delayMs && !fault.drop) {
+          throw new SandboxInputError('BAD_REQUEST', 'a fault needs errcode, httpStatus, delayMs or drop');
+        }
+        return send(res, 200, model.addFault(fault));
+      }
+      case 'DELETE /__sandbox/faults':
+        model.clearFaults();
+        return send(res, 200, { ok: true });
+      case 'GET /__sandbox/clock':
+        return send(res, 200, { now: model.now() });
+      case 'POST /__sandbox/clock': {
+        const advanceMs = body.advanceMs;
+        if (typeof advanceMs !== 'number' || !Number.isFinite(advanceMs) || advanceMs < 0) {
+          throw new SandboxInputError('BAD_REQUEST', 'advanceMs must be a non-negative number');
+        }
+        model.clock.advance(advanceMs);
+        return send(res, 200, { now: model.now() });
+      }
+      case 'GET /__sandbox/stats':
+        return send(res, 200, filterStats(model, query.get('appid')));
+      case 'DELETE /__sandbox/stats':
+        model.resetStats();
+        return send(res, 200, { ok: true });
+      default:
+        throw new SandboxInputError('NOT_FOUND', `no control route ${route}; GET /__sandbox lists them`);
+    }
+  } catch (error) {
+    if (error instanceof SandboxInputError) {
+      const status = error.code === 'NOT_FOUND' || error.code.endsWith('_UNKNOWN') ? 404 : 400;
+      return send(res, status, { error: { code: error.code, message: error.message } });
+    }
+    throw error;
+  }
+}
+
+const CONTROL_ROUTES = [
+  'POST /__sandbox/apps {appid, secret, unionBound?}',
+  'POST /__sandbox/login {appid, openid?, unionid?, sessionKey?, rotateSessionKey?, blocked?} -> {code, openid, unionid?}',
+  'POST /__sandbox/userinfo {appid, openid, userInfo?} -> {encryptedData, iv, rawData, signature, userInfo}',
+  'POST /__sandbox/phone {appid, openid, phoneNumber, countryCode?} -> {code}',
+  'POST /__sandbox/faults {path, appid?, errcode? | httpStatus? | delayMs? | drop?, times}',
+  'DELETE /__sandbox/faults',
+  'GET|POST /__sandbox/clock {advanceMs}',
+  'GET /__sandbox/stats?appid=',
+  'DELETE /__sandbox/stats',
+];
+
+function filterStats(model: SandboxModel, appid: string | null) {
+  const stats = model.snapshotStats();
+  if (!appid) return stats;
+  const paths = stats.apps[appid] ?? {};
+  return { total: Object.values(paths).reduce((a, b) => a + b, 0), paths, apps: { [appid]: paths } };
+}
+
+function parseControlBody(raw: Buffer | undefined): Record<string, unknown> {
+  if (raw === undefined) throw new SandboxInputError('BAD_REQUEST', `the body is over ${MAX_BODY_BYTES} bytes`);
+  if (raw.length === 0) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new SandboxInputError('BAD_REQUEST', 'the body must be JSON');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new SandboxInputError('BAD_REQUEST', 'the body must be a JSON object');
+  }
+  return parsed as Record<string, unknown>;
+}
+
+function requireString(body: Record<string, unknown>, key: string): string {
+  const value = body[key];
+  if (typeof value !== 'string' || value === '') throw new SandboxInputError('BAD_REQUEST', `${key} is required`);
+  return value;
+}
+
+function optionalStrings<K extends string>(body: Record<string, unknown>, keys: K[]): Partial<Record<K, string>> {
+  const out: Partial<Record<K, string>> = {};
+  for (const key of keys) {
+    const value = body[key];
+    if (value === undefined || value === null) continue;
+    if (typeof value !== 'string') throw new SandboxInputError('BAD_REQUEST', `${key} must be a string`);
+    out[key] = value;
+  }
+  return out;
+}
+
+// ---- plumbing ----------------------------------------------------------------------------------
+
+/** The body, or undefined when it is over the limit. */
+function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        resolve(undefined);
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function send(res: ServerResponse, status: number, body: unknown, type = JSON_TYPE): void {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}

@@ -1,0 +1,137 @@
+/**
+ * HTTP routes of login and sessions: `/auth/*`, and Wafer2's `/weapp/*` so that existing Wafer2
+ * mini programs keep working unchanged.
+ */
+import type {
+  LoginResponse,
+  SessionResponse,
+  UserInfo,
+  UserProfile,
+  WaferErrorResponse,
+  WaferLoginResponse,
+  WaferUserInfo,
+} from 'minigate-protocol';
+import { AppError } from '../core/errors.js';
+import { header, readJsonBody, sendJson, type HttpContext, type Router } from '../edge/http.js';
+import type { UserRecord } from '../store/index.js';
+import { login, resolveApp, type LoginDeps } from './login.js';
+import type { ActiveSession } from './sessions.js';
+import { tokenFromRequest } from './tokens.js';
+
+export function toUserInfo(user: UserRecord): UserInfo {
+  return {
+    openid: user.openid,
+    ...(user.unionid ? { unionid: user.unionid } : {}),
+    ...(user.profile ? { profile: user.profile as UserProfile } : {}),
+    ...(user.phoneNumber ? { phoneNumber: user.phoneNumber } : {}),
+    firstSeenAt: user.firstSeenAt,
+    lastSeenAt: user.lastSeenAt,
+  };
+}
+
+function toWaferUserInfo(session: { openid: string; unionid: string | null }, user: UserRecord | null): WaferUserInfo {
+  return {
+    openId: session.openid,
+    ...(session.unionid ? { unionId: session.unionid } : {}),
+    ...((user?.profile ?? {}) as UserProfile),
+  };
+}
+
+/** The live session of a request, or throws the SESSION_* error that says why not. */
+export async function requireSession(deps: LoginDeps, ctx: HttpContext): Promise<ActiveSession> {
+  const result = await deps.sessions.check(tokenFromRequest(ctx.req));
+  if (!result.ok) throw new AppError(result.reason);
+  return result.session;
+}
+
+export function registerAuthRoutes(router: Router, deps: LoginDeps & { findUser: (appid: string, openid: string) => Promise<UserRecord | null> }): void {
+  router.add('POST', '/auth/login', async (ctx) => {
+    const body = await readJsonBody(ctx.req);
+    const app = resolveApp(deps.apps, ctx.req, body.appid);
+    const created = await login(deps, app, {
+      code: body.code,
+      encryptedData: body.encryptedData,
+      iv: body.iv,
+      rawData: body.rawData,
+      signature: body.signature,
+    });
+    const response: LoginResponse = {
+      token: created.token,
+      expiresAt: created.session.expiresAt,
+      openid: created.session.openid,
+      ...(created.session.unionid ? { unionid: created.session.unionid } : {}),
+      user: toUserInfo(created.user),
+    };
+    sendJson(ctx.res, 200, response);
+  });
+
+  router.add('GET', '/auth/session', async (ctx) => {
+    const session = await requireSession(deps, ctx);
+    const user = await deps.findUser(session.appid, session.openid);
+    const response: SessionResponse = {
+      appid: session.appid,
+      openid: session.openid,
+      ...(session.unionid ? { unionid: session.unionid } : {}),
+      expiresAt: session.expiresAt,
+      ...(user ? { user: toUserInfo(user) } : {}),
+    };
+    sendJson(ctx.res, 200, response);
+  });
+
+  router.add('POST', '/auth/logout', async (ctx) => {
+    const token = tokenFromRequest(ctx.req);
+    if (token === undefined) throw new AppError('SESSION_MISSING');
+    // Idempotent: logging out an ended session is not an error.
+    const revoked = await deps.sessions.revoke(token, 'logout');
+    sendJson(ctx.res, 200, { ok: true, revoked });
+  });
+
+  // ---- Wafer2 ----------------------------------------------------------------------------------
+
+  const waferLogin = async (ctx: HttpContext) => {
+    try {
+      const app = resolveApp(deps.apps, ctx.req, header(ctx.req, 'x-wx-appid'));
+      const created = await login(deps, app, {
+        code: header(ctx.req, 'x-wx-code'),
+        encryptedData: header(ctx.req, 'x-wx-encrypted-data'),
+        iv: header(ctx.req, 'x-wx-iv'),
+        rawData: header(ctx.req, 'x-wx-raw-data'),
+        signature: header(ctx.req, 'x-wx-signature'),
+      });
+      const response: WaferLoginResponse = {
+        code: 0,
+        data: { skey: created.token, userinfo: toWaferUserInfo(created.session, created.user) },
+      };
+      sendJson(ctx.res, 200, response);
+    } catch (error) {
+      waferError(ctx, error);
+    }
+  };
+  router.add(['GET', 'POST'], '/weapp/login', waferLogin);
+
+  router.add('GET', '/weapp/user', async (ctx) => {
+    try {
+      const session = await requireSession(deps, ctx);
+      const user = await deps.findUser(session.appid, session.openid);
+      sendJson(ctx.res, 200, { code: 0, data: toWaferUserInfo(session, user) });
+    } catch (error) {
+      waferError(ctx, error);
+    }
+  });
+}
+
+/**
+ * Wafer2's error shape: `{"code":-1,"error":…}`. An invalid session is exactly what its client
+ * SDK looks for (HTTP 401, ERR_SESSION_INVALID → it logs in again); other client errors keep our
+ * code, status and requestId.
+ */
+function waferError(ctx: HttpContext, error: unknown): void {
+  // Faults (5xx) go to the dispatcher, which logs them with the requestId.
+  if (!(error instanceof AppError) || error.status >= 500) throw error;
+  if (error.code.startsWith('SESSION_')) {
+    const body: WaferErrorResponse = { code: -1, error: 'ERR_SESSION_INVALID' };
+    sendJson(ctx.res, 401, body);
+    return;
+  }
+  sendJson(ctx.res, error.status, { code: -1, error: error.code, message: error.message, requestId: ctx.requestId });
+}

@@ -1,0 +1,196 @@
+/**
+ * Sessions: creation at login, the check on every request, revocation.
+ *
+ * The check must not cost a database round trip per request, yet a revoked session must stop
+ * working within a second: lookups are cached in process for SESSION_CACHE_TTL_MS (one second)
+ * and revocation through this instance drops the entry at once. Last-seen is written at most
+ * once per LAST_SEEN_WRITE_INTERVAL_MS per session, so idle expiry is exact to within that.
+ */
+import type { AppConfig } from '../config/index.js';
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { Random } from '../core/random.js';
+import type { SessionRecord, Store, UserRecord } from '../store/index.js';
+import type { SecretBox } from './secret-box.js';
+import { hashToken, isWellFormedToken, newToken } from './tokens.js';
+
+export const SESSION_CACHE_TTL_MS = 1_000;
+export const SESSION_CACHE_MAX_ENTRIES = 50_000;
+export const LAST_SEEN_WRITE_INTERVAL_MS = 60_000;
+
+/** A session that passed the check. */
+export interface ActiveSession {
+  tokenHash: string;
+  appid: string;
+  openid: string;
+  unionid: string | null;
+  createdAt: number;
+  /** When it ends if unused: the idle end or the absolute end, whichever is first. */
+  expiresAt: number;
+}
+
+export type SessionFailure = 'SESSION_MISSING' | 'SESSION_INVALID' | 'SESSION_EXPIRED' | 'SESSION_REVOKED';
+export type SessionCheck = { ok: true; session: ActiveSession } | { ok: false; reason: SessionFailure };
+
+export interface NewSession {
+  token: string;
+  session: ActiveSession;
+  user: UserRecord;
+}
+
+export interface SessionService {
+  /** Saves a login (user, session, limit) atomically and returns the new token. */
+  create(input: {
+    app: AppConfig;
+    openid: string;
+    unionid: string | null;
+    sessionKey: string;
+    profile: Record<string, unknown> | null;
+  }): Promise<NewSession>;
+  /** Checks a token; "no session" is a result, not a throw. Store failures throw STORE_UNAVAILABLE. */
+  check(token: string | undefined): Promise<SessionCheck>;
+  /** Ends the session of a token; false when it was not live. */
+  revoke(token: string, reason?: string): Promise<boolean>;
+  /** Ends every session of a user. */
+  revokeUser(appid: string, openid: string, reason?: string): Promise<number>;
+  /** WeChat's session_key for a live session (server side only; never sent out). */
+  sessionKey(session: ActiveSession): Promise<string | null>;
+  /** Deletes sessions that ended long ago. */
+  purge(olderThanMs: number): Promise<number>;
+  /** Waits for last-seen writes in flight. */
+  flush(): Promise<void>;
+}
+
+export interface SessionServiceDeps {
+  store: Store;
+  apps: ReadonlyMap<string, AppConfig>;
+  box: SecretBox;
+  clock: Clock;
+  random: Random;
+  logger: Logger;
+}
+
+interface CacheEntry {
+  record: SessionRecord | null;
+  fetchedAt: number;
+}
+
+export function createSessionService(deps: SessionServiceDeps): SessionService {
+  const { store, apps, box, clock, random, logger } = deps;
+  const cache = new Map<string, CacheEntry>();
+  const inflight = new Map<string, Promise<SessionRecord | null>>();
+  const writes = new Set<Promise<void>>();
+
+  async function lookup(hash: string): Promise<SessionRecord | null> {
+    const entry = cache.get(hash);
+    // Real time, not the injected clock: the cache bounds how stale a revocation may be.
+    if (entry && performance.now() - entry.fetchedAt < SESSION_CACHE_TTL_MS) return entry.record;
+    let pending = inflight.get(hash);
+    if (!pending) {
+      pending = store.findSession(hash).finally(() => inflight.delete(hash));
+      inflight.set(hash, pending);
+    }
+    const record = await pending;
+    cache.delete(hash);
+    cache.set(hash, { record, fetchedAt: performance.now() });
+    if (cache.size > SESSION_CACHE_MAX_ENTRIES) cache.delete(cache.keys().next().value!);
+    return record;
+  }
+
+  function toActive(record: SessionRecord, app: AppConfig): ActiveSession {
+    return {
+      tokenHash: record.tokenHash,
+      appid: record.appid,
+      openid: record.openid,
+      unionid: record.unionid,
+      createdAt: record.createdAt,
+      expiresAt: Math.min(record.lastSeenAt + app.session.idle, record.expiresAt),
+    };
+  }
+
+  function touch(record: SessionRecord, now: number): void {
+    if (now - record.lastSeenAt < LAST_SEEN_WRITE_INTERVAL_MS) return;
+    const previous = record.lastSeenAt;
+    record.lastSeenAt = now; // the cached copy, so this instance does not write again at once
+    const write = store
+      .touchSession(record, now)
+      .catch((error: unknown) => {
+        record.lastSeenAt = previous;
+        logger.warn({ code: (error as { code?: string }).code }, 'session: last-seen write failed');
+      })
+      .finally(() => writes.delete(write));
+    writes.add(write);
+  }
+
+  return {
+    async create(input) {
+      const now = clock.now();
+      const token = newToken(random);
+      const record: SessionRecord = {
+        tokenHash: hashToken(token),
+        appid: input.app.appid,
+        openid: input.openid,
+        unionid: input.unionid,
+        sessionKey: box.seal(input.sessionKey),
+        createdAt: now,
+        lastSeenAt: now,
+        expiresAt: now + input.app.session.absolute,
+        revokedAt: null,
+        revokedReason: null,
+      };
+      const { user, revokedHashes } = await store.saveLogin({
+        session: record,
+        profile: input.profile,
+        maxPerUser: input.app.session.maxPerUser,
+        idleMs: input.app.session.idle,
+      });
+      for (const hash of revokedHashes) cache.delete(hash);
+      return { token, session: toActive(record, input.app), user };
+    },
+
+    async check(token) {
+      if (token === undefined) return { ok: false, reason: 'SESSION_MISSING' };
+      if (!isWellFormedToken(token)) return { ok: false, reason: 'SESSION_INVALID' };
+      const record = await lookup(hashToken(token));
+      if (!record) return { ok: false, reason: 'SESSION_INVALID' };
+      const app = apps.get(record.appid);
+      if (!app) return { ok: false, reason: 'SESSION_INVALID' };
+      if (record.revokedAt !== null) return { ok: false, reason: 'SESSION_REVOKED' };
+      const now = clock.now();
+      if (now >= record.expiresAt || now >= record.lastSeenAt + app.session.idle) {
+        return { ok: false, reason: 'SESSION_EXPIRED' };
+      }
+      touch(record, now);
+      return { ok: true, session: toActive(record, app) };
+    },
+
+    async revoke(token, reason = 'logout') {
+      if (!isWellFormedToken(token)) return false;
+      const hash = hashToken(token);
+      cache.delete(hash);
+      const changed = await store.revokeSession(hash, clock.now(), reason);
+      cache.delete(hash);
+      return changed;
+    },
+
+    async revokeUser(appid, openid, reason = 'admin') {
+      const hashes = await store.revokeUserSessions(appid, openid, clock.now(), reason);
+      for (const hash of hashes) cache.delete(hash);
+      return hashes.length;
+    },
+
+    async sessionKey(session) {
+      const record = await store.findSession(session.tokenHash);
+      if (!record?.sessionKey) return null;
+      const key = box.open(record.sessionKey);
+      if (key === null) logger.error({ tokenHash: session.tokenHash.slice(0, 8) }, 'session: session_key does not open with this secret key');
+      return key;
+    },
+
+    purge: (olderThanMs) => store.purgeSessions(clock.now() - olderThanMs),
+
+    async flush() {
+      await Promise.all([...writes]);
+    },
+  };
+}

@@ -1,0 +1,127 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config/index.js';
+import { createLogger } from '../core/logger.js';
+import { redactUrl } from '../store/index.js';
+import { createServer } from '../server.js';
+import { EXIT_FAILURE, UsageError, runUntilSignal } from './shared.js';
+
+export const help = `minigate dev [--data DIR] [--port N] [--sandbox-port N] [--json]
+
+Runs minigate for local development, with no config file: SQLite in DIR (default ./.minigate),
+the WeChat sandbox in-process with a registered dev app, on http://127.0.0.1:N (default 8080).
+--port 0 picks free ports. --json prints {"url","sandboxUrl","appid","dataDir"} as one line.
+MINIGATE_* variables still apply (e.g. MINIGATE_STORE=postgres://… to use PostgreSQL).`;
+
+export const DEV_APP_FILE = 'dev-app.json';
+export const DEV_PORT_DEFAULT = 8080;
+
+interface DevApp {
+  appid: string;
+  secret: string;
+}
+
+/** The dev app's AppID and secret, kept in the data dir so sessions survive restarts. */
+function devApp(dataDir: string): DevApp {
+  const file = path.join(dataDir, DEV_APP_FILE);
+  try {
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<DevApp>;
+    if (typeof saved.appid === 'string' && typeof saved.secret === 'string') return { appid: saved.appid, secret: saved.secret };
+  } catch {
+    // made below
+  }
+  mkdirSync(dataDir, { recursive: true });
+  const app = { appid: `wx${randomBytes(8).toString('hex')}`, secret: randomBytes(16).toString('hex') };
+  writeFileSync(file, `${JSON.stringify(app, null, 2)}\n`, { mode: 0o600 });
+  return app;
+}
+
+function port(text: string | undefined, fallback: number, flag: string): number {
+  if (text === undefined) return fallback;
+  if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) throw new UsageError(`${flag} must be a port number (0 picks a free one)`);
+  return Number(text);
+}
+
+export async function dev(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      data: { type: 'string' },
+      port: { type: 'string' },
+      'sandbox-port': { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const dataDir = path.resolve(values.data ?? '.minigate');
+  const httpPort = port(values.port, DEV_PORT_DEFAULT, '--port');
+  const sandboxPort = port(values['sandbox-port'], 0, '--sandbox-port');
+  const app = devApp(dataDir);
+
+  // The sandbox is dev-only: loaded here, never by `minigate start`.
+  const { createSandbox, createSandboxClock } = await import('minigate-sandbox');
+  const clock = createSandboxClock();
+  const sandbox = createSandbox({ clock, port: sandboxPort, apps: [app] });
+  let sandboxUrl: string;
+  try {
+    sandboxUrl = await sandbox.start();
+  } catch (error) {
+    process.stderr.write(`minigate: the sandbox cannot listen on port ${sandboxPort} (${(error as NodeJS.ErrnoException).code})\n`);
+    process.exit(EXIT_FAILURE);
+  }
+
+  let config;
+  try {
+    config = loadConfig({
+      object: {
+        dataDir,
+        listen: { http: `127.0.0.1:${httpPort}` },
+        wechat: { apiBase: sandboxUrl },
+        apps: [app],
+      },
+    });
+  } catch (error) {
+    await sandbox.close();
+    if (error instanceof ConfigError) {
+      process.stderr.write(`minigate dev: ${error.message}\n`);
+      process.exit(EXIT_FAILURE);
+    }
+    throw error;
+  }
+
+  const logger = createLogger({ level: config.log.level, pretty: process.stderr.isTTY && !values.json });
+  // The sandbox's clock drives session expiry too, so POST /__sandbox/clock ages sessions.
+  const server = createServer(config, { logger, clock });
+  await runUntilSignal(
+    server,
+    () => {
+      if (values.json) {
+        process.stdout.write(`${JSON.stringify({ url: server.url, sandboxUrl, appid: app.appid, dataDir, store: redactUrl(config.store) })}\n`);
+        return;
+      }
+      process.stdout.write(banner(server.url, sandboxUrl, app.appid, dataDir, redactUrl(config.store)));
+    },
+    () => sandbox.close(),
+  );
+}
+
+function banner(url: string, sandboxUrl: string, appid: string, dataDir: string, store: string): string {
+  const q = (s: string) => `'${s}'`;
+  return [
+    '',
+    'minigate dev is running',
+    `  minigate  ${url}`,
+    `  sandbox   ${sandboxUrl}   (stands in for api.weixin.qq.com)`,
+    `  appid     ${appid}`,
+    `  data      ${dataDir}   (store ${store})`,
+    '',
+    'Log in as a mini program would (wx.login code from the sandbox → /auth/login → session):',
+    `  CODE=$(curl -s -X POST ${sandboxUrl}/__sandbox/login -d ${q(`{"appid":"${appid}"}`)} | sed -E 's/.*"code":"([^"]+)".*/\\1/')`,
+    `  TOKEN=$(curl -s -X POST ${url}/auth/login -H 'content-type: application/json' -d "{\\"code\\":\\"$CODE\\"}" | sed -E 's/.*"token":"([^"]+)".*/\\1/')`,
+    `  curl -s ${url}/auth/session -H "authorization: Bearer $TOKEN"`,
+    '',
+    'Ctrl-C stops it.',
+    '',
+  ].join('\n');
+}

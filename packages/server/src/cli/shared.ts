@@ -1,0 +1,74 @@
+/** What every CLI command shares: config loading with readable errors, and the run loop. */
+import { existsSync } from 'node:fs';
+import { ConfigError, loadConfig, type Config } from '../config/index.js';
+import { StartError, type MinigateServer } from '../server.js';
+
+export const DEFAULT_CONFIG_FILE = 'minigate.yaml';
+
+/** Exit codes: 0 fine, 1 the config or the start failed, 2 usage. */
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+export class UsageError extends Error {}
+
+/** The config file a command uses: -c, else $MINIGATE_CONFIG, else ./minigate.yaml. */
+export function configFile(given: string | undefined): string {
+  const file = given ?? process.env.MINIGATE_CONFIG ?? DEFAULT_CONFIG_FILE;
+  if (!given && !process.env.MINIGATE_CONFIG && !existsSync(file)) {
+    throw new UsageError(`no ${DEFAULT_CONFIG_FILE} here; pass -c FILE (or try \`minigate dev\`, which needs no config)`);
+  }
+  return file;
+}
+
+/** Loads the config, or prints every problem and exits 1. */
+export function loadOrExit(file: string): Config {
+  try {
+    return loadConfig({ file });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${file}: ${error.problems.length} problem${error.problems.length === 1 ? '' : 's'}\n${error.message}\n`);
+      process.exit(EXIT_FAILURE);
+    }
+    throw error;
+  }
+}
+
+/**
+ * Starts the server and keeps it until SIGINT/SIGTERM, which close it gracefully (a second
+ * signal exits at once). A failure to start prints one readable line and exits 1.
+ */
+export async function runUntilSignal(server: MinigateServer, onStarted?: () => void, extraClose?: () => Promise<void>): Promise<void> {
+  try {
+    await server.start();
+  } catch (error) {
+    if (error instanceof StartError) {
+      server.logger.flush?.();
+      process.stderr.write(`minigate: ${error.message}\n`);
+      await extraClose?.();
+      process.exit(EXIT_FAILURE);
+    }
+    throw error;
+  }
+  onStarted?.();
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) process.exit(EXIT_FAILURE);
+    stopping = true;
+    server.logger.info({ signal }, 'stopping');
+    server
+      .close()
+      .then(() => extraClose?.())
+      .then(
+        () => {
+          server.logger.flush?.();
+          process.exitCode = 0;
+        },
+        (error: unknown) => {
+          process.stderr.write(`minigate: error while stopping: ${(error as Error).message}\n`);
+          process.exitCode = EXIT_FAILURE;
+        },
+      );
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+}

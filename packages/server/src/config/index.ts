@@ -1,0 +1,7 @@
+export { loadConfig, formatProblems, ConfigError, envKeyPath, ENV_PREFIX } from './load.js';
+export type { Config, ConfigProblem, LoadConfigOptions } from './load.js';
+export type { AppConfig, ConfigInput } from './schema.js';
+export { configJsonSchema } from './json-schema.js';
+export { parseDuration, formatDuration } from './duration.js';
+export { parseListenAddress, formatHostPort, type ListenAddress } from './listen.js';
+export { configReference } from './reference.js';

@@ -1,0 +1,240 @@
+/**
+ * The HTTP plumbing every feature's routes use: a small router, request context, JSON bodies
+ * with limits, the error wire shape, and an access log line per request.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { AppError, errorBody } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { requestId as newRequestId, type Random } from '../core/random.js';
+
+/** JSON bodies larger than this are refused (413) unless a route sets its own limit. */
+export const JSON_BODY_LIMIT_BYTES = 64 * 1024;
+
+export interface HttpContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly requestId: string;
+  /** Path without the query. */
+  readonly path: string;
+  /** The raw query string (without `?`). */
+  readonly query: string;
+  readonly params: Record<string, string>;
+}
+
+export type Handler = (ctx: HttpContext) => void | Promise<void>;
+
+interface PatternRoute {
+  segments: string[];
+  handlers: Map<string, Handler>;
+}
+
+/**
+ * Routes by method and path. Paths are literal (`/auth/login`) or have `:name` segments
+ * (`/files/:id`). HEAD is answered by GET routes.
+ */
+export class Router {
+  private readonly exact = new Map<string, Map<string, Handler>>();
+  private readonly patterns: PatternRoute[] = [];
+
+  add(methods: string | string[], path: string, handler: Handler): this {
+    const list = Array.isArray(methods) ? methods : [methods];
+    let handlers: Map<string, Handler>;
+    if (path.includes('/:')) {
+      const segments = path.split('/');
+      let route = this.patterns.find((r) => r.segments.join('/') === segments.join('/'));
+      if (!route) {
+        route = { segments, handlers: new Map() };
+        this.patterns.push(route);
+      }
+      handlers = route.handlers;
+    } else {
+      handlers = this.exact.get(path) ?? new Map();
+      this.exact.set(path, handlers);
+    }
+    for (const method of list) {
+      if (handlers.has(method)) throw new Error(`route ${method} ${path} is defined twice`);
+      handlers.set(method, handler);
+    }
+    return this;
+  }
+
+  /** The handler and params, `{allowed}` when the path exists with other methods, or null. */
+  match(
+    method: string,
+    path: string,
+  ): { handler: Handler; params: Record<string, string> } | { allowed: string[] } | null {
+    const lookup = method === 'HEAD' ? ['HEAD', 'GET'] : [method];
+    const exact = this.exact.get(path);
+    if (exact) return pick(exact, lookup, {});
+    const segments = path.split('/');
+    for (const route of this.patterns) {
+      if (route.segments.length !== segments.length) continue;
+      const params: Record<string, string> = {};
+      let ok = true;
+      for (let i = 0; i < segments.length && ok; i++) {
+        const want = route.segments[i]!;
+        const got = segments[i]!;
+        if (want.startsWith(':')) {
+          if (!got) ok = false;
+          else params[want.slice(1)] = safeDecode(got);
+        } else if (want !== got) ok = false;
+      }
+      if (ok) return pick(route.handlers, lookup, params);
+    }
+    return null;
+  }
+}
+
+function pick(handlers: Map<string, Handler>, lookup: string[], params: Record<string, string>) {
+  for (const method of lookup) {
+    const handler = handlers.get(method);
+    if (handler) return { handler, params };
+  }
+  return { allowed: [...handlers.keys()] };
+}
+
+function safeDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+export interface DispatchOptions {
+  router: Router;
+  logger: Logger;
+  random: Random;
+}
+
+/** The request listener for a node:http server: routes, answers errors, logs one line. */
+export function createDispatcher(options: DispatchOptions) {
+  const { router, logger, random } = options;
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const started = performance.now();
+    const requestId = newRequestId(random);
+    const target = req.url ?? '/';
+    const q = target.indexOf('?');
+    const path = q === -1 ? target : target.slice(0, q);
+    const query = q === -1 ? '' : target.slice(q + 1);
+    const method = req.method ?? 'GET';
+    res.setHeader('x-request-id', requestId);
+
+    let failure: unknown;
+    const finish = () => {
+      const status = res.statusCode;
+      const entry: Record<string, unknown> = {
+        requestId,
+        method,
+        path,
+        status,
+        ms: Math.round((performance.now() - started) * 10) / 10,
+      };
+      if (failure !== undefined && status >= 500) {
+        entry.err = failure instanceof AppError && failure.cause !== undefined ? failure.cause : failure;
+        if (failure instanceof AppError && failure.details) entry.details = failure.details;
+        logger.error(entry, 'request failed');
+      } else {
+        if (failure instanceof AppError) entry.code = failure.code;
+        logger.info(entry, 'request');
+      }
+    };
+    res.once('finish', finish);
+    res.once('close', () => {
+      if (!res.writableFinished) logger.info({ requestId, method, path, aborted: true }, 'request aborted by client');
+    });
+
+    const fail = (error: unknown) => {
+      failure = error;
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const { status, body } = errorBody(error, requestId);
+      if (status === 405 && error instanceof AppError && Array.isArray(error.details?.allowed)) {
+        res.setHeader('allow', (error.details.allowed as string[]).join(', '));
+      }
+      sendJson(res, status, body);
+    };
+
+    const found = router.match(method, path);
+    if (!found) return fail(new AppError('NOT_FOUND'));
+    if ('allowed' in found) return fail(new AppError('METHOD_NOT_ALLOWED', { details: { allowed: found.allowed } }));
+    try {
+      const result = found.handler({ req, res, requestId, path, query, params: found.params });
+      if (result) result.catch(fail);
+    } catch (error) {
+      fail(error);
+    }
+  };
+}
+
+/** Sends a JSON body with its length; never cached (answers are per user). */
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  });
+  res.end(text);
+}
+
+/**
+ * Reads a JSON object body (or an urlencoded form, as `wx.request` sends with that header).
+ * Over the limit → BODY_TOO_LARGE before reading when Content-Length says so; bad JSON or a
+ * non-object → BAD_REQUEST; another content type → UNSUPPORTED_MEDIA_TYPE. An empty body is {}.
+ */
+export async function readJsonBody(req: IncomingMessage, limit = JSON_BODY_LIMIT_BYTES): Promise<Record<string, unknown>> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (declared > limit) {
+    req.resume();
+    throw new AppError('BODY_TOO_LARGE', { message: `The body is over ${limit} bytes.` });
+  }
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  const raw = await readBody(req, limit);
+  if (raw.length === 0) return {};
+  if (type === 'application/x-www-form-urlencoded') {
+    return Object.fromEntries(new URLSearchParams(raw.toString('utf8')));
+  }
+  if (type !== '' && type !== 'application/json' && !type.endsWith('+json') && type !== 'text/plain') {
+    throw new AppError('UNSUPPORTED_MEDIA_TYPE');
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw.toString('utf8').replace(/^\uFEFF/, ''));
+  } catch {
+    throw new AppError('BAD_REQUEST', { message: 'The body is not valid JSON.' });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new AppError('BAD_REQUEST', { message: 'The body must be a JSON object.' });
+  }
+  return parsed as Record<string, unknown>;
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.off('data', onData);
+        req.resume();
+        reject(new AppError('BODY_TOO_LARGE', { message: `The body is over ${limit} bytes.` }));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(chunks)));
+    req.once('error', reject);
+    req.once('aborted', () => reject(new AppError('BAD_REQUEST', { message: 'The client aborted the body.' })));
+  });
+}
+
+/** A header's single value (the first when repeated). */
+export function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}

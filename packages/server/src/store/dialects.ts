@@ -1,0 +1,96 @@
+/**
+ * One Kysely instance per store URL: `sqlite:PATH`, `mysql://…` (or `mariadb://…`),
+ * `postgres://…`. Drivers are loaded only for the database in use.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect } from 'kysely';
+import type { Logger } from '../core/index.js';
+import type { Database } from './schema.js';
+
+export type DialectName = 'sqlite' | 'mysql' | 'postgres';
+
+/** Connections a pool may open. Small on purpose: requests are short and the database is shared. */
+export const POOL_SIZE = 10;
+/** How long to wait for a new database connection before failing the request. */
+export const CONNECT_TIMEOUT_MS = 5_000;
+/** How long SQLite waits for a lock held by another process. */
+export const SQLITE_BUSY_TIMEOUT_MS = 5_000;
+
+export interface OpenedDatabase {
+  db: Kysely<Database>;
+  dialect: DialectName;
+  /** The URL with any password replaced, for logs. */
+  redactedUrl: string;
+}
+
+export function dialectOf(url: string): DialectName {
+  if (url.startsWith('sqlite:')) return 'sqlite';
+  if (url.startsWith('mysql://') || url.startsWith('mariadb://')) return 'mysql';
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) return 'postgres';
+  throw new Error(`unsupported store URL scheme: ${redactUrl(url)}`);
+}
+
+/** The URL without its password. */
+export function redactUrl(url: string): string {
+  return url.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*):[^@/\s]*@/gi, '$1:***@');
+}
+
+export async function openDatabase(url: string, logger: Logger): Promise<OpenedDatabase> {
+  const dialect = dialectOf(url);
+  const redactedUrl = redactUrl(url);
+  if (dialect === 'sqlite') {
+    const { default: SQLite } = await import('better-sqlite3');
+    const file = url.slice('sqlite:'.length);
+    if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    const database = new SQLite(file, { timeout: SQLITE_BUSY_TIMEOUT_MS });
+    database.pragma('journal_mode = WAL');
+    database.pragma('synchronous = NORMAL');
+    database.pragma('foreign_keys = ON');
+    return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database }) }), dialect, redactedUrl };
+  }
+  if (dialect === 'mysql') {
+    const mysql = await import('mysql2');
+    const pool = mysql.createPool({
+      uri: url.replace(/^mariadb:/, 'mysql:'),
+      connectionLimit: POOL_SIZE,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      enableKeepAlive: true,
+      // Epoch-ms BIGINTs fit in a double; keep them numbers.
+      supportBigNumbers: true,
+      bigNumberStrings: false,
+    });
+    // A broken pooled connection must not crash the process; the pool drops it.
+    pool.on('connection', (connection) => {
+      connection.on('error', (error) => logger.warn({ err: errorSummary(error) }, 'store: mysql connection error'));
+    });
+    return { db: new Kysely<Database>({ dialect: new MysqlDialect({ pool }) }), dialect, redactedUrl };
+  }
+  const pg = await import('pg');
+  const Pool = pg.default.Pool;
+  const pool = new Pool({
+    connectionString: url,
+    max: POOL_SIZE,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    idleTimeoutMillis: 30_000,
+    keepAlive: true,
+    types: {
+      // BIGINT (oid 20) as a number: our BIGINTs are epoch ms and counts.
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        oid === 20 ? (value: string) => Number(value) : pg.default.types.getTypeParser(oid, format)) as never,
+    },
+  });
+  pool.on('error', (error) => logger.warn({ err: errorSummary(error) }, 'store: idle postgres connection error'));
+  return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect, redactedUrl };
+}
+
+/** The fields of a driver error worth logging (its message can carry the URL, so it is redacted). */
+export function errorSummary(error: unknown): Record<string, unknown> {
+  const e = error as { code?: unknown; errno?: unknown; message?: unknown; name?: unknown };
+  return {
+    name: e?.name,
+    code: e?.code,
+    errno: e?.errno,
+    message: typeof e?.message === 'string' ? redactUrl(e.message) : undefined,
+  };
+}

@@ -1,0 +1,7 @@
+export { createStore } from './store.js';
+export type { Store, StoreOptions, SaveLoginInput, SaveLoginResult } from './store.js';
+export type { SessionRecord, UserRecord } from './records.js';
+export type { Database } from './schema.js';
+export { dialectOf, redactUrl, type DialectName } from './dialects.js';
+export { isUnavailable, STORE_OP_TIMEOUT_MS } from './errors.js';
+export { MIGRATION_NAMES, type MigrationReport } from './migrations.js';

@@ -1,0 +1,69 @@
+/**
+ * Migrations, the same on every database. Append new ones; never edit one that has shipped.
+ * They run at start and by `minigate migrate`; Kysely's migrator takes a lock so that several
+ * instances starting together migrate once.
+ */
+import { Migrator, type Kysely, type Migration, type MigrationResult } from 'kysely';
+
+const migrations: Record<string, Migration> = {
+  '0001_users_sessions': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('users')
+        .addColumn('appid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('openid', 'varchar(128)', (c) => c.notNull())
+        .addColumn('unionid', 'varchar(128)')
+        .addColumn('profile', 'text')
+        .addColumn('phone_number', 'varchar(32)')
+        .addColumn('first_seen_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_seen_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('users_pk', ['appid', 'openid'])
+        .execute();
+      await db.schema.createIndex('users_unionid').on('users').column('unionid').execute();
+
+      await db.schema
+        .createTable('sessions')
+        .addColumn('token_hash', 'char(64)', (c) => c.primaryKey())
+        .addColumn('appid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('openid', 'varchar(128)', (c) => c.notNull())
+        .addColumn('unionid', 'varchar(128)')
+        .addColumn('session_key', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_seen_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('revoked_at', 'bigint')
+        .addColumn('revoked_reason', 'varchar(32)')
+        .addForeignKeyConstraint('sessions_user_fk', ['appid', 'openid'], 'users', ['appid', 'openid'], (fk) =>
+          fk.onDelete('cascade'),
+        )
+        .execute();
+      await db.schema.createIndex('sessions_user').on('sessions').columns(['appid', 'openid', 'created_at']).execute();
+      await db.schema.createIndex('sessions_expires').on('sessions').column('expires_at').execute();
+
+      await db.schema
+        .createTable('meta')
+        .addColumn('key', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
+};
+
+/** The names of all migrations, in order. */
+export const MIGRATION_NAMES = Object.keys(migrations).sort();
+
+export interface MigrationReport {
+  /** Migrations applied by this run. */
+  applied: string[];
+  /** All migrations now in the database. */
+  current: string[];
+}
+
+export async function runMigrations(db: Kysely<any>): Promise<MigrationReport> {
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error;
+  const applied = (results ?? []).filter((r: MigrationResult) => r.status === 'Success').map((r) => r.migrationName);
+  const all = await migrator.getMigrations();
+  return { applied, current: all.filter((m) => m.executedAt).map((m) => m.name) };
+}

@@ -1,0 +1,215 @@
+/**
+ * Queries over users and sessions, written once for all three databases. Each takes the
+ * executor it runs on (the database or an open transaction) so callers can compose them
+ * atomically.
+ */
+import { sql, type Kysely, type Selectable } from 'kysely';
+import type { DialectName } from './dialects.js';
+import type { Database, SessionsTable, UsersTable } from './schema.js';
+
+type Executor = Kysely<Database>;
+
+export interface SessionRecord {
+  tokenHash: string;
+  appid: string;
+  openid: string;
+  unionid: string | null;
+  /** Encrypted session_key (opaque to the store). */
+  sessionKey: string | null;
+  createdAt: number;
+  lastSeenAt: number;
+  expiresAt: number;
+  revokedAt: number | null;
+  revokedReason: string | null;
+}
+
+export interface UserRecord {
+  appid: string;
+  openid: string;
+  unionid: string | null;
+  /** The profile as saved (parsed JSON), or null. */
+  profile: Record<string, unknown> | null;
+  phoneNumber: string | null;
+  firstSeenAt: number;
+  lastSeenAt: number;
+}
+
+export function toSessionRecord(row: Selectable<SessionsTable>): SessionRecord {
+  return {
+    tokenHash: row.token_hash.trim(),
+    appid: row.appid,
+    openid: row.openid,
+    unionid: row.unionid,
+    sessionKey: row.session_key,
+    createdAt: Number(row.created_at),
+    lastSeenAt: Number(row.last_seen_at),
+    expiresAt: Number(row.expires_at),
+    revokedAt: row.revoked_at === null ? null : Number(row.revoked_at),
+    revokedReason: row.revoked_reason,
+  };
+}
+
+export function toUserRecord(row: Selectable<UsersTable>): UserRecord {
+  let profile: Record<string, unknown> | null = null;
+  if (row.profile) {
+    try {
+      profile = JSON.parse(row.profile) as Record<string, unknown>;
+    } catch {
+      profile = null;
+    }
+  }
+  return {
+    appid: row.appid,
+    openid: row.openid,
+    unionid: row.unionid,
+    profile,
+    phoneNumber: row.phone_number,
+    firstSeenAt: Number(row.first_seen_at),
+    lastSeenAt: Number(row.last_seen_at),
+  };
+}
+
+export interface UpsertUser {
+  appid: string;
+  openid: string;
+  unionid: string | null;
+  /** Replaces the saved profile when given; null keeps what is there. */
+  profile: Record<string, unknown> | null;
+  now: number;
+}
+
+/** Creates the user or marks it seen; a known unionid or profile is never erased by a null. */
+export async function upsertUser(db: Executor, dialect: DialectName, user: UpsertUser): Promise<void> {
+  const values = {
+    appid: user.appid,
+    openid: user.openid,
+    unionid: user.unionid,
+    profile: user.profile ? JSON.stringify(user.profile) : null,
+    phone_number: null,
+    first_seen_at: user.now,
+    last_seen_at: user.now,
+  };
+  const insert = db.insertInto('users').values(values);
+  if (dialect === 'mysql') {
+    await insert
+      .onDuplicateKeyUpdate({
+        unionid: sql`COALESCE(VALUES(unionid), unionid)`,
+        profile: sql`COALESCE(VALUES(profile), profile)`,
+        last_seen_at: sql`GREATEST(VALUES(last_seen_at), last_seen_at)`,
+      })
+      .execute();
+    return;
+  }
+  const greatest = dialect === 'sqlite' ? 'MAX' : 'GREATEST';
+  await insert
+    .onConflict((oc) =>
+      oc.columns(['appid', 'openid']).doUpdateSet({
+        unionid: sql`COALESCE(excluded.unionid, users.unionid)`,
+        profile: sql`COALESCE(excluded.profile, users.profile)`,
+        last_seen_at: sql`${sql.raw(greatest)}(excluded.last_seen_at, users.last_seen_at)`,
+      }),
+    )
+    .execute();
+}
+
+export async function findUser(db: Executor, appid: string, openid: string): Promise<UserRecord | null> {
+  const row = await db
+    .selectFrom('users')
+    .selectAll()
+    .where('appid', '=', appid)
+    .where('openid', '=', openid)
+    .executeTakeFirst();
+  return row ? toUserRecord(row) : null;
+}
+
+export async function insertSession(db: Executor, session: SessionRecord): Promise<void> {
+  await db
+    .insertInto('sessions')
+    .values({
+      token_hash: session.tokenHash,
+      appid: session.appid,
+      openid: session.openid,
+      unionid: session.unionid,
+      session_key: session.sessionKey,
+      created_at: session.createdAt,
+      last_seen_at: session.lastSeenAt,
+      expires_at: session.expiresAt,
+      revoked_at: session.revokedAt,
+      revoked_reason: session.revokedReason,
+    })
+    .execute();
+}
+
+export async function findSession(db: Executor, tokenHash: string): Promise<SessionRecord | null> {
+  const row = await db.selectFrom('sessions').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+  return row ? toSessionRecord(row) : null;
+}
+
+/**
+ * The user's live sessions, newest first (ties broken by hash so every database agrees).
+ * Live: not revoked, before the absolute end, and (when idleMs is given) used within the idle time.
+ */
+export async function liveSessionHashes(
+  db: Executor,
+  appid: string,
+  openid: string,
+  now: number,
+  idleMs: number | null,
+): Promise<string[]> {
+  let query = db
+    .selectFrom('sessions')
+    .select('token_hash')
+    .where('appid', '=', appid)
+    .where('openid', '=', openid)
+    .where('revoked_at', 'is', null)
+    .where('expires_at', '>', now);
+  if (idleMs !== null) query = query.where('last_seen_at', '>', now - idleMs);
+  const rows = await query
+    .orderBy('created_at', 'desc')
+    .orderBy('token_hash', 'desc')
+    .execute();
+  return rows.map((r) => r.token_hash.trim());
+}
+
+/** Marks sessions revoked; returns how many changed. */
+export async function revokeSessions(
+  db: Executor,
+  tokenHashes: readonly string[],
+  now: number,
+  reason: string,
+): Promise<number> {
+  if (tokenHashes.length === 0) return 0;
+  const result = await db
+    .updateTable('sessions')
+    .set({ revoked_at: now, revoked_reason: reason })
+    .where('token_hash', 'in', tokenHashes)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+/** Moves last_seen forward (never back) for the session and its user. */
+export async function touchSession(db: Executor, session: SessionRecord, now: number): Promise<void> {
+  await db
+    .updateTable('sessions')
+    .set({ last_seen_at: now })
+    .where('token_hash', '=', session.tokenHash)
+    .where('last_seen_at', '<', now)
+    .execute();
+  await db
+    .updateTable('users')
+    .set({ last_seen_at: now })
+    .where('appid', '=', session.appid)
+    .where('openid', '=', session.openid)
+    .where('last_seen_at', '<', now)
+    .execute();
+}
+
+/** Deletes sessions that ended (absolute end or revocation) before `before`. */
+export async function purgeSessions(db: Executor, before: number): Promise<number> {
+  const result = await db
+    .deleteFrom('sessions')
+    .where((eb) => eb.or([eb('expires_at', '<', before), eb('revoked_at', '<', before)]))
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

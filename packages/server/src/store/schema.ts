@@ -1,0 +1,41 @@
+/**
+ * Table types. Timestamps are epoch milliseconds in BIGINT columns on every database, so the
+ * same queries and the same comparisons work on SQLite, MySQL/MariaDB and PostgreSQL.
+ */
+export interface SessionsTable {
+  /** SHA-256 of the token, lowercase hex. The token itself is never stored. */
+  token_hash: string;
+  appid: string;
+  openid: string;
+  unionid: string | null;
+  /** WeChat's session_key, encrypted with the server's secret key (see auth/secret-box). */
+  session_key: string | null;
+  created_at: number;
+  last_seen_at: number;
+  /** The absolute end of the session; the idle end is last_seen_at + the app's idle time. */
+  expires_at: number;
+  revoked_at: number | null;
+  revoked_reason: string | null;
+}
+
+export interface UsersTable {
+  appid: string;
+  openid: string;
+  unionid: string | null;
+  /** JSON of the profile fields (nickName, avatarUrl, …). */
+  profile: string | null;
+  phone_number: string | null;
+  first_seen_at: number;
+  last_seen_at: number;
+}
+
+export interface MetaTable {
+  key: string;
+  value: string;
+}
+
+export interface Database {
+  sessions: SessionsTable;
+  users: UsersTable;
+  meta: MetaTable;
+}

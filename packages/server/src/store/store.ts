@@ -1,0 +1,154 @@
+/**
+ * The data layer: one interface over SQLite, MySQL/MariaDB and PostgreSQL.
+ *
+ * Contract: every method either completes or throws an AppError — STORE_UNAVAILABLE when the
+ * database cannot be reached or is busy (the caller may retry; nothing was half-written, since
+ * multi-row changes run in one transaction), INTERNAL for anything else. No method waits longer
+ * than STORE_OP_TIMEOUT_MS. The store keeps no state of its own between calls, so a database
+ * that comes back is used again without a restart.
+ */
+import { sql, type Kysely } from 'kysely';
+import type { Logger } from '../core/index.js';
+import { openDatabase, type DialectName } from './dialects.js';
+import { STORE_OP_TIMEOUT_MS, StoreTimeoutError, storeError } from './errors.js';
+import { runMigrations, type MigrationReport } from './migrations.js';
+import {
+  findSession,
+  findUser,
+  insertSession,
+  liveSessionHashes,
+  purgeSessions,
+  revokeSessions,
+  touchSession,
+  upsertUser,
+  type SessionRecord,
+  type UserRecord,
+} from './records.js';
+import type { Database } from './schema.js';
+
+export interface SaveLoginInput {
+  session: SessionRecord;
+  /** A profile from decrypted user data, or null to keep the saved one. */
+  profile: Record<string, unknown> | null;
+  /** Live sessions the user may keep, counting the new one. */
+  maxPerUser: number;
+  idleMs: number;
+}
+
+export interface SaveLoginResult {
+  user: UserRecord;
+  /** Sessions ended because the user went over maxPerUser. */
+  revokedHashes: string[];
+}
+
+export interface Store {
+  readonly dialect: DialectName;
+  /** The URL with its password hidden. */
+  readonly redactedUrl: string;
+  /** Applies pending migrations. */
+  migrate(): Promise<MigrationReport>;
+  /** Saves a login atomically: the user, the new session, and the ending of sessions over the limit. */
+  saveLogin(input: SaveLoginInput): Promise<SaveLoginResult>;
+  findSession(tokenHash: string): Promise<SessionRecord | null>;
+  touchSession(session: SessionRecord, now: number): Promise<void>;
+  /** Ends one session; false when it was unknown or already ended. */
+  revokeSession(tokenHash: string, now: number, reason: string): Promise<boolean>;
+  /** Ends all live sessions of a user; returns their hashes. */
+  revokeUserSessions(appid: string, openid: string, now: number, reason: string): Promise<string[]>;
+  findUser(appid: string, openid: string): Promise<UserRecord | null>;
+  purgeSessions(before: number): Promise<number>;
+  /** The value of a meta key; when absent and `init` is given, stores and returns `init`. */
+  meta(key: string, init?: string): Promise<string | null>;
+  /** A cheap round trip, to see the database answers. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+  /** The Kysely instance, for other features' tables. */
+  readonly db: Kysely<Database>;
+}
+
+export interface StoreOptions {
+  url: string;
+  logger: Logger;
+}
+
+export async function createStore(options: StoreOptions): Promise<Store> {
+  const { db, dialect, redactedUrl } = await openDatabase(options.url, options.logger);
+
+  async function guard<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new StoreTimeoutError(operation)), STORE_OP_TIMEOUT_MS);
+    });
+    try {
+      return await Promise.race([run(), timeout]);
+    } catch (error) {
+      throw storeError(error, operation);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  return {
+    dialect,
+    redactedUrl,
+    db,
+    migrate: () => guard('migrate', () => runMigrations(db)),
+
+    saveLogin: (input) =>
+      guard('saveLogin', () =>
+        db.transaction().execute(async (trx) => {
+          const { session } = input;
+          await upsertUser(trx, dialect, {
+            appid: session.appid,
+            openid: session.openid,
+            unionid: session.unionid,
+            profile: input.profile,
+            now: session.createdAt,
+          });
+          await insertSession(trx, session);
+          const live = await liveSessionHashes(trx, session.appid, session.openid, session.createdAt, input.idleMs);
+          const over = live.filter((hash) => hash !== session.tokenHash).slice(Math.max(0, input.maxPerUser - 1));
+          await revokeSessions(trx, over, session.createdAt, 'limit');
+          const user = await findUser(trx, session.appid, session.openid);
+          if (!user) throw new Error('user row missing after upsert');
+          return { user, revokedHashes: over };
+        }),
+      ),
+
+    findSession: (tokenHash) => guard('findSession', () => findSession(db, tokenHash)),
+    touchSession: (session, now) => guard('touchSession', () => touchSession(db, session, now)),
+    revokeSession: (tokenHash, now, reason) =>
+      guard('revokeSession', async () => (await revokeSessions(db, [tokenHash], now, reason)) > 0),
+    revokeUserSessions: (appid, openid, now, reason) =>
+      guard('revokeUserSessions', () =>
+        db.transaction().execute(async (trx) => {
+          const hashes = await liveSessionHashes(trx, appid, openid, now, null);
+          await revokeSessions(trx, hashes, now, reason);
+          return hashes;
+        }),
+      ),
+    findUser: (appid, openid) => guard('findUser', () => findUser(db, appid, openid)),
+    purgeSessions: (before) => guard('purgeSessions', () => purgeSessions(db, before)),
+
+    meta: (key, init) =>
+      guard('meta', async () => {
+        const row = await db.selectFrom('meta').select('value').where('key', '=', key).executeTakeFirst();
+        if (row) return row.value;
+        if (init === undefined) return null;
+        // Two instances may race here; the first value written wins and both return it.
+        try {
+          await db.insertInto('meta').values({ key, value: init }).execute();
+        } catch {
+          // fall through to read the winner
+        }
+        const again = await db.selectFrom('meta').select('value').where('key', '=', key).executeTakeFirst();
+        return again?.value ?? null;
+      }),
+
+    ping: () =>
+      guard('ping', async () => {
+        await sql`select 1`.execute(db);
+      }),
+    close: () => db.destroy(),
+  };
+}

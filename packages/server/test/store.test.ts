@@ -1,0 +1,162 @@
+/**
+ * The store suite, run against SQLite, MariaDB and PostgreSQL: same migrations, same queries,
+ * same answers.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../src/core/logger.js';
+import { isAppError } from '../src/core/errors.js';
+import { createStore, MIGRATION_NAMES, type SessionRecord, type Store } from '../src/store/index.js';
+import { createTestDatabase, TEST_DIALECTS, type TestDatabase } from './helpers/databases.js';
+
+const DAY = 86_400_000;
+const T0 = Date.UTC(2026, 5, 1);
+let serial = 0;
+
+function session(overrides: Partial<SessionRecord> = {}): SessionRecord {
+  serial++;
+  return {
+    tokenHash: serial.toString(16).padStart(64, '0'),
+    appid: 'wx0123456789abcdef',
+    openid: 'o-user-1',
+    unionid: null,
+    sessionKey: 'v1.sealed',
+    createdAt: T0 + serial,
+    lastSeenAt: T0 + serial,
+    expiresAt: T0 + serial + 30 * DAY,
+    revokedAt: null,
+    revokedReason: null,
+    ...overrides,
+  };
+}
+
+describe.each(TEST_DIALECTS)('store on %s', (dialect) => {
+  let database: TestDatabase;
+  let store: Store;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(dialect);
+    store = await createStore({ url: database.url, logger: silentLogger() });
+    await store.migrate();
+  });
+  afterAll(async () => {
+    await store?.close();
+    await database?.drop();
+  });
+
+  it('migrates once and then reports up to date', async () => {
+    const again = await store.migrate();
+    expect(again.applied).toEqual([]);
+    expect(again.current).toEqual(MIGRATION_NAMES);
+    expect(store.dialect).toBe(dialect);
+  });
+
+  it('saves a login: the user, the session, and reads them back', async () => {
+    const s = session({ openid: 'o-save', unionid: 'u-save' });
+    const { user, revokedHashes } = await store.saveLogin({
+      session: s,
+      profile: { nickName: '小明', gender: 1 },
+      maxPerUser: 10,
+      idleMs: 7 * DAY,
+    });
+    expect(revokedHashes).toEqual([]);
+    expect(user).toMatchObject({ openid: 'o-save', unionid: 'u-save', profile: { nickName: '小明', gender: 1 } });
+    expect(user.firstSeenAt).toBe(s.createdAt);
+    expect(await store.findSession(s.tokenHash)).toEqual(s);
+    expect(await store.findUser(s.appid, 'o-save')).toEqual(user);
+  });
+
+  it('keeps a known unionid and profile when a later login has none', async () => {
+    const first = session({ openid: 'o-keep', unionid: 'u-keep' });
+    await store.saveLogin({ session: first, profile: { nickName: 'A' }, maxPerUser: 10, idleMs: DAY });
+    const second = session({ openid: 'o-keep', unionid: null, createdAt: first.createdAt + 1000 });
+    const { user } = await store.saveLogin({ session: second, profile: null, maxPerUser: 10, idleMs: DAY });
+    expect(user).toMatchObject({ unionid: 'u-keep', profile: { nickName: 'A' }, firstSeenAt: first.createdAt });
+    expect(user.lastSeenAt).toBe(second.createdAt);
+    const third = session({ openid: 'o-keep', createdAt: first.createdAt + 2000 });
+    const updated = await store.saveLogin({ session: third, profile: { nickName: 'B' }, maxPerUser: 10, idleMs: DAY });
+    expect(updated.user.profile).toEqual({ nickName: 'B' });
+  });
+
+  it('ends the oldest sessions beyond maxPerUser', async () => {
+    const made: SessionRecord[] = [];
+    for (let i = 0; i < 4; i++) {
+      const s = session({ openid: 'o-limit', createdAt: T0 + 10_000 + i, lastSeenAt: T0 + 10_000 + i });
+      made.push(s);
+      const { revokedHashes } = await store.saveLogin({ session: s, profile: null, maxPerUser: 3, idleMs: DAY });
+      expect(revokedHashes).toEqual(i === 3 ? [made[0]!.tokenHash] : []);
+    }
+    expect((await store.findSession(made[0]!.tokenHash))?.revokedReason).toBe('limit');
+    for (const s of made.slice(1)) expect((await store.findSession(s.tokenHash))?.revokedAt).toBeNull();
+  });
+
+  it('writes nothing when a login fails half way (the transaction rolls back)', async () => {
+    const existing = session({ openid: 'o-dup-owner' });
+    await store.saveLogin({ session: existing, profile: null, maxPerUser: 10, idleMs: DAY });
+    // Same token hash as an existing session: the session insert fails after the user upsert.
+    const clash = session({ openid: 'o-never-saved', tokenHash: existing.tokenHash });
+    await expect(store.saveLogin({ session: clash, profile: null, maxPerUser: 10, idleMs: DAY })).rejects.toSatisfy(
+      (error) => isAppError(error),
+    );
+    expect(await store.findUser(clash.appid, 'o-never-saved')).toBeNull();
+  });
+
+  it('revokes one session, and all of a user', async () => {
+    const a = session({ openid: 'o-revoke' });
+    const b = session({ openid: 'o-revoke' });
+    await store.saveLogin({ session: a, profile: null, maxPerUser: 10, idleMs: DAY });
+    await store.saveLogin({ session: b, profile: null, maxPerUser: 10, idleMs: DAY });
+    expect(await store.revokeSession(a.tokenHash, T0 + DAY, 'logout')).toBe(true);
+    expect(await store.revokeSession(a.tokenHash, T0 + DAY, 'logout')).toBe(false);
+    expect(await store.findSession(a.tokenHash)).toMatchObject({ revokedAt: T0 + DAY, revokedReason: 'logout' });
+    expect(await store.revokeUserSessions(a.appid, 'o-revoke', T0 + DAY, 'admin')).toEqual([b.tokenHash]);
+    expect((await store.findSession(b.tokenHash))?.revokedReason).toBe('admin');
+  });
+
+  it('moves last-seen forward only', async () => {
+    const s = session({ openid: 'o-touch' });
+    await store.saveLogin({ session: s, profile: null, maxPerUser: 10, idleMs: DAY });
+    await store.touchSession(s, s.lastSeenAt + 60_000);
+    await store.touchSession(s, s.lastSeenAt + 1_000);
+    expect((await store.findSession(s.tokenHash))?.lastSeenAt).toBe(s.lastSeenAt + 60_000);
+    expect((await store.findUser(s.appid, 'o-touch'))?.lastSeenAt).toBe(s.lastSeenAt + 60_000);
+  });
+
+  it('purges sessions that ended before a time, and only those', async () => {
+    const old = session({ openid: 'o-purge', expiresAt: T0 - DAY });
+    const live = session({ openid: 'o-purge' });
+    await store.saveLogin({ session: old, profile: null, maxPerUser: 10, idleMs: DAY });
+    await store.saveLogin({ session: live, profile: null, maxPerUser: 10, idleMs: DAY });
+    expect(await store.purgeSessions(T0)).toBeGreaterThanOrEqual(1);
+    expect(await store.findSession(old.tokenHash)).toBeNull();
+    expect(await store.findSession(live.tokenHash)).not.toBeNull();
+  });
+
+  it('keeps a long session_key blob and non-ASCII profile text intact', async () => {
+    const blob = 'v1.' + 'x'.repeat(600);
+    const s = session({ openid: 'o-blob', sessionKey: blob });
+    await store.saveLogin({ session: s, profile: { nickName: '😀 微信用户 "quoted"' }, maxPerUser: 10, idleMs: DAY });
+    expect((await store.findSession(s.tokenHash))?.sessionKey).toBe(blob);
+    expect((await store.findUser(s.appid, 'o-blob'))?.profile).toEqual({ nickName: '😀 微信用户 "quoted"' });
+  });
+
+  it('meta: the first value written wins, even when two race', async () => {
+    const [a, b] = await Promise.all([store.meta('race', 'one'), store.meta('race', 'two')]);
+    expect(a).toBe(b);
+    expect(await store.meta('race')).toBe(a);
+    expect(await store.meta('absent')).toBeNull();
+  });
+
+  it('answers ping', async () => {
+    await expect(store.ping()).resolves.toBeUndefined();
+  });
+});
+
+describe('store URLs', () => {
+  it('refuses a store it cannot reach with STORE_UNAVAILABLE, naming no password', async () => {
+    const store = await createStore({ url: 'postgres://u:hunter2@127.0.0.1:1/x', logger: silentLogger() });
+    const error = await store.migrate().catch((e: unknown) => e);
+    expect(isAppError(error, 'STORE_UNAVAILABLE')).toBe(true);
+    expect(store.redactedUrl).toBe('postgres://u:***@127.0.0.1:1/x');
+    await store.close();
+  });
+});

@@ -1,0 +1,24 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const src = (pkg: string) => fileURLToPath(new URL(`./packages/${pkg}/src/index.ts`, import.meta.url));
+
+export default defineConfig({
+  resolve: {
+    // Tests run on the sources; the CLI end-to-end tests run the build.
+    alias: [
+      { find: /^minigate-protocol$/, replacement: src('protocol') },
+      { find: /^minigate-sandbox$/, replacement: src('sandbox') },
+      { find: /^minigate-client$/, replacement: src('client') },
+      { find: /^minigate$/, replacement: src('server') },
+    ],
+  },
+  test: {
+    include: ['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts'],
+    pool: 'forks',
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    // Quiet by default; a failing test prints what it captured.
+    silent: 'passed-only',
+  },
+});
