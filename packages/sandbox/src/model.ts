@@ -143,6 +143,11 @@ export class SandboxModel {
     return this.users.get(`${appid}/${openid}`);
   }
 
+  /** Every user the sandbox has made, optionally of one app. */
+  listUsers(appid?: string): SandboxUser[] {
+    return [...this.users.values()].filter((u) => appid === undefined || u.appid === appid);
+  }
+
   /** What wx.login gives: a fresh single-use code for the user (made when no openid is given). */
   issueLoginCode(input: {
     appid: string;

@@ -8,13 +8,6 @@ import { redactUrl } from '../store/index.js';
 import { createServer } from '../server.js';
 import { EXIT_FAILURE, UsageError, runUntilSignal } from './shared.js';
 
-export const help = `minigate dev [--data DIR] [--port N] [--sandbox-port N] [--json]
-
-Runs minigate for local development, with no config file: SQLite in DIR (default ./.minigate),
-the WeChat sandbox in-process with a registered dev app, on http://127.0.0.1:N (default 8080).
---port 0 picks free ports. --json prints {"url","sandboxUrl","appid","dataDir"} as one line.
-MINIGATE_* variables still apply (e.g. MINIGATE_STORE=postgres://… to use PostgreSQL).`;
-
 export const DEV_APP_FILE = 'dev-app.json';
 export const DEV_PORT_DEFAULT = 8080;
 

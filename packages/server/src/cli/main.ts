@@ -1,18 +1,17 @@
 /** The `minigate` command: one thin file per subcommand. */
 import { readFileSync } from 'node:fs';
-import * as devCommand from './dev.js';
-import * as migrateCommand from './migrate.js';
-import * as sandboxCommand from './sandbox.js';
-import { EXIT_USAGE, UsageError } from './shared.js';
-import * as startCommand from './start.js';
-import * as validateCommand from './validate.js';
+import { EXIT_USAGE, UsageError } from './errors.js';
+import { devHelp, migrateHelp, sandboxHelp, startHelp, validateHelp } from './usage.js';
 
-const commands: Record<string, { help: string; run: (argv: string[]) => void | Promise<void> }> = {
-  dev: { help: devCommand.help, run: devCommand.dev },
-  start: { help: startCommand.help, run: startCommand.start },
-  validate: { help: validateCommand.help, run: validateCommand.validate },
-  migrate: { help: migrateCommand.help, run: migrateCommand.migrate },
-  sandbox: { help: sandboxCommand.help, run: sandboxCommand.sandbox },
+type Run = (argv: string[]) => void | Promise<void>;
+
+// Commands load on use, so `--help` and `validate` stay quick.
+const commands: Record<string, { help: string; load: () => Promise<Run> }> = {
+  dev: { help: devHelp, load: async () => (await import('./dev.js')).dev },
+  start: { help: startHelp, load: async () => (await import('./start.js')).start },
+  validate: { help: validateHelp, load: async () => (await import('./validate.js')).validate },
+  migrate: { help: migrateHelp, load: async () => (await import('./migrate.js')).migrate },
+  sandbox: { help: sandboxHelp, load: async () => (await import('./sandbox.js')).sandbox },
 };
 
 const overview = `minigate — a self-hosted backend and edge server for WeChat Mini Programs
@@ -54,7 +53,7 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${command.help}\n`);
     return;
   }
-  await command.run(rest);
+  await (await command.load())(rest);
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {

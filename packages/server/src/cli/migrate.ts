@@ -3,11 +3,6 @@ import { createLogger } from '../core/logger.js';
 import { createStore, redactUrl } from '../store/index.js';
 import { EXIT_FAILURE, configFile, loadOrExit } from './shared.js';
 
-export const help = `minigate migrate [-c FILE]
-
-Applies pending database migrations to the configured store and exits. (minigate start also
-migrates; this is for deploy pipelines that migrate first.)`;
-
 export async function migrate(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } } });
   const config = loadOrExit(configFile(values.config));

@@ -1,12 +1,6 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from './shared.js';
 
-export const help = `minigate sandbox [--port N] [--host H] [--app APPID:SECRET]...
-
-Runs the WeChat sandbox alone: a local HTTP server that answers like api.weixin.qq.com
-(jscode2session, token, stable_token, checksession, getuserphonenumber) plus its control API
-under /__sandbox/ (GET /__sandbox lists it). Point wechat.apiBase at it.`;
-
 export async function sandbox(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,

@@ -2,14 +2,11 @@
 import { existsSync } from 'node:fs';
 import { ConfigError, loadConfig, type Config } from '../config/index.js';
 import { StartError, type MinigateServer } from '../server.js';
+import { EXIT_FAILURE, UsageError } from './errors.js';
+
+export { EXIT_FAILURE, EXIT_USAGE, UsageError } from './errors.js';
 
 export const DEFAULT_CONFIG_FILE = 'minigate.yaml';
-
-/** Exit codes: 0 fine, 1 the config or the start failed, 2 usage. */
-export const EXIT_FAILURE = 1;
-export const EXIT_USAGE = 2;
-
-export class UsageError extends Error {}
 
 /** The config file a command uses: -c, else $MINIGATE_CONFIG, else ./minigate.yaml. */
 export function configFile(given: string | undefined): string {

@@ -2,11 +2,6 @@ import { parseArgs } from 'node:util';
 import { redactUrl } from '../store/index.js';
 import { configFile, loadOrExit } from './shared.js';
 
-export const help = `minigate validate [-c FILE]
-
-Checks a config file without starting: prints every problem (file:line, key path, what to do)
-and exits 1, or prints a summary and exits 0.`;
-
 export function validate(argv: string[]): void {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } } });
   const file = configFile(values.config);

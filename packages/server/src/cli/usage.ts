@@ -1,0 +1,30 @@
+/** Usage texts, kept apart from the commands so `--help` loads nothing else. */
+
+export const devHelp = `minigate dev [--data DIR] [--port N] [--sandbox-port N] [--json]
+
+Runs minigate for local development, with no config file: SQLite in DIR (default ./.minigate),
+the WeChat sandbox in-process with a registered dev app, on http://127.0.0.1:N (default 8080).
+--port 0 picks free ports. --json prints {"url","sandboxUrl","appid","dataDir"} as one line.
+MINIGATE_* variables still apply (e.g. MINIGATE_STORE=postgres://… to use PostgreSQL).`;
+
+export const startHelp = `minigate start [-c FILE]
+
+Runs minigate from a config file (default: $MINIGATE_CONFIG, else ./minigate.yaml). Every key
+can be overridden by an environment variable MINIGATE_<KEY_PATH>, e.g. MINIGATE_STORE,
+MINIGATE_LISTEN_HTTP, MINIGATE_APPS_0_SECRET. SIGTERM drains and exits.`;
+
+export const validateHelp = `minigate validate [-c FILE]
+
+Checks a config file without starting: prints every problem (file:line, key path, what to do)
+and exits 1, or prints a summary and exits 0.`;
+
+export const migrateHelp = `minigate migrate [-c FILE]
+
+Applies pending database migrations to the configured store and exits. (minigate start also
+migrates; this is for deploy pipelines that migrate first.)`;
+
+export const sandboxHelp = `minigate sandbox [--port N] [--host H] [--app APPID:SECRET]...
+
+Runs the WeChat sandbox alone: a local HTTP server that answers like api.weixin.qq.com
+(jscode2session, token, stable_token, checksession, getuserphonenumber) plus its control API
+under /__sandbox/ (GET /__sandbox lists it). Point wechat.apiBase at it.`;

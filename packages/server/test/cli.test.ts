@@ -1,0 +1,216 @@
+/**
+ * The built CLI, run as a user runs it: `minigate --help`, `validate`, `migrate`, `sandbox`,
+ * `start -c` with MINIGATE_STORE pointing at MariaDB or PostgreSQL, and `dev`.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redactUrl } from '../src/store/index.js';
+import { runCli, startCli, type RunningCli } from './helpers/cli.js';
+import { createTestDatabase, type TestDatabase } from './helpers/databases.js';
+
+const APPID = 'wx00112233445566aa';
+const SECRET = 'cli-test-app-secret-9f8e7d6c5b4a';
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'mg-cli-'));
+});
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function post(url: string, body: unknown, headers: Record<string, string> = {}) {
+  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  return { status: r.status, body: (await r.json()) as any };
+}
+
+async function loginVia(url: string, sandboxUrl: string, appid: string, openid?: string) {
+  const { code } = (await post(`${sandboxUrl}/__sandbox/login`, { appid, ...(openid ? { openid } : {}) })).body;
+  const login = await post(`${url}/auth/login`, { code });
+  expect(login.status, JSON.stringify(login.body)).toBe(200);
+  return login.body as { token: string; openid: string };
+}
+
+async function session(url: string, token: string) {
+  const r = await fetch(`${url}/auth/session`, { headers: { authorization: `Bearer ${token}` } });
+  return { status: r.status, body: (await r.json()) as any };
+}
+
+describe('minigate --help and usage errors', () => {
+  it('prints the commands and exits 0', async () => {
+    const r = await runCli(['--help']);
+    expect(r.code).toBe(0);
+    for (const command of ['dev', 'start', 'validate', 'migrate', 'sandbox']) expect(r.stdout).toContain(command);
+    expect((await runCli(['help', 'start'])).stdout).toContain('MINIGATE_<KEY_PATH>');
+    expect((await runCli(['--version'])).stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
+  });
+
+  it('exits 2 on an unknown command or option, naming it', async () => {
+    const r = await runCli(['serve']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('unknown command "serve"');
+    const o = await runCli(['validate', '--bogus']);
+    expect(o.code).toBe(2);
+    expect(o.stderr).toContain('--bogus');
+  });
+});
+
+describe('minigate validate', () => {
+  it('exits 0 and summarises a good file', async () => {
+    const file = path.join(dir, 'good.yaml');
+    writeFileSync(file, `apps:\n  - appid: ${APPID}\n    secret: \${APP_SECRET}\n`);
+    const r = await runCli(['validate', '-c', file], { env: { APP_SECRET: SECRET } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`${file}: ok`);
+    expect(r.stdout).not.toContain(SECRET);
+  });
+
+  it('exits 1 listing every problem with file:line and key path', async () => {
+    const file = path.join(dir, 'bad.yaml');
+    writeFileSync(file, `listen:\n  htp: 80\napps:\n  - appid: nope\n    secret: x\n    session:\n      idle: forever\n`);
+    const r = await runCli(['validate', '-c', file], { env: { MINIGATE_STORE: 'oracle://x' } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${file}: 4 problems`);
+    expect(r.stderr).toContain(`${file}:2:3  listen.htp: unknown key (did you mean "http"?)`);
+    expect(r.stderr).toContain(`${file}:4:5  apps[0].appid: expected an AppID`);
+    expect(r.stderr).toContain(`${file}:7:7  apps[0].session.idle: expected a duration`);
+    expect(r.stderr).toContain('env MINIGATE_STORE  store: expected sqlite:PATH');
+  });
+
+  it('says when the file is missing', async () => {
+    const r = await runCli(['validate', '-c', path.join(dir, 'absent.yaml')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('cannot read the file (no such file)');
+    const none = await runCli(['validate'], { cwd: dir });
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('no minigate.yaml here');
+  });
+});
+
+describe.each(['mysql', 'postgres'] as const)('minigate start with MINIGATE_STORE on %s', (dialect) => {
+  let database: TestDatabase;
+  let sandbox: RunningCli;
+  let sandboxUrl: string;
+  let file: string;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(dialect);
+    sandbox = startCli(['sandbox', '--port', '0', '--app', `${APPID}:${SECRET}`]);
+    sandboxUrl = /(http:\/\/\S+)/.exec(await sandbox.waitForLine(/^sandbox http/))![1]!;
+    file = path.join(dir, `start-${dialect}.yaml`);
+    writeFileSync(
+      file,
+      [
+        `dataDir: ./data-${dialect}`,
+        'listen:',
+        '  http: 127.0.0.1:0',
+        'wechat:',
+        `  apiBase: ${sandboxUrl}`,
+        'apps:',
+        `  - appid: ${APPID}`,
+        `    secretFile: ./secret-${dialect}.txt`,
+        'log:',
+        '  level: debug',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(path.join(dir, `secret-${dialect}.txt`), `${SECRET}\n`);
+  });
+  afterAll(async () => {
+    await sandbox?.stop();
+    await database?.drop();
+  });
+
+  it('migrates with `minigate migrate`, then reports up to date', async () => {
+    const env = { MINIGATE_STORE: database.url };
+    const first = await runCli(['migrate', '-c', file], { env });
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toContain('applied 0001_users_sessions');
+    const second = await runCli(['migrate', '-c', file], { env });
+    expect(second.stdout).toContain('up to date');
+  });
+
+  it('serves logins whose sessions survive a restart, and exits 0 on SIGTERM', async () => {
+    const env = { MINIGATE_STORE: database.url };
+    const startServer = async () => {
+      const server = startCli(['start', '-c', file], { env });
+      // JSON log lines go to stderr; wait for the "started" line and read the URL from it.
+      const deadline = Date.now() + 20_000;
+      while (!/minigate started/.test(server.stderr())) {
+        if (Date.now() > deadline || server.child.exitCode !== null) throw new Error(`did not start:\n${server.stderr()}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const url = /"url":"(http:[^"]+)"/.exec(server.stderr())![1]!;
+      return { server, url };
+    };
+    const first = await startServer();
+    const { token, openid } = await loginVia(first.url, sandboxUrl, APPID);
+    expect(await first.server.stop('SIGTERM')).toBe(0);
+
+    const second = await startServer();
+    try {
+      const s = await session(second.url, token);
+      expect(s).toMatchObject({ status: 200, body: { openid, appid: APPID } });
+      const logs = first.server.stderr() + second.server.stderr();
+      expect(logs).toContain(`"store":"${redactUrl(database.url)}"`);
+      expect(logs).not.toContain(SECRET);
+      expect(logs).not.toContain(token);
+    } finally {
+      expect(await second.server.stop('SIGTERM')).toBe(0);
+    }
+  });
+});
+
+describe('minigate dev', () => {
+  it('prints its facts as JSON, serves a whole login, and keeps sessions and the appid across restarts', async () => {
+    const data = path.join(dir, 'dev-data');
+    const start = async () => {
+      const dev = startCli(['dev', '--json', '--port', '0', '--data', data]);
+      const facts = JSON.parse(await dev.waitForLine(/^\{/)) as { url: string; sandboxUrl: string; appid: string; dataDir: string };
+      return { dev, facts };
+    };
+    const first = await start();
+    expect(first.facts).toMatchObject({ url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/), appid: expect.stringMatching(/^wx[0-9a-f]{16}$/), dataDir: data });
+    const { token, openid } = await loginVia(first.facts.url, first.facts.sandboxUrl, first.facts.appid);
+    expect((await session(first.facts.url, token)).body.openid).toBe(openid);
+    expect(await first.dev.stop('SIGINT')).toBe(0);
+
+    const second = await start();
+    try {
+      expect(second.facts.appid).toBe(first.facts.appid);
+      expect((await session(second.facts.url, token)).status).toBe(200);
+    } finally {
+      expect(await second.dev.stop()).toBe(0);
+    }
+  });
+
+  it('prints a readable banner with a login to paste', async () => {
+    const dev = startCli(['dev', '--port', '0', '--data', path.join(dir, 'dev-banner')]);
+    try {
+      await dev.waitForLine(/Ctrl-C stops it/);
+      const out = dev.stdout();
+      expect(out).toMatch(/minigate\s+http:\/\/127\.0\.0\.1:\d+/);
+      expect(out).toMatch(/sandbox\s+http:\/\/127\.0\.0\.1:\d+/);
+      expect(out).toMatch(/appid\s+wx[0-9a-f]{16}/);
+      expect(out).toContain('/__sandbox/login');
+      expect(out).toContain('/auth/session');
+    } finally {
+      await dev.stop();
+    }
+  });
+
+  it('says clearly when its port is taken', async () => {
+    const holder = startCli(['dev', '--json', '--port', '0', '--data', path.join(dir, 'dev-a')]);
+    const { url } = JSON.parse(await holder.waitForLine(/^\{/)) as { url: string };
+    try {
+      const port = new URL(url).port;
+      const r = await runCli(['dev', '--port', port, '--data', path.join(dir, 'dev-b')]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`127.0.0.1:${port} is already in use`);
+    } finally {
+      await holder.stop();
+    }
+  });
+});
