@@ -79,6 +79,8 @@ interface TokenRecord {
 
 interface FamilyState {
   current?: TokenRecord;
+  /** The token current before the last rotation (the one slot of §2.4); older ones are dead. */
+  previous?: TokenRecord;
   forceCalls: number[];
   dailyCalls: { day: number; count: number };
 }
@@ -174,7 +176,8 @@ export class SandboxModel {
     }
     if (input.unionid !== undefined) user.unionid = input.unionid;
     if (input.sessionKey !== undefined) {
-      if (Buffer.from(input.sessionKey, 'base64').length !== 16) {
+      // Exactly what WeChat hands out: standard base64 of 16 bytes.
+      if (!/^[A-Za-z0-9+/]{21}[AQgw]==$/.test(input.sessionKey)) {
         throw new SandboxInputError('BAD_REQUEST', 'sessionKey must be base64 of 16 bytes');
       }
       user.sessionKey = input.sessionKey;
@@ -258,6 +261,22 @@ export class SandboxModel {
     return state;
   }
 
+  /**
+   * Makes a new current token. The old current becomes `previous`, valid until `graceUntil`
+   * (capped at its own expiry); the token that was previous before is ended now.
+   */
+  private rotate(appid: string, family: TokenFamily, state: FamilyState, graceUntil: number): TokenRecord {
+    const now = this.now();
+    if (state.previous && (state.previous.validUntil === null || state.previous.validUntil > now)) {
+      state.previous.validUntil = now;
+    }
+    if (state.current) {
+      state.current.validUntil = Math.min(state.current.expiresAt, graceUntil);
+      state.previous = state.current;
+    }
+    return this.newToken(appid, family, state);
+  }
+
   private newToken(appid: string, family: TokenFamily, state: FamilyState): TokenRecord {
     const record: TokenRecord = {
       token: this.makeId('', 136),
@@ -278,8 +297,7 @@ export class SandboxModel {
     if (state.dailyCalls.day !== day) state.dailyCalls = { day, count: 0 };
     if (state.dailyCalls.count >= this.classicDailyQuota) return { errcode: 45009 };
     state.dailyCalls.count++;
-    if (state.current) state.current.validUntil = Math.min(state.current.expiresAt, this.now() + TOKEN_GRACE_MS);
-    const record = this.newToken(appid, 'classic', state);
+    const record = this.rotate(appid, 'classic', state, this.now() + TOKEN_GRACE_MS);
     return { token: record.token, expiresIn: TOKEN_TTL_MS / 1000 };
   }
 
@@ -302,12 +320,10 @@ export class SandboxModel {
       }
       state.forceCalls.push(now);
       // INFERRED: force invalidates the previous token at once (no overlap).
-      if (current) current.validUntil = now;
-      return remaining(this.newToken(appid, 'stable', state));
+      return remaining(this.rotate(appid, 'stable', state, now));
     }
     if (current && now < current.expiresAt - STABLE_EARLY_ROTATION_MS) return remaining(current);
-    if (current) current.validUntil = current.expiresAt;
-    return remaining(this.newToken(appid, 'stable', state));
+    return remaining(this.rotate(appid, 'stable', state, current?.expiresAt ?? now));
   }
 
   /** How another API judges an access_token (41001 / 40001 / 42001). */

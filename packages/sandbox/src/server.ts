@@ -118,21 +118,25 @@ async function handle(model: SandboxModel, req: IncomingMessage, res: ServerResp
   if (path.startsWith('/__sandbox')) return control(model, req, res, path, url.searchParams);
 
   const route = WECHAT_ROUTES[path];
-  const appidHint = url.searchParams.get('appid') ?? undefined;
-  model.count(path, appidHint ?? tokenApp(model, url.searchParams));
-  if (!route) {
-    send(res, 404, '<html><body>404 Not Found</body></html>', 'text/html');
-    return;
-  }
-  const fault = model.takeFault(path, appidHint ?? tokenApp(model, url.searchParams));
-  if (fault && (await applyFault(fault, res))) return;
-
   const body = req.method === 'POST' ? await readBody(req) : null;
   if (body === undefined) {
     req.destroy();
     return;
   }
-  const result = route(model, { method: req.method ?? 'GET', query: url.searchParams, body, contentType: req.headers['content-type'] ?? '' });
+  const call: ApiCall = { method: req.method ?? 'GET', query: url.searchParams, body, contentType: req.headers['content-type'] ?? '' };
+  // Which app the call is for: ?appid=, an appid in a JSON body (stable_token), or the token's app.
+  const bodyAppid = jsonBody(call)?.appid;
+  const appid =
+    url.searchParams.get('appid') ?? (typeof bodyAppid === 'string' ? bodyAppid : undefined) ?? tokenApp(model, url.searchParams);
+  model.count(path, appid);
+  if (!route) {
+    send(res, 404, '<html><body>404 Not Found</body></html>', 'text/html');
+    return;
+  }
+  const fault = model.takeFault(path, appid);
+  if (fault && (await applyFault(fault, res))) return;
+
+  const result = route(model, call);
   if ('errcode' in result && result.errcode !== 0 && Object.keys(result).length === 1) {
     wechatError(res, result.errcode as number);
     return;
@@ -252,7 +256,10 @@ const WECHAT_ROUTES: Record<string, (model: SandboxModel, call: ApiCall) => ApiR
     const openid = typeof body.openid === 'string' ? body.openid : undefined;
     const result = model.exchangePhoneCode(check.appid, body.code, openid);
     if ('errcode' in result) return result;
-    const pure = result.phoneNumber.replace(/^\+\d{1,3}(?=\d{5})/, '');
+    const prefix = `+${result.countryCode}`;
+    const pure = result.phoneNumber.startsWith(prefix)
+      ? result.phoneNumber.slice(prefix.length)
+      : result.phoneNumber.replace(/^\+/, '');
     return {
       errcode: 0,
       errmsg: 'ok',
@@ -330,6 +337,15 @@ async function control(
             ...(typeof body.blocked === 'boolean' ? { blocked: body.blocked } : {}),
           }),
         );
+      case 'POST /__sandbox/codes': {
+        // Many codes for new users at once, for load tests.
+        const count = body.count;
+        if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > 100_000) {
+          throw new SandboxInputError('BAD_REQUEST', 'count must be an integer from 1 to 100000');
+        }
+        const appid = requireString(body, 'appid');
+        return send(res, 200, { codes: Array.from({ length: count }, () => model.issueLoginCode({ appid })) });
+      }
       case 'POST /__sandbox/userinfo': {
         const appid = requireString(body, 'appid');
         const openid = requireString(body, 'openid');
@@ -410,6 +426,7 @@ async function control(
 const CONTROL_ROUTES = [
   'POST /__sandbox/apps {appid, secret, unionBound?}',
   'POST /__sandbox/login {appid, openid?, unionid?, sessionKey?, rotateSessionKey?, blocked?} -> {code, openid, unionid?}',
+  'POST /__sandbox/codes {appid, count} -> {codes: [{code, openid}]} (new users, for load tests)',
   'POST /__sandbox/userinfo {appid, openid, userInfo?} -> {encryptedData, iv, rawData, signature, userInfo}',
   'POST /__sandbox/phone {appid, openid, phoneNumber, countryCode?} -> {code}',
   'POST /__sandbox/faults {path, appid?, errcode? | httpStatus? | delayMs? | drop?, times}',
