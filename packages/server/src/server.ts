@@ -114,7 +114,6 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
       wechat,
       sessions: liveSessions,
       clock,
-      findUser: (appid, openid) => liveStore.findUser(appid, openid),
     });
     router.add('GET', '/healthz', (ctx) => sendJson(ctx.res, 200, { ok: true }));
     router.add('GET', '/readyz', async (ctx) => {

@@ -44,7 +44,7 @@ export async function requireSession(deps: LoginDeps, ctx: HttpContext): Promise
   return result.session;
 }
 
-export function registerAuthRoutes(router: Router, deps: LoginDeps & { findUser: (appid: string, openid: string) => Promise<UserRecord | null> }): void {
+export function registerAuthRoutes(router: Router, deps: LoginDeps): void {
   router.add('POST', '/auth/login', async (ctx) => {
     const body = await readJsonBody(ctx.req);
     const app = resolveApp(deps.apps, ctx.req, body.appid);
@@ -67,7 +67,7 @@ export function registerAuthRoutes(router: Router, deps: LoginDeps & { findUser:
 
   router.add('GET', '/auth/session', async (ctx) => {
     const session = await requireSession(deps, ctx);
-    const user = await deps.findUser(session.appid, session.openid);
+    const user = await deps.sessions.userOf(session);
     const response: SessionResponse = {
       appid: session.appid,
       openid: session.openid,
@@ -112,7 +112,7 @@ export function registerAuthRoutes(router: Router, deps: LoginDeps & { findUser:
   router.add('GET', '/weapp/user', async (ctx) => {
     try {
       const session = await requireSession(deps, ctx);
-      const user = await deps.findUser(session.appid, session.openid);
+      const user = await deps.sessions.userOf(session);
       sendJson(ctx.res, 200, { code: 0, data: toWaferUserInfo(session, user) });
     } catch (error) {
       waferError(ctx, error);

@@ -53,6 +53,8 @@ export interface SessionService {
   revoke(token: string, reason?: string): Promise<boolean>;
   /** Ends every session of a user. */
   revokeUser(appid: string, openid: string, reason?: string): Promise<number>;
+  /** The user behind a session, cached like sessions (one second), or null when deleted. */
+  userOf(session: ActiveSession): Promise<UserRecord | null>;
   /** WeChat's session_key for a live session (server side only; never sent out). */
   sessionKey(session: ActiveSession): Promise<string | null>;
   /** Deletes sessions that ended long ago. */
@@ -70,32 +72,47 @@ export interface SessionServiceDeps {
   logger: Logger;
 }
 
-interface CacheEntry {
-  record: SessionRecord | null;
+interface CacheEntry<T> {
+  value: T;
   fetchedAt: number;
+}
+
+/**
+ * A small read-through cache on real time (not the injected clock: it bounds staleness) with a
+ * single flight per key, bounded in size (oldest entries go first).
+ */
+function createReadCache<T>(ttlMs: number, maxEntries: number) {
+  const entries = new Map<string, CacheEntry<T>>();
+  const inflight = new Map<string, Promise<T>>();
+  const put = (key: string, value: T) => {
+    entries.delete(key);
+    entries.set(key, { value, fetchedAt: performance.now() });
+    if (entries.size > maxEntries) entries.delete(entries.keys().next().value!);
+  };
+  return {
+    async get(key: string, load: () => Promise<T>): Promise<T> {
+      const entry = entries.get(key);
+      if (entry && performance.now() - entry.fetchedAt < ttlMs) return entry.value;
+      let pending = inflight.get(key);
+      if (!pending) {
+        pending = load().finally(() => inflight.delete(key));
+        inflight.set(key, pending);
+      }
+      const value = await pending;
+      put(key, value);
+      return value;
+    },
+    put,
+    delete: (key: string) => entries.delete(key),
+  };
 }
 
 export function createSessionService(deps: SessionServiceDeps): SessionService {
   const { store, apps, box, clock, random, logger } = deps;
-  const cache = new Map<string, CacheEntry>();
-  const inflight = new Map<string, Promise<SessionRecord | null>>();
+  const sessionCache = createReadCache<SessionRecord | null>(SESSION_CACHE_TTL_MS, SESSION_CACHE_MAX_ENTRIES);
+  const userCache = createReadCache<UserRecord | null>(SESSION_CACHE_TTL_MS, SESSION_CACHE_MAX_ENTRIES);
+  const userKey = (appid: string, openid: string) => `${appid}\n${openid}`;
   const writes = new Set<Promise<void>>();
-
-  async function lookup(hash: string): Promise<SessionRecord | null> {
-    const entry = cache.get(hash);
-    // Real time, not the injected clock: the cache bounds how stale a revocation may be.
-    if (entry && performance.now() - entry.fetchedAt < SESSION_CACHE_TTL_MS) return entry.record;
-    let pending = inflight.get(hash);
-    if (!pending) {
-      pending = store.findSession(hash).finally(() => inflight.delete(hash));
-      inflight.set(hash, pending);
-    }
-    const record = await pending;
-    cache.delete(hash);
-    cache.set(hash, { record, fetchedAt: performance.now() });
-    if (cache.size > SESSION_CACHE_MAX_ENTRIES) cache.delete(cache.keys().next().value!);
-    return record;
-  }
 
   function toActive(record: SessionRecord, app: AppConfig): ActiveSession {
     return {
@@ -144,14 +161,16 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         maxPerUser: input.app.session.maxPerUser,
         idleMs: input.app.session.idle,
       });
-      for (const hash of revokedHashes) cache.delete(hash);
+      for (const hash of revokedHashes) sessionCache.delete(hash);
+      userCache.put(userKey(user.appid, user.openid), user);
       return { token, session: toActive(record, input.app), user };
     },
 
     async check(token) {
       if (token === undefined) return { ok: false, reason: 'SESSION_MISSING' };
       if (!isWellFormedToken(token)) return { ok: false, reason: 'SESSION_INVALID' };
-      const record = await lookup(hashToken(token));
+      const hash = hashToken(token);
+      const record = await sessionCache.get(hash, () => store.findSession(hash));
       if (!record) return { ok: false, reason: 'SESSION_INVALID' };
       const app = apps.get(record.appid);
       if (!app) return { ok: false, reason: 'SESSION_INVALID' };
@@ -167,17 +186,20 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     async revoke(token, reason = 'logout') {
       if (!isWellFormedToken(token)) return false;
       const hash = hashToken(token);
-      cache.delete(hash);
+      sessionCache.delete(hash);
       const changed = await store.revokeSession(hash, clock.now(), reason);
-      cache.delete(hash);
+      sessionCache.delete(hash);
       return changed;
     },
 
     async revokeUser(appid, openid, reason = 'admin') {
       const hashes = await store.revokeUserSessions(appid, openid, clock.now(), reason);
-      for (const hash of hashes) cache.delete(hash);
+      for (const hash of hashes) sessionCache.delete(hash);
       return hashes.length;
     },
+
+    userOf: (session) =>
+      userCache.get(userKey(session.appid, session.openid), () => store.findUser(session.appid, session.openid)),
 
     async sessionKey(session) {
       const record = await store.findSession(session.tokenHash);
