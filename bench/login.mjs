@@ -1,27 +1,28 @@
 // Logins/s and authenticated requests/s (GET /auth/session) of minigate against the sandbox on
 // loopback, next to a bare hand-written node:http login server (bench/peers/bare-login.mjs)
-// measured in the same run. Every server runs in its own process; autocannon drives them.
+// measured in the same run. Every server runs in its own process; wrk drives them (one
+// thread), feeding each login a fresh single-use code and each session check a real token.
 //
 //   npm run bench              (builds first)
-//   node bench/login.mjs --stores sqlite,mysql,postgres --logins 3000 --duration 10
+//   node bench/login.mjs --stores sqlite,mysql,postgres --duration 10 --connections 32
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import autocannon from 'autocannon';
+import { requireWrk, wrk } from './wrk.mjs';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 
 const { values } = parseArgs({
   options: {
     stores: { type: 'string', default: 'sqlite,mysql,postgres' },
-    logins: { type: 'string', default: '3000' },
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '32' },
+    // info: an access log line per request, as in production
+    'log-level': { type: 'string', default: 'info' },
   },
 });
-const LOGINS = Number(values.logins);
 const DURATION = Number(values.duration);
 const CONNECTIONS = Number(values.connections);
 const APPID = 'wx0b0e0c0d0a0f0e0d';
@@ -32,19 +33,21 @@ const CLI = new URL('../packages/server/bin/minigate.js', import.meta.url).pathn
 const work = mkdtempSync(path.join(tmpdir(), 'minigate-bench-'));
 const children = [];
 
-function start(args, readyPattern, stream = 'stdout') {
-  const child = spawn(process.execPath, args, { env: { ...process.env, MINIGATE_STORE: undefined } });
+/** Starts a process and resolves once `readyPattern` appears on its stdout; stderr (logs) can go to a file. */
+function start(args, readyPattern, logFile) {
+  // Like production, logs go to a file rather than through a pipe the load generator must drain.
+  const stdio = ['ignore', 'pipe', logFile ? openSync(logFile, 'w') : 'pipe'];
+  const child = spawn(process.execPath, args, { env: { ...process.env, MINIGATE_STORE: undefined }, stdio });
   children.push(child);
   let text = '';
   return new Promise((resolve, reject) => {
-    const onData = (d) => {
+    child.on('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}\n${text}${logFile ? readFileSync(logFile, 'utf8') : ''}`)));
+    child.stdout.on('data', (d) => {
       text += d;
       const m = readyPattern.exec(text);
       if (m) resolve({ child, match: m });
-    };
-    child.stdout.on('data', stream === 'stdout' ? onData : () => {});
-    child.stderr.on('data', stream === 'stderr' ? onData : (d) => (text += d));
-    child.on('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}\n${text}`)));
+    });
+    child.stderr?.on('data', (d) => (text += d));
   });
 }
 
@@ -73,58 +76,45 @@ async function freshDatabase(kind) {
   return { url: u.toString(), drop: async () => { const d = new pg.Client({ connectionString: POSTGRES_URL }); await d.connect(); await d.query(`DROP DATABASE ${name} WITH (FORCE)`); await d.end(); } };
 }
 
-function run(options) {
-  return new Promise((resolve, reject) => {
-    const instance = autocannon({ connections: CONNECTIONS, pipelining: 1, ...options }, (error, result) => (error ? reject(error) : resolve(result)));
-    autocannon.track(instance, { renderProgressBar: false, renderResultsTable: false, renderLatencyTable: false });
-  });
-}
+/** The most logins a run can make: codes are single use, so a run must never run out. */
+const MAX_LOGINS_PER_SECOND = 5000;
 
-/** Logins with fresh codes (each code is single use), then session checks with the tokens made. */
+/** Logins with fresh codes, then session checks with tokens those logins made. */
 async function measure(label, url, sandboxUrl) {
-  const { codes } = await post(`${sandboxUrl}/__sandbox/codes`, { appid: APPID, count: LOGINS });
-  let next = 0;
-  const tokens = [];
-  const login = await run({
-    url,
-    amount: LOGINS,
-    requests: [
-      {
-        method: 'POST',
-        path: '/auth/login',
-        headers: { 'content-type': 'application/json' },
-        setupRequest: (req) => ({ ...req, body: JSON.stringify({ code: codes[next++ % codes.length].code }) }),
-        onResponse: (status, body) => {
-          if (status === 200 && tokens.length < 1000) tokens.push(JSON.parse(body).token);
-        },
-      },
-    ],
-  });
-  let t = 0;
-  const check = await run({
+  const { codes } = await post(`${sandboxUrl}/__sandbox/codes`, { appid: APPID, count: MAX_LOGINS_PER_SECOND * DURATION });
+  const login = await wrk({
     url,
     duration: DURATION,
-    requests: [
-      {
-        method: 'GET',
-        path: '/auth/session',
-        setupRequest: (req) => ({ ...req, headers: { authorization: `Bearer ${tokens[t++ % tokens.length]}` } }),
-      },
-    ],
+    connections: CONNECTIONS,
+    work,
+    lines: codes.map((c) => c.code),
+    lua: `request = function()\n  return wrk.format("POST", "/auth/login", { ["content-type"] = "application/json" }, '{"code":"' .. nextItem() .. '"}')\nend\n`,
+  });
+  const tokens = [];
+  for (const { code } of (await post(`${sandboxUrl}/__sandbox/codes`, { appid: APPID, count: 200 })).codes) {
+    tokens.push((await post(`${url}/auth/login`, { code })).token);
+  }
+  const check = await wrk({
+    url,
+    duration: DURATION,
+    connections: CONNECTIONS,
+    work,
+    lines: tokens,
+    lua: `request = function()\n  return wrk.format("GET", "/auth/session", { ["authorization"] = "Bearer " .. nextItem() })\nend\n`,
   });
   const row = (scenario, r) => ({
     scenario,
     server: label,
-    rps: Math.round(r.requests.average),
-    p50: r.latency.p50,
-    p99: r.latency.p99,
-    errors: r.errors + r.timeouts + (r.non2xx ?? 0),
-    total: r.requests.total ?? r.requests.sent,
+    rps: Math.round(r.rps),
+    p50: r.p50,
+    p99: r.p99,
+    errors: r.non2xx + r.socketErrors,
   });
   return [row('login', login), row('GET /auth/session', check)];
 }
 
 async function main() {
+  const wrkVersion = await requireWrk();
   const sandbox = await start([CLI, 'sandbox', '--port', '0', '--app', `${APPID}:${SECRET}`], /sandbox (http:\/\/\S+)/);
   const sandboxUrl = sandbox.match[1];
   const rows = [];
@@ -138,11 +128,9 @@ async function main() {
     const config = path.join(work, `minigate-${store}.yaml`);
     writeFileSync(
       config,
-      `dataDir: ${work}/data-${store}\nlisten:\n  http: 127.0.0.1:0\nwechat:\n  apiBase: ${sandboxUrl}\napps:\n  - appid: ${APPID}\n    secret: ${SECRET}\nstore: ${db.url}\nlog:\n  level: warn\n`,
+      `dataDir: ${work}/data-${store}\nlisten:\n  http: 127.0.0.1:0\nwechat:\n  apiBase: ${sandboxUrl}\napps:\n  - appid: ${APPID}\n    secret: ${SECRET}\nstore: ${db.url}\nlog:\n  level: ${values['log-level']}\n`,
     );
-    // At level warn the "started" line is not printed; run at info just for the URL, then measure.
-    writeFileSync(config, `${(await import('node:fs')).readFileSync(config, 'utf8').replace('level: warn', 'level: info')}`);
-    const server = await start([CLI, 'start', '-c', config], /"url":"(http:[^"]+)"/, 'stderr');
+    const server = await start([CLI, 'start', '-c', config], /listening on (http:\S+)/, path.join(work, `minigate-${store}.log`));
     rows.push(...(await measure(`minigate (${store})`, server.match[1], sandboxUrl)));
     server.child.kill('SIGTERM');
     await new Promise((r) => server.child.once('exit', r));
@@ -150,16 +138,16 @@ async function main() {
   }
 
   sandbox.child.kill();
-  print(rows);
+  print(rows, wrkVersion);
 }
 
-function print(rows) {
+function print(rows, wrkVersion) {
   const header = ['scenario', 'server', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'vs peer'];
   const peerOf = (scenario) => rows.find((r) => r.scenario === scenario && r.server.includes('peer'));
-  const lines = rows.map((r) => [r.scenario, r.server, String(r.rps), String(r.p50), String(r.p99), String(r.errors), r.server.includes('peer') ? '1.00' : (r.rps / peerOf(r.scenario).rps).toFixed(2)]);
+  const lines = rows.map((r) => [r.scenario, r.server, String(r.rps), r.p50.toFixed(1), r.p99.toFixed(1), String(r.errors), r.server.includes('peer') ? '1.00' : (r.rps / peerOf(r.scenario).rps).toFixed(2)]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   const fmt = (cells) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  console.log(`\nlogin bench: ${LOGINS} logins, ${DURATION}s of session checks, ${CONNECTIONS} connections, node ${process.version}`);
+  console.log(`\nlogin bench: ${DURATION}s per scenario, ${CONNECTIONS} connections, log level ${values['log-level']}, node ${process.version}, ${cpus().length} cores, ${wrkVersion}`);
   console.log(fmt(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const l of lines) console.log(fmt(l));

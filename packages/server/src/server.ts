@@ -121,7 +121,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
       sendJson(ctx.res, 200, { ok: true });
     });
 
-    listener = createHttpListener(config.listen.http, createDispatcher({ router, logger, random }), logger);
+    listener = createHttpListener(config.listen.http, createDispatcher({ router, logger }), logger);
     try {
       const address = await listener.start();
       url = localUrl(address);

@@ -136,13 +136,8 @@ describe.each(['mysql', 'postgres'] as const)('minigate start with MINIGATE_STOR
     const env = { MINIGATE_STORE: database.url };
     const startServer = async () => {
       const server = startCli(['start', '-c', file], { env });
-      // JSON log lines go to stderr; wait for the "started" line and read the URL from it.
-      const deadline = Date.now() + 20_000;
-      while (!/minigate started/.test(server.stderr())) {
-        if (Date.now() > deadline || server.child.exitCode !== null) throw new Error(`did not start:\n${server.stderr()}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      const url = /"url":"(http:[^"]+)"/.exec(server.stderr())![1]!;
+      const url = /listening on (http:\S+)/.exec(await server.waitForLine(/^minigate listening on http/))![1]!;
+      await server.waitForStderr('"msg":"minigate started"'); // logs are buffered up to 250 ms
       return { server, url };
     };
     const first = await startServer();

@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppError, errorBody } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { requestId as newRequestId, type Random } from '../core/random.js';
+import { requestId as newRequestId } from '../core/random.js';
 
 /** JSON bodies larger than this are refused (413) unless a route sets its own limit. */
 export const JSON_BODY_LIMIT_BYTES = 64 * 1024;
@@ -104,15 +104,14 @@ function safeDecode(segment: string): string {
 export interface DispatchOptions {
   router: Router;
   logger: Logger;
-  random: Random;
 }
 
 /** The request listener for a node:http server: routes, answers errors, logs one line. */
 export function createDispatcher(options: DispatchOptions) {
-  const { router, logger, random } = options;
+  const { router, logger } = options;
   return (req: IncomingMessage, res: ServerResponse): void => {
     const started = performance.now();
-    const requestId = newRequestId(random);
+    const requestId = newRequestId();
     const target = req.url ?? '/';
     const q = target.indexOf('?');
     const path = q === -1 ? target : target.slice(0, q);

@@ -47,7 +47,7 @@ export async function openDatabase(url: string, logger: Logger): Promise<OpenedD
     database.pragma('journal_mode = WAL');
     database.pragma('synchronous = NORMAL');
     database.pragma('foreign_keys = ON');
-    return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database }) }), dialect, redactedUrl };
+    return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) }), dialect, redactedUrl };
   }
   if (dialect === 'mysql') {
     const mysql = await import('mysql2');
@@ -82,6 +82,31 @@ export async function openDatabase(url: string, logger: Logger): Promise<OpenedD
   });
   pool.on('error', (error) => logger.warn({ err: errorSummary(error) }, 'store: idle postgres connection error'));
   return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect, redactedUrl };
+}
+
+/** Prepared SQLite statements kept for reuse (our queries are a small, fixed set). */
+export const SQLITE_STATEMENT_CACHE_SIZE = 200;
+
+/**
+ * Kysely prepares every query anew; preparing costs as much as running a short query. Our SQL
+ * texts repeat (parameters are bound), so statements are kept by text and reused. Safe because
+ * SQLite runs one query at a time on this connection and Kysely never interleaves a statement's
+ * iteration with another use of it.
+ */
+function withStatementCache(database: import('better-sqlite3').Database) {
+  const statements = new Map<string, import('better-sqlite3').Statement>();
+  return {
+    prepare(sql: string) {
+      let statement = statements.get(sql);
+      if (!statement) {
+        statement = database.prepare(sql);
+        statements.set(sql, statement);
+        if (statements.size > SQLITE_STATEMENT_CACHE_SIZE) statements.delete(statements.keys().next().value!);
+      }
+      return statement;
+    },
+    close: () => database.close(),
+  };
 }
 
 /** The fields of a driver error worth logging (its message can carry the URL, so it is redacted). */

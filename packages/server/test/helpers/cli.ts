@@ -35,6 +35,8 @@ export interface RunningCli {
   stderr(): string;
   /** Resolves with the first stdout line matching, or rejects when the process exits first. */
   waitForLine(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** Resolves once stderr (the log) contains the text. */
+  waitForStderr(text: string, timeoutMs?: number): Promise<void>;
   /** Sends a signal and waits for the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -77,6 +79,13 @@ export function startCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd
         child.once('close', onExit);
         check();
       });
+    },
+    async waitForStderr(text, timeoutMs = 5_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (!err.includes(text)) {
+        if (Date.now() > deadline) throw new Error(`stderr never contained ${text}\n${err}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
     },
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
