@@ -6,6 +6,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { sandboxRequest, type Reply, type RequestOptions } from '../test/http.js';
 import {
   CODE_TTL_MS,
   SandboxInputError,
@@ -29,13 +30,6 @@ const RID = / rid: [0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}$/;
 const MIN = 60_000;
 const S = 1_000;
 
-interface Reply {
-  status: number;
-  contentType: string;
-  text: string;
-  body: any;
-}
-
 let clock: SandboxClock;
 let base: string;
 const started: Sandbox[] = [];
@@ -56,30 +50,8 @@ afterEach(async () => {
   await Promise.all(started.splice(0).map((s) => s.close()));
 });
 
-async function request(
-  method: string,
-  path: string,
-  options: { query?: Record<string, string>; json?: unknown; raw?: string; contentType?: string } = {},
-): Promise<Reply> {
-  const target = new URL(path, base);
-  for (const [k, v] of Object.entries(options.query ?? {})) target.searchParams.set(k, v);
-  const init: RequestInit = { method };
-  if (options.json !== undefined) {
-    init.body = JSON.stringify(options.json);
-    init.headers = { 'content-type': options.contentType ?? 'application/json' };
-  } else if (options.raw !== undefined) {
-    init.body = options.raw;
-    init.headers = { 'content-type': options.contentType ?? 'text/plain' };
-  }
-  const response = await fetch(target, init);
-  const text = await response.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = undefined;
-  }
-  return { status: response.status, contentType: response.headers.get('content-type') ?? '', text, body };
+async function request(method: string, path: string, options: RequestOptions = {}): Promise<Reply> {
+  return sandboxRequest(base, method, path, options);
 }
 
 function expectWeChatError(reply: Reply, errcode: number): void {

@@ -6,6 +6,7 @@
  */
 import { createDecipheriv, createHash, createHmac } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { sandboxRequest, type Reply, type RequestOptions } from '../test/http.js';
 import { createSandbox, createSandboxClock, type Sandbox, type SandboxClock, type SandboxOptions } from './index.js';
 
 // ---- fixtures ----------------------------------------------------------------------------------
@@ -39,13 +40,6 @@ const RID = / rid: [0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}$/;
 
 // ---- harness -----------------------------------------------------------------------------------
 
-interface Reply {
-  status: number;
-  contentType: string;
-  text: string;
-  body: any;
-}
-
 let sandbox: Sandbox;
 let clock: SandboxClock;
 let base: string;
@@ -70,27 +64,9 @@ afterEach(async () => {
 async function request(
   method: string,
   path: string,
-  options: { query?: Record<string, string>; json?: unknown; raw?: string; contentType?: string; url?: string } = {},
+  options: RequestOptions & { url?: string } = {},
 ): Promise<Reply> {
-  const target = new URL(path, options.url ?? base);
-  for (const [k, v] of Object.entries(options.query ?? {})) target.searchParams.set(k, v);
-  const init: RequestInit = { method };
-  if (options.json !== undefined) {
-    init.body = JSON.stringify(options.json);
-    init.headers = { 'content-type': options.contentType ?? 'application/json' };
-  } else if (options.raw !== undefined) {
-    init.body = options.raw;
-    init.headers = { 'content-type': options.contentType ?? 'text/plain' };
-  }
-  const response = await fetch(target, init);
-  const text = await response.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = undefined;
-  }
-  return { status: response.status, contentType: response.headers.get('content-type') ?? '', text, body };
+  return sandboxRequest(options.url ?? base, method, path, options);
 }
 
 /** POST to the control API; returns the reply whatever its status. */
