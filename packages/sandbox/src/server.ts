@@ -151,8 +151,8 @@ function tokenApp(model: SandboxModel, query: Query): string | undefined {
 
 /** Applies a fault; true when it answered (or dropped) the call, false to go on normally. */
 async function applyFault(fault: Fault, res: ServerResponse): Promise<boolean> {
-  if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
-  if (res.destroyed) return true;
+  if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs).unref());
+  if (res.destroyed || res.socket?.destroyed !== false) return true;
   if (fault.drop) {
     res.socket?.destroy();
     return true;

@@ -44,11 +44,19 @@ export function createHttpListener(
   );
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     logger.debug({ code: error.code }, 'http: bad request from client');
-    if (socket.writable && !socket.destroyed) {
-      const status = error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
-      socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    if (!socket.writable || socket.destroyed) {
+      socket.destroy();
+      return;
     }
-    socket.destroy();
+    const status =
+      error.code === 'HPE_HEADER_OVERFLOW'
+        ? '431 Request Header Fields Too Large'
+        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? '408 Request Timeout'
+          : '400 Bad Request';
+    // end() sends the answer and then closes; a client that never reads is cut after a second.
+    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    setTimeout(() => socket.destroy(), 1000).unref();
   });
   let bound: AddressInfo | null = null;
 
