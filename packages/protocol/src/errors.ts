@@ -66,6 +66,12 @@ export const ERRORS = {
     message: "WeChat rejected this server's AppID or AppSecret; the operator must fix the config.",
   },
   WECHAT_ERROR: { status: 502, message: 'WeChat answered with an error this server does not handle.' },
+  RANGE_NOT_SATISFIABLE: { status: 416, message: 'The requested byte range is outside the file.' },
+  UPSTREAM_UNAVAILABLE: {
+    status: 502,
+    message: 'The service behind this route cannot be reached or failed; retry shortly.',
+  },
+  UPSTREAM_TIMEOUT: { status: 504, message: 'The service behind this route did not answer in time.' },
   STORE_UNAVAILABLE: {
     status: 503,
     message: 'The database is unavailable; nothing was saved, retry shortly.',

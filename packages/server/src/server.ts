@@ -3,13 +3,12 @@
  * the store, migrates, checks the secret key, then listens; close() stops listening (draining
  * in-flight requests), stops timers and closes the store.
  */
-import type { AddressInfo } from 'node:net';
 import {
   checkKeyAgainstStore,
   createSecretBox,
   createSessionService,
   loadSecretKey,
-  registerAuthRoutes,
+  createAuthServices,
   type SessionService,
 } from './auth/index.js';
 import type { AppConfig, Config } from './config/index.js';
@@ -17,8 +16,11 @@ import { systemClock, type Clock } from './core/clock.js';
 import { AppError } from './core/errors.js';
 import { createLogger, type Logger } from './core/logger.js';
 import { cryptoRandom, type Random } from './core/random.js';
-import { createDispatcher, Router, sendJson } from './edge/http.js';
-import { createHttpListener, localUrl, type HttpListener } from './edge/listener.js';
+import type { CertificateConfig } from './config/schema-edge.js';
+import { createEdge, type Edge } from './edge/edge.js';
+import { CertificateError } from './edge/tls/certificates.js';
+import { ensureDevCertificate } from './edge/tls/dev-ca.js';
+import { createTlsManager, type CertificateSource, type TlsManager } from './edge/tls/manager.js';
 import { createStore, redactUrl, type Store } from './store/index.js';
 import { createWechatClient, type WechatClient } from './wechat/index.js';
 
@@ -33,9 +35,14 @@ export interface ServerDeps {
 }
 
 export interface MinigateServer {
-  /** Listening URL (`http://127.0.0.1:PORT`), set once started. */
+  /** The main URL (https when listen.https is set, else http), set once started. */
   readonly url: string;
-  readonly address: AddressInfo | null;
+  /** URLs by listener: http, https, internal. */
+  readonly urls: Record<string, string>;
+  /** The dev CA's certificate, when tls.devCa made one. */
+  readonly devCaFile: string | undefined;
+  /** Loads the certificates again (SIGHUP). */
+  reloadCertificates(reason?: string): void;
   /** Available once started. */
   readonly store: Store;
   readonly sessions: SessionService;
@@ -67,7 +74,9 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
 
   let store: Store | undefined;
   let sessions: SessionService | undefined;
-  let listener: HttpListener | undefined;
+  let edge: Edge | undefined;
+  let tlsManager: TlsManager | undefined;
+  let devCaFile: string | undefined;
   let purgeTimer: NodeJS.Timeout | undefined;
   let url = '';
 
@@ -108,34 +117,50 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     });
     const liveSessions = sessions;
 
-    const router = new Router();
-    registerAuthRoutes(router, {
-      apps,
-      wechat,
-      sessions: liveSessions,
-      clock,
-    });
-    router.add('GET', '/healthz', (ctx) => sendJson(ctx.res, 200, { ok: true }));
-    router.add('GET', '/readyz', async (ctx) => {
-      await liveStore.ping();
-      sendJson(ctx.res, 200, { ok: true });
-    });
+    let tls: TlsManager | undefined;
+    if (config.listen.https) {
+      const sources: CertificateSource[] = config.tls.certificates.map((c) => ({ config: c }));
+      if (config.tls.devCa) {
+        const dev = await ensureDevCertificate(config.dataDir, clock.now());
+        devCaFile = dev.caFile;
+        sources.push({ config: { cert: dev.certFile, key: dev.keyFile, names: ['localhost', '127.0.0.1', '::1'] } as CertificateConfig, devCa: true });
+        if (dev.createdCa) logger.info({ caFile: dev.caFile }, 'tls: made a local dev CA; trust it to use https without warnings');
+      }
+      tls = createTlsManager({ tls: config.tls, sources, logger, clock });
+      try {
+        await tls.start();
+      } catch (error) {
+        await liveStore.close().catch(() => undefined);
+        if (error instanceof CertificateError) throw new StartError(`tls: ${error.message.split('\n').join('\n  tls: ')}`, { cause: error });
+        throw error;
+      }
+    }
+    tlsManager = tls;
 
-    listener = createHttpListener(config.listen.http, createDispatcher({ router, logger }), logger);
+    edge = createEdge(config, {
+      logger,
+      clock,
+      sessions: liveSessions,
+      services: createAuthServices({ apps, wechat, sessions: liveSessions, clock }),
+      ready: () => liveStore.ping(),
+      ...(tls ? { tls } : {}),
+    });
     try {
-      const address = await listener.start();
-      url = localUrl(address);
+      await edge.start();
     } catch (error) {
+      await edge.close().catch(() => undefined);
+      tls?.close();
       await liveStore.close().catch(() => undefined);
-      const code = (error as NodeJS.ErrnoException).code;
-      const where = `${config.listen.http.host}:${config.listen.http.port}`;
+      const failure = error as NodeJS.ErrnoException & { listener?: string; where?: string };
       throw new StartError(
-        code === 'EADDRINUSE'
-          ? `listen.http: ${where} is already in use; choose another port`
-          : `listen.http: cannot listen on ${where} (${code ?? (error as Error).message})`,
+        failure.code === 'EADDRINUSE'
+          ? `listen.${failure.listener}: ${failure.where} is already in use; choose another port`
+          : `listen.${failure.listener ?? 'http'}: cannot listen on ${failure.where ?? ''} (${failure.code ?? failure.message})`,
         { cause: error },
       );
     }
+    const urls = edge.urls();
+    url = urls.https ?? urls.http ?? '';
 
     purgeTimer = setInterval(() => {
       liveSessions
@@ -144,12 +169,13 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
         .catch((error: unknown) => logger.warn({ code: (error as AppError).code }, 'session: purge failed'));
     }, SESSION_PURGE_INTERVAL_MS);
     purgeTimer.unref();
-    logger.info({ url, store: liveStore.redactedUrl, apps: [...apps.keys()] }, 'minigate started');
+    logger.info({ url, urls, store: liveStore.redactedUrl, apps: [...apps.keys()] }, 'minigate started');
   }
 
   async function close(): Promise<void> {
     clearInterval(purgeTimer);
-    await listener?.close();
+    await edge?.close();
+    tlsManager?.close();
     await sessions?.flush();
     await store?.close();
     logger.info('minigate stopped');
@@ -159,8 +185,14 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     get url() {
       return url;
     },
-    get address() {
-      return listener?.address ?? null;
+    get urls() {
+      return edge?.urls() ?? {};
+    },
+    get devCaFile() {
+      return devCaFile;
+    },
+    reloadCertificates(reason = 'SIGHUP') {
+      tlsManager?.reload(reason);
     },
     get store() {
       if (!store) throw new Error('the server is not started');

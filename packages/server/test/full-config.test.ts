@@ -30,11 +30,12 @@ describe('deploy/minigate.full.yaml', () => {
 
   it('validates once its secrets exist', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'mg-full-'));
-    const secret = path.join(dir, 'app-secret');
-    const key = path.join(dir, 'key');
-    writeFileSync(secret, 'an-app-secret\n');
-    writeFileSync(key, `${'ab'.repeat(32)}\n`);
-    const text = readFileSync(FILE, 'utf8').replace('/run/secrets/wx_app_secret', secret).replace('/run/secrets/minigate_secret_key', key);
+    // Every /run/secrets/NAME becomes a file here; the secret key must be 32 bytes of hex.
+    const text = readFileSync(FILE, 'utf8').replace(/\/run\/secrets\/(\w+)/g, (_match, name: string) => {
+      const file = path.join(dir, name);
+      writeFileSync(file, name === 'minigate_secret_key' ? `${'ab'.repeat(32)}\n` : name === 'wx_app_secret' ? 'an-app-secret\n' : `${name}-value\n`);
+      return file;
+    });
     const config = loadConfig({ text, file: path.join(dir, 'minigate.yaml'), env: { DB_PASSWORD: 'pw' } });
     expect(config.apps[0]!.secret).toBe('an-app-secret');
     expect(config.store).toBe('mysql://minigate:pw@127.0.0.1:3306/minigate');

@@ -1,6 +1,6 @@
 export { createSessionService, SESSION_CACHE_TTL_MS, LAST_SEEN_WRITE_INTERVAL_MS } from './sessions.js';
 export type { SessionService, ActiveSession, SessionCheck, SessionFailure, NewSession } from './sessions.js';
-export { registerAuthRoutes, requireSession, toUserInfo } from './routes.js';
+export { createAuthServices, requireSession, toUserInfo } from './routes.js';
 export { login, resolveApp, USER_DATA_MAX_AGE_S, type LoginDeps } from './login.js';
 export { createSecretBox, type SecretBox } from './secret-box.js';
 export { loadSecretKey, checkKeyAgainstStore, decodeSecretKey, SECRET_KEY_FILE } from './secret-key.js';

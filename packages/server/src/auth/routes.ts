@@ -12,7 +12,8 @@ import type {
   WaferUserInfo,
 } from 'minigate-protocol';
 import { AppError } from '../core/errors.js';
-import { header, readJsonBody, sendJson, type HttpContext, type Router } from '../edge/http.js';
+import { Router, header, readJsonBody, sendJson, type HttpContext } from '../edge/http.js';
+import type { Service } from '../edge/service.js';
 import type { UserRecord } from '../store/index.js';
 import { login, resolveApp, type LoginDeps } from './login.js';
 import type { ActiveSession } from './sessions.js';
@@ -44,8 +45,10 @@ export async function requireSession(deps: LoginDeps, ctx: HttpContext): Promise
   return result.session;
 }
 
-export function registerAuthRoutes(router: Router, deps: LoginDeps): void {
-  router.add('POST', '/auth/login', async (ctx) => {
+/** The login and session routes: `auth` (mounted at /auth) and Wafer2's `wafer` (at /weapp). */
+export function createAuthServices(deps: LoginDeps): Service[] {
+  const router = new Router();
+  router.add('POST', '/login', async (ctx) => {
     const body = await readJsonBody(ctx.req);
     const app = resolveApp(deps.apps, ctx.req, body.appid);
     const created = await login(deps, app, {
@@ -65,7 +68,7 @@ export function registerAuthRoutes(router: Router, deps: LoginDeps): void {
     sendJson(ctx.res, 200, response);
   });
 
-  router.add('GET', '/auth/session', async (ctx) => {
+  router.add('GET', '/session', async (ctx) => {
     const session = await requireSession(deps, ctx);
     const user = await deps.sessions.userOf(session);
     const response: SessionResponse = {
@@ -78,7 +81,7 @@ export function registerAuthRoutes(router: Router, deps: LoginDeps): void {
     sendJson(ctx.res, 200, response);
   });
 
-  router.add('POST', '/auth/logout', async (ctx) => {
+  router.add('POST', '/logout', async (ctx) => {
     const token = tokenFromRequest(ctx.req);
     if (token === undefined) throw new AppError('SESSION_MISSING');
     // Idempotent: logging out an ended session is not an error.
@@ -87,6 +90,8 @@ export function registerAuthRoutes(router: Router, deps: LoginDeps): void {
   });
 
   // ---- Wafer2 ----------------------------------------------------------------------------------
+
+  const wafer = new Router();
 
   const waferLogin = async (ctx: HttpContext) => {
     try {
@@ -107,9 +112,9 @@ export function registerAuthRoutes(router: Router, deps: LoginDeps): void {
       waferError(ctx, error);
     }
   };
-  router.add(['GET', 'POST'], '/weapp/login', waferLogin);
+  wafer.add(['GET', 'POST'], '/login', waferLogin);
 
-  router.add('GET', '/weapp/user', async (ctx) => {
+  wafer.add('GET', '/user', async (ctx) => {
     try {
       const session = await requireSession(deps, ctx);
       const user = await deps.sessions.userOf(session);
@@ -118,6 +123,11 @@ export function registerAuthRoutes(router: Router, deps: LoginDeps): void {
       waferError(ctx, error);
     }
   });
+
+  return [
+    { name: 'auth', defaultPath: '/auth', router },
+    { name: 'wafer', defaultPath: '/weapp', router: wafer },
+  ];
 }
 
 /**

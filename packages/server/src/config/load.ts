@@ -112,7 +112,7 @@ export function loadConfig(options: LoadConfigOptions): Config {
   }
   if (problems.length || !result.success) throw new ConfigError(sortProblems(problems));
 
-  const parsed = result.data;
+  const parsed = resolvePaths(result.data, baseDir);
   const dataDir = path.resolve(baseDir, parsed.dataDir);
   const config: Config = {
     ...parsed,
@@ -121,6 +121,22 @@ export function loadConfig(options: LoadConfigOptions): Config {
     source: label,
   };
   return deepFreeze(config);
+}
+
+/** File paths in the config, resolved against the config file's directory. */
+function resolvePaths(config: ParsedConfig, baseDir: string): ParsedConfig {
+  const at = (p: string | undefined) => (p === undefined ? undefined : path.resolve(baseDir, p));
+  const tls = config.tls;
+  return {
+    ...config,
+    tls: {
+      ...tls,
+      certificates: tls.certificates.map((c) => ({ ...c, cert: at(c.cert), key: at(c.key), chain: at(c.chain), pfx: at(c.pfx), jks: at(c.jks) })),
+      acme: tls.acme && { ...tls.acme, caFile: at(tls.acme.caFile) },
+    },
+    routes: config.routes.map((r) => ({ ...r, static: at(r.static) })),
+    pkiValidationDir: at(config.pkiValidationDir),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

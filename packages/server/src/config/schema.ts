@@ -7,47 +7,14 @@
  * given as `<name>File: path` and never appear in logs.
  */
 import { z } from 'zod';
-import { DURATION_PATTERN, formatDuration, parseDuration } from './duration.js';
-import { parseListenAddress } from './listen.js';
+import { routeSchema, tlsSchema } from './schema-edge.js';
+import { duration, filePath, listenAddress, secret } from './schema-types.js';
 
 export const SESSION_IDLE_DEFAULT = '7d';
 export const SESSION_ABSOLUTE_DEFAULT = '30d';
 export const SESSION_MAX_PER_USER_DEFAULT = 10;
 export const WECHAT_TIMEOUT_DEFAULT = '5s';
 export const WECHAT_API_BASE_DEFAULT = 'https://api.weixin.qq.com';
-
-/** A duration string (`30s`, `15m`, `7d`) that parses to milliseconds. */
-function duration(description: string, min?: string) {
-  const minMs = min === undefined ? 1 : parseDuration(min)!;
-  return z
-    .string()
-    .regex(DURATION_PATTERN, { error: 'expected a duration such as "30s", "15m" or "7d"' })
-    .transform((text) => parseDuration(text)!)
-    .refine((ms) => ms >= minMs, { error: `must be at least ${formatDuration(minMs)}` })
-    .meta({ description, format: 'duration' });
-}
-
-/** A listen address (`8080`, `127.0.0.1:8080`, `[::1]:8443`) that parses to `{host, port}`. */
-function listenAddress(description: string) {
-  return z
-    .union([z.string(), z.number().int()])
-    .transform((value, ctx) => {
-      const address = parseListenAddress(value);
-      if (!address) {
-        ctx.addIssue({
-          code: 'custom',
-          message: 'expected a port or host:port such as "8080", "127.0.0.1:8080" or "[::1]:8080"',
-        });
-        return z.NEVER;
-      }
-      return address;
-    })
-    .meta({ description, format: 'listen-address' });
-}
-
-function secret(description: string) {
-  return z.string().min(1, { error: 'must not be empty' }).meta({ description, secret: true });
-}
 
 const STORE_URL = /^(sqlite:.+|mysql:\/\/.+|mariadb:\/\/.+|postgres(ql)?:\/\/.+)$/;
 
@@ -95,10 +62,36 @@ export const configSchema = z
       }),
     listen: z
       .strictObject({
-        http: listenAddress('Plain HTTP listener.').prefault('127.0.0.1:8080'),
+        http: listenAddress(
+          'Plain HTTP. With listen.https: ACME and CA file-validation paths, everything else redirected (308) to HTTPS. Without: serves all routes (behind a TLS-terminating load balancer).',
+        ).prefault('127.0.0.1:8080'),
+        https: listenAddress('HTTPS (and WSS) with the certificates of `tls`.').optional(),
+        internal: listenAddress('The internal API for business services (keep it on loopback or a private network).').optional(),
+        httpRedirect: z
+          .boolean()
+          .default(true)
+          .meta({ description: 'With listen.https: redirect plain HTTP to HTTPS (false serves it too, as minigate dev does for local tools).' }),
       })
       .prefault({})
       .meta({ description: 'Where minigate listens.' }),
+    tls: tlsSchema,
+    routes: z
+      .array(routeSchema)
+      .default([])
+      .meta({
+        description:
+          'Paths served besides the built-in ones (/auth, /weapp, /healthz, /readyz), matched by longest prefix. A route with `service:` moves a built-in service to its path.',
+      }),
+    trustedProxies: z
+      .array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, { error: 'expected an IP address or CIDR such as 10.0.0.0/8' }))
+      .default([])
+      .meta({ description: 'Load balancers whose X-Forwarded-For / X-Forwarded-Proto are believed.' }),
+    upstreamSecret: secret('Shared secret of the X-Minigate-Signature on identity headers sent to upstreams.').optional(),
+    pkiValidationDir: filePath('Files served at /.well-known/pki-validation/ (CA domain validation).').optional(),
+    workers: z
+      .union([z.number().int().min(1).max(256), z.literal('auto')])
+      .default(1)
+      .meta({ description: 'Processes sharing the listeners: a number, or auto for one per core.' }),
     wechat: z
       .strictObject({
         apiBase: z
@@ -154,6 +147,25 @@ export const configSchema = z
       })
       .prefault({})
       .meta({ description: 'Logging (JSON lines on stderr).' }),
+  })
+  .superRefine((config, ctx) => {
+    const tls = config.tls;
+    if (config.listen.https && !tls.certificates.length && !tls.acme && !tls.devCa) {
+      ctx.addIssue({ code: 'custom', path: ['listen', 'https'], message: 'needs tls.certificates, tls.acme or tls.devCa' });
+    }
+    const seen = new Set<string>();
+    config.routes.forEach((route, i) => {
+      const key = `${route.host ?? '*'} ${route.path.replace(/\/+$/, '') || '/'}`;
+      if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'path'], message: 'another route has the same host and path' });
+      seen.add(key);
+      if (route.proxy && route.auth !== 'none' && !config.upstreamSecret) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', i, 'auth'],
+          message: 'identity headers to an upstream need upstreamSecret (to sign them)',
+        });
+      }
+    });
   })
   .meta({ description: 'minigate.yaml' });
 

@@ -18,7 +18,21 @@ export interface HttpContext {
   readonly path: string;
   /** The raw query string (without `?`). */
   readonly query: string;
-  readonly params: Record<string, string>;
+  /** `:name` segments of the route (service routes). */
+  params: Record<string, string>;
+  /** Who and how, as the edge established it (see forwarded.ts). */
+  readonly client: ClientInfo;
+}
+
+/** The client of a request: its address and the scheme and host it used (behind trusted proxies, theirs). */
+export interface ClientInfo {
+  ip: string;
+  scheme: 'http' | 'https';
+  host: string;
+  /** The X-Forwarded-For chain to send upstream (trusted hops kept, the peer appended). */
+  forwardedFor: string;
+  /** The peer is a trusted proxy (a load balancer that may have terminated TLS). */
+  viaTrustedProxy: boolean;
 }
 
 export type Handler = (ctx: HttpContext) => void | Promise<void>;
@@ -102,13 +116,16 @@ function safeDecode(segment: string): string {
 }
 
 export interface DispatchOptions {
-  router: Router;
   logger: Logger;
+  /** Works out the client (address, scheme, host) of a request. */
+  client: (req: IncomingMessage) => ClientInfo;
+  /** Answers the request; throw an AppError (or return a rejected promise) for an error answer. */
+  handle: (ctx: HttpContext) => void | Promise<void>;
 }
 
-/** The request listener for a node:http server: routes, answers errors, logs one line. */
+/** The request listener for a node:http(s) server: answers errors in our shape, logs one line. */
 export function createDispatcher(options: DispatchOptions) {
-  const { router, logger } = options;
+  const { logger, handle } = options;
   return (req: IncomingMessage, res: ServerResponse): void => {
     const started = performance.now();
     const requestId = newRequestId();
@@ -145,7 +162,8 @@ export function createDispatcher(options: DispatchOptions) {
 
     const fail = (error: unknown) => {
       failure = error;
-      if (res.headersSent) {
+      if (res.headersSent || res.destroyed) {
+        if (!(error instanceof AppError)) logger.error({ requestId, method, path, err: error }, 'request failed after the answer began');
         res.destroy();
         return;
       }
@@ -156,16 +174,28 @@ export function createDispatcher(options: DispatchOptions) {
       sendJson(res, status, body);
     };
 
-    const found = router.match(method, path);
-    if (!found) return fail(new AppError('NOT_FOUND'));
-    if ('allowed' in found) return fail(new AppError('METHOD_NOT_ALLOWED', { details: { allowed: found.allowed } }));
+    let client: ClientInfo;
     try {
-      const result = found.handler({ req, res, requestId, path, query, params: found.params });
+      client = options.client(req);
+    } catch (error) {
+      return fail(error);
+    }
+    try {
+      const result = handle({ req, res, requestId, path, query, params: {}, client });
       if (result) result.catch(fail);
     } catch (error) {
       fail(error);
     }
   };
+}
+
+/** Runs a service router for a path (relative to where the service is mounted). */
+export function routeTo(router: Router, ctx: HttpContext, path: string): void | Promise<void> {
+  const found = router.match(ctx.req.method ?? 'GET', path);
+  if (!found) throw new AppError('NOT_FOUND');
+  if ('allowed' in found) throw new AppError('METHOD_NOT_ALLOWED', { details: { allowed: found.allowed } });
+  ctx.params = found.params;
+  return found.handler(ctx);
 }
 
 /** Sends a JSON body with its length; never cached (answers are per user). */

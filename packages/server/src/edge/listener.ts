@@ -1,16 +1,23 @@
 /**
- * A plain HTTP listener with the limits a server facing the internet needs: header and request
- * deadlines (slowloris), a header size cap, keep-alive, and a close that drains.
+ * Listeners with the limits a server facing the internet needs: header and request deadlines
+ * (slowloris, RELIABILITY T10/T11), an idle-socket timeout, a header size cap, Node's strict HTTP
+ * parser (never the lenient one: smuggling, T13), keep-alive, and a close that drains.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createSecureServer as createHttp2Server } from 'node:http2';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { TlsOptions } from 'node:tls';
 import type { ListenAddress } from '../config/index.js';
 import type { Logger } from '../core/logger.js';
 
 /** Headers must arrive within this (nginx's client_header_timeout is 60 s; slowloris wants less). */
 export const HEADERS_TIMEOUT_MS = 15_000;
 /** A whole request (headers and body) must arrive within this. */
-export const REQUEST_TIMEOUT_MS = 60_000;
+export const REQUEST_TIMEOUT_MS = 300_000;
+/** A connection with no traffic in either direction for this long is closed (a stalled body, a client that stopped reading). */
+export const SOCKET_IDLE_TIMEOUT_MS = 60_000;
 /** An idle keep-alive connection is closed after this. */
 export const KEEP_ALIVE_TIMEOUT_MS = 30_000;
 /** Total header bytes accepted (Node's default). */
@@ -18,32 +25,59 @@ export const MAX_HEADER_BYTES = 16 * 1024;
 /** How long close() waits for in-flight requests before cutting connections. */
 export const DRAIN_GRACE_MS = 10_000;
 
-export interface HttpListener {
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+export type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+export interface Listener {
+  readonly name: string;
   /** The bound address (port filled in when 0 was asked). */
   readonly address: AddressInfo | null;
+  readonly server: HttpServer;
   start(): Promise<AddressInfo>;
   /** Stops accepting, lets in-flight requests finish (up to the grace), then closes. */
   close(graceMs?: number): Promise<void>;
 }
 
-export function createHttpListener(
-  address: ListenAddress,
-  handler: (req: IncomingMessage, res: ServerResponse) => void,
-  logger: Logger,
-): HttpListener {
-  const server: Server = createServer(
-    {
-      headersTimeout: HEADERS_TIMEOUT_MS,
-      requestTimeout: REQUEST_TIMEOUT_MS,
-      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-      maxHeaderSize: MAX_HEADER_BYTES,
-      // Never the lenient parser: it is what request smuggling needs.
-      insecureHTTPParser: false,
-    },
-    handler,
-  );
+const httpOptions = {
+  headersTimeout: HEADERS_TIMEOUT_MS,
+  requestTimeout: REQUEST_TIMEOUT_MS,
+  keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+  maxHeaderSize: MAX_HEADER_BYTES,
+  insecureHTTPParser: false,
+};
+
+export interface ListenerOptions {
+  name: string;
+  address: ListenAddress;
+  handler: RequestHandler;
+  upgrade?: UpgradeListener;
+  logger: Logger;
+  /** TLS options for an HTTPS listener; plain HTTP without. */
+  tls?: TlsOptions;
+  /** Offer HTTP/2 by ALPN (with HTTP/1.1 still allowed). */
+  http2?: boolean;
+}
+
+export function createListener(options: ListenerOptions): Listener {
+  const { logger } = options;
+  let server: HttpServer;
+  if (!options.tls) server = createHttpServer(httpOptions, options.handler);
+  else if (!options.http2) server = createHttpsServer({ ...httpOptions, ...options.tls }, options.handler) as unknown as HttpServer;
+  else {
+    server = createHttp2Server({ ...options.tls, allowHTTP1: true }, options.handler as never) as unknown as HttpServer;
+    Object.assign(server, { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
+  }
+  server.timeout = SOCKET_IDLE_TIMEOUT_MS;
+  // HTTP/2 sessions are told to go away (GOAWAY) on close, so they drain like HTTP/1.1 keep-alive.
+  const sessions = new Set<{ close(): void }>();
+  server.on('session', (session: { close(): void; once(event: 'close', fn: () => void): void }) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  });
+  if (options.upgrade) server.on('upgrade', options.upgrade);
+
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
-    logger.debug({ code: error.code }, 'http: bad request from client');
+    logger.debug({ listener: options.name, code: error.code }, 'http: bad request from client');
     if (!socket.writable || socket.destroyed) {
       socket.destroy();
       return;
@@ -58,18 +92,25 @@ export function createHttpListener(
     socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     setTimeout(() => socket.destroy(), 1000).unref();
   });
+  // A TLS handshake that fails (old protocol, no shared cipher, a scanner) is the client's problem.
+  server.on('tlsClientError', (error: NodeJS.ErrnoException) => {
+    logger.debug({ listener: options.name, code: error.code, reason: error.message }, 'tls: handshake failed');
+  });
   let bound: AddressInfo | null = null;
 
   return {
+    name: options.name,
+    server,
     get address() {
       return bound;
     },
     start: () =>
       new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(address.port, address.host, () => {
-          server.off('error', reject);
-          server.on('error', (error) => logger.error({ err: error }, 'http: listener error'));
+        const onError = (error: NodeJS.ErrnoException) => reject(error);
+        server.once('error', onError);
+        server.listen(options.address.port, options.address.host, () => {
+          server.off('error', onError);
+          server.on('error', (error) => logger.error({ listener: options.name, err: error }, 'http: listener error'));
           bound = server.address() as AddressInfo;
           resolve(bound);
         });
@@ -77,13 +118,14 @@ export function createHttpListener(
     close: (graceMs = DRAIN_GRACE_MS) =>
       new Promise((resolve) => {
         if (!server.listening) return resolve();
-        const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+        const timer = setTimeout(() => server.closeAllConnections?.(), graceMs);
         timer.unref();
         server.close(() => {
           clearTimeout(timer);
           resolve();
         });
-        server.closeIdleConnections();
+        server.closeIdleConnections?.();
+        for (const session of sessions) session.close();
       }),
   };
 }

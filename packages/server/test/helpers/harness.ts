@@ -42,6 +42,8 @@ export interface HarnessOptions {
   clock?: SandboxClock;
   /** Reuse a running sandbox (for restarts). */
   sandbox?: Sandbox;
+  /** More config (listen is merged with the default one). */
+  config?: Record<string, unknown>;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -52,14 +54,16 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   if (ownSandbox) await sandbox.start();
   const ownDir = !options.dataDir;
   const dataDir = options.dataDir ?? mkdtempSync(path.join(tmpdir(), 'minigate-harness-'));
+  const { listen, ...extra } = (options.config ?? {}) as { listen?: Record<string, unknown> };
   const config = loadConfig({
     object: {
       dataDir,
-      listen: { http: '127.0.0.1:0' },
+      listen: { http: '127.0.0.1:0', ...listen },
       wechat: { apiBase: sandbox.url, timeout: options.wechatTimeout ?? '5s' },
       apps,
       ...(options.store ? { store: options.store } : {}),
       log: { level: 'trace' },
+      ...extra,
     },
     env: {},
   });
@@ -68,7 +72,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   await server.start();
 
   const request = async (method: string, pathname: string, body?: unknown, headers: Record<string, string> = {}) => {
-    const response = await fetch(server.url + pathname, {
+    const response = await fetch((server.urls.http ?? server.url) + pathname, {
       method,
       headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
       body: body === undefined ? null : JSON.stringify(body),
@@ -100,7 +104,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     clock,
     config,
     logs,
-    url: server.url,
+    url: server.urls.http ?? server.url,
     control,
     code: (input = {}) => control('login', { appid: input.appid ?? apps[0]!.appid, ...input }),
     login: (body) => request('POST', '/auth/login', body),

@@ -1,0 +1,266 @@
+/**
+ * The edge: listeners (HTTPS, HTTP, internal), the route table, and what each route does
+ * (built-in services, proxy, static files, redirects), with sessions checked where a route asks.
+ *
+ * listen.http, when listen.https exists, answers only ACME challenges, CA file validation and
+ * health, and redirects the rest to HTTPS (308) — unless the request comes from a trusted proxy
+ * that terminated TLS, which is served as if it came over HTTPS.
+ */
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
+import type { Config, ListenAddress } from '../config/index.js';
+import type { RouteConfig } from '../config/schema-edge.js';
+import { AppError } from '../core/errors.js';
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { SessionService } from '../auth/sessions.js';
+import { tokenFromRequest } from '../auth/tokens.js';
+import { forwardingHeaders, identityHeaders } from './headers.js';
+import { clientInfo, trustedProxies, type TrustedProxies } from './forwarded.js';
+import { createDispatcher, routeTo, sendJson, type HttpContext } from './http.js';
+import { createListener, localUrl, type Listener } from './listener.js';
+import { createProxy, type Proxy } from './proxy.js';
+import { RouteTable, normalizePrefix, type EdgeRoute } from './route-table.js';
+import type { Service } from './service.js';
+import { createStaticHandler } from './static.js';
+import type { TlsManager } from './tls/manager.js';
+
+export interface EdgeDeps {
+  logger: Logger;
+  clock: Clock;
+  sessions: SessionService;
+  services: Service[];
+  /** Resolves when the server can serve (the database answers). */
+  ready: () => Promise<void>;
+  /** The TLS manager, when listen.https is configured. */
+  tls?: TlsManager;
+  /** ACME HTTP-01 answers: the key authorization for a token, or null. */
+  acmeChallenge?: (token: string) => Promise<string | null>;
+}
+
+export interface Edge {
+  start(): Promise<void>;
+  close(): Promise<void>;
+  /** Bound addresses by listener name (http, https, internal). */
+  addresses(): Record<string, AddressInfo>;
+  /** Base URLs by listener name. */
+  urls(): Record<string, string>;
+}
+
+function hstsValue(hsts: Config['tls']['hsts']): string | undefined {
+  if (hsts === false) return undefined;
+  if (hsts === true) return 'max-age=63072000';
+  return `max-age=${Math.floor(hsts.maxAge / 1000)}${hsts.includeSubDomains ? '; includeSubDomains' : ''}${hsts.preload ? '; preload' : ''}`;
+}
+
+export function createEdge(config: Config, deps: EdgeDeps): Edge {
+  const { logger, sessions } = deps;
+  const trusted: TrustedProxies = trustedProxies(config.trustedProxies);
+  const proxies: Proxy[] = [];
+  const hsts = hstsValue(config.tls.hsts);
+  const pki = config.pkiValidationDir ? createStaticHandler({ root: config.pkiValidationDir, spa: false }) : undefined;
+
+  /** The session of a request on a route that asks for one (null when optional and absent). */
+  async function sessionFor(req: IncomingMessage, auth: EdgeRoute['auth']) {
+    if (auth === 'none') return null;
+    const check = await sessions.check(tokenFromRequest(req));
+    if (check.ok) return check.session;
+    if (auth === 'required') throw new AppError(check.reason);
+    return null;
+  }
+
+  function toRoute(route: RouteConfig): EdgeRoute {
+    const base = { host: route.host, path: route.path, auth: route.auth, maxBodyBytes: route.maxBodyBytes };
+    if (route.service) {
+      const service = deps.services.find((s) => s.name === route.service)!;
+      return { ...base, auth: 'none', handle: (ctx, rest) => routeTo(service.router, ctx, rest || '/') };
+    }
+    if (route.redirect) {
+      const target = route.redirect;
+      return {
+        ...base,
+        handle: (ctx, rest) => {
+          const location = target.endsWith('/') ? target + rest.replace(/^\//, '') + (ctx.query ? `?${ctx.query}` : '') : target;
+          ctx.res.writeHead(308, { location, 'content-length': 0 });
+          ctx.res.end();
+        },
+      };
+    }
+    if (route.static) {
+      const serve = createStaticHandler({ root: route.static, spa: route.spa });
+      return {
+        ...base,
+        handle: async (ctx, rest) => {
+          await sessionFor(ctx.req, route.auth);
+          await serve(ctx, rest);
+        },
+      };
+    }
+    const proxy = createProxy({
+      upstreams: Array.isArray(route.proxy) ? route.proxy : [route.proxy!],
+      timeoutMs: route.timeout,
+      maxBodyBytes: route.maxBodyBytes,
+      logger,
+      prefix: normalizePrefix(route.path),
+      dropBearer: route.auth !== 'none',
+    });
+    proxies.push(proxy);
+    const extraHeaders = async (req: IncomingMessage, client: HttpContext['client']) => {
+      const session = await sessionFor(req, route.auth);
+      return {
+        ...forwardingHeaders(client),
+        ...(session && config.upstreamSecret
+          ? identityHeaders(
+              { appid: session.appid, openid: session.openid, unionid: session.unionid, session: session.tokenHash },
+              config.upstreamSecret,
+              deps.clock.now(),
+            )
+          : {}),
+      };
+    };
+    return {
+      ...base,
+      handle: async (ctx, rest) => proxy.handle(ctx, rest, await extraHeaders(ctx.req, ctx.client)),
+      upgrade: (req, socket, head, rest) => {
+        extraHeaders(req, clientInfo(req, 'https', trusted)).then(
+          (extra) => proxy.upgrade(req, socket, head, rest, extra),
+          (error: unknown) => rejectUpgrade(socket, error),
+        );
+      },
+    };
+  }
+
+  const configured = config.routes.map(toRoute);
+  const moved = new Set(config.routes.map((r) => r.service).filter(Boolean));
+  const builtIn = deps.services
+    .filter((s) => !moved.has(s.name))
+    .map((s): EdgeRoute => ({ path: s.defaultPath, auth: 'none', maxBodyBytes: 0, handle: (ctx, rest) => routeTo(s.router, ctx, rest || '/') }));
+  const table = new RouteTable([...configured, ...builtIn]);
+
+  /** What every listener answers the same way: health and CA file validation. */
+  async function common(ctx: HttpContext): Promise<boolean> {
+    if (ctx.path === '/healthz') {
+      sendJson(ctx.res, 200, { ok: true });
+      return true;
+    }
+    if (ctx.path === '/readyz') {
+      await deps.ready();
+      sendJson(ctx.res, 200, { ok: true });
+      return true;
+    }
+    if (pki && ctx.path.startsWith('/.well-known/pki-validation/')) {
+      await pki(ctx, ctx.path.slice('/.well-known/pki-validation'.length));
+      return true;
+    }
+    return false;
+  }
+
+  async function serve(ctx: HttpContext): Promise<void> {
+    if (await common(ctx)) return;
+    const found = table.match(ctx.client.host, ctx.path);
+    if (!found) throw new AppError('NOT_FOUND');
+    await found.route.handle(ctx, found.rest);
+  }
+
+  const httpsAddress = config.listen.https;
+  let httpsPort: number | undefined;
+
+  async function plain(ctx: HttpContext): Promise<void> {
+    if (ctx.path.startsWith('/.well-known/acme-challenge/') && deps.acmeChallenge) {
+      const token = ctx.path.slice('/.well-known/acme-challenge/'.length);
+      const answer = /^[A-Za-z0-9_-]+$/.test(token) ? await deps.acmeChallenge(token) : null;
+      if (answer === null) throw new AppError('NOT_FOUND');
+      ctx.res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': Buffer.byteLength(answer) });
+      ctx.res.end(answer);
+      return;
+    }
+    if (!httpsAddress || !config.listen.httpRedirect || ctx.client.viaTrustedProxy) return serve(ctx);
+    if (await common(ctx)) return;
+    const host = ctx.client.host.replace(/:\d+$/, '');
+    if (!host) throw new AppError('BAD_REQUEST', { message: 'The request has no Host header.' });
+    const port = httpsPort && httpsPort !== 443 ? `:${httpsPort}` : '';
+    ctx.res.writeHead(308, { location: `https://${host}${port}${ctx.path}${ctx.query ? `?${ctx.query}` : ''}`, 'content-length': 0 });
+    ctx.res.end();
+  }
+
+  function upgrade(scheme: 'http' | 'https') {
+    return (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on('error', () => socket.destroy());
+      const client = clientInfo(req, scheme, trusted);
+      if (scheme === 'http' && httpsAddress && config.listen.httpRedirect && !client.viaTrustedProxy) {
+        return rejectUpgrade(socket, new AppError('NOT_FOUND', { message: 'Use wss:// on the HTTPS port.' }));
+      }
+      const path = (req.url ?? '/').split('?')[0]!;
+      const found = table.match(client.host, path);
+      if (!found?.route.upgrade) return rejectUpgrade(socket, new AppError('NOT_FOUND'));
+      found.route.upgrade(req, socket, head, found.rest);
+    };
+  }
+
+  const listeners: Listener[] = [];
+  const makeListener = (name: string, scheme: 'http' | 'https', handle: (ctx: HttpContext) => Promise<void>) => {
+    const dispatch = createDispatcher({ logger, client: (req) => clientInfo(req, scheme, trusted), handle });
+    const address = name === 'https' ? httpsAddress! : name === 'internal' ? config.listen.internal! : config.listen.http;
+    const listener = createListener({
+      name,
+      address,
+      logger,
+      handler: hsts && scheme === 'https' ? (req, res) => (res.setHeader('strict-transport-security', hsts), dispatch(req, res)) : dispatch,
+      upgrade: name === 'internal' ? undefined : upgrade(scheme),
+      ...(scheme === 'https' ? { tls: deps.tls!.serverOptions(), http2: config.tls.http2 } : {}),
+    });
+    if (scheme === 'https') deps.tls!.attach(listener.server as never);
+    listeners.push(listener);
+    return listener;
+  };
+
+  return {
+    async start() {
+      const open = async (listener: Listener, address: ListenAddress) => {
+        try {
+          return await listener.start();
+        } catch (error) {
+          throw Object.assign(error as Error, { listener: listener.name, where: `${address.host}:${address.port}` });
+        }
+      };
+      if (httpsAddress) {
+        if (!deps.tls) throw new Error('listen.https without a TLS manager');
+        httpsPort = (await open(makeListener('https', 'https', serve), httpsAddress)).port;
+      }
+      await open(makeListener('http', 'http', plain), config.listen.http);
+      if (config.listen.internal) {
+        const internal = makeListener('internal', 'http', async (ctx) => {
+          if (!(await common(ctx))) throw new AppError('NOT_FOUND');
+        });
+        await open(internal, config.listen.internal);
+      }
+    },
+    async close() {
+      await Promise.all(listeners.map((l) => l.close()));
+      for (const proxy of proxies) proxy.close();
+    },
+    addresses() {
+      return Object.fromEntries(listeners.filter((l) => l.address).map((l) => [l.name, l.address!]));
+    },
+    urls() {
+      return Object.fromEntries(
+        listeners.filter((l) => l.address).map((l) => [l.name, localUrl(l.address!, l.name === 'https' ? 'https' : 'http')]),
+      );
+    },
+  };
+}
+
+/** Answers a WebSocket upgrade with an error status in our shape, then closes. */
+function rejectUpgrade(socket: Duplex, error: unknown): void {
+  const appError = error instanceof AppError ? error : new AppError('INTERNAL');
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const body = JSON.stringify({ error: { code: appError.code, message: appError.message } });
+  socket.end(
+    `HTTP/1.1 ${appError.status} ${appError.status === 401 ? 'Unauthorized' : appError.status === 404 ? 'Not Found' : 'Error'}\r\n` +
+      `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}

@@ -1,0 +1,218 @@
+/**
+ * The reverse proxy: streams requests and answers both ways with back-pressure, over keep-alive
+ * pools, to one upstream or several (round robin; an upstream that fails to connect is skipped
+ * for UPSTREAM_DOWN_MS). Upstream trouble becomes 502/504 in our error shape, never a crash
+ * (RELIABILITY P2). Headers are cleaned as in headers.ts.
+ */
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type ClientRequest, type OutgoingHttpHeaders } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { pipeline } from 'node:stream';
+import { AppError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { upstreamRequestHeaders, upstreamResponseHeaders } from './headers.js';
+import type { HttpContext } from './http.js';
+
+/** A failed upstream is skipped this long. */
+export const UPSTREAM_DOWN_MS = 10_000;
+/** Time to open a connection to an upstream. */
+export const UPSTREAM_CONNECT_TIMEOUT_MS = 5_000;
+/** Idle keep-alive connections kept per upstream. */
+export const UPSTREAM_MAX_FREE_SOCKETS = 64;
+
+export interface ProxyOptions {
+  upstreams: readonly string[];
+  /** Keep minigate's session token (Authorization: Bearer) from the upstream. */
+  dropBearer: boolean;
+  /** Time for the upstream to start its answer. */
+  timeoutMs: number;
+  maxBodyBytes: number;
+  logger: Logger;
+  /** The route prefix, replaced by the upstream URL's path when it has one (nginx's proxy_pass rule). */
+  prefix: string;
+}
+
+interface Upstream {
+  url: URL;
+  agent: HttpAgent;
+  downUntil: number;
+}
+
+/** Headers of the answer minigate adds to every request it sends upstream (identity, forwarding). */
+export type ExtraHeaders = Record<string, string>;
+
+export interface Proxy {
+  handle(ctx: HttpContext, rest: string, extra: ExtraHeaders): Promise<void>;
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, rest: string, extra: ExtraHeaders): void;
+  close(): void;
+}
+
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UPSTREAM_CONNECT_TIMEOUT']);
+
+export function createProxy(options: ProxyOptions): Proxy {
+  const upstreams: Upstream[] = options.upstreams.map((text) => {
+    const url = new URL(text);
+    const agentOptions = { keepAlive: true, maxFreeSockets: UPSTREAM_MAX_FREE_SOCKETS, scheduling: 'lifo' as const };
+    return { url, agent: url.protocol === 'https:' ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions), downUntil: 0 };
+  });
+  let next = 0;
+
+  /** Upstreams in the order to try: round robin, healthy ones first. */
+  function order(): Upstream[] {
+    const start = next++ % upstreams.length;
+    const rotated = [...upstreams.slice(start), ...upstreams.slice(0, start)];
+    const now = Date.now();
+    return [...rotated.filter((u) => u.downUntil <= now), ...rotated.filter((u) => u.downUntil > now)];
+  }
+
+  function targetPath(upstream: Upstream, rest: string, query: string): string {
+    const base = upstream.url.pathname === '/' ? options.prefix : upstream.url.pathname.replace(/\/$/, '');
+    const path = base + rest || '/';
+    return query ? `${path}?${query}` : path;
+  }
+
+  function open(upstream: Upstream, method: string, path: string, headers: OutgoingHttpHeaders): ClientRequest {
+    const send = upstream.url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const request = send({
+      protocol: upstream.url.protocol,
+      hostname: upstream.url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: upstream.url.port || undefined,
+      method,
+      path,
+      headers: { ...headers, host: upstream.url.host },
+      agent: upstream.agent,
+    });
+    // A connection that does not open in time counts as "cannot connect".
+    const connectTimer = setTimeout(() => {
+      const error = Object.assign(new Error('upstream connect timeout'), { code: 'UPSTREAM_CONNECT_TIMEOUT' });
+      request.destroy(error);
+    }, UPSTREAM_CONNECT_TIMEOUT_MS);
+    request.once('socket', (socket) => {
+      if (!socket.connecting) clearTimeout(connectTimer);
+      else socket.once('connect', () => clearTimeout(connectTimer));
+    });
+    request.once('close', () => clearTimeout(connectTimer));
+    return request;
+  }
+
+  function markDown(upstream: Upstream, error: NodeJS.ErrnoException): void {
+    upstream.downUntil = Date.now() + UPSTREAM_DOWN_MS;
+    options.logger.warn({ upstream: upstream.url.origin, code: error.code }, 'proxy: upstream failed, skipped for 10 s');
+  }
+
+  return {
+    handle(ctx, rest, extra) {
+      const { req, res } = ctx;
+      const declared = Number(req.headers['content-length'] ?? 0);
+      if (declared > options.maxBodyBytes) {
+        req.resume();
+        throw new AppError('BODY_TOO_LARGE', { message: `The body is over ${options.maxBodyBytes} bytes.` });
+      }
+      const hasBody = declared > 0 || req.headers['transfer-encoding'] !== undefined;
+      const headers = { ...upstreamRequestHeaders(req.headers, { dropBearer: options.dropBearer }), ...extra };
+      const method = req.method ?? 'GET';
+      const candidates = order();
+
+      return new Promise<void>((resolve, reject) => {
+        let attempt = 0;
+        const tryNext = () => {
+          const upstream = candidates[attempt++]!;
+          const request = open(upstream, method, targetPath(upstream, rest, ctx.query), headers);
+          let answered = false;
+          const responseTimer = setTimeout(() => {
+            request.destroy(Object.assign(new Error('upstream answer timeout'), { code: 'UPSTREAM_TIMEOUT' }));
+          }, options.timeoutMs);
+
+          request.once('response', (answer) => {
+            answered = true;
+            clearTimeout(responseTimer);
+            res.writeHead(answer.statusCode ?? 502, answer.statusMessage, upstreamResponseHeaders(answer.headers));
+            pipeline(answer, res, (error) => {
+              // An upstream reset mid-answer: the client sees its connection closed (the status is out).
+              if (error && !res.writableFinished) res.destroy();
+              resolve();
+            });
+          });
+          request.once('error', (error: NodeJS.ErrnoException) => {
+            clearTimeout(responseTimer);
+            if (answered) return;
+            const cannotConnect = CONNECT_ERRORS.has(error.code ?? '');
+            if (cannotConnect) markDown(upstream, error);
+            // Without a body nothing was consumed, so another upstream may take the request.
+            if (cannotConnect && !hasBody && attempt < candidates.length) return tryNext();
+            reject(
+              new AppError(error.code === 'UPSTREAM_TIMEOUT' ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE', {
+                cause: error,
+                details: { upstream: upstream.url.origin },
+              }),
+            );
+          });
+
+          if (!hasBody) {
+            request.end();
+            return;
+          }
+          let size = 0;
+          req.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > options.maxBodyBytes) {
+              req.unpipe(request);
+              request.destroy();
+              reject(new AppError('BODY_TOO_LARGE', { message: `The body is over ${options.maxBodyBytes} bytes.` }));
+            }
+          });
+          req.pipe(request);
+          req.once('aborted', () => request.destroy());
+        };
+        tryNext();
+      });
+    },
+
+    upgrade(req, socket, head, rest, extra) {
+      const upstream = order()[0]!;
+      const query = (req.url ?? '').includes('?') ? (req.url ?? '').slice((req.url ?? '').indexOf('?') + 1) : '';
+      const headers = { ...upstreamRequestHeaders(req.headers, { keepUpgrade: true, dropBearer: options.dropBearer }), ...extra };
+      const request = open(upstream, req.method ?? 'GET', targetPath(upstream, rest, query), headers);
+      const fail = (status: number, code: string) => {
+        if (socket.writable) {
+          const body = JSON.stringify({ error: { code, message: 'The WebSocket upstream is not available.' } });
+          socket.end(`HTTP/1.1 ${status} Bad Gateway\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+        } else socket.destroy();
+      };
+      request.once('upgrade', (answer, upstreamSocket, upstreamHead) => {
+        const lines = [`HTTP/1.1 101 ${answer.statusMessage ?? 'Switching Protocols'}`];
+        for (let i = 0; i < answer.rawHeaders.length; i += 2) lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
+        socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+        if (upstreamHead.length) socket.write(upstreamHead);
+        if (head.length) upstreamSocket.write(head);
+        upstreamSocket.on('error', () => socket.destroy());
+        socket.on('error', () => upstreamSocket.destroy());
+        upstreamSocket.pipe(socket).pipe(upstreamSocket);
+        upstreamSocket.once('close', () => socket.destroy());
+        socket.once('close', () => upstreamSocket.destroy());
+      });
+      request.once('response', (answer) => {
+        // The upstream refused to upgrade: pass its answer on and close.
+        const lines = [`HTTP/1.1 ${answer.statusCode} ${answer.statusMessage ?? ''}`];
+        const clean = upstreamResponseHeaders(answer.headers);
+        for (const [name, value] of Object.entries(clean)) {
+          for (const v of Array.isArray(value) ? value : [value]) if (v !== undefined) lines.push(`${name}: ${v}`);
+        }
+        lines.push('connection: close');
+        socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+        answer.pipe(socket);
+      });
+      request.once('error', (error: NodeJS.ErrnoException) => {
+        if (CONNECT_ERRORS.has(error.code ?? '')) markDown(upstream, error);
+        options.logger.warn({ upstream: upstream.url.origin, code: error.code }, 'proxy: WebSocket upgrade failed');
+        fail(502, 'UPSTREAM_UNAVAILABLE');
+      });
+      socket.once('error', () => request.destroy());
+      request.end();
+    },
+
+    close() {
+      for (const u of upstreams) u.agent.destroy();
+    },
+  };
+}

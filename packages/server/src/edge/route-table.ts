@@ -1,0 +1,60 @@
+/**
+ * The route table: which route a request belongs to, by host and the longest path prefix.
+ * `/api` matches `/api`, `/api/` and `/api/x`, never `/apix`. A route for a host beats one for
+ * any host at the same prefix length.
+ */
+import type { HttpContext } from './http.js';
+
+export type AuthMode = 'none' | 'optional' | 'required';
+
+export interface EdgeRoute {
+  /** Lower-case host, or undefined for any. */
+  host?: string;
+  /** The configured path, for messages. */
+  path: string;
+  auth: AuthMode;
+  maxBodyBytes: number;
+  /** Answers a request; `rest` is the path after the prefix (starts with `/`, or is ``). */
+  handle(ctx: HttpContext, rest: string): void | Promise<void>;
+  /** Answers a WebSocket upgrade, when the route can. */
+  upgrade?: UpgradeHandler;
+}
+
+export type UpgradeHandler = (
+  req: import('node:http').IncomingMessage,
+  socket: import('node:stream').Duplex,
+  head: Buffer,
+  rest: string,
+) => void;
+
+interface Entry {
+  route: EdgeRoute;
+  prefix: string;
+}
+
+export function normalizePrefix(path: string): string {
+  return path.replace(/\/+$/, '');
+}
+
+export class RouteTable {
+  private readonly entries: Entry[];
+
+  constructor(routes: readonly EdgeRoute[]) {
+    // Longest prefix first; at equal length a host-bound route first.
+    this.entries = routes
+      .map((route) => ({ route, prefix: normalizePrefix(route.path) }))
+      .sort((a, b) => b.prefix.length - a.prefix.length || Number(Boolean(b.route.host)) - Number(Boolean(a.route.host)));
+  }
+
+  match(host: string, path: string): { route: EdgeRoute; rest: string } | null {
+    const bareHost = host.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+    for (const { route, prefix } of this.entries) {
+      if (route.host !== undefined && route.host !== bareHost) continue;
+      if (path === prefix) return { route, rest: '' };
+      if (path.startsWith(prefix) && path.charCodeAt(prefix.length) === 47 /* / */) {
+        return { route, rest: path.slice(prefix.length) };
+      }
+    }
+    return null;
+  }
+}
