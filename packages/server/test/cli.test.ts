@@ -2,13 +2,14 @@
  * The built CLI, run as a user runs it: `minigate --help`, `validate`, `migrate`, `sandbox`,
  * `start -c` with MINIGATE_STORE pointing at MariaDB or PostgreSQL, and `dev`.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redactUrl } from '../src/store/index.js';
 import { runCli, startCli, type RunningCli } from './helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/databases.js';
+import { get } from './helpers/https.js';
 
 const APPID = 'wx00112233445566aa';
 const SECRET = 'cli-test-app-secret-9f8e7d6c5b4a';
@@ -163,11 +164,20 @@ describe('minigate dev', () => {
     const data = path.join(dir, 'dev-data');
     const start = async () => {
       const dev = startCli(['dev', '--json', '--port', '0', '--data', data]);
-      const facts = JSON.parse(await dev.waitForLine(/^\{/)) as { url: string; sandboxUrl: string; appid: string; dataDir: string };
+      const facts = JSON.parse(await dev.waitForLine(/^\{/)) as { url: string; httpsUrl: string; caFile: string; sandboxUrl: string; appid: string; dataDir: string };
       return { dev, facts };
     };
     const first = await start();
-    expect(first.facts).toMatchObject({ url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/), appid: expect.stringMatching(/^wx[0-9a-f]{16}$/), dataDir: data });
+    expect(first.facts).toMatchObject({
+      url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/),
+      httpsUrl: expect.stringMatching(/^https:\/\/127\.0\.0\.1:\d+$/),
+      caFile: path.join(data, 'dev-ca', 'ca.pem'),
+      appid: expect.stringMatching(/^wx[0-9a-f]{16}$/),
+      dataDir: data,
+    });
+    // HTTPS with the dev CA, verified against it.
+    const https = await get(`${first.facts.httpsUrl}/healthz`, { ca: readFileSync(first.facts.caFile), servername: 'localhost' });
+    expect(https.status).toBe(200);
     const { token, openid } = await loginVia(first.facts.url, first.facts.sandboxUrl, first.facts.appid);
     expect((await session(first.facts.url, token)).body.openid).toBe(openid);
     expect(await first.dev.stop('SIGINT')).toBe(0);
@@ -188,6 +198,8 @@ describe('minigate dev', () => {
       const out = dev.stdout();
       expect(out).toMatch(/minigate\s+http:\/\/127\.0\.0\.1:\d+/);
       expect(out).toMatch(/sandbox\s+http:\/\/127\.0\.0\.1:\d+/);
+      expect(out).toMatch(/https\s+https:\/\/127\.0\.0\.1:\d+\s+\(dev CA: .*ca\.pem\)/);
+      expect(out).toContain('curl --cacert');
       expect(out).toMatch(/appid\s+wx[0-9a-f]{16}/);
       expect(out).toContain('/__sandbox/login');
       expect(out).toContain('/auth/session');

@@ -6,7 +6,7 @@
  * with a different key is refused instead of silently failing to read every session.
  */
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 export const SECRET_KEY_FILE = 'secret.key';
@@ -42,13 +42,18 @@ export function loadSecretKey(configured: string | undefined, dataDir: string): 
   }
   mkdirSync(dataDir, { recursive: true });
   const key = randomBytes(32);
+  // Written whole to a temporary name, then linked into place: another process starting at the
+  // same moment either wins the link (and we read its key) or finds no file; never half a key.
+  const temporary = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  writeFileSync(temporary, `${key.toString('hex')}\n`, { mode: 0o600 });
   try {
-    // 'wx': never overwrite a key another process wrote a moment ago.
-    writeFileSync(file, `${key.toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+    linkSync(temporary, file);
     return { key, origin: file, created: true };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return loadSecretKey(undefined, dataDir);
     throw error;
+  } finally {
+    unlinkSync(temporary);
   }
 }
 

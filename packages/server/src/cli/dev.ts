@@ -10,6 +10,7 @@ import { EXIT_FAILURE, UsageError, runUntilSignal } from './shared.js';
 
 export const DEV_APP_FILE = 'dev-app.json';
 export const DEV_PORT_DEFAULT = 8080;
+export const DEV_HTTPS_PORT_DEFAULT = 8443;
 
 interface DevApp {
   appid: string;
@@ -43,12 +44,15 @@ export async function dev(argv: string[]): Promise<void> {
     options: {
       data: { type: 'string' },
       port: { type: 'string' },
+      'https-port': { type: 'string' },
       'sandbox-port': { type: 'string' },
       json: { type: 'boolean', default: false },
     },
   });
   const dataDir = path.resolve(values.data ?? '.minigate');
   const httpPort = port(values.port, DEV_PORT_DEFAULT, '--port');
+  // --port 0 (free ports, for scripts) makes the HTTPS port free too unless it is given.
+  const httpsPort = port(values['https-port'], httpPort === 0 ? 0 : DEV_HTTPS_PORT_DEFAULT, '--https-port');
   const sandboxPort = port(values['sandbox-port'], 0, '--sandbox-port');
   const app = devApp(dataDir);
 
@@ -69,7 +73,9 @@ export async function dev(argv: string[]): Promise<void> {
     config = loadConfig({
       object: {
         dataDir,
-        listen: { http: `127.0.0.1:${httpPort}` },
+        // HTTPS with the dev CA, and plain HTTP served too (not redirected) for local tools.
+        listen: { http: `127.0.0.1:${httpPort}`, https: `127.0.0.1:${httpsPort}`, httpRedirect: false },
+        tls: { devCa: true },
         wechat: { apiBase: sandboxUrl },
         apps: [app],
       },
@@ -86,25 +92,31 @@ export async function dev(argv: string[]): Promise<void> {
   const logger = createLogger({ level: config.log.level, pretty: process.stderr.isTTY && !values.json });
   // The sandbox's clock drives session expiry too, so POST /__sandbox/clock ages sessions.
   const server = createServer(config, { logger, clock });
-  await runUntilSignal(
-    server,
-    () => {
-      if (values.json) {
-        process.stdout.write(`${JSON.stringify({ url: server.url, sandboxUrl, appid: app.appid, dataDir, store: redactUrl(config.store) })}\n`);
-        return;
-      }
-      process.stdout.write(banner(server.url, sandboxUrl, app.appid, dataDir, redactUrl(config.store)));
+  await runUntilSignal(server, {
+    onStarted: () => {
+      const facts = {
+        url: server.urls.http!,
+        httpsUrl: server.urls.https!,
+        caFile: server.devCaFile!,
+        sandboxUrl,
+        appid: app.appid,
+        dataDir,
+        store: redactUrl(config.store),
+      };
+      process.stdout.write(values.json ? `${JSON.stringify(facts)}\n` : banner(facts));
     },
-    () => sandbox.close(),
-  );
+    extraClose: () => sandbox.close(),
+  });
 }
 
-function banner(url: string, sandboxUrl: string, appid: string, dataDir: string, store: string): string {
+function banner(facts: { url: string; httpsUrl: string; caFile: string; sandboxUrl: string; appid: string; dataDir: string; store: string }): string {
+  const { url, httpsUrl, caFile, sandboxUrl, appid, dataDir, store } = facts;
   const q = (s: string) => `'${s}'`;
   return [
     '',
     'minigate dev is running',
     `  minigate  ${url}`,
+    `  https     ${httpsUrl}   (dev CA: ${caFile})`,
     `  sandbox   ${sandboxUrl}   (stands in for api.weixin.qq.com)`,
     `  appid     ${appid}`,
     `  data      ${dataDir}   (store ${store})`,
@@ -113,6 +125,9 @@ function banner(url: string, sandboxUrl: string, appid: string, dataDir: string,
     `  CODE=$(curl -s -X POST ${sandboxUrl}/__sandbox/login -d ${q(`{"appid":"${appid}"}`)} | sed -E 's/.*"code":"([^"]+)".*/\\1/')`,
     `  TOKEN=$(curl -s -X POST ${url}/auth/login -H 'content-type: application/json' -d "{\\"code\\":\\"$CODE\\"}" | sed -E 's/.*"token":"([^"]+)".*/\\1/')`,
     `  curl -s ${url}/auth/session -H "authorization: Bearer $TOKEN"`,
+    '',
+    'HTTPS: trust the dev CA once — curl --cacert ' + caFile + ` ${httpsUrl}/healthz; browsers and the OS: import`,
+    '  ca.pem as a trusted root; WeChat DevTools: 详情 → 本地设置 → 不校验合法域名、web-view（业务域名）、TLS 版本以及 HTTPS 证书.',
     '',
     'Ctrl-C stops it.',
     '',

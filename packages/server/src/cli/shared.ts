@@ -30,23 +30,34 @@ export function loadOrExit(file: string): Config {
   }
 }
 
+export interface RunOptions {
+  onStarted?: () => void;
+  /** Called with the message of a start failure before the process exits 1. */
+  onStartFailure?: (message: string) => void;
+  /** More to close after the server (the dev sandbox). */
+  extraClose?: () => Promise<void>;
+  /** A cluster worker: the primary decides when to stop, so the terminal's SIGINT is ignored. */
+  worker?: boolean;
+}
+
 /**
  * Starts the server and keeps it until SIGINT/SIGTERM, which close it gracefully (a second
  * signal exits at once). A failure to start prints one readable line and exits 1.
  */
-export async function runUntilSignal(server: MinigateServer, onStarted?: () => void, extraClose?: () => Promise<void>): Promise<void> {
+export async function runUntilSignal(server: MinigateServer, options: RunOptions = {}): Promise<void> {
   try {
     await server.start();
   } catch (error) {
     if (error instanceof StartError) {
       server.logger.flush?.();
+      options.onStartFailure?.(error.message);
       process.stderr.write(`minigate: ${error.message}\n`);
-      await extraClose?.();
+      await options.extraClose?.();
       process.exit(EXIT_FAILURE);
     }
     throw error;
   }
-  onStarted?.();
+  options.onStarted?.();
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) process.exit(EXIT_FAILURE);
@@ -54,11 +65,13 @@ export async function runUntilSignal(server: MinigateServer, onStarted?: () => v
     server.logger.info({ signal }, 'stopping');
     server
       .close()
-      .then(() => extraClose?.())
+      .then(() => options.extraClose?.())
       .then(
         () => {
           server.logger.flush?.();
           process.exitCode = 0;
+          // A cluster worker's IPC channel would keep it alive.
+          if (options.worker) process.disconnect?.();
         },
         (error: unknown) => {
           process.stderr.write(`minigate: error while stopping: ${(error as Error).message}\n`);
@@ -66,6 +79,9 @@ export async function runUntilSignal(server: MinigateServer, onStarted?: () => v
         },
       );
   };
-  process.once('SIGINT', () => stop('SIGINT'));
+  if (options.worker) process.on('SIGINT', () => undefined);
+  else process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
+  // SIGHUP: load the certificate files again (after a renewal outside minigate).
+  process.on('SIGHUP', () => server.reloadCertificates('SIGHUP'));
 }

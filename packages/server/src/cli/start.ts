@@ -2,12 +2,26 @@ import { parseArgs } from 'node:util';
 import { createLogger } from '../core/logger.js';
 import { createServer } from '../server.js';
 import { configFile, loadOrExit, runUntilSignal } from './shared.js';
+import { isWorker, reportToPrimary, runPrimary, workerCount } from './workers.js';
 
 export async function start(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } } });
   const config = loadOrExit(configFile(values.config));
   const logger = createLogger({ level: config.log.level, pretty: process.stderr.isTTY });
-  const server = createServer(config, { logger });
   // One line on stdout for people and scripts, whatever the log level.
-  await runUntilSignal(server, () => process.stdout.write(`minigate listening on ${server.url}\n`));
+  const announce = (urls: Record<string, string>) => process.stdout.write(`minigate listening on ${urls.https ?? urls.http}\n`);
+  if (workerCount(config) > 1 && !isWorker()) {
+    await runPrimary(config, logger, announce);
+    return;
+  }
+  const server = createServer(config, { logger });
+  if (isWorker()) {
+    await runUntilSignal(server, {
+      worker: true,
+      onStarted: () => reportToPrimary({ type: 'listening', urls: server.urls }),
+      onStartFailure: (message) => reportToPrimary({ type: 'failed', message }),
+    });
+    return;
+  }
+  await runUntilSignal(server, { onStarted: () => announce(server.urls) });
 }

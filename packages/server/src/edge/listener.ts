@@ -60,11 +60,17 @@ export interface ListenerOptions {
 
 export function createListener(options: ListenerOptions): Listener {
   const { logger } = options;
+  let draining = false;
+  // While draining, answers tell HTTP/1.1 clients not to reuse the connection.
+  const handler: RequestHandler = (req, res) => {
+    if (draining && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
+    options.handler(req, res);
+  };
   let server: HttpServer;
-  if (!options.tls) server = createHttpServer(httpOptions, options.handler);
-  else if (!options.http2) server = createHttpsServer({ ...httpOptions, ...options.tls }, options.handler) as unknown as HttpServer;
+  if (!options.tls) server = createHttpServer(httpOptions, handler);
+  else if (!options.http2) server = createHttpsServer({ ...httpOptions, ...options.tls }, handler) as unknown as HttpServer;
   else {
-    server = createHttp2Server({ ...options.tls, allowHTTP1: true }, options.handler as never) as unknown as HttpServer;
+    server = createHttp2Server({ ...options.tls, allowHTTP1: true }, handler as never) as unknown as HttpServer;
     Object.assign(server, { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
   }
   server.timeout = SOCKET_IDLE_TIMEOUT_MS;
@@ -118,10 +124,14 @@ export function createListener(options: ListenerOptions): Listener {
     close: (graceMs = DRAIN_GRACE_MS) =>
       new Promise((resolve) => {
         if (!server.listening) return resolve();
+        draining = true;
         const timer = setTimeout(() => server.closeAllConnections?.(), graceMs);
         timer.unref();
+        // Connections that finish their request while draining become idle: close them as they do.
+        const sweep = setInterval(() => server.closeIdleConnections?.(), 100);
         server.close(() => {
           clearTimeout(timer);
+          clearInterval(sweep);
           resolve();
         });
         server.closeIdleConnections?.();

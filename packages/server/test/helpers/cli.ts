@@ -39,6 +39,8 @@ export interface RunningCli {
   waitForStderr(text: string, timeoutMs?: number): Promise<void>;
   /** Sends a signal and waits for the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Waits for the process to exit by itself. */
+  exited(): Promise<number | null>;
 }
 
 /** Starts a long-running CLI command (dev, start, sandbox). */
@@ -87,6 +89,7 @@ export function startCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd
         await new Promise((r) => setTimeout(r, 25));
       }
     },
+    exited: () => exited,
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
