@@ -3,6 +3,7 @@
  * the store, migrates, checks the secret key, then listens; close() stops listening (draining
  * in-flight requests), stops timers and closes the store.
  */
+import { X509Certificate } from 'node:crypto';
 import {
   checkKeyAgainstStore,
   createSecretBox,
@@ -19,7 +20,8 @@ import { cryptoRandom, type Random } from './core/random.js';
 import type { CertificateConfig } from './config/schema-edge.js';
 import { createEdge, type Edge } from './edge/edge.js';
 import { CertificateError } from './edge/tls/certificates.js';
-import { ensureDevCertificate } from './edge/tls/dev-ca.js';
+import { createAcmeManager, type AcmeManager } from './edge/tls/acme.js';
+import { ensureDevCertificate, selfSignedCertificate } from './edge/tls/dev-ca.js';
 import { createTlsManager, type CertificateSource, type TlsManager } from './edge/tls/manager.js';
 import { createStore, redactUrl, type Store } from './store/index.js';
 import { createWechatClient, type WechatClient } from './wechat/index.js';
@@ -32,6 +34,8 @@ export interface ServerDeps {
   logger?: Logger;
   clock?: Clock;
   random?: Random;
+  /** How often ACME renewal is checked (tests shorten it). */
+  acmeCheckIntervalMs?: number;
 }
 
 export interface MinigateServer {
@@ -77,6 +81,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
   let edge: Edge | undefined;
   let tlsManager: TlsManager | undefined;
   let devCaFile: string | undefined;
+  let acme: AcmeManager | undefined;
   let purgeTimer: NodeJS.Timeout | undefined;
   let url = '';
 
@@ -134,6 +139,23 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
         if (error instanceof CertificateError) throw new StartError(`tls: ${error.message.split('\n').join('\n  tls: ')}`, { cause: error });
         throw error;
       }
+      if (config.tls.acme) {
+        const manager = tls;
+        acme = createAcmeManager({
+          settings: config.tls.acme,
+          store: liveStore,
+          tls: manager,
+          logger,
+          clock,
+          dataDir: config.dataDir,
+          ...(deps.acmeCheckIntervalMs ? { checkIntervalMs: deps.acmeCheckIntervalMs } : {}),
+          temporaryCertificate: async (names) => {
+            const { certPem, keyPem } = await selfSignedCertificate(names, clock.now());
+            return { source: 'temporary', keyPem, chainPem: [certPem], chain: [new X509Certificate(certPem)], names };
+          },
+        });
+        await acme.start();
+      }
     }
     tlsManager = tls;
 
@@ -144,6 +166,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
       services: createAuthServices({ apps, wechat, sessions: liveSessions, clock }),
       ready: () => liveStore.ping(),
       ...(tls ? { tls } : {}),
+      ...(acme ? { acmeChallenge: acme.challenge } : {}),
     });
     try {
       await edge.start();
@@ -174,6 +197,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
 
   async function close(): Promise<void> {
     clearInterval(purgeTimer);
+    acme?.close();
     await edge?.close();
     tlsManager?.close();
     await sessions?.flush();

@@ -146,6 +146,30 @@ describe.each(TEST_DIALECTS)('store on %s', (dialect) => {
     expect(await store.meta('absent')).toBeNull();
   });
 
+  it('kv: set, overwrite, read, delete', async () => {
+    expect(await store.kvGet('k1')).toBeNull();
+    await store.kvSet('k1', 'one', T0);
+    await store.kvSet('k1', 'one', T0); // the same value again is fine
+    await store.kvSet('k1', 'two'.repeat(5000), T0 + 1);
+    expect(await store.kvGet('k1')).toBe('two'.repeat(5000));
+    await Promise.all([store.kvSet('k2', 'a', T0), store.kvSet('k2', 'b', T0)]);
+    expect(['a', 'b']).toContain(await store.kvGet('k2'));
+    await store.kvDelete('k1');
+    expect(await store.kvGet('k1')).toBeNull();
+  });
+
+  it('locks: one holder at a time, renewable by its holder, free once expired or released', async () => {
+    expect(await store.lockAcquire('order', 'a', 1000, T0)).toBe(true);
+    expect(await store.lockAcquire('order', 'b', 1000, T0 + 10)).toBe(false);
+    expect(await store.lockAcquire('order', 'a', 1000, T0)).toBe(true); // same holder, same instant
+    expect(await store.lockAcquire('order', 'b', 1000, T0 + 1000)).toBe(true); // expired
+    await store.lockRelease('order', 'a'); // not the holder: nothing happens
+    expect(await store.lockAcquire('order', 'a', 1000, T0 + 1001)).toBe(false);
+    await store.lockRelease('order', 'b');
+    const racers = await Promise.all(['x', 'y', 'z'].map((owner) => store.lockAcquire('race', owner, 1000, T0)));
+    expect(racers.filter(Boolean)).toHaveLength(1);
+  });
+
   it('answers ping', async () => {
     await expect(store.ping()).resolves.toBeUndefined();
   });

@@ -47,6 +47,24 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0002_kv_locks': {
+    async up(db: Kysely<any>) {
+      // Small shared state (ACME accounts, certificates, challenge answers) and leases, for
+      // features that must agree across instances sharing this database.
+      await db.schema
+        .createTable('kv')
+        .addColumn('key', 'varchar(191)', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('locks')
+        .addColumn('name', 'varchar(191)', (c) => c.primaryKey())
+        .addColumn('owner', 'varchar(64)', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 /** The names of all migrations, in order. */

@@ -34,8 +34,22 @@ export interface MetaTable {
   value: string;
 }
 
+export interface KvTable {
+  key: string;
+  value: string;
+  updated_at: number;
+}
+
+export interface LocksTable {
+  name: string;
+  owner: string;
+  expires_at: number;
+}
+
 export interface Database {
   sessions: SessionsTable;
   users: UsersTable;
   meta: MetaTable;
+  kv: KvTable;
+  locks: LocksTable;
 }

@@ -59,6 +59,17 @@ export interface Store {
   purgeSessions(before: number): Promise<number>;
   /** The value of a meta key; when absent and `init` is given, stores and returns `init`. */
   meta(key: string, init?: string): Promise<string | null>;
+  /** Shared small state: the value of a key, or null. */
+  kvGet(key: string): Promise<string | null>;
+  kvSet(key: string, value: string, now: number): Promise<void>;
+  kvDelete(key: string): Promise<void>;
+  /**
+   * Takes the lease `name` for `owner` until now + ttlMs when it is free, expired, or already
+   * held by `owner` (which extends it); false when someone else holds it. Leases end by
+   * themselves, so an instance that dies holding one does not block the others for long.
+   */
+  lockAcquire(name: string, owner: string, ttlMs: number, now: number): Promise<boolean>;
+  lockRelease(name: string, owner: string): Promise<void>;
   /** A cheap round trip, to see the database answers. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -143,6 +154,44 @@ export async function createStore(options: StoreOptions): Promise<Store> {
         }
         const again = await db.selectFrom('meta').select('value').where('key', '=', key).executeTakeFirst();
         return again?.value ?? null;
+      }),
+
+    kvGet: (key) =>
+      guard('kvGet', async () => (await db.selectFrom('kv').select('value').where('key', '=', key).executeTakeFirst())?.value ?? null),
+    kvSet: (key, value, now) =>
+      guard('kvSet', async () => {
+        const updated = await db.updateTable('kv').set({ value, updated_at: now }).where('key', '=', key).executeTakeFirst();
+        if (Number(updated.numUpdatedRows) > 0) return;
+        try {
+          await db.insertInto('kv').values({ key, value, updated_at: now }).execute();
+        } catch {
+          // Inserted by another instance meanwhile: the later write wins, as an update would.
+          await db.updateTable('kv').set({ value, updated_at: now }).where('key', '=', key).execute();
+        }
+      }),
+    kvDelete: (key) =>
+      guard('kvDelete', async () => {
+        await db.deleteFrom('kv').where('key', '=', key).execute();
+      }),
+    lockAcquire: (name, owner, ttlMs, now) =>
+      guard('lockAcquire', async () => {
+        const taken = await db
+          .updateTable('locks')
+          .set({ owner, expires_at: now + ttlMs })
+          .where('name', '=', name)
+          .where((eb) => eb.or([eb('expires_at', '<=', now), eb('owner', '=', owner)]))
+          .executeTakeFirst();
+        if (Number(taken.numUpdatedRows) > 0) return true;
+        try {
+          await db.insertInto('locks').values({ name, owner, expires_at: now + ttlMs }).execute();
+          return true;
+        } catch {
+          return false; // held by another instance
+        }
+      }),
+    lockRelease: (name, owner) =>
+      guard('lockRelease', async () => {
+        await db.deleteFrom('locks').where('name', '=', name).where('owner', '=', owner).execute();
       }),
 
     ping: () =>

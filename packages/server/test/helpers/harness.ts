@@ -44,6 +44,8 @@ export interface HarnessOptions {
   sandbox?: Sandbox;
   /** More config (listen is merged with the default one). */
   config?: Record<string, unknown>;
+  /** Extra createServer deps (timers). */
+  serverDeps?: { acmeCheckIntervalMs?: number };
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -68,7 +70,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     env: {},
   });
   const logs = captureLogs();
-  const server = createServer(config, { logger: logs.logger, clock });
+  const server = createServer(config, { logger: logs.logger, clock, ...options.serverDeps });
   await server.start();
 
   const request = async (method: string, pathname: string, body?: unknown, headers: Record<string, string> = {}) => {

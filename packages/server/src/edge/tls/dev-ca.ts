@@ -111,3 +111,22 @@ async function importPem(pem: string): Promise<CryptoKey> {
   const der = Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
   return webcrypto.subtle.importKey('pkcs8', der, ALGORITHM, false, ['sign']) as Promise<CryptoKey>;
 }
+
+/** A self-signed certificate for `names`, made in memory (served until a real one arrives). */
+export async function selfSignedCertificate(names: string[], now = Date.now()): Promise<{ certPem: string; keyPem: string }> {
+  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+  const keys = await keyPair();
+  const certificate = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(),
+    name: `CN=${names[0] ?? 'minigate'}`,
+    notBefore: new Date(now - DAY_MS),
+    notAfter: new Date(now + 7 * DAY_MS),
+    keys,
+    signingAlgorithm: ALGORITHM,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.SubjectAlternativeNameExtension(names.map((value) => ({ type: 'dns' as const, value }))),
+    ],
+  });
+  return { certPem: certificate.toString('pem') + '\n', keyPem: pemKey(keys.privateKey) };
+}

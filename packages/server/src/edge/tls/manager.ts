@@ -51,8 +51,8 @@ export interface TlsManager {
   attach(server: TlsServer): void;
   /** Loads every certificate again; one that fails keeps its previous version. */
   reload(reason: string): void;
-  /** Adds or replaces a certificate that is not from the config file (ACME). */
-  install(key: string, material: CertificateMaterial): void;
+  /** Adds or replaces a certificate that is not from the config file (ACME); `inspect: false` for a stand-in. */
+  install(key: string, material: CertificateMaterial, options?: { inspect?: boolean }): void;
   /** Current materials, for status and tests. */
   materials(): CertificateMaterial[];
   close(): void;
@@ -203,8 +203,8 @@ export function createTlsManager(options: TlsManagerOptions): TlsManager {
       rebuild();
     },
 
-    install(key, material) {
-      check(material, false, false);
+    install(key, material, installOptions = {}) {
+      if (installOptions.inspect !== false) check(material, false, false);
       installed.set(key, { source: { config: {} as CertificateConfig }, material, context: contextOf(material) });
       rebuild();
     },
