@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createSandboxClock } from 'minigate-sandbox';
 import { startHarness, type Harness } from './helpers/harness.js';
 import { handshake } from './helpers/https.js';
 import { freePort, startPebble, type Pebble } from './helpers/pebble.js';
@@ -51,7 +50,14 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 describe('ACME with pebble', () => {
   let h: Harness;
   let root: string;
-  const clock = createSandboxClock();
+  // Real time plus an offset the tests move forward (to make a certificate due) and back.
+  let offset = 0;
+  const clock = {
+    now: () => Date.now() + offset,
+    advance(ms: number) {
+      offset += ms;
+    },
+  };
 
   beforeAll(async () => {
     h = await startHarness({ ...acmeConfig(), dataDir, clock });
@@ -84,6 +90,7 @@ describe('ACME with pebble', () => {
     });
     expect(Date.parse(after.valid_to)).toBeGreaterThan(Date.parse(before.valid_to) - 1000);
     expect(h.logs.text()).toContain('acme: renewing the certificate');
+    offset = 0; // back to real time: the new certificate is not due
   });
 
   it('keeps serving and backs off when the CA is down', async () => {
@@ -100,6 +107,7 @@ describe('ACME with pebble', () => {
       expect(h.logs.entries().filter((e) => e.msg === 'acme: renewal failed; the current certificate stays in use')).toHaveLength(1);
       expect((await served())?.serialNumber).toBe(current.serialNumber);
     } finally {
+      offset = 0;
       await pebble.start();
     }
   });

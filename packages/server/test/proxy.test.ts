@@ -45,15 +45,18 @@ async function startUpstream(name: string) {
     });
   });
   const wss = new WebSocketServer({ server });
+  const closeCodes: number[] = [];
   wss.on('connection', (socket, req) => {
     socket.send(JSON.stringify({ hello: name, openid: req.headers['x-minigate-openid'] ?? null }));
-    socket.on('message', (data) => socket.send(`echo:${data.toString()}`));
+    socket.on('message', (data) => socket.send(`echo:${data.toString().slice(0, 100)}`));
+    socket.on('close', (code) => closeCodes.push(code));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     url,
     seen,
+    closeCodes,
     last: () => seen[seen.length - 1]!,
     close: () =>
       new Promise<void>((resolve) => {
@@ -270,6 +273,30 @@ describe('WebSocket through the proxy', () => {
     ws.close();
     expect(JSON.parse(messages[0]!)).toEqual({ hello: 'a', openid });
     expect(messages[1]).toBe('echo:ping-1');
+  });
+
+  it('closes proxied WebSockets with 1001 both ways when minigate stops', async () => {
+    const own = await startUpstream('own');
+    const stopping = await startHarness({ config: { routes: [{ path: '/ws', proxy: own.url }] } });
+    try {
+      const ws = new WebSocket(`${stopping.url.replace('http', 'ws')}/ws/socket`);
+      await new Promise((resolve, reject) => {
+        ws.once('message', resolve);
+        ws.once('error', reject);
+      });
+      const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+      // Keep frames flowing while the server stops: the close must land between frames.
+      const pump = setInterval(() => ws.readyState === WebSocket.OPEN && ws.send('x'.repeat(10_000)), 1);
+      await new Promise((r) => setTimeout(r, 50));
+      await stopping.stop();
+      clearInterval(pump);
+      expect(await closed).toBe(1001);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(own.closeCodes).toEqual([1001]);
+    } finally {
+      await stopping.close();
+      await own.close();
+    }
   });
 
   it('refuses the upgrade with 401 without a session, and 502 when the upstream is down', async () => {

@@ -237,8 +237,9 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       }
     },
     async close() {
-      await Promise.all(listeners.map((l) => l.close()));
-      for (const proxy of proxies) proxy.close();
+      // Listeners stop accepting and drain; WebSockets (which listeners no longer track) get 1001.
+      await Promise.all([...listeners.map((l) => l.close()), ...proxies.map((p) => p.closeTunnels())]);
+      for (const proxy of proxies) proxy.destroy();
     },
     addresses() {
       return Object.fromEntries(listeners.filter((l) => l.address).map((l) => [l.name, l.address!]));

@@ -40,6 +40,8 @@ export interface Listener {
 
 const httpOptions = {
   headersTimeout: HEADERS_TIMEOUT_MS,
+  // How often the deadlines above are enforced (Node's default, 30 s, lets a slow client linger).
+  connectionsCheckingInterval: 1_000,
   requestTimeout: REQUEST_TIMEOUT_MS,
   keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
   maxHeaderSize: MAX_HEADER_BYTES,

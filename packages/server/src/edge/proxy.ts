@@ -12,6 +12,7 @@ import { AppError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { upstreamRequestHeaders, upstreamResponseHeaders } from './headers.js';
 import type { HttpContext } from './http.js';
+import { createTunnel, type Tunnel } from './ws-tunnel.js';
 
 /** A failed upstream is skipped this long. */
 export const UPSTREAM_DOWN_MS = 10_000;
@@ -44,7 +45,10 @@ export type ExtraHeaders = Record<string, string>;
 export interface Proxy {
   handle(ctx: HttpContext, rest: string, extra: ExtraHeaders): Promise<void>;
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, rest: string, extra: ExtraHeaders): void;
-  close(): void;
+  /** Ends open WebSocket tunnels with 1001 (the listeners drain the rest meanwhile). */
+  closeTunnels(): Promise<void>;
+  /** Drops the keep-alive pools (once nothing is in flight). */
+  destroy(): void;
 }
 
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UPSTREAM_CONNECT_TIMEOUT']);
@@ -56,6 +60,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     return { url, agent: url.protocol === 'https:' ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions), downUntil: 0 };
   });
   let next = 0;
+  const tunnels = new Set<Tunnel>();
 
   /** Upstreams in the order to try: round robin, healthy ones first. */
   function order(): Upstream[] {
@@ -185,11 +190,9 @@ export function createProxy(options: ProxyOptions): Proxy {
         socket.write(`${lines.join('\r\n')}\r\n\r\n`);
         if (upstreamHead.length) socket.write(upstreamHead);
         if (head.length) upstreamSocket.write(head);
-        upstreamSocket.on('error', () => socket.destroy());
-        socket.on('error', () => upstreamSocket.destroy());
-        upstreamSocket.pipe(socket).pipe(upstreamSocket);
-        upstreamSocket.once('close', () => socket.destroy());
-        socket.once('close', () => upstreamSocket.destroy());
+        const tunnel = createTunnel(socket, upstreamSocket);
+        tunnels.add(tunnel);
+        void tunnel.closed.then(() => tunnels.delete(tunnel));
       });
       request.once('response', (answer) => {
         // The upstream refused to upgrade: pass its answer on and close.
@@ -211,7 +214,13 @@ export function createProxy(options: ProxyOptions): Proxy {
       request.end();
     },
 
-    close() {
+    async closeTunnels() {
+      // Open WebSockets get 1001 "going away" between frames, both ways.
+      for (const tunnel of tunnels) tunnel.close(1001);
+      await Promise.all([...tunnels].map((t) => t.closed));
+    },
+
+    destroy() {
       for (const u of upstreams) u.agent.destroy();
     },
   };

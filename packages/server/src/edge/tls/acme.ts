@@ -24,6 +24,8 @@ import type { TlsManager } from './manager.js';
 
 export const ACME_CHECK_INTERVAL_MS = 10 * 60_000;
 export const ACME_RETRY_DELAYS_MS = [60_000, 600_000, 6_000_000, 86_400_000];
+/** One request to the CA. */
+const ACME_REQUEST_TIMEOUT_MS = 30_000;
 /** The order lease: long enough for an order, short enough that a crashed holder frees it soon. */
 const ORDER_LEASE_MS = 10 * 60_000;
 
@@ -125,6 +127,8 @@ export function createAcmeManager(deps: AcmeDeps): AcmeManager {
       retryMaxAttempts: 1,
       retryDefaultDelay: 2,
     });
+    // No request may hang an order (and with it every later check).
+    acme.axios.defaults.timeout = ACME_REQUEST_TIMEOUT_MS;
     const client = new acme.Client({ directoryUrl: settings.directory, accountKey: await accountKey() });
     const key = await acme.crypto.createPrivateEcdsaKey();
     const [, csr] = await acme.crypto.createCsr({ commonName: names[0]!, altNames: names }, key);
