@@ -19,6 +19,8 @@ const HOP_BY_HOP = new Set([
   'transfer-encoding',
   'upgrade',
   'http2-settings',
+  // Not hop-by-hop, but the 100-continue exchange is between the client and minigate.
+  'expect',
 ]);
 
 /** Forwarding headers: minigate sets its own; a client's are dropped. */

@@ -4,10 +4,10 @@
  * for UPSTREAM_DOWN_MS). Upstream trouble becomes 502/504 in our error shape, never a crash
  * (RELIABILITY P2). Headers are cleaned as in headers.ts.
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type ClientRequest, type OutgoingHttpHeaders } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ClientRequest, type OutgoingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import type { Duplex } from 'node:stream';
-import { pipeline } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
+import { Pool, type Dispatcher } from 'undici';
 import { AppError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { upstreamRequestHeaders, upstreamResponseHeaders } from './headers.js';
@@ -18,8 +18,12 @@ import { createTunnel, type Tunnel } from './ws-tunnel.js';
 export const UPSTREAM_DOWN_MS = 10_000;
 /** Time to open a connection to an upstream. */
 export const UPSTREAM_CONNECT_TIMEOUT_MS = 5_000;
-/** Idle keep-alive connections kept per upstream. */
+/** Idle keep-alive connections kept per upstream (WebSocket agent). */
 export const UPSTREAM_MAX_FREE_SOCKETS = 64;
+/** Connections open at once to one upstream. */
+export const UPSTREAM_MAX_CONNECTIONS = 256;
+/** An idle connection to an upstream is closed after this (below common upstream keep-alive timeouts). */
+export const UPSTREAM_KEEP_ALIVE_MS = 4_000;
 
 export interface ProxyOptions {
   upstreams: readonly string[];
@@ -35,6 +39,9 @@ export interface ProxyOptions {
 
 interface Upstream {
   url: URL;
+  /** Requests (undici: about twice as fast as node:http's client). */
+  pool: Pool;
+  /** WebSocket upgrades. */
   agent: HttpAgent;
   downUntil: number;
 }
@@ -53,11 +60,33 @@ export interface Proxy {
 
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UPSTREAM_CONNECT_TIMEOUT']);
 
+/** A request body with a size limit, for undici (which reads async iterables). */
+async function* limitedBody(req: IncomingMessage, max: number, onTooLarge: () => void): AsyncGenerator<Buffer> {
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > max) {
+      onTooLarge();
+      throw new AppError('BODY_TOO_LARGE', { message: `The body is over ${max} bytes.` });
+    }
+    yield chunk;
+  }
+}
+
 export function createProxy(options: ProxyOptions): Proxy {
   const upstreams: Upstream[] = options.upstreams.map((text) => {
     const url = new URL(text);
-    const agentOptions = { keepAlive: true, maxFreeSockets: UPSTREAM_MAX_FREE_SOCKETS, scheduling: 'lifo' as const };
-    return { url, agent: url.protocol === 'https:' ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions), downUntil: 0 };
+    const agentOptions = { keepAlive: true, maxFreeSockets: UPSTREAM_MAX_FREE_SOCKETS };
+    const pool = new Pool(url.origin, {
+      connections: UPSTREAM_MAX_CONNECTIONS,
+      pipelining: 1,
+      keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS,
+      connect: { timeout: UPSTREAM_CONNECT_TIMEOUT_MS },
+      headersTimeout: options.timeoutMs,
+      // Between chunks of a streamed answer; the answer itself may take as long as it streams.
+      bodyTimeout: Math.max(options.timeoutMs, 60_000),
+    });
+    return { url, pool, agent: url.protocol === 'https:' ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions), downUntil: 0 };
   });
   let next = 0;
   const tunnels = new Set<Tunnel>();
@@ -114,60 +143,69 @@ export function createProxy(options: ProxyOptions): Proxy {
         throw new AppError('BODY_TOO_LARGE', { message: `The body is over ${options.maxBodyBytes} bytes.` });
       }
       const hasBody = declared > 0 || req.headers['transfer-encoding'] !== undefined;
-      const headers = { ...upstreamRequestHeaders(req.headers, { dropBearer: options.dropBearer }), ...extra };
-      const method = req.method ?? 'GET';
+      const headers = { ...upstreamRequestHeaders(req.headers, { dropBearer: options.dropBearer }), ...extra } as Record<string, string | string[]>;
+      const method = (req.method ?? 'GET') as Dispatcher.HttpMethod;
       const candidates = order();
 
       return new Promise<void>((resolve, reject) => {
         let attempt = 0;
+        let tooLarge = false;
         const tryNext = () => {
           const upstream = candidates[attempt++]!;
-          const request = open(upstream, method, targetPath(upstream, rest, ctx.query), headers);
-          let answered = false;
-          const responseTimer = setTimeout(() => {
-            request.destroy(Object.assign(new Error('upstream answer timeout'), { code: 'UPSTREAM_TIMEOUT' }));
-          }, options.timeoutMs);
-
-          request.once('response', (answer) => {
-            answered = true;
-            clearTimeout(responseTimer);
-            res.writeHead(answer.statusCode ?? 502, answer.statusMessage, upstreamResponseHeaders(answer.headers));
-            pipeline(answer, res, (error) => {
-              // An upstream reset mid-answer: the client sees its connection closed (the status is out).
-              if (error && !res.writableFinished) res.destroy();
-              resolve();
-            });
-          });
-          request.once('error', (error: NodeJS.ErrnoException) => {
-            clearTimeout(responseTimer);
-            if (answered) return;
-            const cannotConnect = CONNECT_ERRORS.has(error.code ?? '');
-            if (cannotConnect) markDown(upstream, error);
-            // Without a body nothing was consumed, so another upstream may take the request.
-            if (cannotConnect && !hasBody && attempt < candidates.length) return tryNext();
-            reject(
-              new AppError(error.code === 'UPSTREAM_TIMEOUT' ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE', {
-                cause: error,
-                details: { upstream: upstream.url.origin },
-              }),
-            );
-          });
-
-          if (!hasBody) {
-            request.end();
-            return;
-          }
-          let size = 0;
-          req.on('data', (chunk: Buffer) => {
-            size += chunk.length;
-            if (size > options.maxBodyBytes) {
-              req.unpipe(request);
-              request.destroy();
-              reject(new AppError('BODY_TOO_LARGE', { message: `The body is over ${options.maxBodyBytes} bytes.` }));
-            }
-          });
-          req.pipe(request);
-          req.once('aborted', () => request.destroy());
+          let controller: Dispatcher.DispatchController | undefined;
+          let started = false;
+          const onClientGone = () => {
+            if (!res.writableFinished) controller?.abort(new Error('client went away'));
+          };
+          res.once('close', onClientGone);
+          upstream.pool.dispatch(
+            {
+              path: targetPath(upstream, rest, ctx.query),
+              method,
+              headers,
+              body: hasBody ? Readable.from(limitedBody(req, options.maxBodyBytes, () => (tooLarge = true))) : null,
+            },
+            {
+              onRequestStart(c) {
+                controller = c;
+              },
+              onResponseStart(c, statusCode, answerHeaders, statusMessage) {
+                started = true;
+                res.writeHead(statusCode, statusMessage, upstreamResponseHeaders(answerHeaders as IncomingHttpHeaders));
+                res.on('drain', () => c.resume());
+              },
+              onResponseData(c, chunk) {
+                if (!res.write(chunk)) c.pause();
+              },
+              onResponseEnd() {
+                res.off('close', onClientGone);
+                res.end();
+                resolve();
+              },
+              onResponseError(_c, error: Error & { code?: string }) {
+                res.off('close', onClientGone);
+                if (started) {
+                  // An upstream reset mid-answer: the client sees its connection closed (the status is out).
+                  res.destroy();
+                  resolve();
+                  return;
+                }
+                if (tooLarge) return reject(new AppError('BODY_TOO_LARGE', { message: `The body is over ${options.maxBodyBytes} bytes.` }));
+                if (res.destroyed) return resolve();
+                const code = error.code ?? '';
+                const cannotConnect = CONNECT_ERRORS.has(code) || code === 'UND_ERR_CONNECT_TIMEOUT' || (error as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
+                if (cannotConnect) markDown(upstream, error);
+                // Without a body nothing was consumed, so another upstream may take the request.
+                if (cannotConnect && !hasBody && attempt < candidates.length) return tryNext();
+                reject(
+                  new AppError(code === 'UND_ERR_HEADERS_TIMEOUT' ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE', {
+                    cause: error,
+                    details: { upstream: upstream.url.origin },
+                  }),
+                );
+              },
+            },
+          );
         };
         tryNext();
       });
@@ -221,7 +259,10 @@ export function createProxy(options: ProxyOptions): Proxy {
     },
 
     destroy() {
-      for (const u of upstreams) u.agent.destroy();
+      for (const u of upstreams) {
+        u.agent.destroy();
+        void u.pool.destroy().catch(() => undefined);
+      }
     },
   };
 }
