@@ -6,7 +6,10 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { connect as http2Connect } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { WebSocket, WebSocketServer } from 'ws';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -288,6 +291,41 @@ describe('options', () => {
       await h.close();
       await open.close();
       rmSync(pki, { recursive: true, force: true });
+    }
+  });
+
+  it('serves plain HTTP to a trusted proxy that terminated TLS instead of redirecting it', async () => {
+    const h = await startHarness(httpsConfig([{ cert: leaf.fullchain, key: leaf.key }], { trustedProxies: ['127.0.0.0/8'] }));
+    try {
+      const answer = await get(`${h.server.urls.http}/auth/session`, { headers: { 'x-forwarded-proto': 'https' } });
+      expect(answer.status).toBe(401);
+      expect(answer.json().error.code).toBe('SESSION_MISSING');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('passes WebSockets through over wss', async () => {
+    const upstream = createServer();
+    const wss = new WebSocketServer({ server: upstream });
+    wss.on('connection', (socket) => socket.on('message', (data) => socket.send(`wss-echo:${data.toString()}`)));
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const h = await startHarness(
+      httpsConfig([{ cert: leaf.fullchain, key: leaf.key }], { routes: [{ path: '/ws', proxy: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` }] }),
+    );
+    try {
+      const ws = new WebSocket(`wss://localhost:${portOf(h, 'https')}/ws/x`, { ca: root });
+      const answer = await new Promise<string>((resolve, reject) => {
+        ws.on('open', () => ws.send('hi'));
+        ws.on('message', (data) => resolve(data.toString()));
+        ws.on('error', reject);
+      });
+      ws.close();
+      expect(answer).toBe('wss-echo:hi');
+    } finally {
+      await h.close();
+      wss.close();
+      upstream.close();
     }
   });
 
