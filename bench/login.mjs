@@ -10,6 +10,7 @@ import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { printTable } from './table.mjs';
 import { requireWrk, wrk } from './wrk.mjs';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
@@ -145,12 +146,8 @@ function print(rows, wrkVersion) {
   const header = ['scenario', 'server', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'vs peer'];
   const peerOf = (scenario) => rows.find((r) => r.scenario === scenario && r.server.includes('peer'));
   const lines = rows.map((r) => [r.scenario, r.server, String(r.rps), r.p50.toFixed(1), r.p99.toFixed(1), String(r.errors), r.server.includes('peer') ? '1.00' : (r.rps / peerOf(r.scenario).rps).toFixed(2)]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
-  const fmt = (cells) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  console.log(`\nlogin bench: ${DURATION}s per scenario, ${CONNECTIONS} connections, log level ${values['log-level']}, node ${process.version}, ${cpus().length} cores, ${wrkVersion}`);
-  console.log(fmt(header));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const l of lines) console.log(fmt(l));
+  const title = `login bench: ${DURATION}s per scenario, ${CONNECTIONS} connections, log level ${values['log-level']}, node ${process.version}, ${cpus().length} cores, ${wrkVersion}`;
+  printTable(title, header, lines, 2);
 }
 
 main()

@@ -8,6 +8,7 @@ import { mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { printTable } from './table.mjs';
 import { requireWrk, wrk } from './wrk.mjs';
 
 const { values } = parseArgs({
@@ -184,14 +185,9 @@ http {
   ];
 
   const peer = rows[0];
-  console.log(`\nproxy bench: GET /api/items over HTTPS keep-alive, ${DURATION}s, ${CONNECTIONS} connections, node ${process.version}, ${cpus().length} cores, ${nginxVersion.trim()}, ${wrkVersion}`);
+  const title = `proxy bench: GET /api/items over HTTPS keep-alive, ${DURATION}s, ${CONNECTIONS} connections, node ${process.version}, ${cpus().length} cores, ${nginxVersion.trim()}, ${wrkVersion}`;
   const header = ['server', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'vs nginx'];
-  const lines = rows.map((r) => [r.server, String(r.rps), r.p50.toFixed(2), r.p99.toFixed(2), String(r.errors), (r.rps / peer.rps).toFixed(2)]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
-  const fmt = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  console.log(fmt(header));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const l of lines) console.log(fmt(l));
+  printTable(title, header, rows.map((r) => [r.server, String(r.rps), r.p50.toFixed(2), r.p99.toFixed(2), String(r.errors), (r.rps / peer.rps).toFixed(2)]));
 }
 
 main()

@@ -31,17 +31,22 @@ function isIdentity(name: string): boolean {
   return name.startsWith('x-minigate-') || name.startsWith('x-wx-');
 }
 
-/** The request headers to send upstream (before minigate adds its own). */
-export function upstreamRequestHeaders(
-  headers: IncomingHttpHeaders,
-  options: { keepUpgrade?: boolean; dropBearer?: boolean } = {},
-): OutgoingHttpHeaders {
-  const connectionListed = new Set(
+/** Headers a Connection header names: hop-by-hop for this message (RFC 9110 §7.6.1). */
+function listedInConnection(headers: IncomingHttpHeaders): Set<string> {
+  return new Set(
     String(headers.connection ?? '')
       .split(',')
       .map((s) => s.trim().toLowerCase())
       .filter(Boolean),
   );
+}
+
+/** The request headers to send upstream (before minigate adds its own). */
+export function upstreamRequestHeaders(
+  headers: IncomingHttpHeaders,
+  options: { keepUpgrade?: boolean; dropBearer?: boolean } = {},
+): OutgoingHttpHeaders {
+  const connectionListed = listedInConnection(headers);
   const out: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || name.startsWith(':')) continue; // HTTP/2 pseudo-headers
@@ -63,12 +68,7 @@ export function upstreamRequestHeaders(
 
 /** The answer headers to pass to the client. */
 export function upstreamResponseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const connectionListed = new Set(
-    String(headers.connection ?? '')
-      .split(',')
-      .map((s) => s.trim().toLowerCase())
-      .filter(Boolean),
-  );
+  const connectionListed = listedInConnection(headers);
   const out: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || HOP_BY_HOP.has(name) || connectionListed.has(name)) continue;
