@@ -122,8 +122,8 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     return {
       ...base,
       handle: async (ctx, rest) => proxy.handle(ctx, rest, await extraHeaders(ctx.req, ctx.client)),
-      upgrade: (req, socket, head, rest) => {
-        extraHeaders(req, clientInfo(req, 'https', trusted)).then(
+      upgrade: (req, socket, head, rest, client) => {
+        extraHeaders(req, client).then(
           (extra) => proxy.upgrade(req, socket, head, rest, extra),
           (error: unknown) => rejectUpgrade(socket, error),
         );
@@ -194,7 +194,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       const path = (req.url ?? '/').split('?')[0]!;
       const found = table.match(client.host, path);
       if (!found?.route.upgrade) return rejectUpgrade(socket, new AppError('NOT_FOUND'));
-      found.route.upgrade(req, socket, head, found.rest);
+      found.route.upgrade(req, socket, head, found.rest, client);
     };
   }
 

@@ -25,6 +25,7 @@ export type UpgradeHandler = (
   socket: import('node:stream').Duplex,
   head: Buffer,
   rest: string,
+  client: import('./http.js').ClientInfo,
 ) => void;
 
 interface Entry {
