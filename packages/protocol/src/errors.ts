@@ -66,6 +66,16 @@ export const ERRORS = {
     message: "WeChat rejected this server's AppID or AppSecret; the operator must fix the config.",
   },
   WECHAT_ERROR: { status: 502, message: 'WeChat answered with an error this server does not handle.' },
+  WECHAT_OUTCOME_UNKNOWN: {
+    status: 504,
+    message: 'WeChat did not confirm the call in time; it may or may not have taken effect, so check before repeating it.',
+  },
+  WECHAT_BAD_ARGUMENT: { status: 400, message: 'WeChat refused an argument of the call; the errcode says which.' },
+  TOKEN_REFRESH_LIMITED: { status: 429, message: 'A forced access_token refresh is not allowed now.' },
+  INTERNAL_AUTH_REQUIRED: {
+    status: 401,
+    message: 'The internal API needs "Authorization: Bearer <internal.token>".',
+  },
   RANGE_NOT_SATISFIABLE: { status: 416, message: 'The requested byte range is outside the file.' },
   UPSTREAM_UNAVAILABLE: {
     status: 502,

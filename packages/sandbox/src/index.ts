@@ -13,3 +13,5 @@ export {
   type Stats,
 } from './model.js';
 export { encryptUserData, sessionKeyHmac, ANONYMOUS_USER_INFO, type SandboxUserInfo, type EncryptedUserData } from './user-data.js';
+export { SandboxServices, noisePng, type SentMessage } from './services.js';
+export { encryptPush, sendPush, verifyPushUrl, toXml, type PushMode, type PushFormat } from './push.js';

@@ -5,6 +5,7 @@
  * behaviour is not documented the choice is marked INFERRED as in that file.
  */
 import { randomBytes } from 'node:crypto';
+import { SandboxServices } from './services.js';
 
 export const CODE_TTL_MS = 5 * 60_000;
 export const TOKEN_TTL_MS = 7200_000;
@@ -42,6 +43,8 @@ export interface SandboxApp {
   secret: string;
   /** Bound to an Open Platform account: code2Session returns a unionid. */
   unionBound: boolean;
+  /** Lifetime of this app's access tokens (7200 s as WeChat; shorter for tests of rotation). */
+  tokenTtlMs: number;
 }
 
 export interface SandboxUser {
@@ -107,6 +110,7 @@ export interface Stats {
 
 export class SandboxModel {
   readonly clock: SandboxClock;
+  readonly services = new SandboxServices();
   readonly random: RandomBytes;
   classicDailyQuota: number;
   private readonly apps = new Map<string, SandboxApp>();
@@ -131,8 +135,13 @@ export class SandboxModel {
 
   // ---- apps and users ------------------------------------------------------------------------
 
-  registerApp(app: { appid: string; secret: string; unionBound?: boolean }): SandboxApp {
-    const record = { appid: app.appid, secret: app.secret, unionBound: app.unionBound ?? false };
+  registerApp(app: { appid: string; secret: string; unionBound?: boolean; tokenTtlSeconds?: number }): SandboxApp {
+    const record = {
+      appid: app.appid,
+      secret: app.secret,
+      unionBound: app.unionBound ?? false,
+      tokenTtlMs: (app.tokenTtlSeconds ?? TOKEN_TTL_MS / 1000) * 1000,
+    };
     this.apps.set(app.appid, record);
     return record;
   }
@@ -277,12 +286,16 @@ export class SandboxModel {
     return this.newToken(appid, family, state);
   }
 
+  private tokenTtl(appid: string): number {
+    return this.apps.get(appid)?.tokenTtlMs ?? TOKEN_TTL_MS;
+  }
+
   private newToken(appid: string, family: TokenFamily, state: FamilyState): TokenRecord {
     const record: TokenRecord = {
       token: this.makeId('', 136),
       appid,
       family,
-      expiresAt: this.now() + TOKEN_TTL_MS,
+      expiresAt: this.now() + this.tokenTtl(appid),
       validUntil: null,
     };
     this.tokens.set(record.token, record);
@@ -298,7 +311,7 @@ export class SandboxModel {
     if (state.dailyCalls.count >= this.classicDailyQuota) return { errcode: 45009 };
     state.dailyCalls.count++;
     const record = this.rotate(appid, 'classic', state, this.now() + TOKEN_GRACE_MS);
-    return { token: record.token, expiresIn: TOKEN_TTL_MS / 1000 };
+    return { token: record.token, expiresIn: this.tokenTtl(appid) / 1000 };
   }
 
   /** `POST /cgi-bin/stable_token`, normal or force mode. */
@@ -322,7 +335,9 @@ export class SandboxModel {
       // INFERRED: force invalidates the previous token at once (no overlap).
       return remaining(this.rotate(appid, 'stable', state, now));
     }
-    if (current && now < current.expiresAt - STABLE_EARLY_ROTATION_MS) return remaining(current);
+    // WeChat rotates in the last 5 minutes; a short test lifetime gets a proportionate window.
+    const early = Math.min(STABLE_EARLY_ROTATION_MS, this.tokenTtl(appid) / 6);
+    if (current && now < current.expiresAt - early) return remaining(current);
     return remaining(this.rotate(appid, 'stable', state, current?.expiresAt ?? now));
   }
 

@@ -653,7 +653,7 @@ describe('control API', () => {
     expect((await control('/__sandbox/login', { appid: app.appid })).status).toBe(404);
     const reg = await control('/__sandbox/apps', { ...app, unionBound: true });
     expect(reg.status).toBe(200);
-    expect(reg.body).toEqual({ ...app, unionBound: true });
+    expect(reg.body).toEqual({ ...app, unionBound: true, tokenTtlMs: 7_200_000 });
     const user = await issueCode({ appid: app.appid });
     const reply = await jscode2session(app, user.code);
     expect(reply.body.unionid).toBeTypeOf('string');

@@ -13,6 +13,8 @@ import {
   type RandomBytes,
   type SandboxClock,
 } from './model.js';
+import { sendPush, verifyPushUrl, type PushFormat, type PushMode } from './push.js';
+import { isBinary, type ServiceResult } from './services.js';
 import { ANONYMOUS_USER_INFO, encryptUserData, sessionKeyHmac, type SandboxUserInfo } from './user-data.js';
 
 /** errmsg texts as WeChat returns them (wechat-api.md §0). */
@@ -39,6 +41,17 @@ export const ERRMSG: Record<number, string> = {
   47001: 'data format error',
   87008: 'invalid sig_method',
   87009: 'invalid signature',
+  40037: 'invalid template_id',
+  40097: 'invalid args',
+  40129: 'invalid scene',
+  40165: 'invalid weapp pagepath',
+  40169: 'invalid length for scene, or the data is not json string',
+  40212: 'invalid query',
+  41030: 'invalid page',
+  43101: 'user refuse to accept the msg',
+  43302: 'require POST method',
+  47003: 'argument invalid!',
+  85403: 'scheme not exist',
 };
 
 const MAX_BODY_BYTES = 1 << 20;
@@ -137,8 +150,14 @@ async function handle(model: SandboxModel, req: IncomingMessage, res: ServerResp
   if (fault && (await applyFault(fault, res))) return;
 
   const result = route(model, call);
-  if ('errcode' in result && result.errcode !== 0 && Object.keys(result).length === 1) {
-    wechatError(res, result.errcode as number);
+  if (isBinary(result)) {
+    res.writeHead(200, { 'content-type': result.contentType, 'content-length': result.binary.length });
+    res.end(result.binary);
+    return;
+  }
+  const errcode = (result as { errcode?: unknown }).errcode;
+  if (typeof errcode === 'number' && errcode !== 0) {
+    wechatError(res, errcode, (result as { errmsg?: string }).errmsg);
     return;
   }
   send(res, 200, result);
@@ -177,9 +196,21 @@ interface ApiCall {
   contentType: string;
 }
 
-type ApiResult = Record<string, unknown>;
+type ApiResult = ServiceResult;
 
-/** `{errcode}` alone means "answer with this error"; anything else is the success body. */
+/** Routes of APIs that take an access_token: checked first (41001/40001/42001), as WeChat does. */
+function withToken(handler: (model: SandboxModel, call: ApiCall, appid: string, body: Record<string, unknown>) => ApiResult, options: { post?: boolean } = { post: true }) {
+  return (model: SandboxModel, call: ApiCall): ApiResult => {
+    const check = model.checkToken(call.query.get('access_token'));
+    if (!check.ok) return { errcode: check.errcode };
+    if (options.post && call.method !== 'POST') return { errcode: 43002 };
+    const body = options.post ? jsonBody(call) : {};
+    if (body === undefined) return { errcode: 47001 };
+    return handler(model, call, check.appid, body);
+  };
+}
+
+/** A non-zero errcode means "answer with this error" (errmsg optional); anything else is the success body. */
 const WECHAT_ROUTES: Record<string, (model: SandboxModel, call: ApiCall) => ApiResult> = {
   '/sns/jscode2session': (model, { query }) => {
     const appid = query.get('appid');
@@ -246,6 +277,18 @@ const WECHAT_ROUTES: Record<string, (model: SandboxModel, call: ApiCall) => ApiR
     return { errcode: 0, errmsg: 'ok', openid: user.openid, session_key: model.resetSessionKey(user) };
   },
 
+  '/wxa/msg_sec_check': withToken((model, _call, appid, body) =>
+    model.services.msgSecCheck(appid, body, (openid) => model.user(appid, openid) !== undefined),
+  ),
+  '/cgi-bin/message/subscribe/send': withToken((model, _call, appid, body) =>
+    model.services.sendSubscribe(appid, body, (openid) => model.user(appid, openid) !== undefined),
+  ),
+  '/wxa/getwxacodeunlimit': withToken((model, _call, appid, body) => model.services.wxacode(appid, body)),
+  '/wxa/generatescheme': withToken((model, _call, appid, body) => model.services.generateScheme(appid, body, model.now())),
+  '/wxa/queryscheme': withToken((model, _call, _appid, body) => model.services.queryScheme(body)),
+  '/wxa/generate_urllink': withToken((model, _call, appid, body) => model.services.generateUrlLink(appid, body, model.now())),
+  '/wxa/genwxashortlink': withToken((model, _call, appid, body) => model.services.shortLink(appid, body)),
+
   '/wxa/business/getuserphonenumber': (model, call) => {
     const check = model.checkToken(call.query.get('access_token'));
     if (!check.ok) return { errcode: check.errcode };
@@ -295,8 +338,8 @@ function queryOrBody(call: ApiCall): Record<string, string | undefined> {
 }
 
 /** Business errors go out as HTTP 200 with errcode and errmsg (wechat-api.md §0). */
-function wechatError(res: ServerResponse, errcode: number): void {
-  send(res, 200, { errcode, errmsg: `${ERRMSG[errcode] ?? 'error'}${rid()}` });
+function wechatError(res: ServerResponse, errcode: number, errmsg?: string): void {
+  send(res, 200, { errcode, errmsg: `${errmsg ?? ERRMSG[errcode] ?? 'error'}${rid()}` });
 }
 
 /** The request-id suffix WeChat appends to errmsg (wechat-api.md §0). */
@@ -324,8 +367,64 @@ async function control(
       case 'POST /__sandbox/apps': {
         const appid = requireString(body, 'appid');
         const secret = requireString(body, 'secret');
-        return send(res, 200, model.registerApp({ appid, secret, unionBound: body.unionBound === true }));
+        const ttl = body.tokenTtlSeconds;
+        if (ttl !== undefined && (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 10 || ttl > 7200)) {
+          throw new SandboxInputError('BAD_REQUEST', 'tokenTtlSeconds must be an integer from 10 to 7200');
+        }
+        return send(res, 200, model.registerApp({ appid, secret, unionBound: body.unionBound === true, ...(typeof ttl === 'number' ? { tokenTtlSeconds: ttl } : {}) }));
       }
+      case 'POST /__sandbox/check-token': {
+        const check = model.checkToken(requireString(body, 'access_token'));
+        return send(res, 200, check.ok ? { ok: true, appid: check.appid } : { ok: false, errcode: check.errcode });
+      }
+      case 'POST /__sandbox/templates': {
+        const keywords = body.keywords;
+        if (!Array.isArray(keywords) || !keywords.every((k) => typeof k === 'string' && /^[a-z_]+\d+$/.test(k))) {
+          throw new SandboxInputError('BAD_REQUEST', 'keywords must be a list like ["thing1", "time2"]');
+        }
+        model.services.addTemplate(requireString(body, 'appid'), requireString(body, 'templateId'), keywords as string[]);
+        return send(res, 200, { ok: true });
+      }
+      case 'POST /__sandbox/subscribe': {
+        const count = body.count === undefined ? 1 : body.count;
+        if (typeof count !== 'number' || !Number.isInteger(count) || count < 1) throw new SandboxInputError('BAD_REQUEST', 'count must be a positive integer');
+        const credits = model.services.addCredits(requireString(body, 'appid'), requireString(body, 'openid'), requireString(body, 'templateId'), count);
+        return send(res, 200, { credits });
+      }
+      case 'POST /__sandbox/pages': {
+        const pages = body.pages;
+        if (!Array.isArray(pages) || !pages.every((p) => typeof p === 'string')) throw new SandboxInputError('BAD_REQUEST', 'pages must be a list of page paths');
+        model.services.setPages(requireString(body, 'appid'), pages as string[]);
+        return send(res, 200, { ok: true });
+      }
+      case 'GET /__sandbox/messages': {
+        const appid = query.get('appid');
+        return send(res, 200, { messages: model.services.messages.filter((m) => !appid || m.appid === appid) });
+      }
+      case 'POST /__sandbox/push': {
+        const mode = body.mode ?? 'plaintext';
+        const format = body.format ?? 'json';
+        if (!['plaintext', 'compatible', 'safe'].includes(mode as string)) throw new SandboxInputError('BAD_REQUEST', 'mode is plaintext, compatible or safe');
+        if (!['json', 'xml'].includes(format as string)) throw new SandboxInputError('BAD_REQUEST', 'format is json or xml');
+        if (typeof body.message !== 'object' || body.message === null) throw new SandboxInputError('BAD_REQUEST', 'message must be an object');
+        const attempts = await sendPush({
+          url: requireString(body, 'url'),
+          appid: requireString(body, 'appid'),
+          token: requireString(body, 'token'),
+          ...optionalStrings(body, ['encodingAESKey']),
+          mode: mode as PushMode,
+          format: format as PushFormat,
+          message: body.message as Record<string, unknown>,
+          attempts: typeof body.attempts === 'number' ? body.attempts : 1,
+          timeoutMs: typeof body.timeoutMs === 'number' ? body.timeoutMs : 5_000,
+          now: model.now(),
+        }).catch((error: Error) => {
+          throw new SandboxInputError('BAD_REQUEST', error.message);
+        });
+        return send(res, 200, { attempts });
+      }
+      case 'POST /__sandbox/push-verify':
+        return send(res, 200, await verifyPushUrl(requireString(body, 'url'), requireString(body, 'token'), model.now()));
       case 'POST /__sandbox/login':
         return send(
           res,
@@ -424,7 +523,14 @@ async function control(
 }
 
 const CONTROL_ROUTES = [
-  'POST /__sandbox/apps {appid, secret, unionBound?}',
+  'POST /__sandbox/apps {appid, secret, unionBound?, tokenTtlSeconds?}',
+  'POST /__sandbox/check-token {access_token} -> {ok, errcode?}',
+  'POST /__sandbox/templates {appid, templateId, keywords}',
+  'POST /__sandbox/subscribe {appid, openid, templateId, count?} (what wx.requestSubscribeMessage grants)',
+  'POST /__sandbox/pages {appid, pages} (published pages; unset: every page)',
+  'GET /__sandbox/messages?appid= (subscribe messages sent)',
+  'POST /__sandbox/push {url, appid, token, encodingAESKey?, mode?, format?, message, attempts?} (WeChat → your push URL)',
+  'POST /__sandbox/push-verify {url, token} (the echostr check of the console)',
   'POST /__sandbox/login {appid, openid?, unionid?, sessionKey?, rotateSessionKey?, blocked?} -> {code, openid, unionid?}',
   'POST /__sandbox/codes {appid, count} -> {codes: [{code, openid}]} (new users, for load tests)',
   'POST /__sandbox/userinfo {appid, openid, userInfo?} -> {encryptedData, iv, rawData, signature, userInfo}',
@@ -497,7 +603,13 @@ function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
 }
 
 function send(res: ServerResponse, status: number, body: unknown, type = JSON_TYPE): void {
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  // 64-bit ids (msgid) go out as bare JSON numbers, exactly, as WeChat sends them.
+  const text =
+    typeof body === 'string'
+      ? body
+      : JSON.stringify(body, (_key, value: unknown) =>
+          typeof value === 'object' && value !== null && '__exactInteger' in value ? `\u0000${(value as { __exactInteger: string }).__exactInteger}` : value,
+        ).replace(/"\\u0000(-?\d+)"/g, '$1');
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }

@@ -33,7 +33,13 @@ describe('deploy/minigate.full.yaml', () => {
     // Every /run/secrets/NAME becomes a file here; the secret key must be 32 bytes of hex.
     const text = readFileSync(FILE, 'utf8').replace(/\/run\/secrets\/(\w+)/g, (_match, name: string) => {
       const file = path.join(dir, name);
-      writeFileSync(file, name === 'minigate_secret_key' ? `${'ab'.repeat(32)}\n` : name === 'wx_app_secret' ? 'an-app-secret\n' : `${name}-value\n`);
+      const values: Record<string, string> = {
+        minigate_secret_key: 'ab'.repeat(32),
+        wx_app_secret: 'an-app-secret',
+        wx_push_aes_key: 'a'.repeat(43),
+        internal_token: 'i'.repeat(40),
+      };
+      writeFileSync(file, `${values[name] ?? `${name}-value`}\n`);
       return file;
     });
     const config = loadConfig({ text, file: path.join(dir, 'minigate.yaml'), env: { DB_PASSWORD: 'pw' } });

@@ -17,6 +17,7 @@ const app: AppConfig = {
   appid: 'wx0123456789abcdef',
   secret: 'unused',
   session: { idle: 7 * DAY, absolute: 30 * DAY, maxPerUser: 3 },
+  tokenMode: 'stable',
 };
 const SESSION_KEY = 'tiihtNczf5v6AKRyjwEUhQ==';
 

@@ -47,6 +47,28 @@ export const appSchema = z
       .meta({ description: 'The mini program AppID (开发管理 → 开发设置).' }),
     secret: secret('The AppSecret. Never logged, never sent to a client.'),
     session: sessionSchema.prefault({}),
+    tokenMode: z
+      .enum(['stable', 'classic'])
+      .default('stable')
+      .meta({
+        description:
+          'How the access_token is fetched: stable (getStableAccessToken, normal mode: safe however many fetch) or classic (cgi-bin/token: each fetch invalidates the previous token after 5 minutes).',
+      }),
+    push: z
+      .strictObject({
+        token: secret('The Token of 消息推送配置 (signs pushes).'),
+        encodingAESKey: z
+          .string()
+          .regex(/^[A-Za-z0-9]{43}$/, { error: 'expected the 43-character EncodingAESKey' })
+          .optional()
+          .meta({ description: 'The EncodingAESKey, for compatible and safe mode.', secret: true }),
+        webhook: z
+          .url({ protocol: /^https?$/ })
+          .optional()
+          .meta({ description: 'Where each push is delivered (POST JSON, signed with upstreamSecret, retried with back-off).' }),
+      })
+      .optional()
+      .meta({ description: 'Message push (WeChat → /wechat/push/<appid>).' }),
   })
   .meta({ description: 'One mini program this server logs users into.' });
 
@@ -87,6 +109,14 @@ export const configSchema = z
       .default([])
       .meta({ description: 'Load balancers whose X-Forwarded-For / X-Forwarded-Proto are believed.' }),
     upstreamSecret: secret('Shared secret of the X-Minigate-Signature on identity headers sent to upstreams.').optional(),
+    internal: z
+      .strictObject({
+        token: secret('Bearer token business services send to listen.internal (at least 32 characters).').refine((t) => t.length >= 32, {
+          error: 'must be at least 32 characters (e.g. openssl rand -hex 32)',
+        }),
+      })
+      .optional()
+      .meta({ description: 'The internal API (access_token, WeChat API gateway) on listen.internal.' }),
     pkiValidationDir: filePath('Files served at /.well-known/pki-validation/ (CA domain validation).').optional(),
     workers: z
       .union([z.number().int().min(1).max(256), z.literal('auto')])
@@ -154,6 +184,14 @@ export const configSchema = z
       ctx.addIssue({ code: 'custom', path: ['listen', 'https'], message: 'needs tls.certificates, tls.acme or tls.devCa' });
     }
     const seen = new Set<string>();
+    if (config.listen.internal && !config.internal) {
+      ctx.addIssue({ code: 'custom', path: ['internal'], message: 'listen.internal needs internal.token (business services authenticate with it)' });
+    }
+    config.apps.forEach((app, i) => {
+      if (app.push?.webhook && !config.upstreamSecret) {
+        ctx.addIssue({ code: 'custom', path: ['apps', i, 'push', 'webhook'], message: 'push deliveries are signed with upstreamSecret; set it' });
+      }
+    });
     config.routes.forEach((route, i) => {
       const key = `${route.host ?? '*'} ${route.path.replace(/\/+$/, '') || '/'}`;
       if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'path'], message: 'another route has the same host and path' });

@@ -1,11 +1,12 @@
 /**
  * Calls to WeChat's server API (or the sandbox: the base URL is configuration).
  *
- * Rules (wechat-api.md §0, RELIABILITY.md §4.2 F1/F2): success means `errcode` absent or 0; every
- * call has a time limit; only the platform's `-1` ("system busy") is retried, at most twice with
- * back-off, because WeChat did not act on the call; a timeout or a dropped connection is never
- * retried, since the call may have been applied (a login code is single use). URLs are never
- * logged with their query, which carries the AppSecret and codes.
+ * Rules (wechat-api.md §0, RELIABILITY.md §4.2 F1/F2, §4.4): success means `errcode` absent or 0;
+ * every call has a time limit; only the platform's `-1` ("system busy") is retried, at most twice
+ * with back-off, and never for a call with a side effect (sending a message): there a timeout, a
+ * reset or -1 is reported as WECHAT_OUTCOME_UNKNOWN, because it may have been applied. A call that
+ * could not even connect is WECHAT_UNAVAILABLE (nothing was sent). URLs are never logged with
+ * their query, which carries the AppSecret, codes and access tokens.
  */
 import type { ErrorCode } from 'minigate-protocol';
 import { AppError } from '../core/errors.js';
@@ -13,8 +14,8 @@ import type { Logger } from '../core/logger.js';
 
 /** Back-off before each retry of a `-1` answer. */
 export const BUSY_RETRY_DELAYS_MS = [200, 600] as const;
-/** Largest JSON answer read from WeChat. */
-const MAX_RESPONSE_BYTES = 4 << 20;
+/** Largest answer read from WeChat (a wxacode image is well under this). */
+export const MAX_RESPONSE_BYTES = 16 << 20;
 
 export interface WechatClientOptions {
   apiBase: string;
@@ -30,10 +31,29 @@ export interface WechatRequest {
   query?: Record<string, string>;
   /** Sent as JSON. */
   body?: unknown;
-  /** Retry on `-1` (false for calls that must not run twice, like sending a message). */
+  /** Retry on `-1` (default true; ignored for calls with a side effect). */
   retryOnBusy?: boolean;
+  /** The call changes something at WeChat (sends a message): never repeated on doubt. */
+  sideEffect?: boolean;
   /** errcode → our code, for this call; consulted before the common table. */
   errors?: Readonly<Record<number, ErrorCode>>;
+  /** Integer fields to read exactly, as strings, from the raw answer (64-bit ids such as msgid). */
+  exactIntegers?: readonly string[];
+}
+
+export interface RawRequest {
+  path: string;
+  method: string;
+  query: Record<string, string>;
+  headers: Record<string, string>;
+  body?: Buffer;
+  sideEffect?: boolean;
+}
+
+export interface RawAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
 }
 
 export interface Code2SessionResult {
@@ -45,8 +65,10 @@ export interface Code2SessionResult {
 export interface WechatClient {
   /** `GET /sns/jscode2session`: the login code → openid, session_key, unionid. */
   code2Session(app: { appid: string; secret: string }, code: string): Promise<Code2SessionResult>;
-  /** A call whose answer is JSON; throws AppError on any failure. */
+  /** A call whose answer is JSON; throws AppError on any failure (errcode in details). */
   call<T = Record<string, unknown>>(request: WechatRequest): Promise<T>;
+  /** One call whose answer comes back as it is (status, headers, bytes): for the gateway's passthrough. */
+  raw(request: RawRequest): Promise<RawAnswer>;
 }
 
 /** errcodes every API may answer, and what they mean for our caller. */
@@ -69,6 +91,9 @@ const CODE2SESSION_ERRORS: Readonly<Record<number, ErrorCode>> = {
   40226: 'AUTH_USER_BLOCKED',
 };
 
+/** Failures before anything reached WeChat: safe to try again. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
 /** A failure WeChat answered with an errcode; kept as the cause of our AppError. */
 export class WechatApiError extends Error {
   constructor(
@@ -81,54 +106,88 @@ export class WechatApiError extends Error {
   }
 }
 
+/** The errcode of a failed call (from its AppError), or undefined. */
+export function errcodeOf(error: unknown): number | undefined {
+  const errcode = (error as AppError | undefined)?.details?.errcode;
+  return typeof errcode === 'number' ? errcode : undefined;
+}
+
 export function createWechatClient(options: WechatClientOptions): WechatClient {
   const base = options.apiBase.replace(/\/+$/, '');
   const delays = options.busyRetryDelaysMs ?? BUSY_RETRY_DELAYS_MS;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const log = options.logger;
 
-  async function once(request: WechatRequest): Promise<Record<string, unknown>> {
-    const url = new URL(base + request.path);
-    for (const [k, v] of Object.entries(request.query ?? {})) url.searchParams.set(k, v);
+  /** One HTTP exchange; transport failures become WECHAT_UNAVAILABLE or WECHAT_OUTCOME_UNKNOWN. */
+  async function send(
+    path: string,
+    init: { method: string; query?: Record<string, string>; headers: Record<string, string>; body?: Buffer | string },
+    sideEffect: boolean,
+  ): Promise<RawAnswer> {
+    const url = new URL(base + path);
+    for (const [k, v] of Object.entries(init.query ?? {})) url.searchParams.set(k, v);
     const started = performance.now();
-    const method = request.method ?? (request.body === undefined ? 'GET' : 'POST');
+    const fail = (error: unknown, what: string): AppError => {
+      const timedOut = (error as Error).name === 'TimeoutError' || (error as { cause?: Error }).cause?.name === 'TimeoutError';
+      const cause = timedOut ? 'timeout' : causeText(error);
+      const notSent = NOT_SENT.has(cause);
+      log.warn({ wechat: path, ms: Math.round(performance.now() - started), cause }, timedOut ? 'wechat: no answer in time' : what);
+      return new AppError(sideEffect && !notSent ? 'WECHAT_OUTCOME_UNKNOWN' : 'WECHAT_UNAVAILABLE', { cause: error, details: { path } });
+    };
     let response: Response;
     try {
       response = await fetch(url, {
-        method,
-        headers: request.body === undefined ? {} : { 'content-type': 'application/json' },
-        body: request.body === undefined ? null : JSON.stringify(request.body),
+        method: init.method,
+        headers: init.headers,
+        body: init.body ?? null,
         signal: AbortSignal.timeout(options.timeoutMs),
       });
     } catch (error) {
-      const timedOut = (error as Error).name === 'TimeoutError';
-      log.warn(
-        { wechat: request.path, ms: Math.round(performance.now() - started), cause: timedOut ? 'timeout' : causeText(error) },
-        timedOut ? 'wechat: no answer in time' : 'wechat: request failed',
-      );
-      throw new AppError('WECHAT_UNAVAILABLE', { cause: error, details: { path: request.path } });
+      throw fail(error, 'wechat: request failed');
     }
-    let text: string;
+    let body: Buffer;
     try {
-      text = await readLimited(response, MAX_RESPONSE_BYTES);
+      body = await readLimited(response, MAX_RESPONSE_BYTES);
     } catch (error) {
-      log.warn({ wechat: request.path, cause: causeText(error) }, 'wechat: answer cut off');
-      throw new AppError('WECHAT_UNAVAILABLE', { cause: error, details: { path: request.path } });
+      throw fail(error, 'wechat: answer cut off');
     }
-    const ms = Math.round(performance.now() - started);
+    const headers: Record<string, string> = {};
+    response.headers.forEach((value, name) => (headers[name] = value));
+    log.debug({ wechat: path, status: response.status, bytes: body.length, ms: Math.round(performance.now() - started) }, 'wechat: answered');
+    return { status: response.status, headers, body };
+  }
+
+  async function once(request: WechatRequest): Promise<Record<string, unknown>> {
+    const method = request.method ?? (request.body === undefined ? 'GET' : 'POST');
+    const answer = await send(
+      request.path,
+      {
+        method,
+        query: request.query,
+        headers: request.body === undefined ? {} : { 'content-type': 'application/json' },
+        body: request.body === undefined ? undefined : JSON.stringify(request.body),
+      },
+      request.sideEffect === true,
+    );
+    const text = answer.body.toString('utf8');
     let body: unknown;
     try {
       body = JSON.parse(text);
     } catch {
       body = undefined;
     }
-    if (!response.ok || typeof body !== 'object' || body === null || Array.isArray(body)) {
-      log.warn({ wechat: request.path, status: response.status, ms }, 'wechat: answer is not a JSON object');
-      throw new AppError('WECHAT_UNAVAILABLE', { details: { path: request.path, status: response.status } });
+    if (answer.status < 200 || answer.status >= 300 || typeof body !== 'object' || body === null || Array.isArray(body)) {
+      log.warn({ wechat: request.path, status: answer.status }, 'wechat: answer is not a JSON object');
+      throw new AppError(request.sideEffect ? 'WECHAT_OUTCOME_UNKNOWN' : 'WECHAT_UNAVAILABLE', {
+        details: { path: request.path, status: answer.status },
+      });
     }
-    const errcode = (body as { errcode?: unknown }).errcode;
-    log.debug({ wechat: request.path, status: response.status, errcode: errcode ?? 0, ms }, 'wechat: answered');
-    return body as Record<string, unknown>;
+    const result = body as Record<string, unknown>;
+    for (const field of request.exactIntegers ?? []) {
+      const exact = new RegExp(`"${field}"\\s*:\\s*(-?\\d+)`).exec(text)?.[1];
+      if (exact !== undefined) result[field] = exact;
+    }
+    return result;
   }
 
   async function call<T>(request: WechatRequest): Promise<T> {
@@ -137,20 +196,27 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
       const errcode = typeof body.errcode === 'number' ? body.errcode : Number(body.errcode ?? 0);
       if (!errcode) return body as T;
       const errmsg = typeof body.errmsg === 'string' ? body.errmsg : '';
-      if (errcode === -1 && request.retryOnBusy !== false && attempt < delays.length) {
+      if (errcode === -1 && !request.sideEffect && request.retryOnBusy !== false && attempt < delays.length) {
         log.info({ wechat: request.path, attempt: attempt + 1 }, 'wechat: busy (-1), retrying');
         await sleep(delays[attempt]!);
         continue;
       }
-      const code = request.errors?.[errcode] ?? COMMON_ERRORS[errcode] ?? 'WECHAT_ERROR';
+      const code: ErrorCode =
+        errcode === -1 && request.sideEffect ? 'WECHAT_OUTCOME_UNKNOWN' : (request.errors?.[errcode] ?? COMMON_ERRORS[errcode] ?? 'WECHAT_ERROR');
       const level = code === 'WECHAT_CREDENTIALS_INVALID' || code === 'WECHAT_ERROR' ? 'error' : 'info';
       log[level]({ wechat: request.path, errcode, errmsg }, 'wechat: error answer');
-      throw new AppError(code, { cause: new WechatApiError(request.path, errcode, errmsg), details: { errcode } });
+      throw new AppError(code, {
+        cause: new WechatApiError(request.path, errcode, errmsg),
+        details: { errcode },
+        ...(code === 'WECHAT_BAD_ARGUMENT' || code === 'WECHAT_ERROR' ? { message: `WeChat refused the call: errcode ${errcode}.` } : {}),
+      });
     }
   }
 
   return {
     call,
+    raw: (request) =>
+      send(request.path, { method: request.method, query: request.query, headers: request.headers, body: request.body }, request.sideEffect === true),
     async code2Session(app, code) {
       const body = await call<{ openid?: unknown; session_key?: unknown; unionid?: unknown }>({
         path: '/sns/jscode2session',
@@ -170,9 +236,9 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
   };
 }
 
-async function readLimited(response: Response, limit: number): Promise<string> {
+async function readLimited(response: Response, limit: number): Promise<Buffer> {
   const reader = response.body?.getReader();
-  if (!reader) return '';
+  if (!reader) return Buffer.alloc(0);
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
@@ -185,7 +251,7 @@ async function readLimited(response: Response, limit: number): Promise<string> {
     }
     chunks.push(value);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
 function causeText(error: unknown): string {
