@@ -71,6 +71,14 @@ export const ERRORS = {
     message: 'WeChat did not confirm the call in time; it may or may not have taken effect, so check before repeating it.',
   },
   WECHAT_BAD_ARGUMENT: { status: 400, message: 'WeChat refused an argument of the call; the errcode says which.' },
+  PHONE_CODE_INVALID: {
+    status: 400,
+    message: 'The phone number code is invalid, used or expired; ask the user again with the getPhoneNumber button.',
+  },
+  SUBSCRIBE_REFUSED: {
+    status: 409,
+    message: 'The user has not subscribed to this template (or used up the subscription); ask with wx.requestSubscribeMessage.',
+  },
   TOKEN_REFRESH_LIMITED: { status: 429, message: 'A forced access_token refresh is not allowed now.' },
   INTERNAL_AUTH_REQUIRED: {
     status: 401,

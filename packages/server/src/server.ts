@@ -18,7 +18,12 @@ import { AppError } from './core/errors.js';
 import { createLogger, type Logger } from './core/logger.js';
 import { cryptoRandom, type Random } from './core/random.js';
 import type { CertificateConfig } from './config/schema-edge.js';
+import { registerSessionRoutes } from './auth/index.js';
+import { createRedis, type SharedRedis } from './core/redis.js';
 import { createEdge, type Edge } from './edge/edge.js';
+import { Router } from './edge/http.js';
+import { createGateway, phoneNumber, registerGatewayRoutes } from './gateway/index.js';
+import { createTokenManager, createTokenShare, type TokenManager } from './token/index.js';
 import { CertificateError } from './edge/tls/certificates.js';
 import { createAcmeManager, type AcmeManager } from './edge/tls/acme.js';
 import { ensureDevCertificate, selfSignedCertificate } from './edge/tls/dev-ca.js';
@@ -50,6 +55,8 @@ export interface MinigateServer {
   /** Available once started. */
   readonly store: Store;
   readonly sessions: SessionService;
+  /** The access_token manager (available once started). */
+  readonly tokens: TokenManager;
   readonly wechat: WechatClient;
   readonly logger: Logger;
   start(): Promise<void>;
@@ -82,6 +89,8 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
   let tlsManager: TlsManager | undefined;
   let devCaFile: string | undefined;
   let acme: AcmeManager | undefined;
+  let redis: SharedRedis | undefined;
+  let tokenManager: TokenManager | undefined;
   let purgeTimer: NodeJS.Timeout | undefined;
   let url = '';
 
@@ -159,11 +168,34 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     }
     tlsManager = tls;
 
+    if (config.redis) redis = createRedis(config.redis, logger);
+    const tokens = createTokenManager({
+      apps,
+      wechat,
+      share: createTokenShare({ store: liveStore, ...(redis ? { redis } : {}), clock, logger }),
+      store: liveStore,
+      clock,
+      logger,
+    });
+    const gateway = createGateway({ tokens, wechat, logger });
+    tokenManager = tokens;
+    const internalRouter = new Router();
+    registerGatewayRoutes(internalRouter, { apps, tokens, gateway });
+    registerSessionRoutes(internalRouter, liveSessions, new Set(apps.keys()));
+
     edge = createEdge(config, {
       logger,
       clock,
       sessions: liveSessions,
-      services: createAuthServices({ apps, wechat, sessions: liveSessions, clock }),
+      services: createAuthServices({
+        apps,
+        wechat,
+        sessions: liveSessions,
+        clock,
+        phoneNumber: (appid, code, openid) => phoneNumber(gateway, appid, { code, openid }),
+        savePhone: (appid, openid, phone) => liveStore.setUserPhone(appid, openid, phone),
+      }),
+      ...(config.internal ? { internal: { token: config.internal.token, router: internalRouter } } : {}),
       ready: () => liveStore.ping(),
       ...(tls ? { tls } : {}),
       ...(acme ? { acmeChallenge: acme.challenge } : {}),
@@ -173,6 +205,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     } catch (error) {
       await edge.close().catch(() => undefined);
       tls?.close();
+      await redis?.close().catch(() => undefined);
       await liveStore.close().catch(() => undefined);
       const failure = error as NodeJS.ErrnoException & { listener?: string; where?: string };
       throw new StartError(
@@ -201,6 +234,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     await edge?.close();
     tlsManager?.close();
     await sessions?.flush();
+    await redis?.close();
     await store?.close();
     logger.info('minigate stopped');
   }
@@ -225,6 +259,10 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     get sessions() {
       if (!sessions) throw new Error('the server is not started');
       return sessions;
+    },
+    get tokens() {
+      if (!tokenManager) throw new Error('the server is not started');
+      return tokenManager;
     },
     wechat,
     logger,

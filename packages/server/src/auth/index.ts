@@ -5,3 +5,4 @@ export { login, resolveApp, USER_DATA_MAX_AGE_S, type LoginDeps } from './login.
 export { createSecretBox, type SecretBox } from './secret-box.js';
 export { loadSecretKey, checkKeyAgainstStore, decodeSecretKey, SECRET_KEY_FILE } from './secret-key.js';
 export { hashToken, tokenFromRequest, isWellFormedToken } from './tokens.js';
+export { registerSessionRoutes } from './internal-routes.js';

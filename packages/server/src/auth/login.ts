@@ -31,6 +31,10 @@ export interface LoginDeps {
   wechat: WechatClient;
   sessions: SessionService;
   clock: Clock;
+  /** The phone number behind a getPhoneNumber code (through the gateway, with the access_token). */
+  phoneNumber?: (appid: string, code: unknown, openid: string) => Promise<{ phoneNumber: string; purePhoneNumber: string; countryCode: string }>;
+  /** Saves a phone number on the user. */
+  savePhone?: (appid: string, openid: string, phoneNumber: string) => Promise<boolean>;
 }
 
 /**

@@ -81,6 +81,17 @@ export function createAuthServices(deps: LoginDeps): Service[] {
     sendJson(ctx.res, 200, response);
   });
 
+  // The mini program's getPhoneNumber button gives a code; the number is saved on the user.
+  router.add('POST', '/phone', async (ctx) => {
+    const session = await requireSession(deps, ctx);
+    const body = await readJsonBody(ctx.req);
+    if (!deps.phoneNumber || !deps.savePhone) throw new AppError('NOT_FOUND');
+    const phone = await deps.phoneNumber(session.appid, body.code, session.openid);
+    await deps.savePhone(session.appid, session.openid, phone.phoneNumber);
+    deps.sessions.forgetUser(session.appid, session.openid);
+    sendJson(ctx.res, 200, phone);
+  });
+
   router.add('POST', '/logout', async (ctx) => {
     const token = tokenFromRequest(ctx.req);
     if (token === undefined) throw new AppError('SESSION_MISSING');

@@ -51,6 +51,12 @@ export interface SessionService {
   check(token: string | undefined): Promise<SessionCheck>;
   /** Ends the session of a token; false when it was not live. */
   revoke(token: string, reason?: string): Promise<boolean>;
+  /** A session by its id (the token's SHA-256), live or not, for the internal API. */
+  byId(id: string): Promise<SessionRecord | null>;
+  /** Ends a session by its id. */
+  revokeById(id: string, reason?: string): Promise<boolean>;
+  /** Drops the cached user so the next read sees a change (a phone number saved). */
+  forgetUser(appid: string, openid: string): void;
   /** Ends every session of a user. */
   revokeUser(appid: string, openid: string, reason?: string): Promise<number>;
   /** The user behind a session, cached like sessions (one second), or null when deleted. */
@@ -191,6 +197,18 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       sessionCache.delete(hash);
       return changed;
     },
+
+    byId: (id) => (/^[0-9a-f]{64}$/.test(id) ? store.findSession(id) : Promise.resolve(null)),
+
+    async revokeById(id, reason = 'admin') {
+      if (!/^[0-9a-f]{64}$/.test(id)) return false;
+      sessionCache.delete(id);
+      const changed = await store.revokeSession(id, clock.now(), reason);
+      sessionCache.delete(id);
+      return changed;
+    },
+
+    forgetUser: (appid, openid) => userCache.delete(userKey(appid, openid)),
 
     async revokeUser(appid, openid, reason = 'admin') {
       const hashes = await store.revokeUserSessions(appid, openid, clock.now(), reason);

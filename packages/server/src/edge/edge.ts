@@ -6,6 +6,7 @@
  * health, and redirects the rest to HTTPS (308) — unless the request comes from a trusted proxy
  * that terminated TLS, which is served as if it came over HTTPS.
  */
+import { timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
@@ -18,7 +19,7 @@ import type { SessionService } from '../auth/sessions.js';
 import { tokenFromRequest } from '../auth/tokens.js';
 import { forwardingHeaders, identityHeaders } from './headers.js';
 import { clientInfo, trustedProxies, type TrustedProxies } from './forwarded.js';
-import { createDispatcher, routeTo, sendJson, type HttpContext } from './http.js';
+import { createDispatcher, routeTo, sendJson, type HttpContext, type Router } from './http.js';
 import { createListener, localUrl, type Listener } from './listener.js';
 import { createProxy, type Proxy } from './proxy.js';
 import { RouteTable, normalizePrefix, type EdgeRoute } from './route-table.js';
@@ -37,6 +38,8 @@ export interface EdgeDeps {
   tls?: TlsManager;
   /** ACME HTTP-01 answers: the key authorization for a token, or null. */
   acmeChallenge?: (token: string) => Promise<string | null>;
+  /** The internal API, served on listen.internal behind its bearer token. */
+  internal?: { token: string; router: Router };
 }
 
 export interface Edge {
@@ -231,7 +234,11 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       await open(makeListener('http', 'http', plain), config.listen.http);
       if (config.listen.internal) {
         const internal = makeListener('internal', 'http', async (ctx) => {
-          if (!(await common(ctx))) throw new AppError('NOT_FOUND');
+          if (await common(ctx)) return;
+          if (!deps.internal || !internalAuthorized(ctx.req.headers.authorization, deps.internal.token)) {
+            throw new AppError('INTERNAL_AUTH_REQUIRED');
+          }
+          await routeTo(deps.internal.router, ctx, ctx.path);
         });
         await open(internal, config.listen.internal);
       }
@@ -250,6 +257,13 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       );
     },
   };
+}
+
+/** `Authorization: Bearer <token>`, compared in constant time. */
+function internalAuthorized(header: string | undefined, token: string): boolean {
+  const given = Buffer.from(/^Bearer\s+(\S+)$/i.exec(header ?? '')?.[1] ?? '');
+  const expected = Buffer.from(token);
+  return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
 /** Answers a WebSocket upgrade with an error status in our shape, then closes. */

@@ -43,8 +43,9 @@ interface PatternRoute {
 }
 
 /**
- * Routes by method and path. Paths are literal (`/auth/login`) or have `:name` segments
- * (`/files/:id`). HEAD is answered by GET routes.
+ * Routes by method and path. Paths are literal (`/auth/login`), have `:name` segments
+ * (`/files/:id`), or end in `*` for any rest (`/wechat/*`, the rest in params['*']).
+ * HEAD is answered by GET routes.
  */
 export class Router {
   private readonly exact = new Map<string, Map<string, Handler>>();
@@ -53,7 +54,7 @@ export class Router {
   add(methods: string | string[], path: string, handler: Handler): this {
     const list = Array.isArray(methods) ? methods : [methods];
     let handlers: Map<string, Handler>;
-    if (path.includes('/:')) {
+    if (path.includes('/:') || path.endsWith('/*')) {
       const segments = path.split('/');
       let route = this.patterns.find((r) => r.segments.join('/') === segments.join('/'));
       if (!route) {
@@ -82,13 +83,17 @@ export class Router {
     if (exact) return pick(exact, lookup, {});
     const segments = path.split('/');
     for (const route of this.patterns) {
-      if (route.segments.length !== segments.length) continue;
+      const tail = route.segments[route.segments.length - 1] === '*';
+      if (tail ? segments.length < route.segments.length : route.segments.length !== segments.length) continue;
       const params: Record<string, string> = {};
       let ok = true;
-      for (let i = 0; i < segments.length && ok; i++) {
+      for (let i = 0; i < route.segments.length && ok; i++) {
         const want = route.segments[i]!;
         const got = segments[i]!;
-        if (want.startsWith(':')) {
+        if (want === '*' && i === route.segments.length - 1) {
+          params['*'] = segments.slice(i).join('/');
+          if (!params['*']) ok = false;
+        } else if (want.startsWith(':')) {
           if (!got) ok = false;
           else params[want.slice(1)] = safeDecode(got);
         } else if (want !== got) ok = false;

@@ -205,6 +205,16 @@ export async function touchSession(db: Executor, session: SessionRecord, now: nu
     .execute();
 }
 
+export async function setUserPhone(db: Executor, appid: string, openid: string, phoneNumber: string): Promise<boolean> {
+  const result = await db
+    .updateTable('users')
+    .set({ phone_number: phoneNumber })
+    .where('appid', '=', appid)
+    .where('openid', '=', openid)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
+}
+
 /** Deletes sessions that ended (absolute end or revocation) before `before`. */
 export async function purgeSessions(db: Executor, before: number): Promise<number> {
   const result = await db

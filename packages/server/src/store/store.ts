@@ -19,6 +19,7 @@ import {
   liveSessionHashes,
   purgeSessions,
   revokeSessions,
+  setUserPhone,
   touchSession,
   upsertUser,
   type SessionRecord,
@@ -56,6 +57,8 @@ export interface Store {
   /** Ends all live sessions of a user; returns their hashes. */
   revokeUserSessions(appid: string, openid: string, now: number, reason: string): Promise<string[]>;
   findUser(appid: string, openid: string): Promise<UserRecord | null>;
+  /** Saves the user's phone number; false when there is no such user. */
+  setUserPhone(appid: string, openid: string, phoneNumber: string): Promise<boolean>;
   purgeSessions(before: number): Promise<number>;
   /** The value of a meta key; when absent and `init` is given, stores and returns `init`. */
   meta(key: string, init?: string): Promise<string | null>;
@@ -139,6 +142,7 @@ export async function createStore(options: StoreOptions): Promise<Store> {
         }),
       ),
     findUser: (appid, openid) => guard('findUser', () => findUser(db, appid, openid)),
+    setUserPhone: (appid, openid, phone) => guard('setUserPhone', () => setUserPhone(db, appid, openid, phone)),
     purgeSessions: (before) => guard('purgeSessions', () => purgeSessions(db, before)),
 
     meta: (key, init) =>

@@ -153,7 +153,7 @@ export function createTokenManager(deps: TokenManagerDeps): TokenManager {
         const again = await share.read(appid);
         if (fresh(again, rejected)) return adopt(state, again);
         const record = await fetch(app, false);
-        await share.write(appid, record);
+        await share.write(appid, record, rejected);
         state.failures = 0;
         state.retryAt = 0;
         logger.info({ appid, expiresAt: record.expiresAt, lock: share.lockKind }, 'token: refreshed');
@@ -176,7 +176,7 @@ export function createTokenManager(deps: TokenManagerDeps): TokenManager {
   }
 
   function adopt(state: AppState, record: TokenRecord): TokenRecord {
-    if (!state.record || record.expiresAt >= state.record.expiresAt || state.record.token === record.token) state.record = record;
+    if (!state.record || record.fetchedAt >= state.record.fetchedAt || state.record.token === record.token) state.record = record;
     return state.record;
   }
 

@@ -1,8 +1,9 @@
 /**
  * Where instances share the access_token and agree who refreshes it.
  *
- * Contract: `read` returns the newest record known; `write` keeps a record only if it expires
- * later than the one stored (a slow refresh can never replace a newer token with an older one);
+ * Contract: `read` returns the newest record known; `write` keeps a record only if it was fetched
+ * later than the one stored (a slow refresh can never replace a newer token with an older one),
+ * or when the stored token is one WeChat has just refused;
  * `lock` is a lease (it ends by itself, so a crashed holder frees it) held by one owner at a time.
  *
  * The database always has the record (it is the source of truth); Redis, when configured, holds
@@ -21,8 +22,11 @@ export interface TokenRecord {
 
 export interface TokenShare {
   read(appid: string): Promise<TokenRecord | null>;
-  /** Stores the record unless a record that expires later is already there; true when stored. */
-  write(appid: string, record: TokenRecord): Promise<boolean>;
+  /**
+   * Stores the record unless one fetched later is already there (or, when `rejected` is given,
+   * the stored token is that rejected one, which anything replaces); true when stored.
+   */
+  write(appid: string, record: TokenRecord, rejected?: string): Promise<boolean>;
   /** Stores the record whatever is there (a forced refresh: the old token is dead). */
   replace(appid: string, record: TokenRecord): Promise<void>;
   lock(appid: string, owner: string, ttlMs: number): Promise<boolean>;
@@ -44,15 +48,20 @@ function parse(text: string | null): TokenRecord | null {
   }
 }
 
-/** Compare-and-set in Redis: keep the record that expires later. */
+/** Compare-and-set in Redis: keep the record fetched later, unless the stored token was refused. */
 const REDIS_WRITE_IF_NEWER = `
 local current = redis.call('GET', KEYS[1])
 if current then
   local ok, decoded = pcall(cjson.decode, current)
-  if ok and tonumber(decoded.expiresAt) >= tonumber(ARGV[2]) then return 0 end
+  if ok and decoded.token ~= ARGV[4] and tonumber(decoded.fetchedAt) >= tonumber(ARGV[2]) then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 return 1`;
+
+/** True when `record` should replace `existing`. */
+export function supersedes(record: TokenRecord, existing: TokenRecord | null, rejected?: string): boolean {
+  return !existing || existing.token === rejected || record.fetchedAt > existing.fetchedAt;
+}
 
 const REDIS_UNLOCK = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -80,14 +89,14 @@ export function createTokenShare(options: { store: Store; redis?: SharedRedis; c
     return parse(await store.kvGet(dbKey(appid)));
   }
 
-  async function writeDb(appid: string, record: TokenRecord): Promise<boolean> {
-    // kv.updated_at carries the record's expiry, so the comparison happens in the database.
-    const existing = await readDb(appid);
-    if (existing && existing.expiresAt >= record.expiresAt) return false;
-    await store.kvSet(dbKey(appid), JSON.stringify(record), record.expiresAt);
-    // Two writers may pass the check together; the one that expires later must end up stored.
+  async function writeDb(appid: string, record: TokenRecord, rejected?: string): Promise<boolean> {
+    if (!supersedes(record, await readDb(appid), rejected)) return false;
+    await store.kvSet(dbKey(appid), JSON.stringify(record), record.fetchedAt);
+    // Two writers may pass the check together; the one fetched later must end up stored.
     const stored = await readDb(appid);
-    if (stored && stored.expiresAt < record.expiresAt) await store.kvSet(dbKey(appid), JSON.stringify(record), record.expiresAt);
+    if (stored && stored.token !== record.token && supersedes(record, stored)) {
+      await store.kvSet(dbKey(appid), JSON.stringify(record), record.fetchedAt);
+    }
     return true;
   }
 
@@ -102,7 +111,7 @@ export function createTokenShare(options: { store: Store; redis?: SharedRedis; c
         try {
           const cached = parse(await redis!.client.get(`${prefix}${dbKey(appid)}`));
           const durable = await fromDb;
-          if (cached && (!durable || cached.expiresAt >= durable.expiresAt)) return cached;
+          if (cached && (!durable || cached.fetchedAt >= durable.fetchedAt)) return cached;
           return durable;
         } catch {
           // fall through to the database
@@ -111,19 +120,19 @@ export function createTokenShare(options: { store: Store; redis?: SharedRedis; c
       return fromDb;
     },
 
-    async write(appid, record) {
-      const stored = await writeDb(appid, record);
+    async write(appid, record, rejected) {
+      const stored = await writeDb(appid, record, rejected);
       if (useRedis()) {
         const ttl = Math.max(1_000, record.expiresAt - clock.now());
         await redis!.client
-          .eval(REDIS_WRITE_IF_NEWER, 1, `${prefix}${dbKey(appid)}`, JSON.stringify(record), String(record.expiresAt), String(ttl))
+          .eval(REDIS_WRITE_IF_NEWER, 1, `${prefix}${dbKey(appid)}`, JSON.stringify(record), String(record.fetchedAt), String(ttl), rejected ?? '')
           .catch(() => undefined);
       }
       return stored;
     },
 
     async replace(appid, record) {
-      await store.kvSet(dbKey(appid), JSON.stringify(record), record.expiresAt);
+      await store.kvSet(dbKey(appid), JSON.stringify(record), record.fetchedAt);
       if (useRedis()) {
         const ttl = Math.max(1_000, record.expiresAt - clock.now());
         await redis!.client.set(`${prefix}${dbKey(appid)}`, JSON.stringify(record), 'PX', ttl).catch(() => undefined);

@@ -28,6 +28,8 @@ export interface Harness {
   /** A full login; returns the parsed body and status. */
   login(body: Record<string, unknown>): Promise<{ status: number; body: any }>;
   get(pathname: string, token?: string, headers?: Record<string, string>): Promise<{ status: number; body: any }>;
+  /** A call to the internal API with the internal token (when listen.internal is configured). */
+  internal(method: string, pathname: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; raw: Buffer; headers: Headers }>;
   post(pathname: string, body: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any }>;
   /** Stops the server (keeps the data dir, so a new harness can reuse it). */
   stop(): Promise<void>;
@@ -113,6 +115,22 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     get: (pathname, token, headers = {}) =>
       request('GET', pathname, undefined, token ? { authorization: `Bearer ${token}`, ...headers } : headers),
     post: (pathname, body, headers) => request('POST', pathname, body, headers),
+    async internal(method, pathname, body, headers = {}) {
+      const token = (config.internal as { token?: string } | undefined)?.token ?? '';
+      const response = await fetch(server.urls.internal + pathname, {
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+        body: body === undefined ? null : JSON.stringify(body),
+      });
+      const raw = Buffer.from(await response.arrayBuffer());
+      let parsed: unknown = raw;
+      try {
+        parsed = JSON.parse(raw.toString('utf8'));
+      } catch {
+        // binary
+      }
+      return { status: response.status, body: parsed as any, raw, headers: response.headers };
+    },
     stop,
     async close() {
       await stop();

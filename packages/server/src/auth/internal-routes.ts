@@ -1,0 +1,33 @@
+/** The internal API's session part: business services look sessions up and end them. */
+import type { ErrorCode } from 'minigate-protocol';
+import { AppError } from '../core/errors.js';
+import { sendJson, type Router } from '../edge/http.js';
+import type { SessionService } from './sessions.js';
+
+export function registerSessionRoutes(router: Router, sessions: SessionService, apps: ReadonlySet<string>): void {
+  router.add('GET', '/v1/sessions/:id', async (ctx) => {
+    const record = await sessions.byId(ctx.params.id ?? '');
+    if (!record) throw new AppError('NOT_FOUND', { message: 'No session with that id.' });
+    sendJson(ctx.res, 200, {
+      id: record.tokenHash,
+      appid: record.appid,
+      openid: record.openid,
+      ...(record.unionid ? { unionid: record.unionid } : {}),
+      createdAt: record.createdAt,
+      lastSeenAt: record.lastSeenAt,
+      expiresAt: record.expiresAt,
+      revokedAt: record.revokedAt,
+      ...(record.revokedReason ? { revokedReason: record.revokedReason } : {}),
+    });
+  });
+
+  router.add('DELETE', '/v1/sessions/:id', async (ctx) => {
+    sendJson(ctx.res, 200, { revoked: await sessions.revokeById(ctx.params.id ?? '', 'internal') });
+  });
+
+  router.add('DELETE', '/v1/apps/:appid/users/:openid/sessions', async (ctx) => {
+    const appid = ctx.params.appid ?? '';
+    if (!apps.has(appid)) throw new AppError('APP_UNKNOWN' satisfies ErrorCode);
+    sendJson(ctx.res, 200, { revoked: await sessions.revokeUser(appid, ctx.params.openid ?? '', 'internal') });
+  });
+}

@@ -1,0 +1,110 @@
+/**
+ * The internal API's WeChat part (listen.internal, `Authorization: Bearer <internal.token>`):
+ * how business services in any language use the deployment's access_token without the AppSecret.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { AppConfig } from '../config/index.js';
+import { AppError } from '../core/errors.js';
+import { readJsonBody, sendJson, type HttpContext, type Router } from '../edge/http.js';
+import type { TokenManager } from '../token/index.js';
+import { PASSTHROUGH_MAX_BODY_BYTES, type Gateway } from './gateway.js';
+import { msgSecCheck, phoneNumber, sendSubscribeMessage, urlLink, urlScheme, wxacode } from './helpers.js';
+
+
+export interface GatewayRouteDeps {
+  apps: ReadonlyMap<string, AppConfig>;
+  tokens: TokenManager;
+  gateway: Gateway;
+}
+
+function appOf(deps: GatewayRouteDeps, ctx: HttpContext): string {
+  const appid = ctx.params.appid ?? '';
+  if (!deps.apps.has(appid)) throw new AppError('APP_UNKNOWN');
+  return appid;
+}
+
+function readRaw(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit) {
+    req.resume();
+    return Promise.reject(new AppError('BODY_TOO_LARGE', { message: `The body is over ${limit} bytes.` }));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.destroy();
+        reject(new AppError('BODY_TOO_LARGE', { message: `The body is over ${limit} bytes.` }));
+      } else chunks.push(chunk);
+    });
+    req.once('end', () => resolve(Buffer.concat(chunks)));
+    req.once('error', reject);
+  });
+}
+
+export function registerGatewayRoutes(router: Router, deps: GatewayRouteDeps): void {
+  const { tokens, gateway } = deps;
+
+  router.add('GET', '/v1/apps/:appid/access-token', async (ctx) => {
+    sendJson(ctx.res, 200, await tokens.get(appOf(deps, ctx)));
+  });
+
+  router.add('POST', '/v1/apps/:appid/access-token/refresh', async (ctx) => {
+    sendJson(ctx.res, 200, await tokens.forceRefresh(appOf(deps, ctx)));
+  });
+
+  router.add(['GET', 'POST'], '/v1/apps/:appid/wechat/*', async (ctx) => {
+    const appid = appOf(deps, ctx);
+    const body = ctx.req.method === 'POST' ? await readRaw(ctx.req, PASSTHROUGH_MAX_BODY_BYTES) : undefined;
+    const contentType = ctx.req.headers['content-type'];
+    const answer = await gateway.passthrough(appid, {
+      method: ctx.req.method ?? 'GET',
+      path: `/${ctx.params['*']}`,
+      query: new URLSearchParams(ctx.query),
+      ...(contentType ? { contentType } : {}),
+      ...(body ? { body } : {}),
+    });
+    ctx.res.writeHead(answer.status, {
+      'content-type': answer.headers['content-type'] ?? 'application/octet-stream',
+      'content-length': answer.body.length,
+      'cache-control': 'no-store',
+    });
+    ctx.res.end(answer.body);
+  });
+
+  const json = (path: string, run: (appid: string, body: Record<string, unknown>) => Promise<unknown>) =>
+    router.add('POST', path, async (ctx) => sendJson(ctx.res, 200, await run(appOf(deps, ctx), await readJsonBody(ctx.req))));
+
+  json('/v1/apps/:appid/phone-number', (appid, body) => phoneNumber(gateway, appid, { code: body.code, openid: body.openid }));
+  json('/v1/apps/:appid/msg-sec-check', (appid, body) =>
+    msgSecCheck(gateway, appid, {
+      openid: body.openid,
+      scene: body.scene,
+      content: body.content,
+      nickname: body.nickname,
+      title: body.title,
+      signature: body.signature,
+    }),
+  );
+  json('/v1/apps/:appid/subscribe-messages', (appid, body) =>
+    sendSubscribeMessage(gateway, appid, {
+      touser: body.touser,
+      templateId: body.templateId,
+      data: body.data,
+      page: body.page,
+      miniprogramState: body.miniprogramState,
+      lang: body.lang,
+    }),
+  );
+  json('/v1/apps/:appid/url-scheme', (appid, body) => urlScheme(gateway, appid, body));
+  json('/v1/apps/:appid/url-link', (appid, body) => urlLink(gateway, appid, body));
+
+  router.add('POST', '/v1/apps/:appid/wxacode', async (ctx) => {
+    const body = await readJsonBody(ctx.req);
+    const image = await wxacode(gateway, appOf(deps, ctx), { ...body, scene: body.scene });
+    ctx.res.writeHead(200, { 'content-type': image.contentType, 'content-length': image.body.length, 'cache-control': 'no-store' });
+    ctx.res.end(image.body);
+  });
+}
