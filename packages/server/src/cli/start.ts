@@ -9,7 +9,8 @@ export async function start(argv: string[]): Promise<void> {
   const config = loadOrExit(configFile(values.config));
   const logger = createLogger({ level: config.log.level, pretty: process.stderr.isTTY });
   // One line on stdout for people and scripts, whatever the log level.
-  const announce = (urls: Record<string, string>) => process.stdout.write(`minigate listening on ${urls.https ?? urls.http}\n`);
+  const announce = (urls: Record<string, string>) =>
+    process.stdout.write(`minigate listening on ${urls.https ?? urls.http}\n${urls.internal ? `minigate internal API on ${urls.internal}\n` : ''}`);
   if (workerCount(config) > 1 && !isWorker()) {
     await runPrimary(config, logger, announce);
     return;

@@ -23,8 +23,9 @@ export const migrateHelp = `minigate migrate [-c FILE]
 Applies pending database migrations to the configured store and exits. (minigate start also
 migrates; this is for deploy pipelines that migrate first.)`;
 
-export const sandboxHelp = `minigate sandbox [--port N] [--host H] [--app APPID:SECRET]...
+export const sandboxHelp = `minigate sandbox [--port N] [--host H] [--app APPID:SECRET]... [--token-ttl SECONDS]
 
 Runs the WeChat sandbox alone: a local HTTP server that answers like api.weixin.qq.com
 (jscode2session, token, stable_token, checksession, getuserphonenumber) plus its control API
-under /__sandbox/ (GET /__sandbox lists it). Point wechat.apiBase at it.`;
+under /__sandbox/ (GET /__sandbox lists it). Point wechat.apiBase at it. --token-ttl gives
+the apps' access tokens a shorter life than WeChat's 7200 s, to watch rotations.`;

@@ -24,6 +24,8 @@ import type { TokenRecord, TokenShare } from './shared.js';
 
 /** WeChat's stable API hands out the next token in the last 5 minutes; we ask a little inside that. */
 export const ROTATION_WINDOW_MS = 290_000;
+/** After WeChat answered the same token (not rotating yet), the next ask waits this share of what is left. */
+const QUIET_SHARE = 0.25;
 /** A token this close to its end is no longer handed out. */
 export const EXPIRY_MARGIN_MS = 30_000;
 /** The refresh lease: long enough for one fetch (5 s timeout, two retries). */
@@ -71,9 +73,13 @@ function lifetime(record: TokenRecord): number {
   return Math.max(1, record.expiresAt - record.fetchedAt);
 }
 
-/** When a refresh should start: in WeChat's rotation window, scaled down for short-lived tokens. */
+/**
+ * When a refresh should start: in WeChat's rotation window (its last 5 minutes; ours starts 10 s
+ * later, as expires_in is rounded down to seconds), scaled down for short-lived tokens, and not
+ * before a quiet time set when WeChat last answered with the same token.
+ */
 function refreshAt(record: TokenRecord): number {
-  return record.expiresAt - Math.min(ROTATION_WINDOW_MS, lifetime(record) / 8);
+  return Math.max(record.expiresAt - Math.min(ROTATION_WINDOW_MS, lifetime(record) / 10), record.quietUntil ?? 0);
 }
 
 function usableUntil(record: TokenRecord): number {
@@ -122,9 +128,10 @@ export function createTokenManager(deps: TokenManagerDeps): TokenManager {
   }
 
   /** A record good enough to hand out without a refresh. */
-  const fresh = (record: TokenRecord | null | undefined, rejected?: string): record is TokenRecord =>
+  // Not type predicates: "not fresh" must not narrow a record away.
+  const fresh = (record: TokenRecord | null | undefined, rejected?: string): boolean =>
     !!record && record.token !== rejected && clock.now() < refreshAt(record);
-  const usable = (record: TokenRecord | null | undefined, rejected?: string): record is TokenRecord =>
+  const usable = (record: TokenRecord | null | undefined, rejected?: string): boolean =>
     !!record && record.token !== rejected && clock.now() < usableUntil(record);
 
   /** The shared refresh: single flight here, lease across instances, a second look under it. */
@@ -134,25 +141,29 @@ export function createTokenManager(deps: TokenManagerDeps): TokenManager {
     const flight = (async () => {
       const app = appOf(appid);
       const shared = await share.read(appid);
-      if (fresh(shared, rejected)) return adopt(state, shared);
+      if (fresh(shared, rejected)) return adopt(state, shared!);
 
       const deadline = clock.now() + WAIT_FOR_OTHER_MS;
       for (;;) {
-        if (clock.now() < state.retryAt && usable(state.record, rejected)) return state.record;
+        if (clock.now() < state.retryAt && usable(state.record, rejected)) return state.record!;
         if (await share.lock(appid, owner, REFRESH_LEASE_MS)) break;
         // Another instance is refreshing: wait for its token (or for its lease to lapse).
         await new Promise((r) => setTimeout(r, 100));
         const theirs = await share.read(appid);
-        if (fresh(theirs, rejected)) return adopt(state, theirs);
+        if (fresh(theirs, rejected)) return adopt(state, theirs!);
         if (clock.now() > deadline) {
-          if (usable(theirs, rejected)) return adopt(state, theirs);
+          if (usable(theirs, rejected)) return adopt(state, theirs!);
           throw new AppError('WECHAT_UNAVAILABLE', { details: { appid, reason: 'waited for another instance to refresh the token' } });
         }
       }
       try {
         const again = await share.read(appid);
-        if (fresh(again, rejected)) return adopt(state, again);
-        const record = await fetch(app, false);
+        if (fresh(again, rejected)) return adopt(state, again!);
+        let record = await fetch(app, false);
+        if (again && record.token === again.token && record.token !== rejected) {
+          // Not rotating yet: say so to every instance, so nobody asks again at once.
+          record = { ...record, quietUntil: clock.now() + (record.expiresAt - clock.now()) * QUIET_SHARE };
+        }
         await share.write(appid, record, rejected);
         state.failures = 0;
         state.retryAt = 0;
@@ -163,7 +174,7 @@ export function createTokenManager(deps: TokenManagerDeps): TokenManager {
         state.failures++;
         state.retryAt = clock.now() + delay;
         logger.error({ appid, code: (error as AppError).code, retryInMs: delay }, 'token: refresh failed; the cached token stays in use while it lasts');
-        if (usable(state.record, rejected)) return state.record;
+        if (usable(state.record, rejected)) return state.record!;
         throw error;
       } finally {
         await share.unlock(appid, owner);
@@ -185,8 +196,8 @@ export function createTokenManager(deps: TokenManagerDeps): TokenManager {
       appOf(appid);
       const state = stateOf(appid);
       const record = state.record;
-      if (fresh(record)) return toToken(record);
-      if (usable(record)) {
+      if (record && fresh(record)) return toToken(record);
+      if (record && usable(record)) {
         // Still good: hand it out and refresh behind the caller's back.
         if (clock.now() >= state.retryAt) refresh(appid).catch(() => undefined);
         return toToken(record);

@@ -18,6 +18,8 @@ export interface TokenRecord {
   /** Epoch ms. */
   expiresAt: number;
   fetchedAt: number;
+  /** No instance asks WeChat again before this (WeChat answered with the same token: not rotating yet). */
+  quietUntil?: number;
 }
 
 export interface TokenShare {
