@@ -90,6 +90,10 @@ export const ERRORS = {
     message: 'The service behind this route cannot be reached or failed; retry shortly.',
   },
   UPSTREAM_TIMEOUT: { status: 504, message: 'The service behind this route did not answer in time.' },
+  PUSH_NOT_CONFIGURED: { status: 404, message: 'Message push is not configured for this app (apps[].push).' },
+  PUSH_SIGNATURE_MISMATCH: { status: 403, message: 'The push signature does not match the configured Token.' },
+  PUSH_DECRYPT_FAILED: { status: 400, message: 'The encrypted push does not decrypt with the configured EncodingAESKey.' },
+  PUSH_APPID_MISMATCH: { status: 400, message: 'The encrypted push was made for another appid.' },
   STORE_UNAVAILABLE: {
     status: 503,
     message: 'The database is unavailable; nothing was saved, retry shortly.',

@@ -23,6 +23,7 @@ import { createRedis, type SharedRedis } from './core/redis.js';
 import { createEdge, type Edge } from './edge/edge.js';
 import { Router } from './edge/http.js';
 import { createGateway, phoneNumber, registerGatewayRoutes } from './gateway/index.js';
+import { createOutboxWorker, createPushService, type OutboxWorker } from './push/index.js';
 import { createTokenManager, createTokenShare, type TokenManager } from './token/index.js';
 import { CertificateError } from './edge/tls/certificates.js';
 import { createAcmeManager, type AcmeManager } from './edge/tls/acme.js';
@@ -34,6 +35,8 @@ import { createWechatClient, type WechatClient } from './wechat/index.js';
 /** Ended sessions are kept this long (so a revoked token is told "revoked", not "invalid"). */
 export const SESSION_PURGE_AFTER_MS = 7 * 86_400_000;
 export const SESSION_PURGE_INTERVAL_MS = 3_600_000;
+/** Finished push deliveries are kept this long (WeChat's repeats come within a minute). */
+export const OUTBOX_KEEP_MS = 3 * 86_400_000;
 
 export interface ServerDeps {
   logger?: Logger;
@@ -92,6 +95,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
   let redis: SharedRedis | undefined;
   let tokenManager: TokenManager | undefined;
   let purgeTimer: NodeJS.Timeout | undefined;
+  let outbox: OutboxWorker | undefined;
   let url = '';
 
   async function start(): Promise<void> {
@@ -182,19 +186,24 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     const internalRouter = new Router();
     registerGatewayRoutes(internalRouter, { apps, tokens, gateway });
     registerSessionRoutes(internalRouter, liveSessions, new Set(apps.keys()));
+    const pushWorker = createOutboxWorker({ apps, store: liveStore, clock, logger, secret: config.upstreamSecret });
+    outbox = pushWorker;
 
     edge = createEdge(config, {
       logger,
       clock,
       sessions: liveSessions,
-      services: createAuthServices({
-        apps,
-        wechat,
-        sessions: liveSessions,
-        clock,
-        phoneNumber: (appid, code, openid) => phoneNumber(gateway, appid, { code, openid }),
-        savePhone: (appid, openid, phone) => liveStore.setUserPhone(appid, openid, phone),
-      }),
+      services: [
+        ...createAuthServices({
+          apps,
+          wechat,
+          sessions: liveSessions,
+          clock,
+          phoneNumber: (appid, code, openid) => phoneNumber(gateway, appid, { code, openid }),
+          savePhone: (appid, openid, phone) => liveStore.setUserPhone(appid, openid, phone),
+        }),
+        createPushService({ apps, store: liveStore, clock, logger, queued: () => pushWorker.kick() }),
+      ],
       ...(config.internal ? { internal: { token: config.internal.token, router: internalRouter } } : {}),
       ready: () => liveStore.ping(),
       ...(tls ? { tls } : {}),
@@ -218,11 +227,16 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     const urls = edge.urls();
     url = urls.https ?? urls.http ?? '';
 
+    pushWorker.start();
     purgeTimer = setInterval(() => {
       liveSessions
         .purge(SESSION_PURGE_AFTER_MS)
         .then((n) => n && logger.info({ deleted: n }, 'session: purged ended sessions'))
         .catch((error: unknown) => logger.warn({ code: (error as AppError).code }, 'session: purge failed'));
+      liveStore
+        .outboxPurge(clock.now() - OUTBOX_KEEP_MS)
+        .then((n) => n && logger.info({ deleted: n }, 'push: purged finished deliveries'))
+        .catch((error: unknown) => logger.warn({ code: (error as AppError).code }, 'push: purge failed'));
     }, SESSION_PURGE_INTERVAL_MS);
     purgeTimer.unref();
     logger.info({ url, urls, store: liveStore.redactedUrl, apps: [...apps.keys()] }, 'minigate started');
@@ -232,6 +246,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     clearInterval(purgeTimer);
     acme?.close();
     await edge?.close();
+    await outbox?.close();
     tlsManager?.close();
     await sessions?.flush();
     await redis?.close();

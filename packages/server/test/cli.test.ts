@@ -203,6 +203,11 @@ describe('minigate dev', () => {
       expect(out).toMatch(/appid\s+wx[0-9a-f]{16}/);
       expect(out).toContain('/__sandbox/login');
       expect(out).toContain('/auth/session');
+      // The push line works as printed: the sandbox pushes in safe mode and minigate takes it.
+      const [, pushUrl, pushBody] = /curl -s -X POST (\S+\/__sandbox\/push) -d '(.+)'/.exec(out)!;
+      const answer = (await (await fetch(pushUrl!, { method: 'POST', body: pushBody! })).json()) as { attempts: { status: number; body: string }[] };
+      expect(answer.attempts).toEqual([{ status: 200, body: 'success' }]);
+      await dev.waitForStderr('push: received');
     } finally {
       await dev.stop();
     }

@@ -8,7 +8,7 @@ import { Kysely } from 'kysely';
 import { createStore, type Store } from '../src/store/index.js';
 import { silentLogger } from '../src/core/logger.js';
 import { createTestDatabase, type TestDatabase } from './helpers/databases.js';
-import { startHarness, TEST_APPID, type Harness } from './helpers/harness.js';
+import { startHarness, TEST_APPID, TEST_SECRET, type Harness } from './helpers/harness.js';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js';
 
 describe.each(['mysql', 'postgres'] as const)('%s going away', (dialect) => {
@@ -23,7 +23,7 @@ describe.each(['mysql', 'postgres'] as const)('%s going away', (dialect) => {
     const viaProxy = new URL(database.url);
     viaProxy.hostname = '127.0.0.1';
     viaProxy.port = String(proxy.port);
-    h = await startHarness({ store: viaProxy.toString() });
+    h = await startHarness({ store: viaProxy.toString(), apps: [{ appid: TEST_APPID, secret: TEST_SECRET, push: { token: 'push-token' } } as never] });
     direct = await createStore({ url: database.url, logger: silentLogger() });
   });
   afterAll(async () => {
@@ -79,6 +79,24 @@ describe.each(['mysql', 'postgres'] as const)('%s going away', (dialect) => {
     const ok = await h.login({ code: (await h.code({ openid: during.openid })).code });
     expect(ok.status).toBe(200);
     expect(await counts(during.openid)).toEqual({ users: 1, sessions: 1 });
+  });
+
+  it('refuses a push with 503 while the database is cut (so WeChat sends it again), and takes it once back', async () => {
+    const push = () =>
+      h.control<{ attempts: { status: number; body: string }[] }>('push', {
+        url: `${h.url}/wechat/push/${TEST_APPID}`,
+        appid: TEST_APPID,
+        token: 'push-token',
+        message: { FromUserName: 'oOutage', CreateTime: 1714030000, MsgType: 'event', Event: 'outage' },
+      });
+    await proxy.cut('refuse');
+    const refused = (await push()).attempts[0]!;
+    expect(refused.status).toBe(503);
+    expect(JSON.parse(refused.body).error.code).toBe('STORE_UNAVAILABLE');
+    await proxy.restore();
+    expect((await push()).attempts[0]).toEqual({ status: 200, body: 'success' });
+    const rows = await (direct.db as Kysely<any>).selectFrom('outbox').selectAll().execute();
+    expect(rows.filter((r) => String(r.payload).includes('oOutage'))).toHaveLength(1);
   });
 
   it('stays up: the process survived every fault above', async () => {

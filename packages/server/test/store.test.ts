@@ -170,6 +170,38 @@ describe.each(TEST_DIALECTS)('store on %s', (dialect) => {
     expect(racers.filter(Boolean)).toHaveLength(1);
   });
 
+  it('outbox: drops a repeat, hands out what is due, lets one claim win, retries, finishes and purges', async () => {
+    const add = (id: string, dedupKey: string, now = T0) => store.outboxAdd({ id, appid: 'wx0123456789abcdef', dedupKey, payload: `{"n":"${id} 你好"}`, now });
+    expect(await add('ob-1', 'msg:24000000000000001')).toBe(true);
+    expect(await add('ob-2', 'msg:24000000000000001')).toBe(false); // WeChat's repeat
+    expect(await add('ob-3', 'msg:24000000000000002', T0 + 10)).toBe(true);
+    expect(await store.outboxAdd({ id: 'ob-4', appid: 'wxfedcba9876543210', dedupKey: 'msg:24000000000000001', payload: '{}', now: T0 })).toBe(true);
+    expect(await store.outboxGet('ob-2')).toBeNull();
+
+    const due = await store.outboxDue(T0 + 5, 10);
+    expect(due.map((e) => e.id).sort()).toEqual(['ob-1', 'ob-4']);
+    const first = due.find((e) => e.id === 'ob-1')!;
+    expect(first).toMatchObject({ status: 'pending', attempts: 0, payload: '{"n":"ob-1 你好"}', deliveredAt: null });
+    // Two workers saw it; only one gets it, and it is not due again while leased.
+    const claims = await Promise.all([store.outboxClaim(first, T0 + 60_000), store.outboxClaim(first, T0 + 60_000)]);
+    expect(claims.filter(Boolean)).toHaveLength(1);
+    expect((await store.outboxDue(T0 + 5, 10)).map((e) => e.id)).toEqual(['ob-4']);
+
+    await store.outboxRetry('ob-1', 1, T0 + 1_000, 'HTTP 500');
+    expect(await store.outboxGet('ob-1')).toMatchObject({ status: 'pending', attempts: 1, nextAttemptAt: T0 + 1_000, lastError: 'HTTP 500' });
+    await store.outboxRetry('ob-4', 10, null, 'x'.repeat(400));
+    expect(await store.outboxGet('ob-4')).toMatchObject({ status: 'failed', attempts: 10 });
+    expect((await store.outboxGet('ob-4'))!.lastError).toHaveLength(250);
+    await store.outboxDone('ob-3', T0 + 20);
+    expect(await store.outboxGet('ob-3')).toMatchObject({ status: 'delivered', deliveredAt: T0 + 20 });
+
+    // Finished rows older than the cut go; pending ones stay whatever their age.
+    expect(await store.outboxPurge(T0 + 100)).toBe(2);
+    expect(await store.outboxGet('ob-1')).not.toBeNull();
+    expect(await store.outboxGet('ob-3')).toBeNull();
+    expect(await add('ob-5', 'msg:24000000000000002')).toBe(true); // its repeat window is over
+  });
+
   it('answers ping', async () => {
     await expect(store.ping()).resolves.toBeUndefined();
   });

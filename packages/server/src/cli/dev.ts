@@ -15,19 +15,29 @@ export const DEV_HTTPS_PORT_DEFAULT = 8443;
 interface DevApp {
   appid: string;
   secret: string;
+  /** The 消息推送 Token and EncodingAESKey, so the sandbox can push to /wechat/push. */
+  push: { token: string; encodingAESKey: string };
 }
 
-/** The dev app's AppID and secret, kept in the data dir so sessions survive restarts. */
+const encodingAESKey = () => randomBytes(48).toString('base64').replace(/[^A-Za-z0-9]/g, '').slice(0, 43).padEnd(43, 'A');
+
+/** The dev app's AppID, secret and push keys, kept in the data dir so sessions survive restarts. */
 function devApp(dataDir: string): DevApp {
   const file = path.join(dataDir, DEV_APP_FILE);
+  let saved: Partial<DevApp> = {};
   try {
-    const saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<DevApp>;
-    if (typeof saved.appid === 'string' && typeof saved.secret === 'string') return { appid: saved.appid, secret: saved.secret };
+    saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<DevApp>;
   } catch {
     // made below
   }
+  if (typeof saved.appid === 'string' && typeof saved.secret === 'string' && typeof saved.push?.token === 'string') return saved as DevApp;
+  const app: DevApp = {
+    // Files from before push existed keep their app (and so their sessions).
+    appid: typeof saved.appid === 'string' && typeof saved.secret === 'string' ? saved.appid : `wx${randomBytes(8).toString('hex')}`,
+    secret: typeof saved.appid === 'string' && typeof saved.secret === 'string' ? saved.secret : randomBytes(16).toString('hex'),
+    push: { token: randomBytes(12).toString('hex'), encodingAESKey: encodingAESKey() },
+  };
   mkdirSync(dataDir, { recursive: true });
-  const app = { appid: `wx${randomBytes(8).toString('hex')}`, secret: randomBytes(16).toString('hex') };
   writeFileSync(file, `${JSON.stringify(app, null, 2)}\n`, { mode: 0o600 });
   return app;
 }
@@ -59,7 +69,7 @@ export async function dev(argv: string[]): Promise<void> {
   // The sandbox is dev-only: loaded here, never by `minigate start`.
   const { createSandbox, createSandboxClock } = await import('minigate-sandbox');
   const clock = createSandboxClock();
-  const sandbox = createSandbox({ clock, port: sandboxPort, apps: [app] });
+  const sandbox = createSandbox({ clock, port: sandboxPort, apps: [{ appid: app.appid, secret: app.secret }] });
   let sandboxUrl: string;
   try {
     sandboxUrl = await sandbox.start();
@@ -100,6 +110,7 @@ export async function dev(argv: string[]): Promise<void> {
         caFile: server.devCaFile!,
         sandboxUrl,
         appid: app.appid,
+        push: app.push,
         dataDir,
         store: redactUrl(config.store),
       };
@@ -109,8 +120,18 @@ export async function dev(argv: string[]): Promise<void> {
   });
 }
 
-function banner(facts: { url: string; httpsUrl: string; caFile: string; sandboxUrl: string; appid: string; dataDir: string; store: string }): string {
-  const { url, httpsUrl, caFile, sandboxUrl, appid, dataDir, store } = facts;
+function banner(facts: {
+  url: string;
+  httpsUrl: string;
+  caFile: string;
+  sandboxUrl: string;
+  appid: string;
+  push: DevApp['push'];
+  dataDir: string;
+  store: string;
+}): string {
+  const { url, httpsUrl, caFile, sandboxUrl, appid, push, dataDir, store } = facts;
+  const pushCall = { url: `${url}/wechat/push/${appid}`, appid, ...push, mode: 'safe', message: { MsgType: 'event', Event: 'debug_demo', debug_str: 'hello' } };
   const q = (s: string) => `'${s}'`;
   return [
     '',
@@ -125,6 +146,9 @@ function banner(facts: { url: string; httpsUrl: string; caFile: string; sandboxU
     `  CODE=$(curl -s -X POST ${sandboxUrl}/__sandbox/login -d ${q(`{"appid":"${appid}"}`)} | sed -E 's/.*"code":"([^"]+)".*/\\1/')`,
     `  TOKEN=$(curl -s -X POST ${url}/auth/login -H 'content-type: application/json' -d "{\\"code\\":\\"$CODE\\"}" | sed -E 's/.*"token":"([^"]+)".*/\\1/')`,
     `  curl -s ${url}/auth/session -H "authorization: Bearer $TOKEN"`,
+    '',
+    'A message push, as WeChat sends it (logged as "push: received"; apps[].push.webhook would get it):',
+    `  curl -s -X POST ${sandboxUrl}/__sandbox/push -d ${q(JSON.stringify(pushCall))}`,
     '',
     'HTTPS: trust the dev CA once — curl --cacert ' + caFile + ` ${httpsUrl}/healthz; browsers and the OS: import`,
     '  ca.pem as a trusted root; WeChat DevTools: 详情 → 本地设置 → 不校验合法域名、web-view（业务域名）、TLS 版本以及 HTTPS 证书.',

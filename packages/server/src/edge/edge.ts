@@ -77,7 +77,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     const base = { host: route.host, path: route.path, auth: route.auth, maxBodyBytes: route.maxBodyBytes };
     if (route.service) {
       const service = deps.services.find((s) => s.name === route.service)!;
-      return { ...base, auth: 'none', handle: (ctx, rest) => routeTo(service.router, ctx, rest || '/') };
+      return { ...base, auth: 'none', plainHttp: service.plainHttp, handle: (ctx, rest) => routeTo(service.router, ctx, rest || '/') };
     }
     if (route.redirect) {
       const target = route.redirect;
@@ -138,7 +138,9 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
   const moved = new Set(config.routes.map((r) => r.service).filter(Boolean));
   const builtIn = deps.services
     .filter((s) => !moved.has(s.name))
-    .map((s): EdgeRoute => ({ path: s.defaultPath, auth: 'none', maxBodyBytes: 0, handle: (ctx, rest) => routeTo(s.router, ctx, rest || '/') }));
+    .map(
+      (s): EdgeRoute => ({ path: s.defaultPath, auth: 'none', maxBodyBytes: 0, plainHttp: s.plainHttp, handle: (ctx, rest) => routeTo(s.router, ctx, rest || '/') }),
+    );
   const table = new RouteTable([...configured, ...builtIn]);
 
   /** What every listener answers the same way: health and CA file validation. */
@@ -180,6 +182,8 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     }
     if (!httpsAddress || !config.listen.httpRedirect || ctx.client.viaTrustedProxy) return serve(ctx);
     if (await common(ctx)) return;
+    const found = table.match(ctx.client.host, ctx.path);
+    if (found?.route.plainHttp) return found.route.handle(ctx, found.rest);
     const host = ctx.client.host.replace(/:\d+$/, '');
     if (!host) throw new AppError('BAD_REQUEST', { message: 'The request has no Host header.' });
     const port = httpsPort && httpsPort !== 443 ? `:${httpsPort}` : '';

@@ -220,11 +220,6 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
  * non-object → BAD_REQUEST; another content type → UNSUPPORTED_MEDIA_TYPE. An empty body is {}.
  */
 export async function readJsonBody(req: IncomingMessage, limit = JSON_BODY_LIMIT_BYTES): Promise<Record<string, unknown>> {
-  const declared = Number(req.headers['content-length'] ?? NaN);
-  if (declared > limit) {
-    req.resume();
-    throw new AppError('BODY_TOO_LARGE', { message: `The body is over ${limit} bytes.` });
-  }
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   const raw = await readBody(req, limit);
   if (raw.length === 0) return {};
@@ -246,7 +241,12 @@ export async function readJsonBody(req: IncomingMessage, limit = JSON_BODY_LIMIT
   return parsed as Record<string, unknown>;
 }
 
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/** The whole body, or BODY_TOO_LARGE as soon as it (or its Content-Length) passes `limit`. */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  if (Number(req.headers['content-length'] ?? NaN) > limit) {
+    req.resume();
+    return Promise.reject(new AppError('BODY_TOO_LARGE', { message: `The body is over ${limit} bytes.` }));
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

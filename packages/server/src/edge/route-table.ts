@@ -18,6 +18,8 @@ export interface EdgeRoute {
   handle(ctx: HttpContext, rest: string): void | Promise<void>;
   /** Answers a WebSocket upgrade, when the route can. */
   upgrade?: UpgradeHandler;
+  /** Served on plain HTTP even when it redirects to HTTPS (signed traffic that cannot follow a redirect). */
+  plainHttp?: boolean;
 }
 
 export type UpgradeHandler = (

@@ -1,7 +1,7 @@
 import type { Router } from './http.js';
 
 /** Built-in services a route can mount (`routes[].service`). */
-export type ServiceName = 'auth' | 'wafer';
+export type ServiceName = 'auth' | 'wafer' | 'push';
 
 /**
  * A feature's HTTP routes, with paths relative to where it is mounted: at `defaultPath`, or
@@ -11,4 +11,9 @@ export interface Service {
   name: ServiceName;
   defaultPath: string;
   router: Router;
+  /**
+   * Answered on the HTTP listener too when it redirects to HTTPS: WeChat's push may be set to
+   * an http:// URL (port 80) and does not follow a redirect; its requests are signed.
+   */
+  plainHttp?: boolean;
 }

@@ -2,14 +2,12 @@
  * The internal API's WeChat part (listen.internal, `Authorization: Bearer <internal.token>`):
  * how business services in any language use the deployment's access_token without the AppSecret.
  */
-import type { IncomingMessage } from 'node:http';
 import type { AppConfig } from '../config/index.js';
 import { AppError } from '../core/errors.js';
-import { readJsonBody, sendJson, type HttpContext, type Router } from '../edge/http.js';
+import { readBody, readJsonBody, sendJson, type HttpContext, type Router } from '../edge/http.js';
 import type { TokenManager } from '../token/index.js';
 import { PASSTHROUGH_MAX_BODY_BYTES, type Gateway } from './gateway.js';
 import { msgSecCheck, phoneNumber, sendSubscribeMessage, urlLink, urlScheme, wxacode } from './helpers.js';
-
 
 export interface GatewayRouteDeps {
   apps: ReadonlyMap<string, AppConfig>;
@@ -21,27 +19,6 @@ function appOf(deps: GatewayRouteDeps, ctx: HttpContext): string {
   const appid = ctx.params.appid ?? '';
   if (!deps.apps.has(appid)) throw new AppError('APP_UNKNOWN');
   return appid;
-}
-
-function readRaw(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) {
-    req.resume();
-    return Promise.reject(new AppError('BODY_TOO_LARGE', { message: `The body is over ${limit} bytes.` }));
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.destroy();
-        reject(new AppError('BODY_TOO_LARGE', { message: `The body is over ${limit} bytes.` }));
-      } else chunks.push(chunk);
-    });
-    req.once('end', () => resolve(Buffer.concat(chunks)));
-    req.once('error', reject);
-  });
 }
 
 export function registerGatewayRoutes(router: Router, deps: GatewayRouteDeps): void {
@@ -57,7 +34,7 @@ export function registerGatewayRoutes(router: Router, deps: GatewayRouteDeps): v
 
   router.add(['GET', 'POST'], '/v1/apps/:appid/wechat/*', async (ctx) => {
     const appid = appOf(deps, ctx);
-    const body = ctx.req.method === 'POST' ? await readRaw(ctx.req, PASSTHROUGH_MAX_BODY_BYTES) : undefined;
+    const body = ctx.req.method === 'POST' ? await readBody(ctx.req, PASSTHROUGH_MAX_BODY_BYTES) : undefined;
     const contentType = ctx.req.headers['content-type'];
     const answer = await gateway.passthrough(appid, {
       method: ctx.req.method ?? 'GET',

@@ -1,5 +1,5 @@
 export { createStore } from './store.js';
-export type { Store, StoreOptions, SaveLoginInput, SaveLoginResult } from './store.js';
+export type { Store, StoreOptions, SaveLoginInput, SaveLoginResult, OutboxEntry } from './store.js';
 export type { SessionRecord, UserRecord } from './records.js';
 export type { Database } from './schema.js';
 export { dialectOf, redactUrl, type DialectName } from './dialects.js';

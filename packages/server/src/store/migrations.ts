@@ -65,6 +65,27 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0003_outbox': {
+    async up(db: Kysely<any>) {
+      // Deliveries to business webhooks (message pushes), written before WeChat gets its
+      // "success" and sent by a worker with retries; (appid, dedup_key) drops WeChat's repeats.
+      await db.schema
+        .createTable('outbox')
+        .addColumn('id', 'varchar(32)', (c) => c.primaryKey())
+        .addColumn('appid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('dedup_key', 'varchar(191)', (c) => c.notNull())
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .addColumn('status', 'varchar(16)', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull())
+        .addColumn('next_attempt_at', 'bigint', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('delivered_at', 'bigint')
+        .addColumn('last_error', 'varchar(255)')
+        .addUniqueConstraint('outbox_dedup', ['appid', 'dedup_key'])
+        .execute();
+      await db.schema.createIndex('outbox_due').on('outbox').columns(['status', 'next_attempt_at']).execute();
+    },
+  },
 };
 
 /** The names of all migrations, in order. */

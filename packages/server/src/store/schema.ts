@@ -46,7 +46,21 @@ export interface LocksTable {
   expires_at: number;
 }
 
+export interface OutboxTable {
+  id: string;
+  appid: string;
+  dedup_key: string;
+  payload: string;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  next_attempt_at: number;
+  created_at: number;
+  delivered_at: number | null;
+  last_error: string | null;
+}
+
 export interface Database {
+  outbox: OutboxTable;
   sessions: SessionsTable;
   users: UsersTable;
   meta: MetaTable;

@@ -7,7 +7,7 @@
  * than STORE_OP_TIMEOUT_MS. The store keeps no state of its own between calls, so a database
  * that comes back is used again without a restart.
  */
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Logger } from '../core/index.js';
 import { openDatabase, type DialectName } from './dialects.js';
 import { STORE_OP_TIMEOUT_MS, StoreTimeoutError, storeError } from './errors.js';
@@ -25,7 +25,7 @@ import {
   type SessionRecord,
   type UserRecord,
 } from './records.js';
-import type { Database } from './schema.js';
+import type { Database, OutboxTable } from './schema.js';
 
 export interface SaveLoginInput {
   session: SessionRecord;
@@ -73,11 +73,57 @@ export interface Store {
    */
   lockAcquire(name: string, owner: string, ttlMs: number, now: number): Promise<boolean>;
   lockRelease(name: string, owner: string): Promise<void>;
+  /** Adds a delivery; false when (appid, dedupKey) is already there (a repeat). */
+  outboxAdd(entry: { id: string; appid: string; dedupKey: string; payload: string; now: number }): Promise<boolean>;
+  /** Pending deliveries whose time has come. */
+  outboxDue(now: number, limit: number): Promise<OutboxEntry[]>;
+  /** Takes a delivery for `leaseUntil` (so another instance leaves it); false when someone took it first. */
+  outboxClaim(entry: OutboxEntry, leaseUntil: number): Promise<boolean>;
+  outboxDone(id: string, now: number): Promise<void>;
+  /** Records a failed attempt: try again at `nextAt`, or give up when `nextAt` is null. */
+  outboxRetry(id: string, attempts: number, nextAt: number | null, error: string): Promise<void>;
+  outboxGet(id: string): Promise<OutboxEntry | null>;
+  /** Deletes finished deliveries (delivered or given up) created before `before`; returns how many. */
+  outboxPurge(before: number): Promise<number>;
   /** A cheap round trip, to see the database answers. */
   ping(): Promise<void>;
   close(): Promise<void>;
   /** The Kysely instance, for other features' tables. */
   readonly db: Kysely<Database>;
+}
+
+export interface OutboxEntry {
+  id: string;
+  appid: string;
+  dedupKey: string;
+  payload: string;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  nextAttemptAt: number;
+  createdAt: number;
+  deliveredAt: number | null;
+  lastError: string | null;
+}
+
+function toOutboxEntry(row: Selectable<OutboxTable>): OutboxEntry {
+  return {
+    id: row.id,
+    appid: row.appid,
+    dedupKey: row.dedup_key,
+    payload: row.payload,
+    status: row.status,
+    attempts: Number(row.attempts),
+    nextAttemptAt: Number(row.next_attempt_at),
+    createdAt: Number(row.created_at),
+    deliveredAt: row.delivered_at === null ? null : Number(row.delivered_at),
+    lastError: row.last_error,
+  };
+}
+
+/** A UNIQUE or PRIMARY KEY clash, on any of the three databases. */
+function isUniqueViolation(error: unknown): boolean {
+  const code = String((error as { code?: unknown }).code ?? '');
+  return code === 'ER_DUP_ENTRY' || code === '23505' || code.startsWith('SQLITE_CONSTRAINT');
 }
 
 export interface StoreOptions {
@@ -196,6 +242,77 @@ export async function createStore(options: StoreOptions): Promise<Store> {
     lockRelease: (name, owner) =>
       guard('lockRelease', async () => {
         await db.deleteFrom('locks').where('name', '=', name).where('owner', '=', owner).execute();
+      }),
+
+    outboxAdd: (entry) =>
+      guard('outboxAdd', async () => {
+        try {
+          await db
+            .insertInto('outbox')
+            .values({
+              id: entry.id,
+              appid: entry.appid,
+              dedup_key: entry.dedupKey,
+              payload: entry.payload,
+              status: 'pending',
+              attempts: 0,
+              next_attempt_at: entry.now,
+              created_at: entry.now,
+              delivered_at: null,
+              last_error: null,
+            })
+            .execute();
+          return true;
+        } catch (error) {
+          if (isUniqueViolation(error)) return false;
+          throw error;
+        }
+      }),
+    outboxDue: (now, limit) =>
+      guard('outboxDue', async () =>
+        (
+          await db
+            .selectFrom('outbox')
+            .selectAll()
+            .where('status', '=', 'pending')
+            .where('next_attempt_at', '<=', now)
+            .orderBy('next_attempt_at')
+            .limit(limit)
+            .execute()
+        ).map(toOutboxEntry),
+      ),
+    outboxClaim: (entry, leaseUntil) =>
+      guard('outboxClaim', async () => {
+        const result = await db
+          .updateTable('outbox')
+          .set({ next_attempt_at: leaseUntil })
+          .where('id', '=', entry.id)
+          .where('status', '=', 'pending')
+          .where('next_attempt_at', '=', entry.nextAttemptAt)
+          .executeTakeFirst();
+        return Number(result.numUpdatedRows) > 0;
+      }),
+    outboxDone: (id, now) =>
+      guard('outboxDone', async () => {
+        await db.updateTable('outbox').set({ status: 'delivered', delivered_at: now, last_error: null }).where('id', '=', id).execute();
+      }),
+    outboxRetry: (id, attempts, nextAt, error) =>
+      guard('outboxRetry', async () => {
+        await db
+          .updateTable('outbox')
+          .set({ attempts, status: nextAt === null ? 'failed' : 'pending', next_attempt_at: nextAt ?? 0, last_error: error.slice(0, 250) })
+          .where('id', '=', id)
+          .execute();
+      }),
+    outboxGet: (id) =>
+      guard('outboxGet', async () => {
+        const row = await db.selectFrom('outbox').selectAll().where('id', '=', id).executeTakeFirst();
+        return row ? toOutboxEntry(row) : null;
+      }),
+    outboxPurge: (before) =>
+      guard('outboxPurge', async () => {
+        const result = await db.deleteFrom('outbox').where('status', '!=', 'pending').where('created_at', '<', before).executeTakeFirst();
+        return Number(result.numDeletedRows);
       }),
 
     ping: () =>

@@ -1,0 +1,150 @@
+/**
+ * `GET|POST /wechat/push/:appid`: WeChat's message push (wechat-api.md §11).
+ *
+ * GET is the console's URL check (echo `echostr`). POST is a push in plaintext, compatible or
+ * safe mode, JSON or XML: the signature (and in safe mode msg_signature and the appid inside) is
+ * checked, the message parsed, WeChat's repeats dropped (by MsgId, else by the whole message),
+ * and the message written to the outbox before `success` goes back — within WeChat's 5 s,
+ * whatever the webhook does, since delivery happens later in the outbox worker.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { AppConfig } from '../config/index.js';
+import type { Clock } from '../core/clock.js';
+import { AppError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { readBody, Router, type HttpContext } from '../edge/http.js';
+import type { Service } from '../edge/service.js';
+import type { Store } from '../store/index.js';
+import { decryptPushMessage, verifyPushSignature } from '../wechat/push-crypto.js';
+import { parsePushXml, XmlError, type XmlObject } from './xml.js';
+
+/** Pushes are small; anything bigger is not WeChat's. */
+export const PUSH_BODY_LIMIT_BYTES = 256 * 1024;
+
+export interface PushEvent {
+  appid: string;
+  /** When minigate received it (epoch ms). */
+  receivedAt: number;
+  format: 'json' | 'xml';
+  /** The message as an object (XML turned into one: elements → fields, lists → arrays). */
+  message: Record<string, unknown>;
+  /** The message text as WeChat sent it (decrypted in safe mode). */
+  raw: string;
+}
+
+export interface PushReceiverDeps {
+  apps: ReadonlyMap<string, AppConfig>;
+  store: Store;
+  clock: Clock;
+  logger: Logger;
+  /** Called after a new message was queued (the outbox worker may start at once). */
+  queued: () => void;
+}
+
+function parse(text: string): { format: 'json' | 'xml'; message: Record<string, unknown> } {
+  const trimmed = text.replace(/^\uFEFF/, '').trim();
+  try {
+    if (trimmed.startsWith('{')) {
+      const value = JSON.parse(trimmed) as unknown;
+      if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+        const message = value as Record<string, unknown>;
+        // MsgId is a 64-bit number; JSON.parse would round it (and two messages could look alike).
+        if (typeof message.MsgId === 'number' && !Number.isSafeInteger(message.MsgId)) {
+          message.MsgId = /"MsgId"\s*:\s*(\d+)/.exec(trimmed)?.[1] ?? message.MsgId;
+        }
+        return { format: 'json', message };
+      }
+    } else if (trimmed.startsWith('<')) {
+      return { format: 'xml', message: parsePushXml(trimmed) as XmlObject };
+    }
+  } catch (error) {
+    if (!(error instanceof SyntaxError) && !(error instanceof XmlError)) throw error;
+  }
+  throw new AppError('BAD_REQUEST', { message: 'The push is neither a JSON object nor WeChat XML.' });
+}
+
+/**
+ * What identifies a push across WeChat's repeats: MsgId when there is one, else the message
+ * itself (a repeat carries the same fields; two events differ in at least one, where the usual
+ * sender + CreateTime rule would merge two events of one user in the same second).
+ */
+export function dedupKey(message: Record<string, unknown>): string {
+  if (message.MsgId !== undefined && message.MsgId !== '') return `msg:${String(message.MsgId)}`.slice(0, 190);
+  return `evt:${createHash('sha256').update(canonical(message)).digest('hex')}`;
+}
+
+/** JSON with object keys sorted, so field order and XML-vs-JSON spacing do not matter. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const object = value as Record<string, unknown>;
+    return `{${Object.keys(object)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical(object[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+export function createPushService(deps: PushReceiverDeps): Service {
+  const { apps, store, clock, logger } = deps;
+  const router = new Router();
+
+  const pushConfig = (ctx: HttpContext) => {
+    const app = apps.get(ctx.params.appid ?? '');
+    if (!app) throw new AppError('APP_UNKNOWN');
+    if (!app.push) throw new AppError('PUSH_NOT_CONFIGURED');
+    return { app, push: app.push };
+  };
+
+  router.add('GET', '/:appid', (ctx) => {
+    const { push } = pushConfig(ctx);
+    const query = new URLSearchParams(ctx.query);
+    const signature = { token: push.token, timestamp: query.get('timestamp') ?? '', nonce: query.get('nonce') ?? '', signature: query.get('signature') ?? '' };
+    if (!verifyPushSignature(signature)) throw new AppError('PUSH_SIGNATURE_MISMATCH');
+    const echostr = query.get('echostr') ?? '';
+    // The console's check wants echostr back verbatim, as plain text.
+    ctx.res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(echostr) });
+    ctx.res.end(echostr);
+  });
+
+  router.add('POST', '/:appid', async (ctx) => {
+    const { app, push } = pushConfig(ctx);
+    const query = new URLSearchParams(ctx.query);
+    const timestamp = query.get('timestamp') ?? '';
+    const nonce = query.get('nonce') ?? '';
+    const body = (await readBody(ctx.req, PUSH_BODY_LIMIT_BYTES)).toString('utf8');
+    let text = body;
+    if (query.get('encrypt_type') === 'aes') {
+      if (!push.encodingAESKey) throw new AppError('PUSH_DECRYPT_FAILED', { message: 'An encrypted push arrived but apps[].push.encodingAESKey is not set.' });
+      const envelope = parse(body).message;
+      const encrypt = typeof envelope.Encrypt === 'string' ? envelope.Encrypt : '';
+      text = decryptPushMessage({
+        token: push.token,
+        encodingAESKey: push.encodingAESKey,
+        appid: app.appid,
+        encrypt,
+        timestamp,
+        nonce,
+        msgSignature: query.get('msg_signature') ?? '',
+      });
+    } else if (!verifyPushSignature({ token: push.token, timestamp, nonce, signature: query.get('signature') ?? '' })) {
+      throw new AppError('PUSH_SIGNATURE_MISMATCH');
+    }
+    const { format, message } = parse(text);
+    const event: PushEvent = { appid: app.appid, receivedAt: clock.now(), format, message, raw: text };
+    const added = await store.outboxAdd({
+      id: randomBytes(12).toString('hex'),
+      appid: app.appid,
+      dedupKey: dedupKey(message),
+      payload: JSON.stringify(event),
+      now: clock.now(),
+    });
+    if (added) deps.queued();
+    logger.info({ appid: app.appid, msgType: message.MsgType, event: message.Event, repeat: !added }, added ? 'push: received' : 'push: repeat dropped');
+    ctx.res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': 7 });
+    ctx.res.end('success');
+  });
+
+  return { name: 'push', defaultPath: '/wechat/push', router, plainHttp: true };
+}
