@@ -19,7 +19,7 @@ import { createLogger, type Logger } from './core/logger.js';
 import { cryptoRandom, type Random } from './core/random.js';
 import type { CertificateConfig } from './config/schema-edge.js';
 import { registerSessionRoutes } from './auth/index.js';
-import { createRedis, type SharedRedis } from './core/redis.js';
+import { createRedis, REDIS_CONNECT_TIMEOUT_MS, type SharedRedis } from './core/redis.js';
 import { createEdge, type Edge } from './edge/edge.js';
 import { Router } from './edge/http.js';
 import { createGateway, phoneNumber, registerGatewayRoutes } from './gateway/index.js';
@@ -172,7 +172,12 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     }
     tlsManager = tls;
 
-    if (config.redis) redis = createRedis(config.redis, logger);
+    if (config.redis) {
+      redis = createRedis(config.redis, logger);
+      // Every instance must start on the same lock: one still connecting would take the
+      // database's while the others hold Redis's, and both would refresh.
+      if (!(await redis.ready(REDIS_CONNECT_TIMEOUT_MS))) logger.warn('redis: not reachable at start; the database takes its place until it is');
+    }
     const tokens = createTokenManager({
       apps,
       wechat,

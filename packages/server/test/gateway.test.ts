@@ -86,6 +86,58 @@ describe('access_token', () => {
     expect((await h.internal('GET', `/v1/apps/${TEST_APPID}/access-token`)).body.accessToken).toBe(first.body.accessToken);
   });
 
+  it('takes a service’s report of a refused token: refreshes once, and not for a token already replaced', async () => {
+    const { accessToken: old } = await h.server.tokens.get(TEST_APPID);
+    h.clock.advance(31_000); // WeChat forces at most every 30 s, and a refresh was forced above
+    await fetch(`${h.sandbox.url}/cgi-bin/stable_token`, {
+      method: 'POST',
+      body: JSON.stringify({ grant_type: 'client_credential', appid: TEST_APPID, secret: TEST_SECRET, force_refresh: true }),
+    });
+    expect(await accepted(old)).toBe(false);
+    const before = await stats('/cgi-bin/stable_token');
+    const reports = await Promise.all(Array.from({ length: 5 }, () => h.internal('POST', `/v1/apps/${TEST_APPID}/access-token/rejected`, { accessToken: old })));
+    const fresh = reports[0]!.body.accessToken as string;
+    expect(reports.every((r) => r.status === 200 && r.body.accessToken === fresh)).toBe(true);
+    expect(fresh).not.toBe(old);
+    expect(await accepted(fresh)).toBe(true);
+    expect((await stats('/cgi-bin/stable_token')) - before).toBe(1);
+    // A late report of the old token changes nothing.
+    expect((await h.internal('POST', `/v1/apps/${TEST_APPID}/access-token/rejected`, { accessToken: old })).body.accessToken).toBe(fresh);
+    expect((await stats('/cgi-bin/stable_token')) - before).toBe(1);
+    expect((await h.internal('POST', `/v1/apps/${TEST_APPID}/access-token/rejected`, {})).body.error.code).toBe('BAD_REQUEST');
+  });
+
+  it('refuses HEAD on the passthrough (the router would have sent it on as a call)', async () => {
+    const head = await fetch(`${h.server.urls.internal}/v1/apps/${TEST_APPID}/wechat/wxa/checksession`, {
+      method: 'HEAD',
+      headers: { authorization: `Bearer ${INTERNAL_TOKEN}` },
+    });
+    expect(head.status).toBe(405);
+  });
+
+  it('another instance stops handing out a token forced out here within seconds', async () => {
+    const other = await startHarness({
+      apps: [{ appid: TEST_APPID, secret: TEST_SECRET }],
+      dataDir: h.config.dataDir,
+      sandbox: h.sandbox,
+      clock: h.clock,
+      config: { listen: { internal: '127.0.0.1:0' }, internal: { token: INTERNAL_TOKEN } },
+    });
+    try {
+      const before = (await other.internal('GET', `/v1/apps/${TEST_APPID}/access-token`)).body.accessToken;
+      h.clock.advance(31_000); // forced refreshes are 30 s apart
+      const forced = await h.internal('POST', `/v1/apps/${TEST_APPID}/access-token/refresh`);
+      expect(forced.status).toBe(200);
+      expect(await accepted(before)).toBe(false);
+      h.clock.advance(6_000);
+      await other.internal('GET', `/v1/apps/${TEST_APPID}/access-token`); // notices, in the background
+      await new Promise((r) => setTimeout(r, 200));
+      expect((await other.internal('GET', `/v1/apps/${TEST_APPID}/access-token`)).body.accessToken).toBe(forced.body.accessToken);
+    } finally {
+      await other.stop();
+    }
+  });
+
   it('uses the classic API when asked, once per rotation', async () => {
     const before = await stats('/cgi-bin/token');
     const answers = await Promise.all(Array.from({ length: 10 }, () => h.internal('GET', `/v1/apps/${CLASSIC_APPID}/access-token`)));
@@ -178,12 +230,33 @@ describe('helpers', () => {
     expect(refused.body.errcode).toBe(40129);
   });
 
+  it('wxacode helper: retries WeChat’s -1 (making a code changes nothing), maps credential errors, checks lineColor', async () => {
+    const before = await stats('/wxa/getwxacodeunlimit');
+    await h.control('faults', { path: '/wxa/getwxacodeunlimit', errcode: -1, times: 1 });
+    const image = await h.internal('POST', `/v1/apps/${TEST_APPID}/wxacode`, { scene: 'busy=1', width: 280 });
+    expect(image.headers.get('content-type')).toBe('image/png');
+    expect((await stats('/wxa/getwxacodeunlimit')) - before).toBe(2);
+    await h.control('faults', { path: '/wxa/getwxacodeunlimit', errcode: 40013, times: 1 });
+    const refused = await h.internal('POST', `/v1/apps/${TEST_APPID}/wxacode`, { scene: 'creds=1' });
+    expect(refused).toMatchObject({ status: 502, body: { error: { code: 'WECHAT_CREDENTIALS_INVALID' } } });
+    const color = await h.internal('POST', `/v1/apps/${TEST_APPID}/wxacode`, { scene: 'c=1', lineColor: { r: 300, g: 0, b: 0 } });
+    expect(color.body.error).toMatchObject({ code: 'BAD_REQUEST', message: expect.stringContaining('lineColor') });
+    expect((await h.internal('POST', '/v1/apps/wx9999999999999999/wxacode', '[1]' as never)).body.error.code).toBe('APP_UNKNOWN');
+  });
+
   it('generates URL schemes and URL links', async () => {
     const scheme = await h.internal('POST', `/v1/apps/${TEST_APPID}/url-scheme`, { path: 'pages/index', query: 'a=1', expireInterval: 7 });
     expect(scheme.body.openlink).toMatch(/^weixin:\/\/dl\/business\/\?t=/);
     const link = await h.internal('POST', `/v1/apps/${TEST_APPID}/url-link`, { path: 'pages/index', query: 'a=1' });
     expect(link.body.urlLink).toMatch(/^https:\/\/wxaurl\.cn\//);
     expect((await h.internal('POST', `/v1/apps/${TEST_APPID}/url-link`, { expireInterval: 90 })).body.error.code).toBe('BAD_REQUEST');
+    const now = Math.floor(Date.now() / 1000);
+    const inTenDays = await h.internal('POST', `/v1/apps/${TEST_APPID}/url-link`, { expireTime: now + 10 * 86_400 });
+    expect(inTenDays.status).toBe(200);
+    for (const body of [{ expireTime: now + 31 * 86_400 }, { expireTime: now - 60 }, { expireTime: now + 3600, expireInterval: 1 }]) {
+      const answer = await h.internal('POST', `/v1/apps/${TEST_APPID}/url-scheme`, body);
+      expect(answer.body.error, JSON.stringify(body)).toMatchObject({ code: 'BAD_REQUEST', message: expect.stringContaining('expireTime') });
+    }
   });
 });
 
@@ -192,9 +265,15 @@ describe('sessions through the internal API', () => {
     const { code, openid } = await h.code();
     const { token } = (await h.login({ code, appid: TEST_APPID })).body;
     const id = createHash('sha256').update(token).digest('hex');
-    expect((await h.internal('GET', `/v1/sessions/${id}`)).body).toMatchObject({ id, openid, appid: TEST_APPID, revokedAt: null });
+    const live = (await h.internal('GET', `/v1/sessions/${id}`)).body;
+    expect(live).toMatchObject({ id, openid, appid: TEST_APPID, status: 'active', revokedAt: null });
+    expect(live.endsAt).toBeLessThanOrEqual(live.expiresAt);
+    // Unused past the idle timeout: over, though never revoked and before its absolute end.
+    h.clock.advance(live.endsAt - h.clock.now() + 1_000);
+    expect((await h.internal('GET', `/v1/sessions/${id}`)).body).toMatchObject({ status: 'expired', revokedAt: null });
+    expect((await h.get('/auth/session', token)).body.error.code).toBe('SESSION_EXPIRED');
     expect((await h.internal('DELETE', `/v1/sessions/${id}`)).body).toEqual({ revoked: true });
-    expect((await h.get('/auth/session', token)).body.error.code).toBe('SESSION_REVOKED');
+    expect((await h.internal('GET', `/v1/sessions/${id}`)).body.status).toBe('revoked');
     expect((await h.internal('GET', `/v1/sessions/${'0'.repeat(64)}`)).status).toBe(404);
   });
 });

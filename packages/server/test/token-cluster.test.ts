@@ -114,6 +114,10 @@ describe('three instances, one token', () => {
       if (!seen.has(token)) seen.set(token, await tokenCheck(token));
     });
     const fetched = (await fetches(SHORT)) - before;
+    if (fetched !== seen.size) {
+      // Which instance fetched when, and on which lock: what tells a lock race from a quiet fetch.
+      for (const [n, i] of instances.entries()) console.log(`instance ${n}:\n${i.cli.stderr().split('\n').filter((l) => /token:|redis:/.test(l)).join('\n')}`);
+    }
     expect(failures).toBe(0);
     expect([...seen.values()].every(Boolean)).toBe(true);
     expect(seen.size).toBeGreaterThanOrEqual(2); // at least one rotation happened

@@ -1,5 +1,5 @@
 export { createSessionService, SESSION_CACHE_TTL_MS, LAST_SEEN_WRITE_INTERVAL_MS } from './sessions.js';
-export type { SessionService, ActiveSession, SessionCheck, SessionFailure, NewSession } from './sessions.js';
+export type { SessionService, ActiveSession, SessionCheck, SessionFailure, SessionLookup, NewSession } from './sessions.js';
 export { createAuthServices, requireSession, toUserInfo } from './routes.js';
 export { login, resolveApp, USER_DATA_MAX_AGE_S, type LoginDeps } from './login.js';
 export { createSecretBox, type SecretBox } from './secret-box.js';

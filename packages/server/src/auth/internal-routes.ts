@@ -6,16 +6,20 @@ import type { SessionService } from './sessions.js';
 
 export function registerSessionRoutes(router: Router, sessions: SessionService, apps: ReadonlySet<string>): void {
   router.add('GET', '/v1/sessions/:id', async (ctx) => {
-    const record = await sessions.byId(ctx.params.id ?? '');
-    if (!record) throw new AppError('NOT_FOUND', { message: 'No session with that id.' });
+    const found = await sessions.byId(ctx.params.id ?? '');
+    if (!found) throw new AppError('NOT_FOUND', { message: 'No session with that id.' });
+    const { record } = found;
     sendJson(ctx.res, 200, {
       id: record.tokenHash,
+      status: found.status,
       appid: record.appid,
       openid: record.openid,
       ...(record.unionid ? { unionid: record.unionid } : {}),
       createdAt: record.createdAt,
       lastSeenAt: record.lastSeenAt,
+      // The absolute end, and the end if unused from now on (idle timeout).
       expiresAt: record.expiresAt,
+      endsAt: found.endsAt,
       revokedAt: record.revokedAt,
       ...(record.revokedReason ? { revokedReason: record.revokedReason } : {}),
     });

@@ -29,6 +29,14 @@ export interface ActiveSession {
   expiresAt: number;
 }
 
+export interface SessionLookup {
+  record: SessionRecord;
+  /** What a request with this session would get now. */
+  status: 'active' | 'expired' | 'revoked';
+  /** When it ends if unused from now on: the idle end or the absolute end, whichever is first. */
+  endsAt: number;
+}
+
 export type SessionFailure = 'SESSION_MISSING' | 'SESSION_INVALID' | 'SESSION_EXPIRED' | 'SESSION_REVOKED';
 export type SessionCheck = { ok: true; session: ActiveSession } | { ok: false; reason: SessionFailure };
 
@@ -51,8 +59,8 @@ export interface SessionService {
   check(token: string | undefined): Promise<SessionCheck>;
   /** Ends the session of a token; false when it was not live. */
   revoke(token: string, reason?: string): Promise<boolean>;
-  /** A session by its id (the token's SHA-256), live or not, for the internal API. */
-  byId(id: string): Promise<SessionRecord | null>;
+  /** A session by its id (the token's SHA-256), live or not, with its state now, for the internal API. */
+  byId(id: string): Promise<SessionLookup | null>;
   /** Ends a session by its id. */
   revokeById(id: string, reason?: string): Promise<boolean>;
   /** Drops the cached user so the next read sees a change (a phone number saved). */
@@ -198,7 +206,15 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       return changed;
     },
 
-    byId: (id) => (/^[0-9a-f]{64}$/.test(id) ? store.findSession(id) : Promise.resolve(null)),
+    async byId(id) {
+      if (!/^[0-9a-f]{64}$/.test(id)) return null;
+      const record = await store.findSession(id);
+      if (!record) return null;
+      const idle = apps.get(record.appid)?.session.idle ?? 0;
+      const endsAt = Math.min(record.lastSeenAt + idle, record.expiresAt);
+      const status = record.revokedAt !== null ? 'revoked' : clock.now() >= endsAt ? 'expired' : 'active';
+      return { record, status, endsAt };
+    },
 
     async revokeById(id, reason = 'admin') {
       if (!/^[0-9a-f]{64}$/.test(id)) return false;

@@ -13,6 +13,8 @@ export interface SharedRedis {
   readonly client: Redis;
   /** True while connected. */
   readonly up: boolean;
+  /** Waits for the first connection, at most `timeoutMs`; true when connected. */
+  ready(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -44,6 +46,19 @@ export function createRedis(url: string, logger: Logger): SharedRedis {
     client,
     get up() {
       return up;
+    },
+    ready(timeoutMs) {
+      if (up) return Promise.resolve(true);
+      return new Promise((resolve) => {
+        const done = (value: boolean) => {
+          clearTimeout(timer);
+          client.off('ready', onReady);
+          resolve(value);
+        };
+        const onReady = () => done(true);
+        const timer = setTimeout(() => done(up), timeoutMs);
+        client.on('ready', onReady);
+      });
     },
     async close() {
       client.removeAllListeners('end');

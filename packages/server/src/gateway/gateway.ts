@@ -23,6 +23,8 @@ export interface PassthroughRequest {
   query: URLSearchParams;
   contentType?: string;
   body?: Buffer;
+  /** Whether the call may change something at WeChat (default: anything but GET may). */
+  sideEffect?: boolean;
 }
 
 export interface Gateway {
@@ -70,7 +72,7 @@ export function createGateway(deps: { tokens: TokenManager; wechat: WechatClient
             headers: request.contentType ? { 'content-type': request.contentType } : {},
             ...(request.body ? { body: request.body } : {}),
             // A passthrough may send something; only a GET is known to change nothing.
-            sideEffect: request.method !== 'GET',
+            sideEffect: request.sideEffect ?? request.method !== 'GET',
           }),
         (answer) => tokenErrorIn(answer),
       );

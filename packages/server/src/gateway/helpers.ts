@@ -4,6 +4,7 @@
  */
 import type { ErrorCode } from 'minigate-protocol';
 import { AppError } from '../core/errors.js';
+import { BUSY_RETRY_DELAYS_MS, wechatErrorCode } from '../wechat/index.js';
 import { badArgument, type Gateway } from './gateway.js';
 
 const ARGUMENT_ERRORS: Readonly<Record<number, ErrorCode>> = {
@@ -92,8 +93,12 @@ export async function msgSecCheck(
     errors: ARGUMENT_ERRORS,
   });
   const suggest = body.result?.suggest;
+  // Fail closed: an answer without a verdict we know is not a pass.
+  if (suggest !== 'pass' && suggest !== 'risky' && suggest !== 'review') {
+    throw new AppError('WECHAT_ERROR', { message: 'WeChat answered the content check without a verdict.', details: { path: '/wxa/msg_sec_check' } });
+  }
   return {
-    suggest: suggest === 'risky' || suggest === 'review' ? suggest : 'pass',
+    suggest,
     label: Number(body.result?.label ?? 100),
     traceId: typeof body.trace_id === 'string' ? body.trace_id : '',
     detail: Array.isArray(body.detail) ? body.detail : [],
@@ -149,6 +154,10 @@ export async function wxacode(
   const scene = text(input.scene, 'scene', 32, /^[0-9A-Za-z!#$&'()*+,/:;=?@\-._~]+$/);
   const page = optionalText(input.page, 'page', 256, /^[^/?][^?]*$/);
   const width = input.width === undefined ? undefined : Number(input.width);
+  const color = input.lineColor as { r?: unknown; g?: unknown; b?: unknown } | undefined;
+  if (color !== undefined && (typeof color !== 'object' || color === null || ![color.r, color.g, color.b].every((c) => Number.isInteger(Number(c)) && Number(c) >= 0 && Number(c) <= 255))) {
+    throw badArgument('lineColor', 'expected {"r": 0-255, "g": 0-255, "b": 0-255}');
+  }
   if (width !== undefined && (!Number.isInteger(width) || width < 280 || width > 1280)) throw badArgument('width', '280 to 1280');
   const env = optionalText(input.envVersion, 'envVersion', 16, /^(release|trial|develop)$/);
   const request = {
@@ -158,41 +167,57 @@ export async function wxacode(
     ...(env ? { env_version: env } : {}),
     ...(width ? { width } : {}),
     ...(input.autoColor === true ? { auto_color: true } : {}),
-    ...(typeof input.lineColor === 'object' && input.lineColor !== null ? { line_color: input.lineColor } : {}),
+    ...(color ? { line_color: { r: Number(color.r), g: Number(color.g), b: Number(color.b) } } : {}),
     ...(input.isHyaline === true ? { is_hyaline: true } : {}),
   };
-  const answer = await gateway.passthrough(appid, {
-    method: 'POST',
-    path: '/wxa/getwxacodeunlimit',
-    query: new URLSearchParams(),
-    contentType: 'application/json',
-    body: Buffer.from(JSON.stringify(request)),
-  });
-  const type = answer.headers['content-type'] ?? '';
-  // Success is the image itself; a failure is JSON (tell them apart by type, wechat-api.md §8.4).
-  if (type.startsWith('image/')) return { contentType: type, body: answer.body };
-  let errcode: number | undefined;
-  try {
-    errcode = (JSON.parse(answer.body.toString('utf8')) as { errcode?: number }).errcode;
-  } catch {
-    errcode = undefined;
+  const body = Buffer.from(JSON.stringify(request));
+  for (let attempt = 0; ; attempt++) {
+    // Making a code changes nothing at WeChat: a timeout is unavailable, not outcome-unknown.
+    const answer = await gateway.passthrough(appid, {
+      method: 'POST',
+      path: '/wxa/getwxacodeunlimit',
+      query: new URLSearchParams(),
+      contentType: 'application/json',
+      body,
+      sideEffect: false,
+    });
+    const type = answer.headers['content-type'] ?? '';
+    // Success is the image itself; a failure is JSON (tell them apart by type, wechat-api.md §8.4).
+    if (type.startsWith('image/')) return { contentType: type, body: answer.body };
+    let errcode: number | undefined;
+    try {
+      errcode = (JSON.parse(answer.body.toString('utf8')) as { errcode?: number }).errcode;
+    } catch {
+      errcode = undefined;
+    }
+    if (errcode === undefined) throw new AppError('WECHAT_ERROR', { details: { status: answer.status, contentType: type } });
+    if (errcode === -1 && attempt < BUSY_RETRY_DELAYS_MS.length) {
+      await new Promise((r) => setTimeout(r, BUSY_RETRY_DELAYS_MS[attempt]));
+      continue;
+    }
+    throw new AppError(wechatErrorCode(errcode, ARGUMENT_ERRORS), { message: `WeChat refused the code: errcode ${errcode}.`, details: { errcode } });
   }
-  if (errcode === undefined) throw new AppError('WECHAT_ERROR', { details: { status: answer.status, contentType: type } });
-  const code: ErrorCode = ARGUMENT_ERRORS[errcode] ?? (errcode === 45009 || errcode === 45011 ? 'WECHAT_RATE_LIMITED' : errcode === -1 ? 'WECHAT_UNAVAILABLE' : 'WECHAT_ERROR');
-  throw new AppError(code, { message: `WeChat refused the code: errcode ${errcode}.`, details: { errcode } });
 }
 
 // ---- URL scheme and URL link (§8.5) --------------------------------------------------------
 
-function expiry(input: { expireType?: unknown; expireTime?: unknown; expireInterval?: unknown }): Record<string, number> {
+const MAX_LINK_DAYS = 30;
+
+function expiry(input: { expireTime?: unknown; expireInterval?: unknown }, now: number): Record<string, number> {
+  if (input.expireInterval !== undefined && input.expireTime !== undefined) {
+    throw badArgument('expireTime', 'give expireTime or expireInterval, not both');
+  }
   if (input.expireInterval !== undefined) {
     const days = Number(input.expireInterval);
-    if (!Number.isInteger(days) || days < 1 || days > 30) throw badArgument('expireInterval', '1 to 30 days');
+    if (!Number.isInteger(days) || days < 1 || days > MAX_LINK_DAYS) throw badArgument('expireInterval', '1 to 30 days');
     return { expire_type: 1, expire_interval: days };
   }
   if (input.expireTime !== undefined) {
     const at = Number(input.expireTime);
-    if (!Number.isInteger(at) || at <= 0) throw badArgument('expireTime', 'Unix seconds, at most 30 days ahead');
+    const seconds = Math.floor(now / 1000);
+    if (!Number.isInteger(at) || at <= seconds || at > seconds + MAX_LINK_DAYS * 86_400) {
+      throw badArgument('expireTime', 'Unix seconds in the future, at most 30 days ahead');
+    }
     return { expire_type: 0, expire_time: at };
   }
   return {};
@@ -211,7 +236,7 @@ export async function urlScheme(
   const body = await gateway.call<{ openlink?: unknown }>(appid, {
     path: '/wxa/generatescheme',
     method: 'POST',
-    body: { jump_wxa: { path: path ?? '', query: query ?? '', ...(env ? { env_version: env } : {}) }, ...expiry(input) },
+    body: { jump_wxa: { path: path ?? '', query: query ?? '', ...(env ? { env_version: env } : {}) }, ...expiry(input, Date.now()) },
     errors: ARGUMENT_ERRORS,
   });
   return { openlink: String(body.openlink ?? '') };
@@ -228,7 +253,7 @@ export async function urlLink(
   const body = await gateway.call<{ url_link?: unknown }>(appid, {
     path: '/wxa/generate_urllink',
     method: 'POST',
-    body: { ...(path ? { path } : {}), ...(query ? { query } : {}), ...(env ? { env_version: env } : {}), ...expiry(input) },
+    body: { ...(path ? { path } : {}), ...(query ? { query } : {}), ...(env ? { env_version: env } : {}), ...expiry(input, Date.now()) },
     errors: ARGUMENT_ERRORS,
   });
   return { urlLink: String(body.url_link ?? '') };

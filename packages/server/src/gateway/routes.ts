@@ -32,8 +32,19 @@ export function registerGatewayRoutes(router: Router, deps: GatewayRouteDeps): v
     sendJson(ctx.res, 200, await tokens.forceRefresh(appOf(deps, ctx)));
   });
 
+  router.add('POST', '/v1/apps/:appid/access-token/rejected', async (ctx) => {
+    const appid = appOf(deps, ctx);
+    const body = await readJsonBody(ctx.req);
+    if (typeof body.accessToken !== 'string' || body.accessToken.length === 0 || body.accessToken.length > 2048) {
+      throw new AppError('BAD_REQUEST', { message: 'accessToken: the token WeChat refused (40001, 42001 or 40014).' });
+    }
+    sendJson(ctx.res, 200, await tokens.recover(appid, body.accessToken));
+  });
+
   router.add(['GET', 'POST'], '/v1/apps/:appid/wechat/*', async (ctx) => {
     const appid = appOf(deps, ctx);
+    // The router answers HEAD with the GET handler; WeChat has no HEAD APIs.
+    if (ctx.req.method === 'HEAD') throw new AppError('METHOD_NOT_ALLOWED', { details: { allowed: ['GET', 'POST'] } });
     const body = ctx.req.method === 'POST' ? await readBody(ctx.req, PASSTHROUGH_MAX_BODY_BYTES) : undefined;
     const contentType = ctx.req.headers['content-type'];
     const answer = await gateway.passthrough(appid, {
@@ -79,8 +90,9 @@ export function registerGatewayRoutes(router: Router, deps: GatewayRouteDeps): v
   json('/v1/apps/:appid/url-link', (appid, body) => urlLink(gateway, appid, body));
 
   router.add('POST', '/v1/apps/:appid/wxacode', async (ctx) => {
+    const appid = appOf(deps, ctx);
     const body = await readJsonBody(ctx.req);
-    const image = await wxacode(gateway, appOf(deps, ctx), { ...body, scene: body.scene });
+    const image = await wxacode(gateway, appid, { ...body, scene: body.scene });
     ctx.res.writeHead(200, { 'content-type': image.contentType, 'content-length': image.body.length, 'cache-control': 'no-store' });
     ctx.res.end(image.body);
   });

@@ -137,6 +137,20 @@ describe('token manager', () => {
     await tokens.forceRefresh(appid);
   });
 
+  it('allows 20 forced refreshes in any 24 hours', async () => {
+    await tokens.get(appid);
+    for (let i = 0; i < 20; i++) {
+      await tokens.forceRefresh(appid);
+      clock.advance(31_000);
+    }
+    const error = await tokens.forceRefresh(appid).catch((e: unknown) => e);
+    expect(isAppError(error, 'TOKEN_REFRESH_LIMITED')).toBe(true);
+    expect((error as Error).message).toContain('20 forced refreshes a day');
+    clock.advance(86_400_000 - 20 * 31_000 + 1_000); // the first one is a day old
+    const next = await tokens.forceRefresh(appid);
+    expect(accepted(next.accessToken)).toBe(true);
+  });
+
   it('classic mode asks the classic API once per rotation', async () => {
     tokens = manager(newApp('classic'));
     await Promise.all(Array.from({ length: 50 }, () => tokens.get(appid)));

@@ -34,6 +34,13 @@ export const REFRESH_LEASE_MS = 15_000;
 export const WAIT_FOR_OTHER_MS = 10_000;
 export const FETCH_RETRY_DELAYS_MS = [1_000, 5_000, 30_000, 60_000];
 export const FORCE_REFRESH_PER_DAY = 20;
+/** Counted over any 24 hours (whether WeChat's day is a calendar one or not, this stays inside it). */
+const QUOTA_WINDOW_MS = 86_400_000;
+/**
+ * How often a cached token is compared with the shared record (in the background), so that a
+ * token another instance replaced — a forced refresh after a leak — stops being handed out here.
+ */
+export const SHARED_RECHECK_MS = 5_000;
 export const FORCE_REFRESH_MIN_INTERVAL_MS = 30_000;
 
 /** errcodes that mean "this access_token is not (or no longer) valid". */
@@ -58,6 +65,9 @@ interface AppState {
   flight?: Promise<TokenRecord>;
   failures: number;
   retryAt: number;
+  /** When the shared record was last looked at. */
+  checkedAt: number;
+  checking?: boolean;
 }
 
 export interface TokenManagerDeps {
@@ -89,12 +99,14 @@ function usableUntil(record: TokenRecord): number {
 export function createTokenManager(deps: TokenManagerDeps): TokenManager {
   const { apps, wechat, share, clock, logger } = deps;
   const owner = randomBytes(8).toString('hex');
+  // Its own lease owner: a forced refresh must not take over (and then free) a normal one's lease.
+  const forceOwner = `${owner}-force`;
   const states = new Map<string, AppState>();
 
   const stateOf = (appid: string): AppState => {
     let state = states.get(appid);
     if (!state) {
-      state = { failures: 0, retryAt: 0 };
+      state = { failures: 0, retryAt: 0, checkedAt: 0 };
       states.set(appid, state);
     }
     return state;
@@ -187,8 +199,23 @@ export function createTokenManager(deps: TokenManagerDeps): TokenManager {
   }
 
   function adopt(state: AppState, record: TokenRecord): TokenRecord {
+    state.checkedAt = clock.now();
     if (!state.record || record.fetchedAt >= state.record.fetchedAt || state.record.token === record.token) state.record = record;
     return state.record;
+  }
+
+  /** Picks up a newer shared record behind the caller's back (never delays the caller). */
+  function recheck(appid: string, state: AppState): void {
+    if (state.checking || state.flight || clock.now() - state.checkedAt < SHARED_RECHECK_MS) return;
+    state.checking = true;
+    state.checkedAt = clock.now();
+    share
+      .read(appid)
+      .then((record) => record && adopt(state, record))
+      .catch(() => undefined)
+      .finally(() => {
+        state.checking = false;
+      });
   }
 
   return {
@@ -196,6 +223,7 @@ export function createTokenManager(deps: TokenManagerDeps): TokenManager {
       appOf(appid);
       const state = stateOf(appid);
       const record = state.record;
+      if (record) recheck(appid, state);
       if (record && fresh(record)) return toToken(record);
       if (record && usable(record)) {
         // Still good: hand it out and refresh behind the caller's back.
@@ -218,31 +246,35 @@ export function createTokenManager(deps: TokenManagerDeps): TokenManager {
     async forceRefresh(appid) {
       const app = appOf(appid);
       const state = stateOf(appid);
-      if (!(await share.lock(appid, owner, REFRESH_LEASE_MS))) {
+      if (!(await share.lock(appid, forceOwner, REFRESH_LEASE_MS))) {
         throw new AppError('TOKEN_REFRESH_LIMITED', { message: 'Another refresh is in progress; try again in a few seconds.' });
       }
       try {
         const key = `token-force:${appid}`;
         const now = clock.now();
-        const day = Math.floor(now / 86_400_000);
         const raw = await deps.store.kvGet(key);
-        const quota = raw ? (JSON.parse(raw) as { day: number; count: number; last: number }) : { day, count: 0, last: 0 };
-        if (quota.day !== day) Object.assign(quota, { day, count: 0 });
-        if (quota.count >= FORCE_REFRESH_PER_DAY) {
+        const saved = raw ? (JSON.parse(raw) as { calls?: unknown }).calls : undefined;
+        const calls = (Array.isArray(saved) ? saved : []).filter((t): t is number => typeof t === 'number' && now - t < QUOTA_WINDOW_MS);
+        if (calls.length >= FORCE_REFRESH_PER_DAY) {
           throw new AppError('TOKEN_REFRESH_LIMITED', { message: `At most ${FORCE_REFRESH_PER_DAY} forced refreshes a day (WeChat's limit).` });
         }
-        if (now - quota.last < FORCE_REFRESH_MIN_INTERVAL_MS) {
+        if (calls.length && now - Math.max(...calls) < FORCE_REFRESH_MIN_INTERVAL_MS) {
           throw new AppError('TOKEN_REFRESH_LIMITED', { message: 'Forced refreshes must be 30 s apart (WeChat does not refresh sooner).' });
         }
         const record = await fetch(app, true);
-        await deps.store.kvSet(key, JSON.stringify({ day, count: quota.count + 1, last: now }), now);
+        await deps.store.kvSet(key, JSON.stringify({ calls: [...calls, now] }), now);
         // A forced token replaces the old one even if the old one would expire later.
         await share.replace(appid, record);
         state.record = record;
-        logger.warn({ appid }, 'token: forced refresh done; the previous token no longer works');
+        logger.warn(
+          { appid },
+          app.tokenMode === 'classic'
+            ? 'token: forced refresh done; the previous token stops working within 5 minutes (classic mode)'
+            : 'token: forced refresh done; the previous token no longer works',
+        );
         return toToken(record);
       } finally {
-        await share.unlock(appid, owner);
+        await share.unlock(appid, forceOwner);
       }
     },
   };

@@ -6,8 +6,10 @@
  * or when the stored token is one WeChat has just refused;
  * `lock` is a lease (it ends by itself, so a crashed holder frees it) held by one owner at a time.
  *
- * The database always has the record (it is the source of truth); Redis, when configured, holds
- * a copy and the lease, and when it is down the database's lease takes over (logged once).
+ * The database always has the record (it is the source of truth) and the lease; Redis, when
+ * configured, holds a copy of both and answers first; when it is down the database alone decides
+ * (logged once). Taking both leases keeps instances that disagree on whether Redis is up from
+ * refreshing together.
  */
 import type { Logger } from '../core/logger.js';
 import type { SharedRedis } from '../core/redis.js';
@@ -143,10 +145,19 @@ export function createTokenShare(options: { store: Store; redis?: SharedRedis; c
 
     async lock(appid, owner, ttlMs) {
       if (useRedis()) {
+        let held: boolean | undefined;
         try {
-          return (await redis!.client.set(`${prefix}${lockName(appid)}`, owner, 'PX', ttlMs, 'NX')) === 'OK';
+          held = (await redis!.client.set(`${prefix}${lockName(appid)}`, owner, 'PX', ttlMs, 'NX')) === 'OK';
         } catch {
           // Redis failed between the check and the command: the database decides.
+        }
+        if (held === false) return false;
+        if (held) {
+          // The database's lease too: an instance that has just lost Redis (or not reached it
+          // yet) takes only that one, and must still be kept out. One write per rotation.
+          if (await store.lockAcquire(lockName(appid), owner, ttlMs, clock.now())) return true;
+          await redis!.client.eval(REDIS_UNLOCK, 1, `${prefix}${lockName(appid)}`, owner).catch(() => undefined);
+          return false;
         }
       }
       return store.lockAcquire(lockName(appid), owner, ttlMs, clock.now());

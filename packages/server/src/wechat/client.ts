@@ -84,6 +84,11 @@ const COMMON_ERRORS: Readonly<Record<number, ErrorCode>> = {
   45011: 'WECHAT_RATE_LIMITED',
 };
 
+/** Our error for a WeChat errcode: the API's own meaning first, then the common ones. */
+export function wechatErrorCode(errcode: number, errors?: Readonly<Record<number, ErrorCode>>): ErrorCode {
+  return errors?.[errcode] ?? COMMON_ERRORS[errcode] ?? 'WECHAT_ERROR';
+}
+
 const CODE2SESSION_ERRORS: Readonly<Record<number, ErrorCode>> = {
   40029: 'AUTH_CODE_INVALID',
   41008: 'AUTH_CODE_INVALID',
@@ -202,7 +207,7 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
         continue;
       }
       const code: ErrorCode =
-        errcode === -1 && request.sideEffect ? 'WECHAT_OUTCOME_UNKNOWN' : (request.errors?.[errcode] ?? COMMON_ERRORS[errcode] ?? 'WECHAT_ERROR');
+        errcode === -1 && request.sideEffect ? 'WECHAT_OUTCOME_UNKNOWN' : wechatErrorCode(errcode, request.errors);
       const level = code === 'WECHAT_CREDENTIALS_INVALID' || code === 'WECHAT_ERROR' ? 'error' : 'info';
       log[level]({ wechat: request.path, errcode, errmsg }, 'wechat: error answer');
       throw new AppError(code, {

@@ -1,4 +1,4 @@
-export { createWechatClient, WechatApiError, BUSY_RETRY_DELAYS_MS, errcodeOf } from './client.js';
+export { createWechatClient, WechatApiError, BUSY_RETRY_DELAYS_MS, errcodeOf, wechatErrorCode } from './client.js';
 export type { WechatClient, WechatClientOptions, WechatRequest, RawRequest, RawAnswer, Code2SessionResult } from './client.js';
 export { decryptOpenData, verifyRawDataSignature, sessionKeySignature } from './crypto.js';
 export type { DecryptOpenDataInput, VerifyRawDataSignatureInput } from './crypto.js';
