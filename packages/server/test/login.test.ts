@@ -178,6 +178,10 @@ describe('POST /auth/login', () => {
     expect(form.status).toBe(200);
     const raw = (body: string, type = 'application/json') =>
       fetch(`${h.url}/auth/login`, { method: 'POST', headers: { 'content-type': type }, body }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+    // What `curl -d '{…}'` sends: JSON labelled as a form.
+    const { code: c2 } = await code();
+    const curlStyle = await raw(JSON.stringify({ code: c2, appid: TEST_APPID }), 'application/x-www-form-urlencoded');
+    expect(curlStyle.status).toBe(200);
     expect((await raw('{"code":')).body.error.code).toBe('BAD_REQUEST');
     expect((await raw('[1,2]')).body.error.code).toBe('BAD_REQUEST');
     expect((await raw('<xml/>', 'application/xml')).body.error.code).toBe('UNSUPPORTED_MEDIA_TYPE');

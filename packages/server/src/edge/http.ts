@@ -223,10 +223,11 @@ export async function readJsonBody(req: IncomingMessage, limit = JSON_BODY_LIMIT
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   const raw = await readBody(req, limit);
   if (raw.length === 0) return {};
-  if (type === 'application/x-www-form-urlencoded') {
+  // `curl -d '{…}'` labels JSON as a form; a form never starts with "{".
+  if (type === 'application/x-www-form-urlencoded' && raw[0] !== 0x7b) {
     return Object.fromEntries(new URLSearchParams(raw.toString('utf8')));
   }
-  if (type !== '' && type !== 'application/json' && !type.endsWith('+json') && type !== 'text/plain') {
+  if (type !== '' && type !== 'application/json' && !type.endsWith('+json') && type !== 'text/plain' && type !== 'application/x-www-form-urlencoded') {
     throw new AppError('UNSUPPORTED_MEDIA_TYPE');
   }
   let parsed: unknown;
