@@ -3,6 +3,7 @@
  * the store, migrates, checks the secret key, then listens; close() stops listening (draining
  * in-flight requests), stops timers and closes the store.
  */
+import cluster from 'node:cluster';
 import { X509Certificate } from 'node:crypto';
 import {
   checkKeyAgainstStore,
@@ -23,6 +24,8 @@ import { createRedis, REDIS_CONNECT_TIMEOUT_MS, type SharedRedis } from './core/
 import { createEdge, type Edge } from './edge/edge.js';
 import { Router } from './edge/http.js';
 import { createGateway, phoneNumber, registerGatewayRoutes } from './gateway/index.js';
+import { createClusterBus, createClusterRoomState, createLocalBus, createMemoryRoomState, createRedisBus, createRedisRoomState, type Bus, type RoomState } from './bus/index.js';
+import { createChannelService, registerChannelRoutes, type ChannelService } from './channel/index.js';
 import { createOutboxWorker, createPushService, type OutboxWorker } from './push/index.js';
 import { createTokenManager, createTokenShare, type TokenManager } from './token/index.js';
 import { CertificateError } from './edge/tls/certificates.js';
@@ -96,6 +99,9 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
   let tokenManager: TokenManager | undefined;
   let purgeTimer: NodeJS.Timeout | undefined;
   let outbox: OutboxWorker | undefined;
+  let channel: ChannelService | undefined;
+  let bus: Bus | undefined;
+  let roomState: RoomState | undefined;
   let url = '';
 
   async function start(): Promise<void> {
@@ -191,6 +197,25 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     const internalRouter = new Router();
     registerGatewayRoutes(internalRouter, { apps, tokens, gateway });
     registerSessionRoutes(internalRouter, liveSessions, new Set(apps.keys()));
+    if (config.channel.enabled) {
+      // Redis for instances on several machines; the primary for workers on one; else this process.
+      const busId = `${process.pid.toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+      bus = redis ? createRedisBus(redis, busId, logger) : cluster.isWorker ? createClusterBus() : createLocalBus();
+      roomState = redis ? createRedisRoomState(redis, busId) : cluster.isWorker ? createClusterRoomState() : createMemoryRoomState();
+      channel = createChannelService({
+        config: config.channel,
+        upstreamSecret: config.upstreamSecret,
+        secretKey: secretKey.key,
+        sessions: liveSessions,
+        idleOf: (appid) => apps.get(appid)?.session.idle ?? 86_400_000,
+        bus,
+        state: roomState,
+        clock,
+        logger,
+      });
+      registerChannelRoutes(internalRouter, channel.hub);
+    }
+    const liveChannel = channel;
     const pushWorker = createOutboxWorker({ apps, store: liveStore, clock, logger, secret: config.upstreamSecret });
     outbox = pushWorker;
 
@@ -206,7 +231,9 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
           clock,
           phoneNumber: (appid, code, openid) => phoneNumber(gateway, appid, { code, openid }),
           savePhone: (appid, openid, phone) => liveStore.setUserPhone(appid, openid, phone),
+          ...(liveChannel ? { tunnelUrl: liveChannel.tunnelUrl } : {}),
         }),
+        ...(liveChannel ? [liveChannel.service] : []),
         createPushService({ apps, store: liveStore, clock, logger, queued: () => pushWorker.kick() }),
       ],
       ...(config.internal ? { internal: { token: config.internal.token, router: internalRouter } } : {}),
@@ -233,6 +260,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     url = urls.https ?? urls.http ?? '';
 
     pushWorker.start();
+    channel?.start();
     purgeTimer = setInterval(() => {
       liveSessions
         .purge(SESSION_PURGE_AFTER_MS)
@@ -250,8 +278,10 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
   async function close(): Promise<void> {
     clearInterval(purgeTimer);
     acme?.close();
-    await edge?.close();
+    await Promise.all([edge?.close(), channel?.close()]);
     await outbox?.close();
+    await bus?.close();
+    await roomState?.close();
     tlsManager?.close();
     await sessions?.flush();
     await redis?.close();

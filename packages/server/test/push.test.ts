@@ -12,7 +12,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { encryptPush, toXml } from 'minigate-sandbox';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { webhookSignature } from '../src/push/index.js';
+import { webhookSignature } from '../src/index.js';
 import { createTestDatabase } from './helpers/databases.js';
 import { startHarness, TEST_APPID, TEST_SECRET, OTHER_APPID, OTHER_SECRET, type Harness } from './helpers/harness.js';
 

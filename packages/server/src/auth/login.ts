@@ -35,6 +35,8 @@ export interface LoginDeps {
   phoneNumber?: (appid: string, code: unknown, openid: string) => Promise<{ phoneNumber: string; purePhoneNumber: string; countryCode: string }>;
   /** Saves a phone number on the user. */
   savePhone?: (appid: string, openid: string, phoneNumber: string) => Promise<boolean>;
+  /** The Wafer tunnel's socket URL for a session (GET /weapp/tunnel), when channels are on. */
+  tunnelUrl?: (client: { scheme: 'http' | 'https'; host: string }, tokenHash: string) => string;
 }
 
 /**

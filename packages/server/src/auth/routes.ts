@@ -135,6 +135,20 @@ export function createAuthServices(deps: LoginDeps): Service[] {
     }
   });
 
+  // Wafer's 信道: the socket URL (with a one-minute ticket, as Wafer's client sends no headers on it).
+  wafer.add('GET', '/tunnel', async (ctx) => {
+    try {
+      if (!deps.tunnelUrl) throw new AppError('NOT_FOUND', { message: 'Channels are off (channel.enabled).' });
+      const session = await requireSession(deps, ctx);
+      if (!ctx.client.host) throw new AppError('BAD_REQUEST', { message: 'The request has no Host header.' });
+      const url = deps.tunnelUrl(ctx.client, session.tokenHash);
+      // wafer2-client-sdk reads data.connectUrl; Wafer's first client read url.
+      sendJson(ctx.res, 200, { code: 0, data: { connectUrl: url }, url });
+    } catch (error) {
+      waferError(ctx, error);
+    }
+  });
+
   return [
     { name: 'auth', defaultPath: '/auth', router },
     { name: 'wafer', defaultPath: '/weapp', router: wafer },

@@ -27,6 +27,8 @@ export interface ActiveSession {
   createdAt: number;
   /** When it ends if unused: the idle end or the absolute end, whichever is first. */
   expiresAt: number;
+  /** When it ends however much it is used. */
+  absoluteExpiresAt: number;
 }
 
 export interface SessionLookup {
@@ -57,6 +59,8 @@ export interface SessionService {
   }): Promise<NewSession>;
   /** Checks a token; "no session" is a result, not a throw. Store failures throw STORE_UNAVAILABLE. */
   check(token: string | undefined): Promise<SessionCheck>;
+  /** The same check by the session's id (the token's SHA-256). */
+  checkHash(tokenHash: string): Promise<SessionCheck>;
   /** Ends the session of a token; false when it was not live. */
   revoke(token: string, reason?: string): Promise<boolean>;
   /** A session by its id (the token's SHA-256), live or not, with its state now, for the internal API. */
@@ -67,6 +71,12 @@ export interface SessionService {
   forgetUser(appid: string, openid: string): void;
   /** Ends every session of a user. */
   revokeUser(appid: string, openid: string, reason?: string): Promise<number>;
+  /** Called with the ids of sessions this instance ends (revoked, logged out, over maxPerUser). */
+  onEnded(listener: (tokenHashes: readonly string[]) => void): void;
+  /** Sessions any instance ended at or after `since` (epoch ms), oldest first, at most 1000. */
+  endedSince(since: number): Promise<{ tokenHash: string; revokedAt: number }[]>;
+  /** Marks a session used now (an open WebSocket counts as use). */
+  keepAlive(session: Pick<ActiveSession, 'tokenHash' | 'appid' | 'openid'>): void;
   /** The user behind a session, cached like sessions (one second), or null when deleted. */
   userOf(session: ActiveSession): Promise<UserRecord | null>;
   /** WeChat's session_key for a live session (server side only; never sent out). */
@@ -136,8 +146,28 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       unionid: record.unionid,
       createdAt: record.createdAt,
       expiresAt: Math.min(record.lastSeenAt + app.session.idle, record.expiresAt),
+      absoluteExpiresAt: record.expiresAt,
     };
   }
+
+  async function checkHash(hash: string): Promise<SessionCheck> {
+    const record = await sessionCache.get(hash, () => store.findSession(hash));
+    if (!record) return { ok: false, reason: 'SESSION_INVALID' };
+    const app = apps.get(record.appid);
+    if (!app) return { ok: false, reason: 'SESSION_INVALID' };
+    if (record.revokedAt !== null) return { ok: false, reason: 'SESSION_REVOKED' };
+    const now = clock.now();
+    if (now >= record.expiresAt || now >= record.lastSeenAt + app.session.idle) {
+      return { ok: false, reason: 'SESSION_EXPIRED' };
+    }
+    touch(record, now);
+    return { ok: true, session: toActive(record, app) };
+  }
+
+  const endedListeners: ((hashes: readonly string[]) => void)[] = [];
+  const ended = (hashes: readonly string[]) => {
+    if (hashes.length) for (const listener of endedListeners) listener(hashes);
+  };
 
   function touch(record: SessionRecord, now: number): void {
     if (now - record.lastSeenAt < LAST_SEEN_WRITE_INTERVAL_MS) return;
@@ -176,6 +206,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         idleMs: input.app.session.idle,
       });
       for (const hash of revokedHashes) sessionCache.delete(hash);
+      ended(revokedHashes);
       userCache.put(userKey(user.appid, user.openid), user);
       return { token, session: toActive(record, input.app), user };
     },
@@ -183,19 +214,11 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     async check(token) {
       if (token === undefined) return { ok: false, reason: 'SESSION_MISSING' };
       if (!isWellFormedToken(token)) return { ok: false, reason: 'SESSION_INVALID' };
-      const hash = hashToken(token);
-      const record = await sessionCache.get(hash, () => store.findSession(hash));
-      if (!record) return { ok: false, reason: 'SESSION_INVALID' };
-      const app = apps.get(record.appid);
-      if (!app) return { ok: false, reason: 'SESSION_INVALID' };
-      if (record.revokedAt !== null) return { ok: false, reason: 'SESSION_REVOKED' };
-      const now = clock.now();
-      if (now >= record.expiresAt || now >= record.lastSeenAt + app.session.idle) {
-        return { ok: false, reason: 'SESSION_EXPIRED' };
-      }
-      touch(record, now);
-      return { ok: true, session: toActive(record, app) };
+      return checkHash(hashToken(token));
     },
+
+    checkHash,
+
 
     async revoke(token, reason = 'logout') {
       if (!isWellFormedToken(token)) return false;
@@ -203,6 +226,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       sessionCache.delete(hash);
       const changed = await store.revokeSession(hash, clock.now(), reason);
       sessionCache.delete(hash);
+      if (changed) ended([hash]);
       return changed;
     },
 
@@ -221,6 +245,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       sessionCache.delete(id);
       const changed = await store.revokeSession(id, clock.now(), reason);
       sessionCache.delete(id);
+      if (changed) ended([id]);
       return changed;
     },
 
@@ -229,7 +254,23 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     async revokeUser(appid, openid, reason = 'admin') {
       const hashes = await store.revokeUserSessions(appid, openid, clock.now(), reason);
       for (const hash of hashes) sessionCache.delete(hash);
+      ended(hashes);
       return hashes.length;
+    },
+
+    onEnded(listener) {
+      endedListeners.push(listener);
+    },
+
+    async endedSince(since) {
+      const rows = await store.revokedSince(since, 1000);
+      for (const row of rows) sessionCache.delete(row.tokenHash);
+      return rows;
+    },
+
+    keepAlive(session) {
+      const now = clock.now();
+      store.touchSession(session, now).catch((error: unknown) => logger.warn({ code: (error as { code?: string }).code }, 'session: last-seen write failed'));
     },
 
     userOf: (session) =>

@@ -9,6 +9,7 @@ import { availableParallelism } from 'node:os';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../core/logger.js';
 import { loadSecretKey } from '../auth/index.js';
+import { serveClusterHub } from '../bus/index.js';
 import { createStore, redactUrl } from '../store/index.js';
 import { EXIT_FAILURE } from './errors.js';
 
@@ -63,6 +64,8 @@ export async function runPrimary(config: Config, logger: Logger, onListening: (u
     return worker;
   };
 
+  // Without Redis, the workers' channel rooms meet here.
+  if (!config.redis && config.channel.enabled) serveClusterHub();
   for (let i = 0; i < count; i++) fork();
 
   return new Promise((resolve) => {

@@ -5,3 +5,4 @@ export { configJsonSchema } from './json-schema.js';
 export { parseDuration, formatDuration } from './duration.js';
 export { parseListenAddress, formatHostPort, type ListenAddress } from './listen.js';
 export { configReference } from './reference.js';
+export type { ChannelConfig, RoomRule } from './schema-channel.js';

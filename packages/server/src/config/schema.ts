@@ -7,6 +7,7 @@
  * given as `<name>File: path` and never appear in logs.
  */
 import { z } from 'zod';
+import { channelSchema } from './schema-channel.js';
 import { routeSchema, tlsSchema } from './schema-edge.js';
 import { duration, filePath, listenAddress, secret } from './schema-types.js';
 
@@ -104,6 +105,7 @@ export const configSchema = z
         description:
           'Paths served besides the built-in ones (/auth, /weapp, /healthz, /readyz), matched by longest prefix. A route with `service:` moves a built-in service to its path.',
       }),
+    channel: channelSchema,
     trustedProxies: z
       .array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, { error: 'expected an IP address or CIDR such as 10.0.0.0/8' }))
       .default([])
@@ -190,6 +192,14 @@ export const configSchema = z
     config.apps.forEach((app, i) => {
       if (app.push?.webhook && !config.upstreamSecret) {
         ctx.addIssue({ code: 'custom', path: ['apps', i, 'push', 'webhook'], message: 'push deliveries are signed with upstreamSecret; set it' });
+      }
+    });
+    if (config.channel.webhook && !config.upstreamSecret) {
+      ctx.addIssue({ code: 'custom', path: ['channel', 'webhook'], message: 'channel webhooks are signed with upstreamSecret; set it' });
+    }
+    config.channel.rooms.forEach((rule, i) => {
+      if (rule.join === 'ask' && !config.channel.webhook) {
+        ctx.addIssue({ code: 'custom', path: ['channel', 'rooms', i, 'join'], message: 'join: ask needs channel.webhook (it decides)' });
       }
     });
     config.routes.forEach((route, i) => {

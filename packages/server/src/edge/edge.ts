@@ -19,7 +19,7 @@ import type { SessionService } from '../auth/sessions.js';
 import { tokenFromRequest } from '../auth/tokens.js';
 import { forwardingHeaders, identityHeaders } from './headers.js';
 import { clientInfo, trustedProxies, type TrustedProxies } from './forwarded.js';
-import { createDispatcher, routeTo, sendJson, type HttpContext, type Router } from './http.js';
+import { createDispatcher, rejectUpgrade, routeTo, sendJson, type HttpContext, type Router } from './http.js';
 import { createListener, localUrl, type Listener } from './listener.js';
 import { createProxy, type Proxy } from './proxy.js';
 import { RouteTable, normalizePrefix, type EdgeRoute } from './route-table.js';
@@ -77,7 +77,13 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     const base = { host: route.host, path: route.path, auth: route.auth, maxBodyBytes: route.maxBodyBytes };
     if (route.service) {
       const service = deps.services.find((s) => s.name === route.service)!;
-      return { ...base, auth: 'none', plainHttp: service.plainHttp, handle: (ctx, rest) => routeTo(service.router, ctx, rest || '/') };
+      return {
+        ...base,
+        auth: 'none',
+        plainHttp: service.plainHttp,
+        upgrade: service.upgrade,
+        handle: (ctx, rest) => routeTo(service.router, ctx, rest || '/'),
+      };
     }
     if (route.redirect) {
       const target = route.redirect;
@@ -139,7 +145,14 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
   const builtIn = deps.services
     .filter((s) => !moved.has(s.name))
     .map(
-      (s): EdgeRoute => ({ path: s.defaultPath, auth: 'none', maxBodyBytes: 0, plainHttp: s.plainHttp, handle: (ctx, rest) => routeTo(s.router, ctx, rest || '/') }),
+      (s): EdgeRoute => ({
+        path: s.defaultPath,
+        auth: 'none',
+        maxBodyBytes: 0,
+        plainHttp: s.plainHttp,
+        upgrade: s.upgrade,
+        handle: (ctx, rest) => routeTo(s.router, ctx, rest || '/'),
+      }),
     );
   const table = new RouteTable([...configured, ...builtIn]);
 
@@ -271,15 +284,3 @@ function internalAuthorized(header: string | undefined, token: string): boolean 
 }
 
 /** Answers a WebSocket upgrade with an error status in our shape, then closes. */
-function rejectUpgrade(socket: Duplex, error: unknown): void {
-  const appError = error instanceof AppError ? error : new AppError('INTERNAL');
-  if (!socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const body = JSON.stringify({ error: { code: appError.code, message: appError.message } });
-  socket.end(
-    `HTTP/1.1 ${appError.status} ${appError.status === 401 ? 'Unauthorized' : appError.status === 404 ? 'Not Found' : 'Error'}\r\n` +
-      `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-  );
-}

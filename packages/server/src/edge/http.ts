@@ -2,7 +2,8 @@
  * The HTTP plumbing every feature's routes use: a small router, request context, JSON bodies
  * with limits, the error wire shape, and an access log line per request.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { AppError, errorBody } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { requestId as newRequestId } from '../core/random.js';
@@ -272,4 +273,19 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 export function header(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? value[0] : value;
+}
+
+/** Answers a WebSocket upgrade with an error (the socket is still raw HTTP) and ends it. */
+export function rejectUpgrade(socket: Duplex, error: unknown, headers: Record<string, string> = {}): void {
+  const appError = error instanceof AppError ? error : new AppError('INTERNAL');
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const body = JSON.stringify({ error: { code: appError.code, message: appError.message } });
+  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  socket.end(
+    `HTTP/1.1 ${appError.status} ${STATUS_CODES[appError.status] ?? 'Error'}\r\n` +
+      `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`,
+  );
 }

@@ -1,7 +1,8 @@
 import type { Router } from './http.js';
+import type { UpgradeHandler } from './route-table.js';
 
 /** Built-in services a route can mount (`routes[].service`). */
-export type ServiceName = 'auth' | 'wafer' | 'push';
+export type ServiceName = 'auth' | 'wafer' | 'push' | 'channel';
 
 /**
  * A feature's HTTP routes, with paths relative to where it is mounted: at `defaultPath`, or
@@ -16,4 +17,6 @@ export interface Service {
    * an http:// URL (port 80) and does not follow a redirect; its requests are signed.
    */
   plainHttp?: boolean;
+  /** WebSocket upgrades on its path. */
+  upgrade?: UpgradeHandler;
 }

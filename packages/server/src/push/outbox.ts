@@ -8,10 +8,10 @@
  * once: the webhook should drop repeats by X-Minigate-Push-Id (a 2xx that arrives after our
  * timeout is retried), and in no set order.
  */
-import { createHmac } from 'node:crypto';
 import type { AppConfig } from '../config/index.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
+import { signedHeaders } from '../core/signature.js';
 import type { OutboxEntry, Store } from '../store/index.js';
 import type { PushEvent } from './receiver.js';
 
@@ -24,11 +24,6 @@ const POLL_MS = 1_000;
 const BATCH = 16;
 /** Deliveries under way at once, per process. */
 const MAX_IN_FLIGHT = 64;
-
-/** The string X-Minigate-Signature covers; docs/push.md shows how to check it. */
-export function webhookSignature(secret: string, timestamp: string, body: string): string {
-  return `v1=${createHmac('sha256', secret).update(`v1\n${timestamp}\n${body}`).digest('hex')}`;
-}
 
 export interface OutboxWorkerDeps {
   apps: ReadonlyMap<string, AppConfig>;
@@ -69,18 +64,11 @@ export function createOutboxWorker(deps: OutboxWorkerDeps): OutboxWorker {
       return;
     }
     const body = JSON.stringify({ id: entry.id, ...event });
-    const timestamp = String(Math.floor(clock.now() / 1000));
     let failure: string;
     try {
       const response = await fetch(webhook, {
         method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'x-minigate-push-id': entry.id,
-          'x-minigate-appid': entry.appid,
-          'x-minigate-timestamp': timestamp,
-          ...(deps.secret ? { 'x-minigate-signature': webhookSignature(deps.secret, timestamp, body) } : {}),
-        },
+        headers: { ...signedHeaders(deps.secret, body, clock.now()), 'x-minigate-push-id': entry.id, 'x-minigate-appid': entry.appid },
         body,
         redirect: 'manual',
         signal: AbortSignal.any([abort.signal, AbortSignal.timeout(timeoutMs)]),

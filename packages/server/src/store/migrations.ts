@@ -86,6 +86,12 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('outbox_due').on('outbox').columns(['status', 'next_attempt_at']).execute();
     },
   },
+  '0004_sessions_revoked_at': {
+    async up(db: Kysely<any>) {
+      // Every instance asks each second which sessions were just revoked, to close their WebSockets.
+      await db.schema.createIndex('sessions_revoked_at').on('sessions').column('revoked_at').execute();
+    },
+  },
 };
 
 /** The names of all migrations, in order. */

@@ -189,7 +189,7 @@ export async function revokeSessions(
 }
 
 /** Moves last_seen forward (never back) for the session and its user. */
-export async function touchSession(db: Executor, session: SessionRecord, now: number): Promise<void> {
+export async function touchSession(db: Executor, session: Pick<SessionRecord, 'tokenHash' | 'appid' | 'openid'>, now: number): Promise<void> {
   await db
     .updateTable('sessions')
     .set({ last_seen_at: now })

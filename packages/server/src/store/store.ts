@@ -51,7 +51,9 @@ export interface Store {
   /** Saves a login atomically: the user, the new session, and the ending of sessions over the limit. */
   saveLogin(input: SaveLoginInput): Promise<SaveLoginResult>;
   findSession(tokenHash: string): Promise<SessionRecord | null>;
-  touchSession(session: SessionRecord, now: number): Promise<void>;
+  touchSession(session: Pick<SessionRecord, 'tokenHash' | 'appid' | 'openid'>, now: number): Promise<void>;
+  /** Sessions revoked at or after `since`, oldest first. */
+  revokedSince(since: number, limit: number): Promise<{ tokenHash: string; revokedAt: number }[]>;
   /** Ends one session; false when it was unknown or already ended. */
   revokeSession(tokenHash: string, now: number, reason: string): Promise<boolean>;
   /** Ends all live sessions of a user; returns their hashes. */
@@ -177,6 +179,18 @@ export async function createStore(options: StoreOptions): Promise<Store> {
 
     findSession: (tokenHash) => guard('findSession', () => findSession(db, tokenHash)),
     touchSession: (session, now) => guard('touchSession', () => touchSession(db, session, now)),
+    revokedSince: (since, limit) =>
+      guard('revokedSince', async () =>
+        (
+          await db
+            .selectFrom('sessions')
+            .select(['token_hash', 'revoked_at'])
+            .where('revoked_at', '>=', since)
+            .orderBy('revoked_at')
+            .limit(limit)
+            .execute()
+        ).map((row) => ({ tokenHash: row.token_hash, revokedAt: Number(row.revoked_at) })),
+      ),
     revokeSession: (tokenHash, now, reason) =>
       guard('revokeSession', async () => (await revokeSessions(db, [tokenHash], now, reason)) > 0),
     revokeUserSessions: (appid, openid, now, reason) =>

@@ -1,0 +1,3 @@
+export { createChannelService, SUBPROTOCOL, REVOCATION_POLL_MS, type ChannelService, type ChannelServiceDeps } from './service.js';
+export type { ChannelHub, Connection, PublishResult } from './hub.js';
+export { registerChannelRoutes } from './routes.js';

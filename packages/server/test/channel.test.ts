@@ -1,0 +1,403 @@
+/**
+ * Channels on one instance, as clients use them: rooms, presence, history, server publish,
+ * sessions ending, bad frames and limits, and the Wafer tunnel.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { CHANNEL_CLOSE } from 'minigate-protocol';
+import { startHarness, TEST_APPID, type Harness } from './helpers/harness.js';
+import { connect, type TestSocket } from './helpers/ws-client.js';
+
+const INTERNAL_TOKEN = 'internal-token-for-channel-tests-0123456789';
+let h: Harness;
+let wsUrl: string;
+
+async function user(): Promise<{ token: string; openid: string }> {
+  const { code, openid } = await h.code();
+  const { token } = (await h.login({ code })).body;
+  return { token, openid };
+}
+
+const of = (type: string, extra: Record<string, unknown> = {}) => (f: any) => f?.type === type && Object.entries(extra).every(([k, v]) => f[k] === v);
+
+async function joined(socket: TestSocket, room: string): Promise<any> {
+  const frame = socket.next(of('joined', { room }));
+  socket.send({ type: 'join', room });
+  return frame;
+}
+
+beforeAll(async () => {
+  h = await startHarness({
+    config: {
+      listen: { internal: '127.0.0.1:0' },
+      internal: { token: INTERNAL_TOKEN },
+      channel: {
+        rooms: [
+          { match: 'chat:*', presence: true, history: 5 },
+          { match: 'news:*', publish: 'server' },
+          { match: 'dm:{openid}:*' },
+        ],
+        maxConnectionsPerUser: 3,
+        maxFrameBytes: 4096,
+        messagesPerSecond: 50,
+        maxQueueBytes: 65536,
+      },
+    },
+  });
+  wsUrl = `${h.url.replace(/^http/, 'ws')}/channel`;
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+describe('rooms', () => {
+  it('two users join chat:lobby, see each other come and go, and exchange messages', async () => {
+    const alice = await user();
+    const bob = await user();
+    const a = await connect(wsUrl, { token: alice.token });
+    const b = await connect(wsUrl, { token: bob.token });
+    const aJoined = await joined(a, 'chat:lobby');
+    expect(aJoined.presence).toEqual([alice.openid]);
+
+    // Presence frames are set changes (the joiner may hear of itself too): wait for Bob's.
+    const bobArrives = a.next((f) => f.type === 'presence' && f.joins.includes(bob.openid));
+    const bJoined = await joined(b, 'chat:lobby');
+    expect(bJoined.presence.sort()).toEqual([alice.openid, bob.openid].sort());
+    expect(await bobArrives).toMatchObject({ type: 'presence', room: 'chat:lobby', leaves: [] });
+
+    const ack = a.next(of('ack', { id: 'm1' }));
+    const atB = b.next(of('message'));
+    const atA = a.next(of('message'));
+    a.send({ type: 'publish', room: 'chat:lobby', event: 'speak', data: { word: '你好' }, id: 'm1' });
+    await ack;
+    const received = await atB;
+    expect(received).toMatchObject({ type: 'message', room: 'chat:lobby', event: 'speak', data: { word: '你好' }, from: { openid: alice.openid } });
+    expect(received.id).toEqual(expect.any(String));
+    expect(Math.abs(received.ts - Date.now())).toBeLessThan(5_000);
+    expect((await atA).id).toBe(received.id); // the sender gets its own message too
+
+    const bobLeaves = a.next((f) => f.type === 'presence' && f.leaves.length > 0);
+    const left = b.next(of('left'));
+    b.send({ type: 'leave', room: 'chat:lobby' });
+    expect(await left).toEqual({ type: 'left', room: 'chat:lobby' });
+    expect(await bobLeaves).toEqual({ type: 'presence', room: 'chat:lobby', joins: [], leaves: [bob.openid] });
+    a.close();
+    b.close();
+  });
+
+  it('answers ping with pong', async () => {
+    const a = await connect(wsUrl, { token: (await user()).token });
+    const pong = a.next(of('pong'));
+    a.send({ type: 'ping' });
+    expect(await pong).toEqual({ type: 'pong' });
+    a.close();
+  });
+
+  it('gives a late joiner the room’s last messages', async () => {
+    const sender = await connect(wsUrl, { token: (await user()).token });
+    await joined(sender, 'chat:history');
+    for (let i = 1; i <= 7; i++) {
+      const ack = sender.next(of('ack', { id: `h${i}` }));
+      sender.send({ type: 'publish', room: 'chat:history', event: 'n', data: i, id: `h${i}` });
+      await ack;
+    }
+    const late = await connect(wsUrl, { token: (await user()).token });
+    const frame = await joined(late, 'chat:history');
+    expect(frame.history.map((m: any) => m.data)).toEqual([3, 4, 5, 6, 7]);
+    sender.close();
+    late.close();
+  });
+
+  it('a user leaving with one of two connections stays present', async () => {
+    const carol = await user();
+    const watcher = await connect(wsUrl, { token: (await user()).token });
+    await joined(watcher, 'chat:two');
+    const phone = await connect(wsUrl, { token: carol.token });
+    const tablet = await connect(wsUrl, { token: carol.token });
+    const arrives = watcher.next((f) => f.type === 'presence' && f.joins.includes(carol.openid));
+    await joined(phone, 'chat:two');
+    await joined(tablet, 'chat:two');
+    expect((await arrives).joins.filter((o: string) => o === carol.openid)).toHaveLength(1);
+    phone.close();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(watcher.frames.filter((f) => f.type === 'presence' && f.leaves.length)).toEqual([]);
+    const goes = watcher.next(of('presence'));
+    tablet.close();
+    expect((await goes).leaves).toEqual([carol.openid]);
+    watcher.close();
+  });
+});
+
+describe('the server side (internal API)', () => {
+  it('publishes to one user through user:<openid>, and to a server-only room', async () => {
+    const dave = await user();
+    const socket = await connect(wsUrl, { token: dave.token });
+    const pushed = socket.next(of('message', { room: `user:${dave.openid}` }));
+    const answer = await h.internal('POST', '/v1/channel/publish', { room: `user:${dave.openid}`, event: 'order.paid', data: { order: 7 } });
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({ id: expect.any(String), local: 1 });
+    expect(await pushed).toMatchObject({ event: 'order.paid', data: { order: 7 }, from: { server: true }, id: answer.body.id });
+
+    await joined(socket, 'news:today');
+    const news = socket.next(of('message', { room: 'news:today' }));
+    await h.internal('POST', '/v1/channel/publish', { room: 'news:today', event: 'headline', data: 'hello' });
+    expect((await news).data).toBe('hello');
+    const refused = socket.next(of('error'));
+    socket.send({ type: 'publish', room: 'news:today', event: 'x', id: 'p1' });
+    expect(await refused).toMatchObject({ code: 'CHANNEL_PUBLISH_FORBIDDEN', id: 'p1', room: 'news:today' });
+
+    const room = await h.internal('GET', '/v1/channel/rooms/news:today');
+    expect(room.body).toMatchObject({ room: 'news:today', members: [dave.openid], connectionsHere: 1, rule: { publish: 'server' } });
+    expect((await h.internal('POST', '/v1/channel/publish', { room: 'bad room', event: 'x' })).body.error.code).toBe('BAD_REQUEST');
+    expect((await h.internal('POST', '/v1/channel/publish', { room: 'news:x', event: '' })).body.error.code).toBe('BAD_REQUEST');
+    socket.close();
+  });
+});
+
+describe('authentication', () => {
+  it('refuses an upgrade without a session (401) and with a bad token', async () => {
+    await expect(connect(wsUrl)).rejects.toMatchObject({ status: 401 });
+    const bad = await connect(wsUrl, { token: 'x'.repeat(43) }).catch((e) => e);
+    expect(bad.status).toBe(401);
+    expect(JSON.parse(bad.body).error.code).toBe('SESSION_INVALID');
+    // The token never goes in the URL: a query parameter does not count.
+    const { token } = await user();
+    await expect(connect(`${wsUrl}?token=${token}`)).rejects.toMatchObject({ status: 401 });
+  });
+
+  it('takes the token as a subprotocol (browsers cannot set headers) and X-WX-Skey', async () => {
+    const { token } = await user();
+    const browser = await connect(wsUrl, { protocols: ['minigate', `minigate.token.${token}`] });
+    expect(browser.ws.protocol).toBe('minigate');
+    browser.close();
+    const wafer = await connect(wsUrl, { headers: { 'x-wx-skey': token } });
+    wafer.close();
+  });
+
+  it('closes the sockets of a session that is logged out, or revoked through the internal API (4001)', async () => {
+    const erin = await user();
+    const socket = await connect(wsUrl, { token: erin.token });
+    const started = Date.now();
+    await h.post('/auth/logout', {}, { authorization: `Bearer ${erin.token}` });
+    expect((await socket.closed).code).toBe(CHANNEL_CLOSE.SESSION_ENDED);
+    expect(Date.now() - started).toBeLessThan(2_000);
+
+    const frank = await user();
+    const other = await connect(wsUrl, { token: frank.token });
+    const id = createHash('sha256').update(frank.token).digest('hex');
+    await h.internal('DELETE', `/v1/sessions/${id}`);
+    expect((await other.closed).code).toBe(CHANNEL_CLOSE.SESSION_ENDED);
+    await expect(connect(wsUrl, { token: frank.token })).rejects.toMatchObject({ status: 401 });
+  });
+
+  it('closes a session revoked straight in the database (another instance did it) within two seconds', async () => {
+    const gina = await user();
+    const socket = await connect(wsUrl, { token: gina.token });
+    const id = createHash('sha256').update(gina.token).digest('hex');
+    const started = Date.now();
+    await h.server.store.revokeSession(id, Date.now(), 'elsewhere');
+    expect((await socket.closed).code).toBe(CHANNEL_CLOSE.SESSION_ENDED);
+    expect(Date.now() - started).toBeLessThan(2_500);
+  });
+
+  it('limits connections per user (429)', async () => {
+    const { token } = await user();
+    const open = await Promise.all([1, 2, 3].map(() => connect(wsUrl, { token })));
+    const refused = await connect(wsUrl, { token }).catch((e) => e);
+    expect(refused.status).toBe(429);
+    expect(JSON.parse(refused.body).error.code).toBe('CHANNEL_TOO_MANY_CONNECTIONS');
+    open[0]!.close();
+    await open[0]!.closed;
+    await new Promise((r) => setTimeout(r, 50));
+    (await connect(wsUrl, { token })).close();
+    for (const s of open.slice(1)) s.close();
+  });
+});
+
+describe('bad input', () => {
+  it('answers malformed and unknown frames with an error and stays open', async () => {
+    const { token, openid } = await user();
+    const socket = await connect(wsUrl, { token });
+    const cases: [string, string][] = [
+      ['{not json', 'CHANNEL_BAD_FRAME'],
+      ['[1,2]', 'CHANNEL_BAD_FRAME'],
+      ['{"type":"join"}', 'CHANNEL_BAD_FRAME'],
+      ['{"type":"join","room":"has space"}', 'CHANNEL_BAD_FRAME'],
+      ['{"type":"publish","room":"chat:a","event":""}', 'CHANNEL_BAD_FRAME'],
+      ['{"type":"dance"}', 'CHANNEL_UNKNOWN_FRAME'],
+      ['{"type":"join","room":"secret:x"}', 'CHANNEL_ROOM_FORBIDDEN'],
+      ['{"type":"join","room":"dm:someone-else:1"}', 'CHANNEL_ROOM_FORBIDDEN'],
+      ['{"type":"join","room":"user:someone-else"}', 'CHANNEL_ROOM_FORBIDDEN'],
+      ['{"type":"publish","room":"chat:not-joined","event":"x"}', 'CHANNEL_NOT_JOINED'],
+      [`{"type":"publish","room":"user:${openid}","event":"x"}`, 'CHANNEL_PUBLISH_FORBIDDEN'],
+    ];
+    for (const [text, code] of cases) {
+      const error = socket.next(of('error'));
+      socket.sendRaw(text);
+      expect((await error).code, text).toBe(code);
+    }
+    expect((await joined(socket, `dm:${openid}:notes`)).room).toBe(`dm:${openid}:notes`);
+    const pong = socket.next(of('pong'));
+    socket.send({ type: 'ping' });
+    await pong;
+    socket.close();
+  });
+
+  it('closes on an oversized frame (1009) and a binary frame (1003); the server stays up', async () => {
+    const { token } = await user();
+    const big = await connect(wsUrl, { token });
+    big.sendRaw(JSON.stringify({ type: 'publish', room: 'chat:a', event: 'x', data: 'y'.repeat(5000) }));
+    expect((await big.closed).code).toBe(1009);
+    const binary = await connect(wsUrl, { token });
+    binary.sendRaw(Buffer.from([1, 2, 3]));
+    expect((await binary.closed).code).toBe(1003);
+    expect((await h.get('/healthz')).status).toBe(200);
+  });
+
+  it('limits rooms per connection', async () => {
+    const socket = await connect(wsUrl, { token: (await user()).token });
+    // maxRoomsPerConnection defaults to 128; its user room does not count. Sent under the rate limit.
+    for (let i = 0; i < 128; i++) {
+      socket.send({ type: 'join', room: `chat:r${i}` });
+      if (i % 40 === 39) await new Promise((r) => setTimeout(r, 900));
+    }
+    await socket.next(of('joined', { room: 'chat:r127' }), 5_000);
+    await new Promise((r) => setTimeout(r, 900));
+    const refused = socket.next(of('error'));
+    socket.send({ type: 'join', room: 'chat:one-too-many' });
+    expect(await refused).toMatchObject({ code: 'CHANNEL_TOO_MANY_ROOMS', room: 'chat:one-too-many' });
+    socket.close();
+  });
+
+  it('drops frames over the rate with an error, and closes a client that keeps flooding (4029)', async () => {
+    const socket = await connect(wsUrl, { token: (await user()).token });
+    const limited = socket.next(of('error', { code: 'CHANNEL_RATE_LIMITED' }));
+    for (let i = 0; i < 150; i++) socket.send({ type: 'ping' });
+    await limited;
+    const errors = socket.frames.filter((f) => f.type === 'error');
+    expect(errors.length).toBe(1); // one error a second, not one per dropped frame
+    for (let i = 0; i < 1000; i++) socket.send({ type: 'ping' });
+    expect((await socket.closed).code).toBe(CHANNEL_CLOSE.FLOOD);
+  });
+
+  it('closes a client that does not read (4008) while the others keep receiving everything', async () => {
+    const reader = await connect(wsUrl, { token: (await user()).token });
+    const stuck = await connect(wsUrl, { token: (await user()).token });
+    await joined(reader, 'chat:firehose');
+    await joined(stuck, 'chat:firehose');
+    stuck.ws.pause(); // stops reading; the kernel's buffers fill, then minigate's queue
+    // Loopback buffers hold tens of MB (tcp_rmem), so it takes a lot to fill them.
+    const payload = 'z'.repeat(60_000);
+    let last = '';
+    for (let i = 0; i < 3000 && !h.logs.lines.some((l) => l.includes('a client stopped reading')); i++) {
+      const answer = await h.internal('POST', '/v1/channel/publish', { room: 'chat:firehose', event: 'bulk', data: { i, payload } });
+      last = answer.body.id;
+    }
+    expect(h.logs.text()).toContain('channel: a client stopped reading; closed');
+    await reader.next((f) => f.type === 'message' && f.id === last, 10_000);
+    const received = reader.frames.filter((f) => f.type === 'message' && f.room === 'chat:firehose');
+    expect(received.map((f) => f.data.i)).toEqual(received.map((_, i) => i));
+    reader.close();
+  });
+});
+
+describe('Wafer2 tunnel', () => {
+  async function waferUser(): Promise<{ skey: string; openid: string }> {
+    const { code, openid } = await h.code();
+    const response = await fetch(`${h.url}/weapp/login`, { headers: { 'x-wx-code': code, 'x-wx-appid': TEST_APPID } });
+    const body = (await response.json()) as any;
+    return { skey: body.data.skey, openid };
+  }
+
+  async function tunnel(skey: string): Promise<TestSocket> {
+    const response = await fetch(`${h.url}/weapp/tunnel`, { headers: { 'x-wx-skey': skey } });
+    const body = (await response.json()) as any;
+    expect(body.code).toBe(0);
+    expect(body.data.connectUrl).toBe(body.url);
+    expect(body.data.connectUrl).not.toContain(skey);
+    const socket = await connect(body.data.connectUrl); // Wafer's client sends no headers
+    await socket.next((f) => f === 'timeout:15');
+    return socket;
+  }
+
+  it('two Wafer clients chat in the tunnel room with text packets', async () => {
+    const one = await waferUser();
+    const two = await waferUser();
+    const a = await tunnel(one.skey);
+    const b = await tunnel(two.skey);
+    const pong = a.next((f) => f === 'pong');
+    a.sendRaw('ping');
+    await pong;
+    const heard = b.next((f) => typeof f === 'string' && f.startsWith('message:') && f.includes('speak'));
+    a.sendRaw('message:{"type":"speak","content":{"word":"hello from wafer"}}');
+    const packet = await heard;
+    const message = JSON.parse(packet.slice('message:'.length));
+    expect(message).toMatchObject({ type: 'speak', content: { word: 'hello from wafer' }, from: { openid: one.openid } });
+    // A JSON channel client in the same room sees the same message as a frame.
+    const { token } = await user();
+    const modern = await connect(wsUrl, { token });
+    await joined(modern, 'wafer:lobby');
+    const frame = modern.next(of('message', { room: 'wafer:lobby' }));
+    b.sendRaw('message:{"type":"speak","content":"from b"}');
+    expect(await frame).toMatchObject({ event: 'speak', data: 'from b', from: { openid: two.openid } });
+    const closed = a.closed;
+    a.sendRaw('close');
+    expect((await closed).code).toBe(1000);
+    b.close();
+    modern.close();
+  });
+
+  it('answers a bad session the Wafer way, and refuses a forged tunnel URL', async () => {
+    const response = await fetch(`${h.url}/weapp/tunnel`, { headers: { 'x-wx-skey': 'nope' } });
+    expect(response.status).toBe(401);
+    expect(await response.json()).toEqual({ code: -1, error: 'ERR_SESSION_INVALID' });
+    const forged = await connect(`${wsUrl}?wafer=${'a'.repeat(10)}.${'0'.repeat(64)}.${'A'.repeat(32)}`).catch((e) => e);
+    expect(forged.status).toBe(401);
+  });
+});
+
+describe('keep-alive and origins', () => {
+  let h2: Harness;
+  let url2: string;
+  beforeAll(async () => {
+    h2 = await startHarness({
+      config: { channel: { rooms: [{ match: 'chat:*', presence: true }], pingInterval: '1s', pingTimeout: '1s', origins: ['https://admin.example.com'] } },
+    });
+    url2 = `${h2.url.replace(/^http/, 'ws')}/channel`;
+  });
+  afterAll(async () => {
+    await h2?.close();
+  });
+  const login2 = async () => {
+    const { code, openid } = await h2.code();
+    return { token: (await h2.login({ code })).body.token as string, openid };
+  };
+
+  it('drops a connection that stops answering pings, and takes it out of presence', { timeout: 10_000 }, async () => {
+    const quiet = await login2();
+    const watcher = await connect(url2, { token: (await login2()).token });
+    const silent = await connect(url2, { token: quiet.token, autoPong: false });
+    await joined(watcher, 'chat:ping');
+    await joined(silent, 'chat:ping');
+    const left = watcher.next((f) => f.type === 'presence' && f.leaves.includes(quiet.openid), 5_000);
+    const closed = await silent.closed;
+    expect(closed.code).toBe(1006); // terminated without a close frame: it was not listening
+    await left;
+    // The one that answers pings is still here.
+    const pong = watcher.next(of('pong'));
+    watcher.send({ type: 'ping' });
+    await pong;
+    watcher.close();
+  });
+
+  it('lets listed browser origins and mini programs (no Origin) in, and refuses other origins with 403', async () => {
+    const { token } = await login2();
+    const allowed = await connect(url2, { token, headers: { origin: 'https://admin.example.com' } });
+    allowed.close();
+    const miniProgram = await connect(url2, { token });
+    miniProgram.close();
+    const refused = await connect(url2, { token, headers: { origin: 'https://evil.example' } }).catch((e) => e);
+    expect(refused.status).toBe(403);
+    expect(JSON.parse(refused.body).error.code).toBe('CHANNEL_ORIGIN_FORBIDDEN');
+  });
+});
