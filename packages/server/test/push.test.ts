@@ -14,6 +14,7 @@ import { encryptPush, toXml } from 'minigate-sandbox';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { webhookSignature } from '../src/index.js';
 import { createTestDatabase } from './helpers/databases.js';
+import { connect } from './helpers/ws-client.js';
 import { startHarness, TEST_APPID, TEST_SECRET, OTHER_APPID, OTHER_SECRET, type Harness } from './helpers/harness.js';
 
 const TOKEN = 'push-token-of-the-console';
@@ -94,11 +95,11 @@ beforeAll(async () => {
   const hook = await webhook.start();
   h = await startHarness({
     apps: [
-      { appid: TEST_APPID, secret: TEST_SECRET, push: { token: TOKEN, encodingAESKey: AES_KEY, webhook: hook } } as never,
-      { appid: OTHER_APPID, secret: OTHER_SECRET, push: { token: TOKEN } } as never,
+      { appid: TEST_APPID, secret: TEST_SECRET, push: { token: TOKEN, encodingAESKey: AES_KEY, webhook: hook, room: 'user:{openid}' } } as never,
+      { appid: OTHER_APPID, secret: OTHER_SECRET, push: { token: TOKEN, room: 'ops:push' } } as never,
       { appid: NO_PUSH_APPID, secret: 'no-push-secret' },
     ],
-    config: { upstreamSecret: UPSTREAM_SECRET },
+    config: { upstreamSecret: UPSTREAM_SECRET, channel: { rooms: [{ match: 'ops:*', publish: 'server' }] } },
   });
   pushUrl = `${h.url}/wechat/push/${TEST_APPID}`;
 });
@@ -216,6 +217,32 @@ describe('receiving pushes', () => {
     expect(attempts[0]).toMatchObject({ status: 200, body: 'success' });
     expect(Date.now() - started).toBeLessThan(1_000);
     await until(() => webhook.deliveries.some((d) => d.body.includes('hang-1')));
+  });
+});
+
+describe('to a channel room', () => {
+  it('sends each push once to the user it is about (user:{openid}), and an app’s pushes to an ops room', async () => {
+    const { code, openid } = await h.code();
+    const { token } = (await h.login({ code, appid: TEST_APPID })).body;
+    const socket = await connect(`${h.url.replace(/^http/, 'ws')}/channel`, { token });
+    const joined = socket.next((f) => f.type === 'joined' && f.room === 'ops:push');
+    socket.send({ type: 'join', room: 'ops:push' });
+    await joined;
+
+    const message = { ToUserName: 'gh_97417a04a28d', FromUserName: openid, CreateTime: 1714037100, MsgType: 'event', Event: 'subscribe_msg_popup_event', debug_str: 'room-1' };
+    await push({ mode: 'safe', format: 'xml', encodingAESKey: AES_KEY, message, attempts: 3 });
+    const frame = await socket.next((f) => f.type === 'message' && f.room === `user:${openid}`);
+    expect(frame).toMatchObject({ event: 'push.subscribe_msg_popup_event', data: { appid: TEST_APPID, message: { debug_str: 'room-1', FromUserName: openid } } });
+    expect(frame.data.id).toBe((await eventually(async () => webhook.of('room-1'), (d) => d.length > 0))[0]!.id);
+    expect(frame.data.raw).toBeUndefined();
+
+    const other = { ToUserName: 'gh_97417a04a28d', FromUserName: 'o_somebody_else', CreateTime: 1714037101, MsgType: 'text', Content: 'room-2', MsgId: 99001 };
+    await h.control('push', { url: `${h.url}/wechat/push/${OTHER_APPID}`, appid: OTHER_APPID, token: TOKEN, mode: 'plaintext', format: 'json', message: other, attempts: 2 });
+    const ops = await socket.next((f) => f.type === 'message' && f.room === 'ops:push');
+    expect(ops).toMatchObject({ event: 'push.text', data: { appid: OTHER_APPID, message: { Content: 'room-2' } } });
+    await pause(200);
+    expect(socket.frames.filter((f) => f.type === 'message')).toHaveLength(2); // repeats were not published again
+    socket.close();
   });
 });
 

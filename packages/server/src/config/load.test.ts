@@ -68,6 +68,17 @@ apps:
     ]);
   });
 
+  it('checks that a push room can be joined: channels on, a rule for it, a room name', () => {
+    const app = (room: string) => `apps:\n  - appid: wx0123456789abcdef\n    secret: s\n    push: { token: t, room: "${room}" }\n`;
+    const loaded = loadConfig({ text: app('user:{openid}'), file: 'minigate.yaml', env: {} });
+    expect(loaded.apps[0]!.push?.room).toBe('user:{openid}');
+    expect(() => loadConfig({ text: app('ops:push') + 'channel:\n  rooms: [{ match: "ops:*", publish: server }]\n', file: 'minigate.yaml', env: {} })).not.toThrow();
+    const [noRule] = problems(app('ops:push'));
+    expect(noRule).toMatchObject({ path: 'apps[0].push.room', message: expect.stringContaining('no channel.rooms rule covers ops:push') });
+    const [off] = problems(app('user:{openid}') + 'channel:\n  enabled: false\n');
+    expect(off).toMatchObject({ path: 'apps[0].push.room', message: expect.stringContaining('channel.enabled') });
+  });
+
   it('names a missing required key at its parent', () => {
     expect(problems('apps:\n  - appid: wx0123456789abcdef\n')).toEqual([
       { where: 'minigate.yaml:2:5', path: 'apps[0].secret', message: 'is required' },

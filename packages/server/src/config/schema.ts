@@ -8,6 +8,8 @@
  */
 import { z } from 'zod';
 import { channelSchema } from './schema-channel.js';
+import { ROOM_NAME } from 'minigate-protocol';
+import { createRoomRules } from '../channel/rules.js';
 import { routeSchema, tlsSchema } from './schema-edge.js';
 import { duration, filePath, listenAddress, secret } from './schema-types.js';
 
@@ -67,6 +69,14 @@ export const appSchema = z
           .url({ protocol: /^https?$/ })
           .optional()
           .meta({ description: 'Where each push is delivered (POST JSON, signed with upstreamSecret, retried with back-off).' }),
+        room: z
+          .string()
+          .regex(/^[A-Za-z0-9_\-:.@{}]{1,200}$/, { error: 'a channel room name; {openid} stands for the user the push is about' })
+          .optional()
+          .meta({
+            description:
+              'A channel room each push is also published to, as event push.<Event or MsgType> (best effort, at once). `user:{openid}` sends it to the user it is about (FromUserName); a room like `ops:push` needs a channel.rooms rule.',
+          }),
       })
       .optional()
       .meta({ description: 'Message push (WeChat → /wechat/push/<appid>).' }),
@@ -192,6 +202,16 @@ export const configSchema = z
     config.apps.forEach((app, i) => {
       if (app.push?.webhook && !config.upstreamSecret) {
         ctx.addIssue({ code: 'custom', path: ['apps', i, 'push', 'webhook'], message: 'push deliveries are signed with upstreamSecret; set it' });
+      }
+      const room = app.push?.room;
+      if (room !== undefined) {
+        const sample = room.replaceAll('{openid}', 'o_sample_openid');
+        const path = ['apps', i, 'push', 'room'];
+        if (!config.channel.enabled) ctx.addIssue({ code: 'custom', path, message: 'pushes go to a room only with channel.enabled' });
+        else if (!ROOM_NAME.test(sample)) ctx.addIssue({ code: 'custom', path, message: 'not a room name: 1 to 200 letters, digits or _ - : . @ ({openid} allowed)' });
+        else if (!createRoomRules(config.channel.rooms, config.channel.wafer.room).policy(sample)) {
+          ctx.addIssue({ code: 'custom', path, message: `no channel.rooms rule covers ${room}, so nobody could join it; add one (e.g. match: ${JSON.stringify(room.split(':')[0] + ':*')}, publish: server) or use user:{openid}` });
+        }
       }
     });
     if (config.channel.webhook && !config.upstreamSecret) {

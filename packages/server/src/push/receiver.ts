@@ -5,7 +5,8 @@
  * safe mode, JSON or XML: the signature (and in safe mode msg_signature and the appid inside) is
  * checked, the message parsed, WeChat's repeats dropped (by MsgId, else by the whole message),
  * and the message written to the outbox before `success` goes back — within WeChat's 5 s,
- * whatever the webhook does, since delivery happens later in the outbox worker.
+ * whatever the webhook does, since delivery happens later in the outbox worker. With
+ * `apps[].push.room` a new message is also published into that channel room at once.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { AppConfig } from '../config/index.js';
@@ -39,6 +40,15 @@ export interface PushReceiverDeps {
   logger: Logger;
   /** Called after a new message was queued (the outbox worker may start at once). */
   queued: () => void;
+  /** Publishes into a channel room (`apps[].push.room`); absent when channels are off. */
+  publish?: (room: string, event: string, data: unknown) => Promise<unknown>;
+}
+
+/** The channel event a push becomes: push.<Event> for events, push.<MsgType> for messages. */
+export function pushEventName(message: Record<string, unknown>): string {
+  const kind = message.MsgType === 'event' && typeof message.Event === 'string' ? message.Event : message.MsgType;
+  const name = typeof kind === 'string' ? kind.replace(/[^A-Za-z0-9_\-:.@]/g, '_').slice(0, 59) : '';
+  return `push.${name || 'unknown'}`;
 }
 
 function parse(text: string): { format: 'json' | 'xml'; message: Record<string, unknown> } {
@@ -97,6 +107,21 @@ export function createPushService(deps: PushReceiverDeps): Service {
     return { app, push: app.push };
   };
 
+  /** Best effort and at once, like any server publish; the webhook is the reliable path. */
+  function toRoom(template: string, id: string, event: PushEvent): void {
+    const openid = typeof event.message.FromUserName === 'string' ? event.message.FromUserName : '';
+    if (template.includes('{openid}') && !/^[A-Za-z0-9_-]{1,64}$/.test(openid)) {
+      logger.info({ appid: event.appid, push: id }, 'push: no user (FromUserName) to send it to; not published');
+      return;
+    }
+    const room = template.replaceAll('{openid}', openid);
+    const data = { id, appid: event.appid, receivedAt: event.receivedAt, message: event.message };
+    deps.publish?.(room, pushEventName(event.message), data).then(
+      () => undefined,
+      (error: unknown) => logger.warn({ appid: event.appid, push: id, err: (error as Error).message }, 'push: publish to the channel room failed'),
+    );
+  }
+
   router.add('GET', '/:appid', (ctx) => {
     const { push } = pushConfig(ctx);
     const query = new URLSearchParams(ctx.query);
@@ -133,14 +158,18 @@ export function createPushService(deps: PushReceiverDeps): Service {
     }
     const { format, message } = parse(text);
     const event: PushEvent = { appid: app.appid, receivedAt: clock.now(), format, message, raw: text };
+    const id = randomBytes(12).toString('hex');
     const added = await store.outboxAdd({
-      id: randomBytes(12).toString('hex'),
+      id,
       appid: app.appid,
       dedupKey: dedupKey(message),
       payload: JSON.stringify(event),
       now: clock.now(),
     });
-    if (added) deps.queued();
+    if (added) {
+      deps.queued();
+      if (push.room) toRoom(push.room, id, event);
+    }
     logger.info({ appid: app.appid, msgType: message.MsgType, event: message.Event, repeat: !added }, added ? 'push: received' : 'push: repeat dropped');
     ctx.res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': 7 });
     ctx.res.end('success');
