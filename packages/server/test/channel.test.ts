@@ -218,23 +218,25 @@ describe('bad input', () => {
   it('answers malformed and unknown frames with an error and stays open', async () => {
     const { token, openid } = await user();
     const socket = await connect(wsUrl, { token });
-    const cases: [string, string][] = [
+    const cases: [string, string, string?][] = [
       ['{not json', 'CHANNEL_BAD_FRAME'],
       ['[1,2]', 'CHANNEL_BAD_FRAME'],
       ['{"type":"join"}', 'CHANNEL_BAD_FRAME'],
       ['{"type":"join","room":"has space"}', 'CHANNEL_BAD_FRAME'],
       ['{"type":"publish","room":"chat:a","event":""}', 'CHANNEL_BAD_FRAME'],
       ['{"type":"dance"}', 'CHANNEL_UNKNOWN_FRAME'],
-      ['{"type":"join","room":"secret:x"}', 'CHANNEL_ROOM_FORBIDDEN'],
-      ['{"type":"join","room":"dm:someone-else:1"}', 'CHANNEL_ROOM_FORBIDDEN'],
+      ['{"type":"join","room":"secret:x"}', 'CHANNEL_ROOM_FORBIDDEN', 'No channel.rooms rule covers this room.'],
+      ['{"type":"join","room":"dm:someone-else:1"}', 'CHANNEL_ROOM_FORBIDDEN', 'This user may not join that room.'],
       ['{"type":"join","room":"user:someone-else"}', 'CHANNEL_ROOM_FORBIDDEN'],
       ['{"type":"publish","room":"chat:not-joined","event":"x"}', 'CHANNEL_NOT_JOINED'],
       [`{"type":"publish","room":"user:${openid}","event":"x"}`, 'CHANNEL_PUBLISH_FORBIDDEN'],
     ];
-    for (const [text, code] of cases) {
+    for (const [text, code, message] of cases) {
       const error = socket.next(of('error'));
       socket.sendRaw(text);
-      expect((await error).code, text).toBe(code);
+      const frame = await error;
+      expect(frame.code, text).toBe(code);
+      if (message) expect(frame.message).toBe(message);
     }
     expect((await joined(socket, `dm:${openid}:notes`)).room).toBe(`dm:${openid}:notes`);
     const pong = socket.next(of('pong'));
@@ -383,7 +385,8 @@ describe('keep-alive and origins', () => {
     const closed = await silent.closed;
     expect(closed.code).toBe(1006); // terminated without a close frame: it was not listening
     await left;
-    // The one that answers pings is still here.
+    // The one that answers pings is still here (pingTimeout = pingInterval: each round's check
+    // runs just after the next round's ping, which must not count against it).
     const pong = watcher.next(of('pong'));
     watcher.send({ type: 'ping' });
     await pong;

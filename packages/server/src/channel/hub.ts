@@ -41,7 +41,8 @@ export interface Connection {
   readonly rooms: Set<string>;
   /** Rooms being joined: what arrives meanwhile waits here until `joined` is sent. */
   joining: Map<string, { id?: string; text: string; frame: ServerFrame | null }[]> | undefined;
-  alive: boolean;
+  /** When it last showed life (a pong or a frame; performance.now()). */
+  seenAt: number;
   closed: boolean;
   allowance: number;
   allowanceAt: number;
@@ -252,8 +253,8 @@ export function createChannelHub(deps: ChannelHubDeps): ChannelHub {
     );
   }
 
-  function fail(conn: Connection, code: ErrorCode, id?: string, room?: string): void {
-    sendFrame(conn, { type: 'error', code, message: new AppError(code).message, ...(id ? { id } : {}), ...(room ? { room } : {}) });
+  function fail(conn: Connection, code: ErrorCode, id?: string, room?: string, message = new AppError(code).message): void {
+    sendFrame(conn, { type: 'error', code, message, ...(id ? { id } : {}), ...(room ? { room } : {}) });
   }
 
   // ---- the frames --------------------------------------------------------------------------
@@ -261,6 +262,8 @@ export function createChannelHub(deps: ChannelHubDeps): ChannelHub {
   async function join(conn: Connection, name: string, id?: string): Promise<void> {
     const openid = conn.session.openid;
     const policy = rules.policy(name, openid);
+    // Tell a developer whose config lacks the rule apart from a user the rule keeps out.
+    if (!policy && !rules.policy(name)) return fail(conn, 'CHANNEL_ROOM_FORBIDDEN', id, name, 'No channel.rooms rule covers this room.');
     if (!policy || (policy.apps && !policy.apps.includes(conn.session.appid))) return fail(conn, 'CHANNEL_ROOM_FORBIDDEN', id, name);
     if (!conn.rooms.has(name)) {
       if (conn.rooms.size - 1 >= config.maxRoomsPerConnection) return fail(conn, 'CHANNEL_TOO_MANY_ROOMS', id, name);
@@ -376,7 +379,7 @@ export function createChannelHub(deps: ChannelHubDeps): ChannelHub {
         wafer: options.wafer,
         rooms: new Set(),
         joining: undefined,
-        alive: true,
+        seenAt: performance.now(),
         closed: false,
         allowance: config.messagesPerSecond * 2,
         allowanceAt: clock.now(),

@@ -141,12 +141,12 @@ export function createChannelService(deps: ChannelServiceDeps): ChannelService {
   function wire(conn: Connection): void {
     const ws = conn.ws;
     ws.on('pong', () => {
-      conn.alive = true;
+      conn.seenAt = performance.now();
     });
     ws.on('error', () => undefined); // 'close' follows; oversize frames end here too (1009)
     ws.on('close', (code) => hub.remove(conn, code));
     ws.on('message', (data: RawData, isBinary: boolean) => {
-      conn.alive = true;
+      conn.seenAt = performance.now();
       if (conn.closed || !hub.allow(conn)) return;
       if (isBinary) {
         conn.closed = true;
@@ -229,8 +229,10 @@ export function createChannelService(deps: ChannelServiceDeps): ChannelService {
   }
 
   function ping(): void {
+    // Each round judges by its own ping: with pingTimeout ≥ pingInterval the next round's ping
+    // goes out before this round's check, and must not make a live client look dead.
+    const sentAt = performance.now();
     for (const conn of hub.connections) {
-      conn.alive = false;
       try {
         conn.ws.ping();
       } catch {
@@ -239,7 +241,7 @@ export function createChannelService(deps: ChannelServiceDeps): ChannelService {
     }
     const reap = setTimeout(() => {
       for (const conn of hub.connections) {
-        if (!conn.alive) {
+        if (conn.seenAt < sentAt) {
           conn.closed = true;
           conn.ws.terminate(); // 'close' follows: out of rooms and presence
         }

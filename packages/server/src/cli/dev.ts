@@ -87,7 +87,10 @@ export async function dev(argv: string[]): Promise<void> {
         listen: { http: `127.0.0.1:${httpPort}`, https: `127.0.0.1:${httpsPort}`, httpRedirect: false },
         tls: { devCa: true },
         wechat: { apiBase: sandboxUrl },
-        apps: [app],
+        // Pushes reach the user's sockets too, so the push line in the banner shows on a channel.
+        apps: [{ ...app, push: { ...app.push, room: 'user:{openid}' } }],
+        // Rooms to try channels with at once (production configs list their own; none by default).
+        channel: { rooms: [{ match: 'chat:*', presence: true, history: 20 }] },
       },
     });
   } catch (error) {
@@ -147,7 +150,11 @@ function banner(facts: {
     `  TOKEN=$(curl -s -X POST ${url}/auth/login -H 'content-type: application/json' -d "{\\"code\\":\\"$CODE\\"}" | sed -E 's/.*"token":"([^"]+)".*/\\1/')`,
     `  curl -s ${url}/auth/session -H "authorization: Bearer $TOKEN"`,
     '',
-    'A message push, as WeChat sends it (logged as "push: received"; apps[].push.webhook would get it):',
+    'A channel (WebSocket rooms; chat:* rooms have presence and history here — docs/channels.md):',
+    `  ${httpsUrl.replace(/^https/, 'wss')}/channel   header Authorization: Bearer $TOKEN, then {"type":"join","room":"chat:lobby"}`,
+    '',
+    'A message push, as WeChat sends it (logged as "push: received"; apps[].push.webhook would get it; with',
+    '"FromUserName":"<openid>" in the message it also reaches that user\'s channel sockets):',
     `  curl -s -X POST ${sandboxUrl}/__sandbox/push -d ${q(JSON.stringify(pushCall))}`,
     '',
     'HTTPS: trust the dev CA once — curl --cacert ' + caFile + ` ${httpsUrl}/healthz; browsers and the OS: import`,
