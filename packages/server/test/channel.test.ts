@@ -3,7 +3,8 @@
  * sessions ending, bad frames and limits, and the Wafer tunnel.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { connect as netConnect } from 'node:net';
 import { CHANNEL_CLOSE } from 'minigate-protocol';
 import { startHarness, TEST_APPID, type Harness } from './helpers/harness.js';
 import { connect, type TestSocket } from './helpers/ws-client.js';
@@ -300,6 +301,75 @@ describe('bad input', () => {
     const received = reader.frames.filter((f) => f.type === 'message' && f.room === 'chat:firehose');
     expect(received.map((f) => f.data.i)).toEqual(received.map((_, i) => i));
     reader.close();
+  });
+});
+
+describe('protocol violations on the wire', () => {
+  /** Upgrades a raw TCP socket, sends `bytes`, and resolves with the close code the server sends (or null). */
+  async function rawClose(token: string, bytes: Buffer): Promise<number | null> {
+    const { port } = new URL(h.url);
+    const socket = netConnect(Number(port), '127.0.0.1');
+    socket.on('error', () => undefined);
+    let received = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
+    socket.write(
+      `GET /channel HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n` +
+        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nAuthorization: Bearer ${token}\r\n\r\n`,
+    );
+    const deadline = Date.now() + 3_000;
+    while (!received.includes('\r\n\r\n') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(received.toString('latin1')).toMatch(/^HTTP\/1\.1 101/);
+    const headerEnd = received.indexOf('\r\n\r\n') + 4;
+    socket.write(bytes);
+    await new Promise<void>((resolve) => {
+      socket.once('close', () => resolve());
+      setTimeout(resolve, 3_000);
+    });
+    socket.destroy();
+    // The server's frames after the handshake: find its close frame (opcode 8) and read the code.
+    let frames = received.subarray(headerEnd);
+    while (frames.length >= 2) {
+      const opcode = frames[0]! & 0x0f;
+      let length = frames[1]! & 0x7f;
+      let offset = 2;
+      if (length === 126) {
+        length = frames.readUInt16BE(2);
+        offset = 4;
+      }
+      if (opcode === 8) return length >= 2 ? frames.readUInt16BE(offset) : null;
+      frames = frames.subarray(offset + length);
+    }
+    return null;
+  }
+  const masked = (first: number, payload: Buffer, lengthByte = payload.length) => {
+    const mask = randomBytes(4);
+    const body = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!));
+    return Buffer.concat([Buffer.from([first, 0x80 | lengthByte]), mask, body]);
+  };
+
+  it('closes with 1002 or 1007 and keeps serving: unmasked, reserved opcode, RSV bits, fragmented control, bad UTF-8, bad lengths', async () => {
+    const { token } = await user();
+    const cases: [string, Buffer, number][] = [
+      ['unmasked text frame', Buffer.concat([Buffer.from([0x81, 0x02]), Buffer.from('hi')]), 1002],
+      ['reserved opcode 3', masked(0x83, Buffer.from('x')), 1002],
+      ['RSV1 without an extension', masked(0xc1, Buffer.from('x')), 1002],
+      ['fragmented ping', masked(0x09, Buffer.from('x')), 1002],
+      ['continuation without a start', masked(0x80, Buffer.from('x')), 1002],
+      ['invalid UTF-8 in a text frame', masked(0x81, Buffer.from([0xc3, 0x28])), 1007],
+      ['control frame over 125 bytes', Buffer.concat([Buffer.from([0x89, 0x80 | 126, 0x00, 0x80]), randomBytes(4), Buffer.alloc(128)]), 1002],
+      ['64-bit length with the top bit set', Buffer.concat([Buffer.from([0x81, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 1]), randomBytes(4)]), 1009],
+      ['close frame with a 1-byte payload', masked(0x88, Buffer.from([0x03])), 1002],
+    ];
+    for (const [what, bytes, code] of cases) {
+      expect([what, await rawClose(token, bytes)]).toEqual([what, code]);
+    }
+    // Still up, and a well-behaved client is served.
+    const socket = await connect(wsUrl, { token });
+    const pong = socket.next(of('pong'));
+    socket.send({ type: 'ping' });
+    await pong;
+    socket.close();
+    expect(h.logs.text()).not.toMatch(/uncaught|unhandled/i);
   });
 });
 

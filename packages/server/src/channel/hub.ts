@@ -278,6 +278,9 @@ export function createChannelHub(deps: ChannelHubDeps): ChannelHub {
         if (conn.closed || conn.rooms.has(name)) return;
       }
     }
+    // A join of this room already under way answers this one too (a second one would take over
+    // its queue of what arrives meanwhile, and messages could be lost or doubled).
+    if (conn.joining?.has(name)) return;
     const again = conn.rooms.has(name);
     conn.joining ??= new Map();
     conn.joining.set(name, []);
