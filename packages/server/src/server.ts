@@ -3,6 +3,7 @@
  * the store, migrates, checks the secret key, then listens; close() stops listening (draining
  * in-flight requests), stops timers and closes the store.
  */
+import path from 'node:path';
 import cluster from 'node:cluster';
 import { X509Certificate } from 'node:crypto';
 import {
@@ -26,6 +27,7 @@ import { Router } from './edge/http.js';
 import { createGateway, phoneNumber, registerGatewayRoutes } from './gateway/index.js';
 import { createClusterBus, createClusterRoomState, createLocalBus, createMemoryRoomState, createRedisBus, createRedisRoomState, type Bus, type RoomState } from './bus/index.js';
 import { createChannelService, registerChannelRoutes, type ChannelService } from './channel/index.js';
+import { createFilesService, createStorage, type FilesService } from './files/index.js';
 import { createOutboxWorker, createPushService, type OutboxWorker } from './push/index.js';
 import { createTokenManager, createTokenShare, type TokenManager } from './token/index.js';
 import { CertificateError } from './edge/tls/certificates.js';
@@ -100,6 +102,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
   let purgeTimer: NodeJS.Timeout | undefined;
   let outbox: OutboxWorker | undefined;
   let channel: ChannelService | undefined;
+  let files: FilesService | undefined;
   let bus: Bus | undefined;
   let roomState: RoomState | undefined;
   let url = '';
@@ -216,6 +219,25 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
       registerChannelRoutes(internalRouter, channel.hub);
     }
     const liveChannel = channel;
+    if (config.files.enabled) {
+      const filesDir = path.resolve(config.dataDir, config.files.storage.dir ?? 'files');
+      for (const route of config.routes) {
+        // Uploads must never be reachable as static files (RELIABILITY U5): only by id, through /files.
+        if (route.static && config.files.storage.type === 'local' && (filesDir + path.sep).startsWith(path.resolve(route.static) + path.sep)) {
+          throw new StartError(`files.storage.dir (${filesDir}) is inside routes[].static ${route.static}; keep uploads outside served directories`);
+        }
+      }
+      files = createFilesService({
+        config: config.files,
+        apps,
+        store: liveStore,
+        storage: createStorage(config.files.storage, config.dataDir, logger),
+        sessions: liveSessions,
+        secretKey: secretKey.key,
+        clock,
+        logger,
+      });
+    }
     const pushWorker = createOutboxWorker({ apps, store: liveStore, clock, logger, secret: config.upstreamSecret });
     outbox = pushWorker;
 
@@ -234,6 +256,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
           ...(liveChannel ? { tunnelUrl: liveChannel.tunnelUrl } : {}),
         }),
         ...(liveChannel ? [liveChannel.service] : []),
+        ...(files ? [files.service] : []),
         createPushService({
           apps,
           store: liveStore,
@@ -268,6 +291,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
 
     pushWorker.start();
     channel?.start();
+    files?.start();
     purgeTimer = setInterval(() => {
       liveSessions
         .purge(SESSION_PURGE_AFTER_MS)
@@ -287,6 +311,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     acme?.close();
     await Promise.all([edge?.close(), channel?.close()]);
     await outbox?.close();
+    await files?.close();
     await bus?.close();
     await roomState?.close();
     tlsManager?.close();

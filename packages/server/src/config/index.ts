@@ -6,3 +6,4 @@ export { parseDuration, formatDuration } from './duration.js';
 export { parseListenAddress, formatHostPort, type ListenAddress } from './listen.js';
 export { configReference } from './reference.js';
 export type { ChannelConfig, RoomRule } from './schema-channel.js';
+export type { FilesConfig } from './schema-files.js';

@@ -44,3 +44,21 @@ export const hostname = z
   .regex(HOSTNAME, { error: 'expected a host name such as api.example.com' })
   .transform((h) => h.toLowerCase());
 
+
+const SIZE_UNITS: Record<string, number> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, KIB: 1024, MIB: 1024 ** 2, GIB: 1024 ** 3 };
+
+/** A byte size: a number of bytes, or a string such as "20MiB", "500KB", "2GiB". */
+export function size(description: string) {
+  return z
+    .union([z.number().int().min(0), z.string()])
+    .transform((value, ctx) => {
+      if (typeof value === 'number') return value;
+      const match = /^(\d+(?:\.\d+)?)\s*([KMG]i?B|B)$/i.exec(value.trim());
+      if (!match) {
+        ctx.addIssue({ code: 'custom', message: 'expected a size such as 20MiB, 500KB or a number of bytes' });
+        return z.NEVER;
+      }
+      return Math.round(Number(match[1]) * SIZE_UNITS[match[2]!.toUpperCase()]!);
+    })
+    .meta({ description, format: 'size' });
+}

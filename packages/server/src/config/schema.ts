@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { channelSchema } from './schema-channel.js';
+import { appFilesSchema, filesSchema } from './schema-files.js';
 import { ROOM_NAME } from 'minigate-protocol';
 import { createRoomRules } from '../channel/rules.js';
 import { routeSchema, tlsSchema } from './schema-edge.js';
@@ -57,6 +58,7 @@ export const appSchema = z
         description:
           'How the access_token is fetched: stable (getStableAccessToken, normal mode: safe however many fetch) or classic (cgi-bin/token: each fetch invalidates the previous token after 5 minutes).',
       }),
+    files: appFilesSchema.optional(),
     push: z
       .strictObject({
         token: secret('The Token of 消息推送配置 (signs pushes).'),
@@ -116,6 +118,7 @@ export const configSchema = z
           'Paths served besides the built-in ones (/auth, /weapp, /healthz, /readyz), matched by longest prefix. A route with `service:` moves a built-in service to its path.',
       }),
     channel: channelSchema,
+    files: filesSchema.prefault({}),
     trustedProxies: z
       .array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, { error: 'expected an IP address or CIDR such as 10.0.0.0/8' }))
       .default([])

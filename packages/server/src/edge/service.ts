@@ -2,7 +2,7 @@ import type { Router } from './http.js';
 import type { UpgradeHandler } from './route-table.js';
 
 /** Built-in services a route can mount (`routes[].service`). */
-export type ServiceName = 'auth' | 'wafer' | 'push' | 'channel';
+export type ServiceName = 'auth' | 'wafer' | 'push' | 'channel' | 'files';
 
 /**
  * A feature's HTTP routes, with paths relative to where it is mounted: at `defaultPath`, or

@@ -57,3 +57,18 @@ export function storeError(error: unknown, operation: string): AppError {
     details: { operation },
   });
 }
+
+/** Runs one store operation within STORE_OP_TIMEOUT_MS, its failures mapped to AppErrors (see Store). */
+export async function storeOp<T>(operation: string, run: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StoreTimeoutError(operation)), STORE_OP_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([run(), timeout]);
+  } catch (error) {
+    throw storeError(error, operation);
+  } finally {
+    clearTimeout(timer);
+  }
+}

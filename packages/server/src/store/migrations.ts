@@ -92,6 +92,52 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('sessions_revoked_at').on('sessions').column('revoked_at').execute();
     },
   },
+  '0005_files': {
+    async up(db: Kysely<any>) {
+      // Uploaded files: the bytes are in the file storage under storage_key; a row exists only
+      // once they are durable there.
+      await db.schema
+        .createTable('files')
+        .addColumn('id', 'varchar(32)', (c) => c.primaryKey())
+        .addColumn('appid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('openid', 'varchar(128)', (c) => c.notNull())
+        .addColumn('name', 'varchar(255)', (c) => c.notNull())
+        .addColumn('content_type', 'varchar(100)', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('sha256', 'char(64)', (c) => c.notNull())
+        .addColumn('storage_key', 'varchar(191)', (c) => c.notNull())
+        .addColumn('access', 'varchar(8)', (c) => c.notNull())
+        .addColumn('meta', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('files_owner').on('files').columns(['appid', 'openid', 'created_at']).execute();
+
+      // Resumable uploads and their parts (each part's bytes under its own storage key).
+      await db.schema
+        .createTable('uploads')
+        .addColumn('id', 'varchar(32)', (c) => c.primaryKey())
+        .addColumn('appid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('openid', 'varchar(128)', (c) => c.notNull())
+        .addColumn('name', 'varchar(255)', (c) => c.notNull())
+        .addColumn('size', 'bigint')
+        .addColumn('access', 'varchar(8)', (c) => c.notNull())
+        .addColumn('meta', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('uploads_expires').on('uploads').column('expires_at').execute();
+      await db.schema
+        .createTable('upload_parts')
+        .addColumn('upload_id', 'varchar(32)', (c) => c.notNull())
+        .addColumn('n', 'integer', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('sha256', 'char(64)', (c) => c.notNull())
+        .addColumn('storage_key', 'varchar(191)', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('upload_parts_pk', ['upload_id', 'n'])
+        .execute();
+    },
+  },
 };
 
 /** The names of all migrations, in order. */

@@ -59,7 +59,49 @@ export interface OutboxTable {
   last_error: string | null;
 }
 
+export interface FilesTable {
+  id: string;
+  appid: string;
+  openid: string;
+  /** The client's file name, sanitised (display only; never a path). */
+  name: string;
+  /** From the content's magic bytes. */
+  content_type: string;
+  size: number;
+  sha256: string;
+  storage_key: string;
+  access: 'private' | 'public';
+  /** JSON of the form fields sent with the file. */
+  meta: string | null;
+  created_at: number;
+}
+
+export interface UploadsTable {
+  id: string;
+  appid: string;
+  openid: string;
+  name: string;
+  /** The size announced at creation, when one was. */
+  size: number | null;
+  access: 'private' | 'public';
+  meta: string | null;
+  created_at: number;
+  expires_at: number;
+}
+
+export interface UploadPartsTable {
+  upload_id: string;
+  n: number;
+  size: number;
+  sha256: string;
+  storage_key: string;
+  created_at: number;
+}
+
 export interface Database {
+  files: FilesTable;
+  uploads: UploadsTable;
+  upload_parts: UploadPartsTable;
   outbox: OutboxTable;
   sessions: SessionsTable;
   users: UsersTable;

@@ -10,7 +10,7 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Logger } from '../core/index.js';
 import { openDatabase, type DialectName } from './dialects.js';
-import { STORE_OP_TIMEOUT_MS, StoreTimeoutError, storeError } from './errors.js';
+import { storeOp } from './errors.js';
 import { runMigrations, type MigrationReport } from './migrations.js';
 import {
   findSession,
@@ -136,19 +136,7 @@ export interface StoreOptions {
 export async function createStore(options: StoreOptions): Promise<Store> {
   const { db, dialect, redactedUrl } = await openDatabase(options.url, options.logger);
 
-  async function guard<T>(operation: string, run: () => Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreTimeoutError(operation)), STORE_OP_TIMEOUT_MS);
-    });
-    try {
-      return await Promise.race([run(), timeout]);
-    } catch (error) {
-      throw storeError(error, operation);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
+  const guard = storeOp;
 
   return {
     dialect,
