@@ -179,22 +179,35 @@ export function createFileRecords(store: Store): FileRecords {
         return row ? toUpload(row) : null;
       }),
     putPart: (uploadId, part, now) =>
-      storeOp('uploadPutPart', () =>
-        db.transaction().execute(async (trx) => {
-          const before = await trx
-            .selectFrom('upload_parts')
-            .select('storage_key')
+      storeOp('uploadPutPart', async () => {
+        // Optimistic, without a transaction: a part sent twice at once (a retry racing the
+        // original) must end with one row and the other key handed back for removal, on every
+        // database (a select-delete-insert transaction deadlocks on InnoDB and loses a key on
+        // PostgreSQL).
+        const values = { size: part.size, sha256: part.sha256, storage_key: part.storageKey, created_at: now };
+        let lastError: unknown;
+        for (let attempt = 0; attempt < 8; attempt++) {
+          const current = await db.selectFrom('upload_parts').select('storage_key').where('upload_id', '=', uploadId).where('n', '=', part.n).executeTakeFirst();
+          if (!current) {
+            try {
+              await db.insertInto('upload_parts').values({ upload_id: uploadId, n: part.n, ...values }).execute();
+              return null;
+            } catch (error) {
+              lastError = error; // inserted by the other request meanwhile: replace that one
+              continue;
+            }
+          }
+          const updated = await db
+            .updateTable('upload_parts')
+            .set(values)
             .where('upload_id', '=', uploadId)
             .where('n', '=', part.n)
+            .where('storage_key', '=', current.storage_key)
             .executeTakeFirst();
-          await trx.deleteFrom('upload_parts').where('upload_id', '=', uploadId).where('n', '=', part.n).execute();
-          await trx
-            .insertInto('upload_parts')
-            .values({ upload_id: uploadId, n: part.n, size: part.size, sha256: part.sha256, storage_key: part.storageKey, created_at: now })
-            .execute();
-          return before && before.storage_key !== part.storageKey ? before.storage_key : null;
-        }),
-      ),
+          if (Number(updated.numUpdatedRows) > 0) return current.storage_key;
+        }
+        throw lastError ?? new Error('the part kept changing under this request');
+      }),
     parts: (uploadId) =>
       storeOp('uploadParts', async () => {
         const rows = await db.selectFrom('upload_parts').selectAll().where('upload_id', '=', uploadId).orderBy('n').execute();
