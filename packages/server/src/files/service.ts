@@ -26,6 +26,11 @@ import type { FileStorage } from './storage.js';
 const ID = /^[a-f0-9]{32}$/;
 /** Bytes without a row younger than this are left alone: their row may be on its way. */
 export const ORPHAN_AGE_MS = 3_600_000;
+/**
+ * A local temp file untouched this long belongs to no upload: a live one is written to all the
+ * time, and a stalled one is cut by the listener's idle timeout (60 s) well before.
+ */
+export const LOCAL_TEMP_AGE_MS = 2 * 60_000;
 export const SWEEP_INTERVAL_MS = 10 * 60_000;
 /** How long a refused upload's remaining body is read and dropped before the connection is cut. */
 const LINGER_MS = 2_000;
@@ -441,7 +446,8 @@ export function createFilesService(deps: FilesDeps): FilesService {
       await dropUpload(id);
       uploads++;
     }
-    const incomplete = await storage.sweepIncomplete(ORPHAN_AGE_MS);
+    // S3 multipart uploads are judged by when they began, and big ones take a while.
+    const incomplete = await storage.sweepIncomplete(storage.kind === 'local' ? LOCAL_TEMP_AGE_MS : ORPHAN_AGE_MS);
     let orphans = 0;
     const cutoff = Date.now() - ORPHAN_AGE_MS;
     const check = async (prefix: string, idOf: (key: string) => string, exists: (ids: string[]) => Promise<Set<string>>) => {

@@ -1,0 +1,212 @@
+/**
+ * Files under stress, against the real CLI: a 1 GB upload with RSS held flat, a thousand
+ * uploads cut off mid-body with file descriptors and memory back to where they were, a kill in
+ * the middle of a write (no row, the temp file swept at the next start), and a full disk.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCli, type RunningCli } from './helpers/cli.js';
+
+const APPID = 'wx7e5700000000f001';
+const SECRET = 'files-stress-app-secret-0123456789';
+const BOUNDARY = 'StressBoundary7MA4YWxkTrZu0gW';
+const JPEG_HEAD = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00, 0x01]);
+
+let dir: string;
+let sandbox: RunningCli;
+let sandboxUrl: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'mg-files-stress-'));
+  sandbox = startCli(['sandbox', '--port', '0', '--app', `${APPID}:${SECRET}`]);
+  sandboxUrl = /(http:\/\/\S+)/.exec(await sandbox.waitForLine(/^sandbox http/))![1]!;
+}, 30_000);
+afterAll(async () => {
+  await sandbox?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function configFile(name: string, files: string[]): string {
+  const file = path.join(dir, `${name}.yaml`);
+  writeFileSync(
+    file,
+    [`dataDir: ./${name}-data`, 'listen:', '  http: 127.0.0.1:0', `wechat:\n  apiBase: ${sandboxUrl}`, 'apps:', `  - appid: ${APPID}`, `    secret: ${SECRET}`, 'files:', ...files.map((l) => `  ${l}`), ''].join('\n'),
+  );
+  return file;
+}
+
+async function start(file: string): Promise<{ cli: RunningCli; url: string; port: number; pid: number }> {
+  const cli = startCli(['start', '-c', file]);
+  const url = /listening on (http:\S+)/.exec(await cli.waitForLine(/^minigate listening on/))![1]!;
+  return { cli, url, port: Number(new URL(url).port), pid: cli.child.pid! };
+}
+
+async function login(url: string): Promise<string> {
+  const code = (await (await fetch(`${sandboxUrl}/__sandbox/login`, { method: 'POST', body: JSON.stringify({ appid: APPID }) })).json()) as any;
+  const answer = (await (await fetch(`${url}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: code.code }) })).json()) as any;
+  return answer.token;
+}
+
+const rssKiB = (pid: number) => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+const fds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const preamble = Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="big.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`);
+const epilogue = Buffer.from(`\r\n--${BOUNDARY}--\r\n`);
+
+/** Streams a multipart upload of `size` file bytes (a JPEG header, then a repeating pattern). */
+function streamUpload(port: number, token: string, size: number, onProgress?: (sent: number) => void): Promise<{ status: number; body: any; sha256: string }> {
+  const chunk = Buffer.alloc(1 << 20, 0x5a);
+  const hash = createHash('sha256');
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/files',
+        headers: { authorization: `Bearer ${token}`, 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, 'content-length': preamble.length + size + epilogue.length },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text), sha256: hash.digest('hex') }));
+      },
+    );
+    req.on('error', reject);
+    let sent = 0;
+    const write = () => {
+      while (sent < size) {
+        const piece = sent === 0 ? Buffer.concat([JPEG_HEAD, chunk.subarray(JPEG_HEAD.length)]) : chunk;
+        const part = piece.subarray(0, Math.min(piece.length, size - sent));
+        hash.update(part);
+        sent += part.length;
+        onProgress?.(sent);
+        if (!req.write(sent === part.length ? Buffer.concat([preamble, part]) : part)) return void req.once('drain', write);
+      }
+      req.end(epilogue);
+    };
+    write();
+  });
+}
+
+describe('big and broken uploads against minigate start', () => {
+  it('takes a 1 GB upload with RSS growing by less than 64 MB', { timeout: 120_000 }, async () => {
+    const server = await start(configFile('big', ['maxFileSize: 2GiB']));
+    try {
+      const token = await login(server.url);
+      await pause(500);
+      const before = rssKiB(server.pid);
+      let peak = before;
+      const sampler = setInterval(() => (peak = Math.max(peak, rssKiB(server.pid))), 50);
+      const size = 1024 * 1024 * 1024;
+      const answer = await streamUpload(server.port, token, size).finally(() => clearInterval(sampler));
+      expect(answer.status).toBe(201);
+      expect(answer.body).toMatchObject({ size, sha256: answer.sha256, contentType: 'image/jpeg' });
+      const growthMiB = (peak - before) / 1024;
+      console.log(`1 GiB upload: RSS ${(before / 1024).toFixed(0)} MiB before, peak ${(peak / 1024).toFixed(0)} MiB (+${growthMiB.toFixed(1)} MiB)`);
+      expect(growthMiB).toBeLessThan(64);
+    } finally {
+      await server.cli.stop();
+    }
+  });
+
+  it('leaves file descriptors, memory and the disk as they were after 1,000 uploads cut off mid-body', { timeout: 120_000 }, async () => {
+    const server = await start(configFile('aborts', ['maxFileSize: 50MiB']));
+    try {
+      const token = await login(server.url);
+      const body = Buffer.concat([preamble, JPEG_HEAD, Buffer.alloc(200_000, 1)]);
+      const head = Buffer.from(
+        `POST /files HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\nContent-Length: 10000000\r\n\r\n`,
+      );
+      const abortOne = () =>
+        new Promise<void>((resolve) => {
+          const socket = netConnect(server.port, '127.0.0.1');
+          socket.on('error', () => undefined);
+          socket.on('close', () => resolve());
+          socket.write(Buffer.concat([head, body]), () => setTimeout(() => socket.destroy(), 5));
+        });
+      const run = async (n: number) => {
+        for (let i = 0; i < n; i += 20) await Promise.all(Array.from({ length: Math.min(20, n - i) }, abortOne));
+      };
+      await run(100); // warm up
+      await pause(1_000);
+      const fdBefore = fds(server.pid);
+      const rssBefore = rssKiB(server.pid);
+      await run(1_000);
+      await expect.poll(() => fds(server.pid), { timeout: 10_000 }).toBeLessThanOrEqual(fdBefore + 2);
+      const rssGrowthMiB = (rssKiB(server.pid) - rssBefore) / 1024;
+      console.log(`1,000 aborted uploads: fds ${fdBefore} → ${fds(server.pid)}, RSS +${rssGrowthMiB.toFixed(1)} MiB`);
+      expect(rssGrowthMiB).toBeLessThan(32);
+      const filesDir = path.join(dir, 'aborts-data', 'files');
+      await expect.poll(() => (existsSync(path.join(filesDir, 'tmp')) ? readdirSync(path.join(filesDir, 'tmp')) : []), { timeout: 5_000 }).toEqual([]);
+      expect(existsSync(path.join(filesDir, 'f')) ? readdirSync(path.join(filesDir, 'f')) : []).toEqual([]);
+      // Still serving.
+      const ok = await streamUpload(server.port, token, 10_000);
+      expect(ok.status).toBe(201);
+    } finally {
+      await server.cli.stop();
+    }
+  });
+
+  it('after a kill mid-write: no row, and the temp file is swept at the next start', { timeout: 60_000 }, async () => {
+    const file = configFile('killed', ['maxFileSize: 1GiB']);
+    let server = await start(file);
+    const token = await login(server.url);
+    const tmp = path.join(dir, 'killed-data', 'files', 'tmp');
+    let killed = false;
+    const upload = streamUpload(server.port, token, 512 * 1024 * 1024, (sent) => {
+      if (!killed && sent > 64 * 1024 * 1024) {
+        killed = true;
+        server.cli.child.kill('SIGKILL');
+      }
+    }).catch((error: Error) => error);
+    expect(await upload).toBeInstanceOf(Error);
+    await server.cli.exited();
+    const leftover = readdirSync(tmp);
+    expect(leftover.length).toBe(1);
+    // Made to look as old as a dead upload's temp file is by the time anyone restarts.
+    const old = new Date(Date.now() - 10 * 60_000);
+    utimesSync(path.join(tmp, leftover[0]!), old, old);
+
+    server = await start(file);
+    try {
+      await expect.poll(() => readdirSync(tmp), { timeout: 5_000 }).toEqual([]);
+      const list = (await (await fetch(`${server.url}/files`, { headers: { authorization: `Bearer ${token}` } })).json()) as any;
+      expect(list.files).toEqual([]);
+      await server.cli.waitForStderr('files: swept');
+    } finally {
+      await server.cli.stop();
+    }
+  });
+
+  it('answers 507 when the disk fills, removes the partial file, and keeps serving', { timeout: 60_000 }, async () => {
+    const mount = path.join(dir, 'small-disk');
+    mkdirSync(mount);
+    // A real full disk: a 16 MiB tmpfs (these machines run tests as root).
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mount]);
+    try {
+      const server = await start(configFile('full', ['maxFileSize: 100MiB', `storage: { dir: ${mount} }`]));
+      try {
+        const token = await login(server.url);
+        const full = await streamUpload(server.port, token, 40 * 1024 * 1024).catch((error: Error) => error);
+        if (full instanceof Error) throw full;
+        expect([full.status, full.body.error.code]).toEqual([507, 'STORAGE_FULL']);
+        expect(readdirSync(path.join(mount, 'tmp'))).toEqual([]);
+        const small = await streamUpload(server.port, token, 1024 * 1024);
+        expect(small.status).toBe(201);
+        expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+      } finally {
+        await server.cli.stop();
+      }
+    } finally {
+      execFileSync('umount', ['-l', mount]);
+    }
+  });
+});
