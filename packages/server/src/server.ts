@@ -237,6 +237,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
         clock,
         logger,
       });
+      files.registerInternal(internalRouter);
     }
     const pushWorker = createOutboxWorker({ apps, store: liveStore, clock, logger, secret: config.upstreamSecret });
     outbox = pushWorker;

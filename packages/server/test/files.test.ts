@@ -113,6 +113,8 @@ describe.each([
     h = await startHarness({
       store: database.url,
       config: {
+        listen: { internal: '127.0.0.1:0' },
+        internal: { token: 'files-internal-token-0123456789abcdef' },
         files: {
           storage: storageConfig,
           maxFileSize: '8MiB',
@@ -334,6 +336,19 @@ describe.each([
     const third = (await (await fetch(`${base}/uploads`, { method: 'POST', headers: json, body: '{}' })).json()) as { id: string };
     const huge = await fetch(`${base}/uploads/${third.id}/parts/1`, { method: 'PUT', headers: { authorization: `Bearer ${alice.token}` }, body: Buffer.alloc(7 * 1024 * 1024) });
     expect(huge.status).toBe(413);
+  });
+
+  it('lets business services look a file up, link to it and delete it (internal API)', async () => {
+    const file = path.join(work, `${backend}-${dialect}-svc.png`);
+    writeFileSync(file, Buffer.concat([PNG_HEAD, randomBytes(500)]));
+    const up = (await curl([...auth(bob), '-F', `file=@${file}`, '-F', 'order=A17', base])).body;
+    const info = await h.internal('GET', `/v1/files/${up.id}`);
+    expect(info.body).toMatchObject({ id: up.id, openid: bob.openid, contentType: 'image/png', meta: { order: 'A17' }, url: `/files/${up.id}` });
+    const link = await h.internal('POST', `/v1/files/${up.id}/link`, { ttl: 30 });
+    expect((await curl([`${h.url}${link.body.path}`])).status).toBe(200);
+    expect((await h.internal('DELETE', `/v1/files/${up.id}`)).body).toEqual({ deleted: true });
+    expect((await h.internal('GET', `/v1/files/${up.id}`)).status).toBe(404);
+    expect((await h.internal('GET', '/v1/files/not-an-id')).body.error.code).toBe('FILE_NOT_FOUND');
   });
 
   it('holds each user to the quota', { timeout: 30_000 }, async () => {

@@ -49,6 +49,8 @@ export interface FilesDeps {
 
 export interface FilesService {
   service: Service;
+  /** The internal API's file routes (business services look files up and delete them). */
+  registerInternal(router: Router): void;
   records: FileRecords;
   /** Removes expired uploads, crash leftovers and bytes without a row. */
   sweep(): Promise<{ uploads: number; incomplete: number; orphans: number }>;
@@ -83,10 +85,12 @@ export function createFilesService(deps: FilesDeps): FilesService {
 
   const baseUrl = (ctx: HttpContext) => `${ctx.client.scheme}://${ctx.client.host}${config.path}`;
 
-  function describe(ctx: HttpContext, file: FileRecord) {
+  const describe = (ctx: HttpContext, file: FileRecord) => describeWith(`${baseUrl(ctx)}/${file.id}`, file);
+
+  function describeWith(url: string, file: FileRecord) {
     return {
       id: file.id,
-      url: `${baseUrl(ctx)}/${file.id}`,
+      url,
       size: file.size,
       sha256: file.sha256,
       contentType: file.contentType,
@@ -475,8 +479,34 @@ export function createFilesService(deps: FilesDeps): FilesService {
     return { uploads, incomplete, orphans };
   }
 
+  function registerInternal(internal: Router): void {
+    const found = async (id: string) => {
+      const file = ID.test(id) ? await records.get(id) : null;
+      if (!file) throw new AppError('FILE_NOT_FOUND');
+      return file;
+    };
+    // No request host here: the file's path, for the service to put behind its own host.
+    const facts = (file: FileRecord) => ({ ...describeWith(`${config.path}/${file.id}`, file), appid: file.appid, openid: file.openid });
+    internal.add('GET', '/v1/files/:id', async (ctx) => sendJson(ctx.res, 200, facts(await found(ctx.params.id ?? ''))));
+    internal.add('DELETE', '/v1/files/:id', async (ctx) => {
+      const file = await found(ctx.params.id ?? '');
+      await records.remove(file.id);
+      await storage.remove(file.storageKey).catch(() => undefined);
+      sendJson(ctx.res, 200, { deleted: true });
+    });
+    internal.add('POST', '/v1/files/:id/link', async (ctx) => {
+      const file = await found(ctx.params.id ?? '');
+      const body = await readJsonBody(ctx.req);
+      const ttlS = body.ttl === undefined ? config.linkTtl / 1000 : Number(body.ttl);
+      if (!(Number.isInteger(ttlS) && ttlS >= 1 && ttlS * 1000 <= config.linkTtl)) throw new AppError('BAD_REQUEST', { message: `ttl: seconds, 1 to ${config.linkTtl / 1000} (files.linkTtl).` });
+      const exp = Math.floor(clock.now() / 1000) + ttlS;
+      sendJson(ctx.res, 200, { path: `${config.path}/${file.id}?exp=${exp}&sig=${linkSignature(file.id, exp)}`, expiresAt: exp * 1000 });
+    });
+  }
+
   return {
     service: { name: 'files', defaultPath: config.path, router },
+    registerInternal,
     records,
     sweep,
     start() {
