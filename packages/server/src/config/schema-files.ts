@@ -53,6 +53,7 @@ export const filesSchema = z
       .enum(['private', 'public'])
       .default('private')
       .meta({ description: 'An upload\'s access unless it asks (form field `access`): private — only the uploader (with their session) or a signed link; public — anyone with the URL.' }),
+    uploadTimeout: duration('Time one upload request (a whole file, or one resumable part) may take; other requests get 5 min. A body that stalls for 60 s is cut anyway.', '1s').prefault('1h'),
     quota: size('Bytes a user may keep in files (all their files together). Default: no quota.').optional(),
     linkTtl: duration('Longest lifetime of a signed link (GET /files/{id}?exp=&sig=).', '1s').prefault('1h'),
     resumable: z
@@ -70,6 +71,7 @@ export const filesSchema = z
 export const appFilesSchema = z
   .strictObject({
     maxFileSize: size('This app\'s largest file (instead of files.maxFileSize).').optional(),
+    uploadTimeout: duration('Time one upload request (a whole file, or one resumable part) may take; other requests get 5 min. A body that stalls for 60 s is cut anyway.', '1s').prefault('1h'),
     quota: size('This app\'s per-user quota (instead of files.quota).').optional(),
   })
   .meta({ description: 'File limits for this app.' });

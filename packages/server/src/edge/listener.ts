@@ -26,6 +26,34 @@ export const MAX_HEADER_BYTES = 16 * 1024;
 export const DRAIN_GRACE_MS = 10_000;
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+const deadlines = new WeakMap<IncomingMessage, NodeJS.Timeout>();
+
+/** Cuts the request if its body has not all arrived within `ms` (the headers have their own deadline). */
+function armDeadline(req: IncomingMessage, ms: number): void {
+  clearTimeout(deadlines.get(req));
+  if (req.complete) return;
+  const timer = setTimeout(() => {
+    if (req.complete) return;
+    // HTTP/2: this stream only; HTTP/1.1: the connection, the only way to stop a body.
+    const stream = (req as unknown as { stream?: { close(code?: number): void } }).stream;
+    if (req.httpVersionMajor === 2 && stream) stream.close(8 /* NGHTTP2_CANCEL */);
+    else req.socket.destroy();
+  }, ms);
+  timer.unref();
+  deadlines.set(req, timer);
+  const clear = () => clearTimeout(timer);
+  req.once('end', clear);
+  req.once('close', clear);
+}
+
+/**
+ * Gives this request's body `ms` from now instead of REQUEST_TIMEOUT_MS: for uploads, which may
+ * be slow on a phone's network. The idle timeout still cuts a body that stalls.
+ */
+export function extendRequestDeadline(req: IncomingMessage, ms: number): void {
+  if (deadlines.has(req)) armDeadline(req, ms);
+}
 export type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
 export interface Listener {
@@ -42,7 +70,8 @@ const httpOptions = {
   headersTimeout: HEADERS_TIMEOUT_MS,
   // How often the deadlines above are enforced (Node's default, 30 s, lets a slow client linger).
   connectionsCheckingInterval: 1_000,
-  requestTimeout: REQUEST_TIMEOUT_MS,
+  // The body's deadline is ours (armDeadline below), so that an upload route can have a longer one.
+  requestTimeout: 0,
   keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
   maxHeaderSize: MAX_HEADER_BYTES,
   insecureHTTPParser: false,
@@ -58,14 +87,18 @@ export interface ListenerOptions {
   tls?: TlsOptions;
   /** Offer HTTP/2 by ALPN (with HTTP/1.1 still allowed). */
   http2?: boolean;
+  /** The body deadline (tests shorten it). */
+  requestTimeoutMs?: number;
 }
 
 export function createListener(options: ListenerOptions): Listener {
   const { logger } = options;
   let draining = false;
   // While draining, answers tell HTTP/1.1 clients not to reuse the connection.
+  const requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
   const handler: RequestHandler = (req, res) => {
     if (draining && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
+    armDeadline(req, requestTimeoutMs);
     options.handler(req, res);
   };
   let server: HttpServer;
@@ -73,7 +106,7 @@ export function createListener(options: ListenerOptions): Listener {
   else if (!options.http2) server = createHttpsServer({ ...httpOptions, ...options.tls }, handler) as unknown as HttpServer;
   else {
     server = createHttp2Server({ ...options.tls, allowHTTP1: true }, handler as never) as unknown as HttpServer;
-    Object.assign(server, { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
+    Object.assign(server, { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
   }
   server.timeout = SOCKET_IDLE_TIMEOUT_MS;
   // HTTP/2 sessions are told to go away (GOAWAY) on close, so they drain like HTTP/1.1 keep-alive.

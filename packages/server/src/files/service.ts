@@ -15,6 +15,7 @@ import { AppError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { readJsonBody, Router, sendJson, type HttpContext } from '../edge/http.js';
 import type { Service } from '../edge/service.js';
+import { extendRequestDeadline } from '../edge/listener.js';
 import { parseRange } from '../edge/static.js';
 import type { Store } from '../store/index.js';
 import { ingest } from './ingest.js';
@@ -136,6 +137,7 @@ export function createFilesService(deps: FilesDeps): FilesService {
   // ---- upload (wx.uploadFile) ---------------------------------------------------------------
 
   async function upload(ctx: HttpContext): Promise<void> {
+    extendRequestDeadline(ctx.req, config.uploadTimeout);
     const me = await session(ctx);
     const room = await roomLeft(me);
     const id = newId();
@@ -308,6 +310,7 @@ export function createFilesService(deps: FilesDeps): FilesService {
   }
 
   async function putPart(ctx: HttpContext): Promise<void> {
+    extendRequestDeadline(ctx.req, config.uploadTimeout);
     const { upload } = await ownUpload(ctx);
     const n = Number(ctx.params.n);
     if (!Number.isInteger(n) || n < 1 || n > resumable.maxParts) throw new AppError('BAD_REQUEST', { message: `Parts are numbered 1 to ${resumable.maxParts}.` });
