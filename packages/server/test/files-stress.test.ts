@@ -11,7 +11,9 @@ import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createS3Storage } from '../src/files/index.js';
 import { startCli, type RunningCli } from './helpers/cli.js';
+import { startS3Server } from './helpers/s3.js';
 
 const APPID = 'wx7e5700000000f001';
 const SECRET = 'files-stress-app-secret-0123456789';
@@ -95,6 +97,66 @@ function streamUpload(port: number, token: string, size: number, onProgress?: (s
     write();
   });
 }
+
+describe('big and broken uploads to S3 (s3rver)', () => {
+  it('takes a 1 GB upload with RSS growing by less than 64 MB, and 300 uploads cut off mid-body leave no object and no fds', { timeout: 180_000 }, async () => {
+    const s3 = await startS3Server();
+    const server = await start(
+      configFile('s3', [
+        'maxFileSize: 2GiB',
+        `storage: { type: s3, endpoint: "${s3.endpoint}", region: ${s3.region}, bucket: ${s3.bucket}, accessKeyId: ${s3.accessKeyId}, secretAccessKey: ${s3.secretAccessKey}, forcePathStyle: true }`,
+      ]),
+    );
+    try {
+      const token = await login(server.url);
+      await pause(500);
+      const before = rssKiB(server.pid);
+      let peak = before;
+      const sampler = setInterval(() => (peak = Math.max(peak, rssKiB(server.pid))), 50);
+      const size = 1024 * 1024 * 1024;
+      const answer = await streamUpload(server.port, token, size).finally(() => clearInterval(sampler));
+      expect(answer.status).toBe(201);
+      expect(answer.body).toMatchObject({ size, sha256: answer.sha256 });
+      const growthMiB = (peak - before) / 1024;
+      console.log(`1 GiB upload to S3: RSS ${(before / 1024).toFixed(0)} MiB before, peak ${(peak / 1024).toFixed(0)} MiB (+${growthMiB.toFixed(1)} MiB)`);
+      expect(growthMiB).toBeLessThan(64);
+      const back = await fetch(answer.body.url, { headers: { authorization: `Bearer ${token}`, range: 'bytes=1073741800-' } });
+      expect(back.status).toBe(206);
+      expect((await back.arrayBuffer()).byteLength).toBe(24);
+
+      const fdBefore = fds(server.pid);
+      const body = Buffer.concat([preamble, JPEG_HEAD, Buffer.alloc(6 * 1024 * 1024, 1)]); // past one S3 part
+      const head = Buffer.from(
+        `POST /files HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\nContent-Length: 100000000\r\n\r\n`,
+      );
+      const abortOne = () =>
+        new Promise<void>((resolve) => {
+          const socket = netConnect(server.port, '127.0.0.1');
+          socket.on('error', () => undefined);
+          socket.on('close', () => resolve());
+          socket.write(Buffer.concat([head, body]), () => setTimeout(() => socket.destroy(), 20));
+        });
+      for (let i = 0; i < 300; i += 10) await Promise.all(Array.from({ length: 10 }, abortOne));
+      await expect.poll(() => fds(server.pid), { timeout: 15_000 }).toBeLessThanOrEqual(fdBefore + 4);
+      const storage = createS3Storage({ endpoint: s3.endpoint, region: s3.region, bucket: s3.bucket, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, forcePathStyle: true, prefix: '' });
+      const keys: string[] = [];
+      await expect
+        .poll(
+          async () => {
+            keys.length = 0;
+            for await (const o of storage.list('f/')) keys.push(o.key);
+            return keys.length;
+          },
+          { timeout: 15_000 },
+        )
+        .toBe(1); // the 1 GiB file only
+      await storage.close();
+    } finally {
+      await server.cli.stop();
+      await s3.close();
+    }
+  });
+});
 
 describe('big and broken uploads against minigate start', () => {
   it('takes a 1 GB upload with RSS growing by less than 64 MB', { timeout: 120_000 }, async () => {
