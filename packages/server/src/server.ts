@@ -28,6 +28,10 @@ import { createGateway, phoneNumber, registerGatewayRoutes } from './gateway/ind
 import { createClusterBus, createClusterRoomState, createLocalBus, createMemoryRoomState, createRedisBus, createRedisRoomState, type Bus, type RoomState } from './bus/index.js';
 import { createChannelService, registerChannelRoutes, type ChannelService } from './channel/index.js';
 import { createFilesService, createStorage, type FilesService } from './files/index.js';
+import { CHECK_TIMEOUT_MS, configuredUrls, registerCheckRoutes, runChecks } from './doctor/index.js';
+
+/** How long after start the served domains are checked (ACME and DNS may need the moment). */
+const DOMAIN_CHECK_DELAY_MS = 30_000;
 import { createOutboxWorker, createPushService, type OutboxWorker } from './push/index.js';
 import { createTokenManager, createTokenShare, type TokenManager } from './token/index.js';
 import { CertificateError } from './edge/tls/certificates.js';
@@ -103,6 +107,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
   let outbox: OutboxWorker | undefined;
   let channel: ChannelService | undefined;
   let files: FilesService | undefined;
+  let checkTimer: NodeJS.Timeout | undefined;
   let bus: Bus | undefined;
   let roomState: RoomState | undefined;
   let url = '';
@@ -200,6 +205,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     const internalRouter = new Router();
     registerGatewayRoutes(internalRouter, { apps, tokens, gateway });
     registerSessionRoutes(internalRouter, liveSessions, new Set(apps.keys()));
+    registerCheckRoutes(internalRouter);
     if (config.channel.enabled) {
       // Redis for instances on several machines; the primary for workers on one; else this process.
       const busId = `${process.pid.toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
@@ -304,11 +310,28 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
         .catch((error: unknown) => logger.warn({ code: (error as AppError).code }, 'push: purge failed'));
     }, SESSION_PURGE_INTERVAL_MS);
     purgeTimer.unref();
+    // WeChat's rules for the served domains, once, after ACME and DNS have had a moment (one worker does it).
+    const domains = config.tls.checkDomains && (!cluster.isWorker || cluster.worker?.id === 1) ? configuredUrls(config) : [];
+    if (domains.length) {
+      checkTimer = setTimeout(() => {
+        runChecks(domains, { timeoutMs: CHECK_TIMEOUT_MS, ca: [], resolve: new Map() })
+          .then((report) => {
+            for (const r of report.results) {
+              const bad = r.checks.filter((c) => c.verdict === 'fail' || c.verdict === 'warn');
+              for (const c of bad) logger.warn({ url: r.url, check: c.id, detail: c.detail, fix: c.fix }, `check: ${c.title} ${c.verdict}s for ${r.url}`);
+              if (!bad.length) logger.info({ url: r.url }, 'check: the domain passes WeChat\'s server-domain rules');
+            }
+          })
+          .catch((error: unknown) => logger.warn({ err: (error as Error).message }, 'check: could not run'));
+      }, DOMAIN_CHECK_DELAY_MS);
+      checkTimer.unref();
+    }
     logger.info({ url, urls, store: liveStore.redactedUrl, apps: [...apps.keys()] }, 'minigate started');
   }
 
   async function close(): Promise<void> {
     clearInterval(purgeTimer);
+    clearTimeout(checkTimer);
     acme?.close();
     await Promise.all([edge?.close(), channel?.close()]);
     await outbox?.close();

@@ -1,7 +1,7 @@
 /** The `minigate` command: one thin file per subcommand. */
 import { readFileSync } from 'node:fs';
 import { EXIT_USAGE, UsageError } from './errors.js';
-import { devHelp, migrateHelp, sandboxHelp, startHelp, validateHelp } from './usage.js';
+import { checkHelp, devHelp, migrateHelp, sandboxHelp, startHelp, validateHelp } from './usage.js';
 
 type Run = (argv: string[]) => void | Promise<void>;
 
@@ -10,6 +10,7 @@ const commands: Record<string, { help: string; load: () => Promise<Run> }> = {
   dev: { help: devHelp, load: async () => (await import('./dev.js')).dev },
   start: { help: startHelp, load: async () => (await import('./start.js')).start },
   validate: { help: validateHelp, load: async () => (await import('./validate.js')).validate },
+  check: { help: checkHelp, load: async () => (await import('./check.js')).check },
   migrate: { help: migrateHelp, load: async () => (await import('./migrate.js')).migrate },
   sandbox: { help: sandboxHelp, load: async () => (await import('./sandbox.js')).sandbox },
 };
@@ -22,6 +23,7 @@ Commands:
   dev        run locally with no config: SQLite, the WeChat sandbox, a dev app
   start      run from minigate.yaml (-c FILE)
   validate   check a config file and list every problem
+  check      tell whether a domain satisfies WeChat's server-domain rules
   migrate    apply database migrations and exit
   sandbox    run the WeChat API sandbox alone
 

@@ -18,6 +18,16 @@ export const validateHelp = `minigate validate [-c FILE]
 Checks a config file without starting: prints every problem (file:line, key path, what to do)
 and exits 1, or prints a summary and exits 0.`;
 
+export const checkHelp = `minigate check URL... [--type request|socket|upload|download] [--ca FILE] [--resolve NAME:IP] [--json] [--timeout S]
+minigate check -c minigate.yaml
+
+Tells whether each URL satisfies WeChat's server-domain rules before a phone finds out: URL rules,
+DNS, TCP, TLS versions, the certificate chain as served (a missing intermediate fails), hostname,
+dates, iOS ATS (key, signature, ECDHE), trusted root, an HTTP request (a WebSocket upgrade for
+--type socket), and the line to paste into 开发管理 → 服务器域名. With -c, every domain the config
+serves. --ca trusts a private root (testing); --resolve checks a server before DNS points at it.
+Exit 0: all pass (warnings allowed); 1: a check failed; 2: usage, or a server could not be reached.`;
+
 export const migrateHelp = `minigate migrate [-c FILE]
 
 Applies pending database migrations to the configured store and exits. (minigate start also

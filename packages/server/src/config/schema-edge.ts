@@ -81,6 +81,10 @@ export const tlsSchema = z
       .boolean()
       .default(false)
       .meta({ description: 'A local CA in dataDir and a certificate for localhost/127.0.0.1 (minigate dev turns it on).' }),
+    checkDomains: z
+      .boolean()
+      .default(true)
+      .meta({ description: 'Half a minute after start, check the served domains against WeChat\'s server-domain rules (as `minigate check -c`) and log what fails.' }),
   })
   .prefault({})
   .meta({ description: 'TLS for listen.https.' });

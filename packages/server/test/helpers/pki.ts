@@ -40,23 +40,28 @@ export function makeCa(name = 'Minigate Test'): TestCa {
 let serial = 0;
 
 /** A leaf for `names` issued by the intermediate (or `days` < 0 for an already expired one). */
-export function makeLeaf(ca: TestCa, names: string[], options: { days?: number; key?: 'rsa:2048' | 'rsa:1024' | 'ec'; label?: string } = {}): TestLeaf {
+export function makeLeaf(
+  ca: TestCa,
+  names: string[],
+  options: { days?: number; key?: 'rsa:2048' | 'rsa:1024' | 'ec'; label?: string; md?: 'sha256' | 'sha1'; dates?: { start: string; end: string } } = {},
+): TestLeaf {
   const label = options.label ?? `leaf${++serial}`;
   const dir = ca.dir;
+  const md = options.md ?? 'sha256';
   const san = names.map((n) => (/^[\d.]+$|:/.test(n) ? `IP:${n}` : `DNS:${n}`)).join(',');
   writeFileSync(path.join(dir, `${label}.ext`), `basicConstraints=CA:false\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${san}\n`);
   const keyArgs = options.key === 'ec' ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'] : ['-newkey', options.key ?? 'rsa:2048'];
   openssl(['req', ...keyArgs, '-nodes', '-keyout', `${label}.key`, '-out', `${label}.csr`, '-subj', `/CN=${names[0]}`], dir);
   const days = options.days ?? 90;
-  const validity = days > 0 ? ['-days', String(days)] : ['-not_before', '20200101000000Z', '-not_after', '20200201000000Z'];
-  try {
-    openssl(['x509', '-req', '-in', `${label}.csr`, '-CA', 'intermediate.pem', '-CAkey', 'intermediate.key', '-CAcreateserial', '-out', `${label}.pem`, ...validity, '-sha256', '-extfile', `${label}.ext`], dir);
-  } catch {
-    // openssl 3.0 has no -not_before on x509; an expired leaf is made with the ca command instead.
+  // openssl 3.0 has no -not_before on x509: set dates (an expired or a future leaf) with the ca command.
+  const dates = options.dates ?? (days > 0 ? undefined : { start: '20200101000000Z', end: '20200201000000Z' });
+  if (!dates) {
+    openssl(['x509', '-req', '-in', `${label}.csr`, '-CA', 'intermediate.pem', '-CAkey', 'intermediate.key', '-CAcreateserial', '-out', `${label}.pem`, '-days', String(days), `-${md}`, '-extfile', `${label}.ext`], dir);
+  } else {
     writeFileSync(path.join(dir, 'index.txt'), '');
-    writeFileSync(path.join(dir, 'ca.cnf'), `[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\nnew_certs_dir=.\nserial=serial.txt\ndefault_md=sha256\npolicy=p\ncopy_extensions=none\n[p]\ncommonName=supplied\n`);
+    writeFileSync(path.join(dir, 'ca.cnf'), `[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\nnew_certs_dir=.\nserial=serial.txt\ndefault_md=${md}\npolicy=p\ncopy_extensions=none\nunique_subject=no\n[p]\ncommonName=supplied\n`);
     writeFileSync(path.join(dir, 'serial.txt'), `${(1000 + serial).toString(16).padStart(4, '0')}\n`);
-    openssl(['ca', '-batch', '-config', 'ca.cnf', '-cert', 'intermediate.pem', '-keyfile', 'intermediate.key', '-in', `${label}.csr`, '-out', `${label}.pem`, '-startdate', '20200101000000Z', '-enddate', '20200201000000Z', '-extfile', `${label}.ext`, '-notext'], dir);
+    openssl(['ca', '-batch', '-config', 'ca.cnf', '-cert', 'intermediate.pem', '-keyfile', 'intermediate.key', '-in', `${label}.csr`, '-out', `${label}.pem`, '-startdate', dates.start, '-enddate', dates.end, '-extfile', `${label}.ext`, '-notext'], dir);
   }
   const fullchain = path.join(dir, `${label}.fullchain.pem`);
   writeFileSync(fullchain, readFileSync(path.join(dir, `${label}.pem`), 'utf8') + readFileSync(ca.intermediatePem, 'utf8'));
