@@ -1,26 +1,14 @@
 /**
- * minigate-client: the mini program side of minigate. (The full SDK — login, request, upload,
- * channels — arrives with its own issue; this is the error type every part of it returns.)
+ * minigate-client: the mini program side of minigate — login, requests with the session,
+ * uploads and downloads, channels (WebSocket rooms), the phone number. No dependencies; ES2017.
+ *
+ *   const { createClient } = require('minigate-client');
+ *   const client = createClient({ baseUrl: 'https://api.example.com' });
+ *   const res = await client.request({ url: '/api/orders' });
  */
-import { isErrorBody, type ErrorCode } from 'minigate-protocol';
-
-/** An error answered by minigate (or a network failure, code NETWORK). */
-export class MinigateError extends Error {
-  readonly code: ErrorCode | 'NETWORK';
-  readonly statusCode: number;
-  readonly requestId: string | undefined;
-
-  constructor(code: ErrorCode | 'NETWORK', message: string, statusCode: number, requestId?: string) {
-    super(message);
-    this.name = 'MinigateError';
-    this.code = code;
-    this.statusCode = statusCode;
-    this.requestId = requestId;
-  }
-
-  /** The error in a response, or null when the response is not a minigate error. */
-  static fromResponse(statusCode: number, body: unknown): MinigateError | null {
-    if (!isErrorBody(body)) return null;
-    return new MinigateError(body.error.code, body.error.message, statusCode, body.error.requestId);
-  }
-}
+export { createClient } from './client.js';
+export type { ClientOptions, MinigateClient, Session, RequestOptions, Response, UploadOptions, DownloadOptions, FileInfo, Task, TaskHandle, Callbacks } from './client.js';
+export { createChannel } from './channel.js';
+export type { Channel, ChannelOptions, ChannelEvents, ChannelMessage, ChannelState } from './channel.js';
+export { MinigateError } from './errors.js';
+export type { Wx, WxSocketTask } from './wx.js';
