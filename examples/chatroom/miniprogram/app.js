@@ -1,4 +1,4 @@
-const { createClient } = require('./utils/minigate.js');
+const { createClient } = require('minigate-client');
 
 App({
   globalData: {
@@ -12,6 +12,31 @@ App({
   },
 
   onLaunch() {
-    this.minigate = createClient({ baseUrl: this.globalData.baseUrl, sandbox: this.globalData.sandbox });
+    const sandbox = this.globalData.sandbox;
+    // minigate-client (miniprogram_npm/minigate-client) does login, the session and the channel.
+    this.minigate = createClient({
+      baseUrl: this.globalData.baseUrl,
+      getCode: sandbox ? () => sandboxCode(sandbox) : undefined,
+    });
   },
 });
+
+const SANDBOX_OPENID_KEY = 'minigate.sandboxOpenid';
+
+/** A login code from the local sandbox (what wx.login gives), for the same user each time. */
+function sandboxCode(sandbox) {
+  const openid = wx.getStorageSync(SANDBOX_OPENID_KEY);
+  return new Promise((resolve, reject) => {
+    wx.request({
+      url: sandbox.url.replace(/\/+$/, '') + '/__sandbox/login',
+      method: 'POST',
+      data: openid ? { appid: sandbox.appid, openid } : { appid: sandbox.appid },
+      success: (res) => {
+        if (res.statusCode !== 200 || !res.data || !res.data.code) return reject(new Error('the sandbox answered ' + res.statusCode));
+        wx.setStorageSync(SANDBOX_OPENID_KEY, res.data.openid);
+        resolve(res.data.code);
+      },
+      fail: (error) => reject(new Error(error.errMsg || 'sandbox login failed')),
+    });
+  });
+}

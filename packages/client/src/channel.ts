@@ -317,6 +317,7 @@ export function createChannel(deps: ChannelDeps): Channel {
       });
     },
     publish(room, event, data) {
+      if (stopped) return Promise.reject(new MinigateError('CHANNEL_CLOSED', 'the channel is closed'));
       const id = `c${++nextId}`;
       return new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => {

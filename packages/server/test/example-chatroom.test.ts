@@ -1,7 +1,7 @@
 /**
  * examples/chatroom, run as it is: minigate from the example's minigate.yaml (with its listen
  * port, WeChat API base and data dir overridden by MINIGATE_* as an operator would), and the mini
- * program's own app.js, utils/minigate.js and pages/chat/chat.js on "phones" (helpers/miniprogram.ts:
+ * program's own app.js, miniprogram_npm/minigate-client (the SDK) and pages/chat/chat.js on "phones" (helpers/miniprogram.ts:
  * a `wx` shim in a vm context). Users see each other come and go, talk, get the history, and
  * survive their session ending (4001) and a stale token (401 at the upgrade).
  */
@@ -105,6 +105,13 @@ async function say(page: any, text: string): Promise<void> {
 }
 
 describe('the example’s files', () => {
+  it('carries the SDK as built (miniprogram_npm/minigate-client is packages/client/miniprogram_dist)', () => {
+    const built = readFileSync(new URL('../../client/miniprogram_dist/index.js', import.meta.url), 'utf8');
+    const carried = readFileSync(path.join(MINIPROGRAM, 'miniprogram_npm', 'minigate-client', 'index.js'), 'utf8');
+    // After an SDK change: cp packages/client/miniprogram_dist/index.js examples/chatroom/miniprogram/miniprogram_npm/minigate-client/
+    expect(carried === built).toBe(true);
+  });
+
   it('minigate.yaml is the room the page uses, for the app in app.js and project.config.json', () => {
     expect(config.channel.rooms).toEqual([expect.objectContaining({ match: 'chat:*', presence: true, history: 20 })]);
     const project = JSON.parse(readFileSync(path.join(MINIPROGRAM, 'project.config.json'), 'utf8'));
@@ -206,20 +213,20 @@ describe('the chat room', () => {
   it('keeps a quiet connection with pings, and redials one that went silent', async () => {
     const p = phone();
     // Beats of 250 ms: a link with nothing heard for 625 ms is taken for dead.
-    const channel = p.app.minigate.channel({ heartbeatMs: 250, minDelayMs: 50 });
+    const channel = p.app.minigate.channel({ heartbeatMs: 250, deadAfterMs: 625, backoffMs: { min: 50, max: 200 }, autoConnect: false });
     const events: string[] = [];
-    channel.on('status', (status: string) => events.push(status));
+    channel.on('state', (state: string) => events.push(state));
     channel.on('close', (event: { code: number; reason: string }) => events.push(`close ${event.code} ${event.reason}`));
     channel.connect();
-    await waitFor(() => channel.status === 'open', 'the channel to open');
+    await waitFor(() => channel.state === 'open', 'the channel to open');
     await new Promise((r) => setTimeout(r, 1_500)); // pongs keep it
     expect(events).toEqual(['connecting', 'open']);
 
     p.silence();
-    await waitFor(() => events.length === 5, 'a redial', 5_000);
-    expect(events.slice(2)).toEqual(['close 1006 no answer to ping', 'reconnecting', 'open']);
+    await waitFor(() => events.length >= 6, 'a redial', 5_000);
+    expect(events.slice(2)).toEqual(['close 1006 no answer to heartbeat', 'waiting', 'connecting', 'open']);
     channel.close();
-    expect(channel.status).toBe('closed');
+    expect(channel.state).toBe('closed');
     expect(p.errors).toEqual([]);
   });
 
@@ -247,7 +254,7 @@ describe('the chat room', () => {
     frank.onInput({ detail: { value: 'lost' } });
     await frank.onSend();
     expect(frank.data.draft).toBe('lost');
-    expect(frankPhone.toasts.map((t) => t.title)).toEqual(['没有发出去：not connected']);
+    expect(frankPhone.toasts.map((t) => t.title)).toEqual(['没有发出去：the channel is closed']);
   });
 });
 

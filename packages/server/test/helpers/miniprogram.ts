@@ -236,6 +236,8 @@ export function startPhone(options: PhoneOptions): Phone {
     const source = readFileSync(file, 'utf8');
     const wrapper = vm.runInContext(`(function (module, exports, require) {${source}\n})`, context, { filename: file });
     const requireFrom = (request: string) => {
+      // A package name resolves in miniprogram_npm (what DevTools' 构建 npm makes), as in WeChat.
+      if (!request.startsWith('.') && !request.startsWith('/')) return load(path.join(options.root, 'miniprogram_npm', request, 'index.js'));
       const base = request.startsWith('/') ? path.join(options.root, request) : path.resolve(path.dirname(file), request);
       return load(base.endsWith('.js') ? base : `${base}.js`);
     };

@@ -10,7 +10,7 @@ const MAX_LINES = 200;
 const STATUS_TEXT = {
   connecting: '连接中…',
   open: '已连接',
-  reconnecting: '重新连接中…',
+  waiting: '重新连接中…',
   closed: '已断开',
 };
 
@@ -36,14 +36,15 @@ Page({
     const channel = (this.channel = this.client.channel());
     const here = (listener) => (frame) => frame.room === ROOM && listener.call(this, frame);
     this.unsubscribe = [
-      channel.on('status', (status) => this.setData({ status, statusText: STATUS_TEXT[status] })),
+      channel.on('state', (state) => this.setData({ status: state, statusText: STATUS_TEXT[state] })),
       channel.on('joined', here(this.onJoined)),
       channel.on('presence', here(this.onPresence)),
       channel.on('message', here(this.onMessage)),
       channel.on('error', (error) => console.warn('chat: ' + error.code + ': ' + error.message)),
     ];
-    channel.join(ROOM);
-    channel.connect();
+    // Joined now and again after every reconnect; a refusal (a rule, the session) is logged.
+    channel.join(ROOM).catch((error) => console.warn('chat: ' + error.code + ': ' + error.message));
+
   },
 
   onUnload() {
@@ -107,7 +108,7 @@ Page({
   // ---- lines -----------------------------------------------------------------------------
 
   me() {
-    const session = this.client.session();
+    const session = this.client.session;
     return session ? session.openid : '';
   },
 
