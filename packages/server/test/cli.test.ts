@@ -201,6 +201,7 @@ describe('minigate dev', () => {
       expect(out).toMatch(/https\s+https:\/\/127\.0\.0\.1:\d+\s+\(dev CA: .*ca\.pem\)/);
       expect(out).toContain('curl --cacert');
       expect(out).toMatch(/appid\s+wx[0-9a-f]{16}/);
+      expect(out).toMatch(/playground http:\/\/127\.0\.0\.1:\d+\/playground\//);
       expect(out).toContain('/__sandbox/login');
       expect(out).toContain('/auth/session');
       // The push line works as printed: the sandbox pushes in safe mode and minigate takes it.

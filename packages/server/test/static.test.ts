@@ -34,6 +34,7 @@ beforeAll(async () => {
         { path: '/admin-site', static: site },
         { path: '/spa', static: site, spa: true },
         { path: '/private', static: site, auth: 'required' },
+        { path: '/later', static: path.join(dir, 'later') },
         { path: '/go', redirect: 'https://example.com/new/' },
         { path: '/exact', redirect: 'https://example.com/landing' },
       ],
@@ -142,6 +143,14 @@ describe('static files', () => {
     const { code } = await h.code();
     const { token } = (await h.login({ code })).body;
     expect((await get(`${h.url}/private/app.js`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+  });
+
+  it('answers 404 while a route\'s directory is missing, and serves it once it exists', async () => {
+    expect((await get(`${h.url}/later/x.txt`)).status).toBe(404);
+    mkdirSync(path.join(dir, 'later'));
+    writeFileSync(path.join(dir, 'later', 'x.txt'), 'here now');
+    const r = await get(`${h.url}/later/x.txt`);
+    expect([r.status, r.body.toString()]).toEqual([200, 'here now']);
   });
 
   it('refuses other methods with 405 and Allow', async () => {

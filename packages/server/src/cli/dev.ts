@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/index.js';
 import { createLogger } from '../core/logger.js';
@@ -42,6 +43,30 @@ function devApp(dataDir: string): DevApp {
   return app;
 }
 
+/** The playground's pages (packages/server/playground), next to dist/ in the package. */
+const PLAYGROUND_DIR = fileURLToPath(new URL('../../playground/', import.meta.url));
+
+/** The directory of minigate-client's ESM bundle, which the playground imports. */
+function clientBundleDir(): string {
+  try {
+    return path.dirname(fileURLToPath(import.meta.resolve('minigate-client')));
+  } catch {
+    // Not installed next to minigate: the workspace layout.
+    return fileURLToPath(new URL('../../../client/dist/', import.meta.url));
+  }
+}
+
+/**
+ * What the playground page needs to know and cannot ask for: the dev app's AppID (its wx.login
+ * asks the sandbox for a code for it). Written to its own directory, served at /playground/dev/.
+ */
+function writePlaygroundConfig(dataDir: string, appid: string): string {
+  const dir = path.join(dataDir, 'playground');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'config.json'), `${JSON.stringify({ appid, sandbox: '/__sandbox' })}\n`);
+  return dir;
+}
+
 function port(text: string | undefined, fallback: number, flag: string): number {
   if (text === undefined) return fallback;
   if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) throw new UsageError(`${flag} must be a port number (0 picks a free one)`);
@@ -78,6 +103,12 @@ export async function dev(argv: string[]): Promise<void> {
     process.exit(EXIT_FAILURE);
   }
 
+  const playgroundConfigDir = writePlaygroundConfig(dataDir, app.appid);
+  const sdkDir = clientBundleDir();
+  if (!existsSync(path.join(sdkDir, 'minigate-client.mjs'))) {
+    process.stderr.write(`minigate dev: ${path.join(sdkDir, 'minigate-client.mjs')} is missing (npm run build makes it); the playground will not load\n`);
+  }
+
   let config;
   try {
     config = loadConfig({
@@ -91,6 +122,14 @@ export async function dev(argv: string[]): Promise<void> {
         apps: [{ ...app, push: { ...app.push, room: 'user:{openid}' } }],
         // Rooms to try channels with at once (production configs list their own; none by default).
         channel: { rooms: [{ match: 'chat:*', presence: true, history: 20 }] },
+        routes: [
+          // The playground: a mini program on minigate-client, played in a browser (docs/client.md#the-playground).
+          { path: '/playground', static: PLAYGROUND_DIR },
+          { path: '/playground/sdk', static: sdkDir },
+          { path: '/playground/dev', static: playgroundConfigDir },
+          // The sandbox's control API on minigate's origin, so the page's wx.login gets codes without CORS.
+          { path: '/__sandbox', proxy: sandboxUrl, auth: 'none' },
+        ],
       },
     });
   } catch (error) {
@@ -109,6 +148,7 @@ export async function dev(argv: string[]): Promise<void> {
     onStarted: () => {
       const facts = {
         url: server.urls.http!,
+        playground: `${server.urls.http!}/playground/`,
         httpsUrl: server.urls.https!,
         caFile: server.devCaFile!,
         sandboxUrl,
@@ -125,6 +165,7 @@ export async function dev(argv: string[]): Promise<void> {
 
 function banner(facts: {
   url: string;
+  playground: string;
   httpsUrl: string;
   caFile: string;
   sandboxUrl: string;
@@ -133,7 +174,7 @@ function banner(facts: {
   dataDir: string;
   store: string;
 }): string {
-  const { url, httpsUrl, caFile, sandboxUrl, appid, push, dataDir, store } = facts;
+  const { url, playground, httpsUrl, caFile, sandboxUrl, appid, push, dataDir, store } = facts;
   const pushCall = { url: `${url}/wechat/push/${appid}`, appid, ...push, mode: 'safe', message: { MsgType: 'event', Event: 'debug_demo', debug_str: 'hello' } };
   const q = (s: string) => `'${s}'`;
   return [
@@ -144,6 +185,7 @@ function banner(facts: {
     `  sandbox   ${sandboxUrl}   (stands in for api.weixin.qq.com)`,
     `  appid     ${appid}`,
     `  data      ${dataDir}   (store ${store})`,
+    `  playground ${playground}   (a mini program in the browser: open two tabs to chat)`,
     '',
     'Log in as a mini program would (wx.login code from the sandbox → /auth/login → session):',
     `  CODE=$(curl -s -X POST ${sandboxUrl}/__sandbox/login -d ${q(`{"appid":"${appid}"}`)} | sed -E 's/.*"code":"([^"]+)".*/\\1/')`,

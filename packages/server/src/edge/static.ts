@@ -64,11 +64,19 @@ export function safeRelativePath(rest: string): string | null {
 
 export function createStaticHandler(options: StaticOptions) {
   let rootReal: Promise<string> | undefined;
-  const root = () => (rootReal ??= realpath(options.root));
+  const root = () => {
+    // A root that does not exist (yet) is asked again next time, not remembered as a failure.
+    rootReal ??= realpath(options.root).catch((error: unknown) => {
+      rootReal = undefined;
+      throw error;
+    });
+    return rootReal;
+  };
 
   /** The file to serve and its stats (a directory's index.html), or null when there is none inside the root. */
   async function resolve(relative: string): Promise<{ file: string; stats: Stats; directory: boolean } | null> {
-    const base = await root();
+    const base = await root().catch(() => null);
+    if (base === null) return null; // no root directory: nothing to serve (404)
     const candidate = path.join(base, relative);
     let real: string;
     try {

@@ -1,0 +1,180 @@
+/**
+ * The playground (/playground in `minigate dev`), end to end in headless Chromium: the real CLI,
+ * two browser contexts as two users (each tab keeps its session in sessionStorage). Both log
+ * in, see each other in the room, chat; one uploads a picture and sees it downloaded back. The
+ * network panel shows the requests and frames. Screenshots go to test-results/playground*.png.
+ * No console errors anywhere.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { deflateSync } from 'node:zlib';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCli, type RunningCli } from './helpers/cli.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const RESULTS = fileURLToPath(new URL('../../../test-results/', import.meta.url));
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+const STEP = 15_000;
+
+let dir: string;
+let dev: RunningCli;
+let browser: Browser;
+let playground: string;
+const contexts: BrowserContext[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'mg-playground-'));
+  dev = startCli(['dev', '--port', '0', '--https-port', '0', '--data', path.join(dir, 'data'), '--json']);
+  const facts = JSON.parse(await dev.waitForLine(/^\{/)) as { url: string; playground: string };
+  playground = facts.playground;
+  expect(playground).toBe(`${facts.url}/playground/`);
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'], timeout: STEP });
+});
+
+afterAll(async () => {
+  for (const context of contexts) await context.close().catch(() => undefined);
+  await browser?.close();
+  await dev?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A PNG (RGB, a gradient) made here: signature, IHDR, one IDAT, IEND. */
+function png(width: number, height: number): Buffer {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (bytes: Buffer) => {
+    let c = 0xffffffff;
+    for (const b of bytes) c = crcTable[(c ^ b) & 0xff]! ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const out = Buffer.alloc(body.length + 8);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(crc(body), body.length + 4);
+    return out;
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // RGB
+  const rows = Buffer.alloc((width * 3 + 1) * height);
+  for (let y = 0; y < height; y++) {
+    const row = y * (width * 3 + 1); // filter byte 0
+    for (let x = 0; x < width; x++) {
+      rows[row + 1 + x * 3] = Math.round((255 * x) / width);
+      rows[row + 2 + x * 3] = Math.round((255 * y) / height);
+      rows[row + 3 + x * 3] = 200;
+    }
+  }
+  return Buffer.concat([PNG_SIGNATURE, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]);
+}
+
+/** What the test reads of an <img> (the tests compile without the DOM types). */
+interface Loaded {
+  complete: boolean;
+  naturalWidth: number;
+  naturalHeight: number;
+}
+
+interface Phone {
+  page: Page;
+  errors: string[];
+}
+
+/** A browser context (its own sessionStorage: its own user) on the playground, logged in. */
+async function openPhone(): Promise<Phone> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  contexts.push(context);
+  context.setDefaultTimeout(STEP);
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') errors.push(`console: ${message.text()}`);
+  });
+  page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`));
+  await page.goto(playground);
+  await page.click('#login');
+  await expect.poll(() => page.textContent('#openid'), { timeout: STEP }).toMatch(/^o[\w-]+$/);
+  return { page, errors };
+}
+
+describe('playground', () => {
+  it('logs two users in, chats between them, round-trips a picture, and shows the traffic', async () => {
+    expect(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`).toBe(true);
+    const alice = await openPhone();
+    const bob = await openPhone();
+    const aliceId = (await alice.page.textContent('#openid'))!;
+    const bobId = (await bob.page.textContent('#openid'))!;
+    expect(aliceId).not.toBe(bobId);
+
+    // The profile is GET /auth/session's answer.
+    await expect.poll(() => alice.page.textContent('#profile'), { timeout: STEP }).toContain(aliceId);
+
+    // Both in the room, each seeing the other.
+    for (const phone of [alice, bob]) await phone.page.click('#tab-chat');
+    for (const phone of [alice, bob]) {
+      await phone.page.waitForSelector('#chat-state[data-state="open"]');
+      await expect
+        .poll(() => phone.page.$$eval('#presence .member', (nodes) => nodes.map((n) => n.getAttribute('title')).sort()), { timeout: STEP })
+        .toEqual([aliceId, bobId].sort());
+    }
+
+    // Alice speaks; Bob hears it (and Alice sees her own message, on her side).
+    await alice.page.fill('#chat-input', '你好，Bob');
+    await alice.page.click('#chat-send');
+    await bob.page.waitForSelector('.msg:not(.mine) .bubble:text("你好，Bob")');
+    await alice.page.waitForSelector('.msg.mine .bubble:text("你好，Bob")');
+
+    // Bob uploads a picture and sees it come back through wx.downloadFile.
+    await bob.page.click('#tab-pics');
+    const [chooser] = await Promise.all([bob.page.waitForEvent('filechooser'), bob.page.click('#pick')]);
+    await chooser.setFiles({ name: 'gradient.png', mimeType: 'image/png', buffer: png(160, 96) });
+    const img = await bob.page.waitForSelector('img.downloaded');
+    await bob.page.waitForFunction((node) => (node as unknown as Loaded).complete && (node as unknown as Loaded).naturalWidth > 0, img);
+    expect(await img.evaluate((node) => [(node as unknown as Loaded).naturalWidth, (node as unknown as Loaded).naturalHeight])).toEqual([160, 96]);
+    expect(await img.getAttribute('src')).toMatch(/^blob:/);
+
+    // The network panel: requests with their status, the socket, frames both ways.
+    const log = (page: Page, selector: string) => page.$$eval(`#log ${selector}`, (nodes) => nodes.length);
+    await expect.poll(() => log(bob.page, '.entry.http[data-path="/auth/login"][data-method="POST"][data-status="200"]'), { timeout: STEP }).toBe(1);
+    expect(await log(bob.page, '.entry.http[data-path="/__sandbox/login"][data-status="200"]')).toBe(1);
+    expect(await log(bob.page, '.entry.http[data-path="/auth/session"][data-status="200"]')).toBeGreaterThanOrEqual(1);
+    expect(await log(bob.page, '.entry.http[data-path="/files"][data-method="POST"][data-status="201"]')).toBe(1);
+    await expect.poll(() => log(bob.page, '.entry.http[data-path^="/files/"][data-method="GET"][data-status="200"]'), { timeout: STEP }).toBe(1);
+    expect(await log(bob.page, '.entry.ws[data-path="/channel"][data-status="101"]')).toBe(1);
+    expect(await log(bob.page, '.frame[data-dir="out"][data-type="join"]')).toBe(1);
+    expect(await log(bob.page, '.frame[data-dir="in"][data-type="joined"]')).toBe(1);
+    expect(await log(bob.page, '.frame[data-dir="in"][data-type="message"]')).toBeGreaterThanOrEqual(1);
+    expect(await log(alice.page, '.frame[data-dir="out"][data-type="publish"]')).toBe(1);
+    expect(await log(alice.page, '.frame[data-dir="in"][data-type="ack"]')).toBe(1);
+
+    // A line opens to its headers and bodies: the login answer holds the session token.
+    await bob.page.click('#log .entry.http[data-path="/auth/login"] summary');
+    expect(await bob.page.textContent('#log .entry.http[data-path="/auth/login"] .detail')).toMatch(/"token":/);
+    await bob.page.click('#log .entry.http[data-path="/auth/login"] summary');
+    // For the screenshot: the upload opened, the panel at its end.
+    await bob.page.click('#log .entry.http[data-path="/files"] summary');
+    await bob.page.$eval('#log', (list) => (list.scrollTop = list.scrollHeight));
+
+    // Bob's phone with the picture and the login opened in the panel; Alice's on the chat.
+    mkdirSync(RESULTS, { recursive: true });
+    for (const [phone, name] of [[bob, 'playground.png'], [alice, 'playground-chat.png']] as const) {
+      const file = path.join(RESULTS, name);
+      rmSync(file, { force: true });
+      await phone.page.screenshot({ path: file });
+      expect(readFileSync(file).subarray(0, 8)).toEqual(PNG_SIGNATURE);
+    }
+
+    expect(alice.errors).toEqual([]);
+    expect(bob.errors).toEqual([]);
+  }, 90_000);
+});
