@@ -76,7 +76,11 @@ export interface ChannelDeps extends ChannelOptions {
 }
 
 const SESSION_ENDED = 4001;
+/** docs/channels.md: 1–200 characters of A-Za-z0-9_-:.@ */
+const ROOM_NAME = /^[A-Za-z0-9_\-:.@]{1,200}$/;
 const SEEN_IDS = 500;
+/** A connection open this long counts as healthy: the next drop starts the back-off again from the minimum. */
+const STABLE_MS = 10_000;
 
 export function createChannel(deps: ChannelDeps): Channel {
   const heartbeatMs = deps.heartbeatMs ?? 20_000;
@@ -89,6 +93,8 @@ export function createChannel(deps: ChannelDeps): Channel {
   let socket: WxSocketTask | null = null;
   let socketToken = '';
   let attempts = 0;
+  /** When the current socket opened: back-off resets only after a connection that lasted. */
+  let openedAt = 0;
   let opened = false;
   let everOpened = false;
   let stopped = false;
@@ -193,7 +199,9 @@ export function createChannel(deps: ChannelDeps): Channel {
           pending.reject(error);
           return;
         }
-        if (frame.room && joins.has(frame.room) && /ROOM|ROOMS/.test(frame.code)) {
+        // Publishes carry an id (joins do not), so an error naming a room being joined, without an
+        // id, answers the join whatever its code (CHANNEL_ROOM_FORBIDDEN, CHANNEL_UNAVAILABLE…).
+        if (!frame.id && frame.room && joins.has(frame.room)) {
           rooms.delete(frame.room);
           for (const waiter of joins.get(frame.room)!) waiter.reject(error);
           joins.delete(frame.room);
@@ -216,12 +224,21 @@ export function createChannel(deps: ChannelDeps): Channel {
         if (stopped || socket) return;
         socketToken = token;
         opened = false;
-        const task = deps.wx.connectSocket({ url: deps.url, header: { Authorization: `Bearer ${token}` } });
+        // A socket WeChat will not open (a 6th one, a URL not in the domain list) gets `fail` and
+        // perhaps onError, never onClose: without this the channel would wait forever.
+        const failed = (errMsg: string) => {
+          if (socket === task && !opened) lost(task, 1006, errMsg);
+        };
+        const task: WxSocketTask = deps.wx.connectSocket({
+          url: deps.url,
+          header: { Authorization: `Bearer ${token}` },
+          fail: (err) => setTimeout(() => failed(err.errMsg), 0),
+        });
         socket = task;
         task.onOpen(() => {
           if (socket !== task) return;
           opened = true;
-          attempts = 0;
+          openedAt = Date.now();
           lastHeard = Date.now();
           setState('open');
           emit('open', { reconnect: everOpened });
@@ -237,7 +254,7 @@ export function createChannel(deps: ChannelDeps): Channel {
         task.onMessage((res) => {
           if (socket === task && typeof res.data === 'string') onFrame(res.data);
         });
-        task.onError(() => undefined); // onClose follows
+        task.onError((res) => failed(res.errMsg)); // after the open, onClose follows
         task.onClose((res) => {
           if (socket === task) lost(task, res.code, res.reason);
         });
@@ -252,6 +269,8 @@ export function createChannel(deps: ChannelDeps): Channel {
 
   function lost(task: WxSocketTask, code: number, reason: string): void {
     const wasOpen = opened;
+    // A server that accepts and then closes at once (4029, 1009, a crash loop) must not be redialled at full speed.
+    if (wasOpen && Date.now() - openedAt >= STABLE_MS) attempts = 0;
     socket = null;
     opened = false;
     clearInterval(heartbeat);
@@ -299,6 +318,8 @@ export function createChannel(deps: ChannelDeps): Channel {
       connect();
     },
     join(room) {
+      // The server could not say which join a bad name was (no room in its error): refuse it here.
+      if (!ROOM_NAME.test(room)) return Promise.reject(new MinigateError('CHANNEL_BAD_FRAME', `not a room name: ${room}`));
       rooms.add(room);
       return new Promise((resolve, reject) => {
         const list = joins.get(room) ?? [];

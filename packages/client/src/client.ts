@@ -50,7 +50,7 @@ export interface RequestOptions<T = unknown> extends Callbacks<Response<T>> {
   data?: unknown;
   header?: Record<string, string>;
   timeout?: number;
-  /** Send the session (logging in first when needed). Default true. */
+  /** Send the session (logging in first when needed). Default true for minigate's URLs (paths, full URLs on baseUrl's origin), false elsewhere. */
   auth?: boolean;
 }
 
@@ -83,7 +83,7 @@ export interface DownloadOptions extends Callbacks<{ tempFilePath: string; statu
   header?: Record<string, string>;
   timeout?: number;
   filePath?: string;
-  /** Send the session (private files). Default true. */
+  /** Send the session (private files). Default true for minigate's URLs (paths, ids, full URLs on baseUrl's origin), false elsewhere. */
   auth?: boolean;
   onProgress?: (progress: { progress: number; totalBytesWritten: number; totalBytesExpectedToWrite: number }) => void;
 }
@@ -93,15 +93,26 @@ export type Task<T> = Promise<T> & { abort(): void };
 export interface TaskHandle {
   abort(): void;
 }
+/** Options without callbacks: the Promise style. */
+export interface NoCallbacks {
+  success?: undefined;
+  fail?: undefined;
+  complete?: undefined;
+}
 
 export interface MinigateClient {
   readonly session: Session | null;
   login(): Promise<Session>;
   /** Login with the user's profile (getUserProfile / getUserInfo detail), checked and decrypted by minigate. */
   loginWithUserInfo(detail: { encryptedData: string; iv: string; rawData?: string; signature?: string }): Promise<Session>;
-  request<T = unknown>(options: RequestOptions<T>): Task<Response<T>> | TaskHandle;
-  uploadFile(options: UploadOptions): Task<FileInfo> | TaskHandle;
-  downloadFile(options: DownloadOptions): Task<{ tempFilePath: string; statusCode: number }> | TaskHandle;
+  // Promise style (no callbacks) gives a Task, callback style the abort handle; typed apart so that
+  // `(await client.request(…)).data` compiles.
+  request<T = unknown>(options: RequestOptions<T> & NoCallbacks): Task<Response<T>>;
+  request<T = unknown>(options: RequestOptions<T>): TaskHandle;
+  uploadFile(options: UploadOptions & NoCallbacks): Task<FileInfo>;
+  uploadFile(options: UploadOptions): TaskHandle;
+  downloadFile(options: DownloadOptions & NoCallbacks): Task<{ tempFilePath: string; statusCode: number }>;
+  downloadFile(options: DownloadOptions): TaskHandle;
   getPhoneNumber(code: string): Promise<{ phoneNumber: string; purePhoneNumber: string; countryCode: string }>;
   /** A channel (WebSocket rooms) on this client's session. */
   channel(options?: ChannelOptions): Channel;
@@ -122,6 +133,9 @@ export function createClient(options: ClientOptions): MinigateClient {
   const channels = new Set<Channel>();
 
   const absolute = (url: string) => (/^(https?|wss?):\/\//.test(url) ? url : `${baseUrl}${url.startsWith('/') ? '' : '/'}${url}`);
+  const origin = (url: string) => (/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(url)?.[0] ?? '').toLowerCase();
+  /** The session goes only where it was made: to baseUrl's origin, never to a CDN or another API. */
+  const sendsSession = (url: string, auth: boolean | undefined) => auth ?? origin(absolute(url)) === origin(baseUrl);
 
   function readSession(): Session | null {
     try {
@@ -235,6 +249,8 @@ export function createClient(options: ClientOptions): MinigateClient {
       for (let round = 0; ; round++) {
         if (aborted) throw new MinigateError('ABORTED', 'aborted');
         const token = auth ? (await ensureSession()).token : null;
+        // Aborted while the login was under way: the call must not go out at all.
+        if (aborted) throw new MinigateError('ABORTED', 'aborted');
         const answer = await attempt(token, track);
         if (auth && round === 0 && isSessionFailure(answer.statusCode, answer.body)) {
           forget(token!);
@@ -255,16 +271,22 @@ export function createClient(options: ClientOptions): MinigateClient {
       current?.abort();
     };
     if (callbacks.success || callbacks.fail || callbacks.complete) {
+      // As wx does: complete runs even when success or fail throws; the throw is reported, not swallowed.
+      const settle = (call: () => void) => {
+        try {
+          call();
+        } finally {
+          try {
+            callbacks.complete?.();
+          } catch (error) {
+            rethrowLater(error);
+          }
+        }
+      };
       promise.then(
-        (value) => {
-          callbacks.success?.(value);
-          callbacks.complete?.();
-        },
-        (error: MinigateError) => {
-          callbacks.fail?.(error);
-          callbacks.complete?.();
-        },
-      );
+        (value) => settle(() => callbacks.success?.(value)),
+        (error: MinigateError) => settle(() => callbacks.fail?.(error)),
+      ).catch(rethrowLater);
       return { abort };
     }
     return Object.assign(promise, { abort });
@@ -282,20 +304,20 @@ export function createClient(options: ClientOptions): MinigateClient {
       return login({ encryptedData: detail.encryptedData, iv: detail.iv, ...(detail.rawData ? { rawData: detail.rawData, signature: detail.signature } : {}) });
     },
 
-    request<T>(req: RequestOptions<T>) {
+    request: (<T>(req: RequestOptions<T>) => {
       return withSession<Response<T>>(
-        req.auth !== false,
+        sendsSession(req.url, req.auth),
         async (token, track) => {
           const res = await rawRequest({ url: req.url, method: req.method, data: req.data, header: { ...req.header, ...bearer(token) }, timeout: req.timeout }, track);
           return { statusCode: res.statusCode, body: res.data, value: { data: res.data as T, statusCode: res.statusCode, header: res.header } };
         },
         req,
       );
-    },
+    }) as MinigateClient['request'],
 
-    uploadFile(req) {
+    uploadFile: ((req: UploadOptions) => {
       return withSession<FileInfo>(
-        true,
+        sendsSession(req.url ?? '/files', undefined),
         (token, track) =>
           new Promise((resolve, reject) => {
             const task = wx.uploadFile({
@@ -321,12 +343,12 @@ export function createClient(options: ClientOptions): MinigateClient {
           }),
         req,
       );
-    },
+    }) as MinigateClient['uploadFile'],
 
-    downloadFile(req) {
+    downloadFile: ((req: DownloadOptions) => {
       const url = /^[a-f0-9]{32}$/.test(req.url) ? `/files/${req.url}` : req.url;
       return withSession<{ tempFilePath: string; statusCode: number }>(
-        req.auth !== false,
+        sendsSession(url, req.auth),
         (token, track) =>
           new Promise((resolve, reject) => {
             const task = wx.downloadFile({
@@ -354,15 +376,15 @@ export function createClient(options: ClientOptions): MinigateClient {
           }),
         req,
       );
-    },
+    }) as MinigateClient['downloadFile'],
 
     async getPhoneNumber(code) {
-      const res = await (client.request<{ phoneNumber: string; purePhoneNumber: string; countryCode: string }>({
+      const res = await client.request<{ phoneNumber: string; purePhoneNumber: string; countryCode: string }>({
         url: '/auth/phone',
         method: 'POST',
         data: { code },
         header: { 'content-type': 'application/json' },
-      }) as Task<Response<{ phoneNumber: string; purePhoneNumber: string; countryCode: string }>>);
+      });
       return res.data;
     },
 
@@ -372,7 +394,7 @@ export function createClient(options: ClientOptions): MinigateClient {
         url: absolute(channelOptions.path ?? '/channel').replace(/^http/, 'ws'),
         token: () => ensureSession().then((s) => s.token),
         sessionEnded: (token) => forget(token),
-        verifySession: () => client.request({ url: '/auth/session' }) as Task<Response>,
+        verifySession: () => client.request({ url: '/auth/session' }),
         onClose: () => channels.delete(channel),
         ...channelOptions,
       });
@@ -390,6 +412,13 @@ export function createClient(options: ClientOptions): MinigateClient {
     },
   };
   return client;
+}
+
+/** An error thrown by the app's own callback: out of the promise chain, as an uncaught error. */
+function rethrowLater(error: unknown): void {
+  setTimeout(() => {
+    throw error;
+  }, 0);
 }
 
 function networkError(err: { errMsg?: string }): MinigateError {

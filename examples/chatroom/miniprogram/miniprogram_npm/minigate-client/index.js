@@ -74,7 +74,9 @@ var SESSION_ERRORS = ["SESSION_MISSING", "SESSION_INVALID", "SESSION_EXPIRED", "
 
 // packages/client/src/channel.ts
 var SESSION_ENDED = 4001;
+var ROOM_NAME = /^[A-Za-z0-9_\-:.@]{1,200}$/;
 var SEEN_IDS = 500;
+var STABLE_MS = 1e4;
 function createChannel(deps) {
   var _a, _b, _c, _d, _e, _f;
   const heartbeatMs = (_a = deps.heartbeatMs) != null ? _a : 2e4;
@@ -86,6 +88,7 @@ function createChannel(deps) {
   let socket = null;
   let socketToken = "";
   let attempts = 0;
+  let openedAt = 0;
   let opened = false;
   let everOpened = false;
   let stopped = false;
@@ -183,7 +186,7 @@ function createChannel(deps) {
           pending.reject(error);
           return;
         }
-        if (frame.room && joins.has(frame.room) && /ROOM|ROOMS/.test(frame.code)) {
+        if (!frame.id && frame.room && joins.has(frame.room)) {
           rooms.delete(frame.room);
           for (const waiter of joins.get(frame.room)) waiter.reject(error);
           joins.delete(frame.room);
@@ -205,12 +208,19 @@ function createChannel(deps) {
         if (stopped || socket) return;
         socketToken = token;
         opened = false;
-        const task = deps.wx.connectSocket({ url: deps.url, header: { Authorization: `Bearer ${token}` } });
+        const failed = (errMsg) => {
+          if (socket === task && !opened) lost(task, 1006, errMsg);
+        };
+        const task = deps.wx.connectSocket({
+          url: deps.url,
+          header: { Authorization: `Bearer ${token}` },
+          fail: (err) => setTimeout(() => failed(err.errMsg), 0)
+        });
         socket = task;
         task.onOpen(() => {
           if (socket !== task) return;
           opened = true;
-          attempts = 0;
+          openedAt = Date.now();
           lastHeard = Date.now();
           setState("open");
           emit("open", { reconnect: everOpened });
@@ -225,7 +235,7 @@ function createChannel(deps) {
         task.onMessage((res) => {
           if (socket === task && typeof res.data === "string") onFrame(res.data);
         });
-        task.onError(() => void 0);
+        task.onError((res) => failed(res.errMsg));
         task.onClose((res) => {
           if (socket === task) lost(task, res.code, res.reason);
         });
@@ -238,6 +248,7 @@ function createChannel(deps) {
   }
   function lost(task, code, reason) {
     const wasOpen = opened;
+    if (wasOpen && Date.now() - openedAt >= STABLE_MS) attempts = 0;
     socket = null;
     opened = false;
     clearInterval(heartbeat);
@@ -279,6 +290,7 @@ function createChannel(deps) {
       connect();
     },
     join(room) {
+      if (!ROOM_NAME.test(room)) return Promise.reject(new MinigateError("CHANNEL_BAD_FRAME", `not a room name: ${room}`));
       rooms.add(room);
       return new Promise((resolve, reject) => {
         var _a2;
@@ -374,6 +386,11 @@ function createClient(options) {
   let loggingIn = null;
   const channels = /* @__PURE__ */ new Set();
   const absolute = (url) => /^(https?|wss?):\/\//.test(url) ? url : `${baseUrl}${url.startsWith("/") ? "" : "/"}${url}`;
+  const origin = (url) => {
+    var _a2, _b2;
+    return ((_b2 = (_a2 = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(url)) == null ? void 0 : _a2[0]) != null ? _b2 : "").toLowerCase();
+  };
+  const sendsSession = (url, auth) => auth != null ? auth : origin(absolute(url)) === origin(baseUrl);
   function readSession() {
     try {
       const saved = wx2.getStorageSync(storageKey);
@@ -466,6 +483,7 @@ function createClient(options) {
       for (let round = 0; ; round++) {
         if (aborted) throw new MinigateError("ABORTED", "aborted");
         const token = auth ? (await ensureSession()).token : null;
+        if (aborted) throw new MinigateError("ABORTED", "aborted");
         const answer = await attempt(token, track);
         if (auth && round === 0 && isSessionFailure(answer.statusCode, answer.body)) {
           forget(token);
@@ -486,18 +504,28 @@ function createClient(options) {
       current == null ? void 0 : current.abort();
     };
     if (callbacks.success || callbacks.fail || callbacks.complete) {
-      promise.then(
-        (value) => {
-          var _a2, _b2;
-          (_a2 = callbacks.success) == null ? void 0 : _a2.call(callbacks, value);
-          (_b2 = callbacks.complete) == null ? void 0 : _b2.call(callbacks);
-        },
-        (error) => {
-          var _a2, _b2;
-          (_a2 = callbacks.fail) == null ? void 0 : _a2.call(callbacks, error);
-          (_b2 = callbacks.complete) == null ? void 0 : _b2.call(callbacks);
+      const settle = (call) => {
+        var _a2;
+        try {
+          call();
+        } finally {
+          try {
+            (_a2 = callbacks.complete) == null ? void 0 : _a2.call(callbacks);
+          } catch (error) {
+            rethrowLater(error);
+          }
         }
-      );
+      };
+      promise.then(
+        (value) => settle(() => {
+          var _a2;
+          return (_a2 = callbacks.success) == null ? void 0 : _a2.call(callbacks, value);
+        }),
+        (error) => settle(() => {
+          var _a2;
+          return (_a2 = callbacks.fail) == null ? void 0 : _a2.call(callbacks, error);
+        })
+      ).catch(rethrowLater);
       return { abort };
     }
     return Object.assign(promise, { abort });
@@ -512,23 +540,24 @@ function createClient(options) {
       forget();
       return login(__spreadValues({ encryptedData: detail.encryptedData, iv: detail.iv }, detail.rawData ? { rawData: detail.rawData, signature: detail.signature } : {}));
     },
-    request(req) {
+    request: ((req) => {
       return withSession(
-        req.auth !== false,
+        sendsSession(req.url, req.auth),
         async (token, track) => {
           const res = await rawRequest({ url: req.url, method: req.method, data: req.data, header: __spreadValues(__spreadValues({}, req.header), bearer(token)), timeout: req.timeout }, track);
           return { statusCode: res.statusCode, body: res.data, value: { data: res.data, statusCode: res.statusCode, header: res.header } };
         },
         req
       );
-    },
-    uploadFile(req) {
+    }),
+    uploadFile: ((req) => {
+      var _a2;
       return withSession(
-        true,
+        sendsSession((_a2 = req.url) != null ? _a2 : "/files", void 0),
         (token, track) => new Promise((resolve, reject) => {
-          var _a2, _b2, _c, _d;
+          var _a3, _b2, _c, _d;
           const task = wx2.uploadFile(__spreadProps(__spreadValues(__spreadProps(__spreadValues({
-            url: absolute((_a2 = req.url) != null ? _a2 : "/files"),
+            url: absolute((_a3 = req.url) != null ? _a3 : "/files"),
             filePath: req.filePath,
             name: (_b2 = req.name) != null ? _b2 : "file"
           }, req.formData ? { formData: req.formData } : {}), {
@@ -549,11 +578,11 @@ function createClient(options) {
         }),
         req
       );
-    },
-    downloadFile(req) {
+    }),
+    downloadFile: ((req) => {
       const url = /^[a-f0-9]{32}$/.test(req.url) ? `/files/${req.url}` : req.url;
       return withSession(
-        req.auth !== false,
+        sendsSession(url, req.auth),
         (token, track) => new Promise((resolve, reject) => {
           var _a2, _b2;
           const task = wx2.downloadFile(__spreadProps(__spreadValues(__spreadValues({
@@ -579,7 +608,7 @@ function createClient(options) {
         }),
         req
       );
-    },
+    }),
     async getPhoneNumber(code) {
       const res = await client.request({
         url: "/auth/phone",
@@ -612,6 +641,11 @@ function createClient(options) {
     }
   };
   return client;
+}
+function rethrowLater(error) {
+  setTimeout(() => {
+    throw error;
+  }, 0);
 }
 function networkError(err) {
   const message = err && err.errMsg || "request failed";
