@@ -2,13 +2,14 @@ const { createClient } = require('minigate-client');
 
 App({
   globalData: {
-    // Where minigate is: `npx minigate start -c examples/chatroom/minigate.yaml` listens here.
+    // Where minigate is: `npm start -- --appid wxchatroom00000000` (minigate dev) listens here.
     // Production: 'https://api.example.com' (a 服务器域名 with a real certificate).
     baseUrl: 'http://127.0.0.1:8080',
-    // Local only: `minigate sandbox` plays WeChat, so it mints the login codes (a code from
-    // wx.login is WeChat's, and the sandbox cannot exchange it). Production: null, and wx.login
-    // is used. The appid is the one in minigate.yaml.
-    sandbox: { url: 'http://127.0.0.1:9900', appid: 'wxchatroom00000000' },
+    // Local only: the sandbox plays WeChat, so it mints the login codes (a code from wx.login is
+    // WeChat's, and the sandbox cannot exchange it); minigate dev serves it at /__sandbox on its
+    // own port. With `minigate start -c minigate.yaml` + `minigate sandbox --port 9900`, use
+    // http://127.0.0.1:9900. Production: null, and wx.login is used.
+    sandbox: { url: 'http://127.0.0.1:8080', appid: 'wxchatroom00000000' },
   },
 
   onLaunch() {

@@ -191,6 +191,21 @@ describe('minigate dev', () => {
     }
   });
 
+  it('takes the AppID of a mini program project (--appid), and serves the sandbox at /__sandbox on its own port', async () => {
+    const dev = startCli(['dev', '--json', '--port', '0', '--data', path.join(dir, 'dev-appid'), '--appid', 'wxchatroom00000000']);
+    try {
+      const facts = JSON.parse(await dev.waitForLine(/^\{/)) as { url: string; appid: string };
+      expect(facts.appid).toBe('wxchatroom00000000');
+      // The same origin as minigate: what a page or DevTools' wx.request reaches without CORS.
+      const { token, openid } = await loginVia(facts.url, facts.url, facts.appid);
+      expect((await session(facts.url, token)).body.openid).toBe(openid);
+    } finally {
+      expect(await dev.stop()).toBe(0);
+    }
+    const bad = await runCli(['dev', '--appid', 'nope']);
+    expect([bad.code, bad.stderr]).toEqual([2, expect.stringContaining('--appid')]);
+  });
+
   it('prints a readable banner with a login to paste', async () => {
     const dev = startCli(['dev', '--port', '0', '--data', path.join(dir, 'dev-banner')]);
     try {

@@ -22,8 +22,11 @@ interface DevApp {
 
 const encodingAESKey = () => randomBytes(48).toString('base64').replace(/[^A-Za-z0-9]/g, '').slice(0, 43).padEnd(43, 'A');
 
-/** The dev app's AppID, secret and push keys, kept in the data dir so sessions survive restarts. */
-function devApp(dataDir: string): DevApp {
+/**
+ * The dev app's AppID, secret and push keys, kept in the data dir so sessions survive restarts.
+ * `appid` (--appid) names it, e.g. the AppID a mini program project already has.
+ */
+function devApp(dataDir: string, appid?: string): DevApp {
   const file = path.join(dataDir, DEV_APP_FILE);
   let saved: Partial<DevApp> = {};
   try {
@@ -31,10 +34,11 @@ function devApp(dataDir: string): DevApp {
   } catch {
     // made below
   }
+  if (appid !== undefined && saved.appid !== appid) saved = { ...(saved.push ? { push: saved.push } : {}) }; // another app: its own secret
   if (typeof saved.appid === 'string' && typeof saved.secret === 'string' && typeof saved.push?.token === 'string') return saved as DevApp;
   const app: DevApp = {
     // Files from before push existed keep their app (and so their sessions).
-    appid: typeof saved.appid === 'string' && typeof saved.secret === 'string' ? saved.appid : `wx${randomBytes(8).toString('hex')}`,
+    appid: appid ?? (typeof saved.appid === 'string' && typeof saved.secret === 'string' ? saved.appid : `wx${randomBytes(8).toString('hex')}`),
     secret: typeof saved.appid === 'string' && typeof saved.secret === 'string' ? saved.secret : randomBytes(16).toString('hex'),
     push: { token: randomBytes(12).toString('hex'), encodingAESKey: encodingAESKey() },
   };
@@ -81,6 +85,7 @@ export async function dev(argv: string[]): Promise<void> {
       port: { type: 'string' },
       'https-port': { type: 'string' },
       'sandbox-port': { type: 'string' },
+      appid: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
   });
@@ -89,7 +94,8 @@ export async function dev(argv: string[]): Promise<void> {
   // --port 0 (free ports, for scripts) makes the HTTPS port free too unless it is given.
   const httpsPort = port(values['https-port'], httpPort === 0 ? 0 : DEV_HTTPS_PORT_DEFAULT, '--https-port');
   const sandboxPort = port(values['sandbox-port'], 0, '--sandbox-port');
-  const app = devApp(dataDir);
+  if (values.appid !== undefined && !/^wx[0-9a-zA-Z]{16}$/.test(values.appid)) throw new UsageError('--appid: an AppID such as wx0123456789abcdef');
+  const app = devApp(dataDir, values.appid);
 
   // The sandbox is dev-only: loaded here, never by `minigate start`.
   const { createSandbox, createSandboxClock } = await import('minigate-sandbox');

@@ -1,10 +1,12 @@
 /** Usage texts, kept apart from the commands so `--help` loads nothing else. */
 
-export const devHelp = `minigate dev [--data DIR] [--port N] [--sandbox-port N] [--json]
+export const devHelp = `minigate dev [--data DIR] [--port N] [--https-port N] [--sandbox-port N] [--appid WXID] [--json]
 
 Runs minigate for local development, with no config file: SQLite in DIR (default ./.minigate),
 the WeChat sandbox in-process with a registered dev app, on http://127.0.0.1:N (default 8080).
---port 0 picks free ports. --json prints {"url","sandboxUrl","appid","dataDir"} as one line.
+--port 0 picks free ports. --appid gives the dev app the AppID your mini program project uses.
+The sandbox's control API is also at /__sandbox on minigate's own port, and the playground at
+/playground/. --json prints the facts (url, playground, sandboxUrl, appid, dataDir…) as one line.
 MINIGATE_* variables still apply (e.g. MINIGATE_STORE=postgres://… to use PostgreSQL).`;
 
 export const startHelp = `minigate start [-c FILE]
