@@ -48,3 +48,17 @@ describe('request body deadline', () => {
     }
   });
 });
+
+describe('closing', () => {
+  it('does not wait the grace for a connection that never sent a request', async () => {
+    const listener = createListener({ name: 'test', address: { host: '127.0.0.1', port: 0 }, logger: silentLogger(), handler: (_req, res) => res.end('ok') });
+    const { port } = await listener.start();
+    const idle = connect(port, '127.0.0.1');
+    await new Promise((r) => idle.once('connect', r));
+    const closed = new Promise((r) => idle.once('close', r));
+    const started = Date.now();
+    await listener.close(5_000);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    await closed;
+  });
+});

@@ -117,6 +117,19 @@ export function createListener(options: ListenerOptions): Listener {
   });
   if (options.upgrade) server.on('upgrade', options.upgrade);
 
+  // Connections that have not sent a request yet (a client's spare pooled connection): Node does
+  // not count them as idle, so close() would wait the whole grace for them. HTTP/1 only: an
+  // HTTP/2 session is told to go away instead.
+  const fresh = new Set<Socket>();
+  if (!options.http2) {
+    server.on(options.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
+      fresh.add(socket);
+      socket.once('close', () => fresh.delete(socket));
+    });
+    server.on('request', (req: IncomingMessage) => fresh.delete(req.socket as Socket));
+    server.on('upgrade', (req: IncomingMessage) => fresh.delete(req.socket as Socket));
+  }
+
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     logger.debug({ listener: options.name, code: error.code }, 'http: bad request from client');
     if (!socket.writable || socket.destroyed) {
@@ -170,6 +183,7 @@ export function createListener(options: ListenerOptions): Listener {
           resolve();
         });
         server.closeIdleConnections?.();
+        for (const socket of fresh) socket.destroy();
         for (const session of sessions) session.close();
       }),
   };
