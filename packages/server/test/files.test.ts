@@ -269,6 +269,22 @@ describe.each([
     expect((await curl([...auth(alice), '-F', `file=@${small}`, base])).status).toBe(201);
   });
 
+  it('answers an upload without a session with 401 and closes, instead of reading a big body to its end', async () => {
+    const boundary = 'NoSession0123';
+    const answer = await new Promise<{ status: number; closedMs: number }>((resolve) => {
+      const socket = netConnect(port, '127.0.0.1');
+      let text = '';
+      const started = Date.now();
+      socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), closedMs: Date.now() - started }));
+      socket.write(`POST /files HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: 100000000\r\n\r\n`);
+      socket.write(Buffer.alloc(1 << 20, 1)); // then nothing more: a server that drains would wait for the rest
+    });
+    expect(answer.status).toBe(401);
+    expect(answer.closedMs).toBeLessThan(4_000);
+  });
+
   it('refuses raw path tricks on download without leaking anything', async () => {
     const targets = [
       '/files/../../etc/passwd',

@@ -136,8 +136,21 @@ export function createFilesService(deps: FilesDeps): FilesService {
 
   // ---- upload (wx.uploadFile) ---------------------------------------------------------------
 
-  async function upload(ctx: HttpContext): Promise<void> {
+  /**
+   * A body route: whatever it throws — a refused session as much as a limit — leaves a body
+   * that may be large and unread, so the connection is closed after the answer, not drained.
+   */
+  const bodyRoute = (handler: (ctx: HttpContext) => Promise<void>) => async (ctx: HttpContext) => {
     extendRequestDeadline(ctx.req, config.uploadTimeout);
+    try {
+      await handler(ctx);
+    } catch (error) {
+      lingerThenClose(ctx.req, ctx.res);
+      throw error;
+    }
+  };
+
+  async function upload(ctx: HttpContext): Promise<void> {
     const me = await session(ctx);
     const room = await roomLeft(me);
     const id = newId();
@@ -159,7 +172,6 @@ export function createFilesService(deps: FilesDeps): FilesService {
           }),
       );
     } catch (error) {
-      lingerThenClose(ctx.req, ctx.res);
       if (error instanceof AppError && error.code === 'FILE_TOO_LARGE' && room < limit) throw new AppError('FILE_QUOTA_EXCEEDED', { message: `This user has ${room} bytes of quota left.` });
       throw error;
     }
@@ -310,25 +322,15 @@ export function createFilesService(deps: FilesDeps): FilesService {
   }
 
   async function putPart(ctx: HttpContext): Promise<void> {
-    extendRequestDeadline(ctx.req, config.uploadTimeout);
     const { upload } = await ownUpload(ctx);
     const n = Number(ctx.params.n);
     if (!Number.isInteger(n) || n < 1 || n > resumable.maxParts) throw new AppError('BAD_REQUEST', { message: `Parts are numbered 1 to ${resumable.maxParts}.` });
     const declared = Number(ctx.req.headers['content-length'] ?? NaN);
     const tooLarge = () => new AppError('FILE_TOO_LARGE', { message: `Parts may be up to ${resumable.maxPartSize} bytes.` });
-    if (declared > resumable.maxPartSize) {
-      lingerThenClose(ctx.req, ctx.res);
-      throw tooLarge();
-    }
+    if (declared > resumable.maxPartSize) throw tooLarge();
     // A new key per attempt: a part sent twice never overwrites bytes another request is reading.
     const key = `p/${upload.id}/${n}-${randomBytes(6).toString('hex')}`;
-    let part;
-    try {
-      part = await ingest(bodyOf(ctx.req), storage.writer(key), { types: null, maxBytes: resumable.maxPartSize, tooLarge });
-    } catch (error) {
-      lingerThenClose(ctx.req, ctx.res);
-      throw error;
-    }
+    const part = await ingest(bodyOf(ctx.req), storage.writer(key), { types: null, maxBytes: resumable.maxPartSize, tooLarge });
     let replaced: string | null;
     try {
       replaced = await records.putPart(upload.id, { n, size: part.size, sha256: part.sha256, storageKey: key }, clock.now());
@@ -410,7 +412,7 @@ export function createFilesService(deps: FilesDeps): FilesService {
   // ---- routes ------------------------------------------------------------------------------
 
   const router = new Router();
-  router.add('POST', '/', upload);
+  router.add('POST', '/', bodyRoute(upload));
   router.add('GET', '/', async (ctx) => {
     const me = await session(ctx);
     const query = new URLSearchParams(ctx.query);
@@ -421,7 +423,7 @@ export function createFilesService(deps: FilesDeps): FilesService {
   });
   router.add('POST', '/uploads', createUpload);
   router.add('GET', '/uploads/:uid', uploadStatus);
-  router.add('PUT', '/uploads/:uid/parts/:n', putPart);
+  router.add('PUT', '/uploads/:uid/parts/:n', bodyRoute(putPart));
   router.add('POST', '/uploads/:uid/complete', complete);
   router.add('DELETE', '/uploads/:uid', async (ctx) => {
     const { upload } = await ownUpload(ctx);
