@@ -9,13 +9,13 @@
 // RSS is what the operator pays for; it includes garbage the server has not collected yet
 // (an idle server may not collect soon), so the figure is honest rather than flattering.
 // Sessions are made (logins) before the baseline: they exist whether or not a socket is open.
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { createProcesses, freePort, pool, post, selfSignedCertificate } from './processes.mjs';
 import { printTable } from './table.mjs';
 
 // ws is minigate's own dependency; taking it from there keeps client, peer and server on one version.
@@ -43,7 +43,7 @@ const WARM_UP_SOCKETS = 50;
 const CLI = new URL('../packages/server/bin/minigate.js', import.meta.url).pathname;
 const PEER = new URL('./peers/bare-ws-fanout.mjs', import.meta.url).pathname;
 const work = mkdtempSync(path.join(tmpdir(), 'minigate-bench-channel-memory-'));
-const children = new Set();
+const { start, killAll } = createProcesses();
 const clientSockets = new Set();
 
 /** This process holds every client socket, the server every server socket; both need the file descriptors. */
@@ -59,30 +59,6 @@ function checkOpenFiles() {
   }
 }
 
-/** Starts a process and resolves once `readyPattern` appears on its stdout; stderr (logs) can go to a file. */
-function start(args, readyPattern, logFile) {
-  const stdio = ['ignore', 'pipe', logFile ? openSync(logFile, 'w') : 'pipe'];
-  const child = spawn(process.execPath, args, { env: { ...process.env, MINIGATE_STORE: undefined }, stdio });
-  children.add(child);
-  let text = '';
-  let ready = false;
-  return new Promise((resolve, reject) => {
-    child.on('exit', (code) => {
-      children.delete(child);
-      if (!ready) reject(new Error(`${args.join(' ')} exited ${code}\n${text}${logFile ? readFileSync(logFile, 'utf8') : ''}`));
-    });
-    child.stdout.on('data', (d) => {
-      text += d;
-      const m = readyPattern.exec(text);
-      if (m && !ready) {
-        ready = true;
-        resolve({ child, match: m });
-      }
-    });
-    child.stderr?.on('data', (d) => (text += d));
-  });
-}
-
 async function stop(child) {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((r) => child.once('exit', r));
@@ -90,41 +66,6 @@ async function stop(child) {
   await exited;
 }
 
-async function post(url, body) {
-  const r = await fetch(url, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
-  if (!r.ok) throw new Error(`${url}: ${r.status} ${await r.text()}`);
-  return r.json();
-}
-
-/** Runs fn(0…n-1) with at most `limit` in flight. */
-async function pool(n, limit, fn) {
-  const out = new Array(n);
-  let next = 0;
-  const worker = async () => {
-    while (next < n) {
-      const i = next++;
-      out[i] = await fn(i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, n) }, worker));
-  return out;
-}
-
-async function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** A self-signed certificate for 127.0.0.1 (the client does not verify it). */
-function certificate() {
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '30', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { cwd: work, stdio: 'pipe' });
-  return { cert: path.join(work, 'cert.pem'), key: path.join(work, 'key.pem') };
-}
 
 const sleep = (s) => new Promise((r) => setTimeout(r, s * 1000));
 
@@ -211,7 +152,7 @@ async function measure(label, server, url, userTokens, extras = false) {
 
 async function main() {
   checkOpenFiles();
-  const tls = certificate();
+  const tls = selfSignedCertificate(work);
   const sandbox = (await start([CLI, 'sandbox', '--port', '0', '--app', `${APPID}:${SECRET}`], /sandbox (http:\/\/\S+)/)).match[1];
 
   // One config for every minigate row: the same dataDir (secret key) and store, so the tokens
@@ -292,7 +233,7 @@ function reportLogs() {
 
 function cleanUp() {
   for (const ws of clientSockets) ws.terminate();
-  for (const child of children) child.kill('SIGKILL');
+  killAll();
   rmSync(work, { recursive: true, force: true });
 }
 

@@ -18,14 +18,13 @@
 // 1 MiB by default, close code 4008); the bench leaves that limit at its default. Latency
 // is then the cost of one message through the server at this load, not time spent in a
 // backlog the bench itself made.
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { createProcesses, freePort, pool, post, selfSignedCertificate } from './processes.mjs';
 import { printTable } from './table.mjs';
 
 // ws is minigate's own dependency; taking it from there keeps client, peer and server on one version.
@@ -61,69 +60,11 @@ const ROOM = 'bench:fanout';
 const CLI = new URL('../packages/server/bin/minigate.js', import.meta.url).pathname;
 const PEER = new URL('./peers/bare-ws-fanout.mjs', import.meta.url).pathname;
 const work = mkdtempSync(path.join(tmpdir(), 'minigate-bench-channel-'));
-const children = [];
+const { start, killAll } = createProcesses();
 const clientSockets = new Set();
 
 if (!(WINDOW >= 1 && WINDOW <= 1024)) throw new Error('--window must be 1…1024');
 
-/** Starts a process and resolves once `readyPattern` appears on its stdout; stderr (logs) can go to a file. */
-function start(args, readyPattern, logFile) {
-  const stdio = ['ignore', 'pipe', logFile ? openSync(logFile, 'w') : 'pipe'];
-  const child = spawn(process.execPath, args, { env: { ...process.env, MINIGATE_STORE: undefined }, stdio });
-  children.push(child);
-  let text = '';
-  let ready = false;
-  return new Promise((resolve, reject) => {
-    child.on('exit', (code) => {
-      if (!ready) reject(new Error(`${args.join(' ')} exited ${code}\n${text}${logFile ? readFileSync(logFile, 'utf8') : ''}`));
-    });
-    child.stdout.on('data', (d) => {
-      text += d;
-      const m = readyPattern.exec(text);
-      if (m && !ready) {
-        ready = true;
-        resolve({ child, match: m });
-      }
-    });
-    child.stderr?.on('data', (d) => (text += d));
-  });
-}
-
-async function post(url, body) {
-  const r = await fetch(url, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
-  if (!r.ok) throw new Error(`${url}: ${r.status} ${await r.text()}`);
-  return r.json();
-}
-
-/** Runs fn(0…n-1) with at most `limit` in flight. */
-async function pool(n, limit, fn) {
-  const out = new Array(n);
-  let next = 0;
-  const worker = async () => {
-    while (next < n) {
-      const i = next++;
-      out[i] = await fn(i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, n) }, worker));
-  return out;
-}
-
-async function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** A self-signed certificate for 127.0.0.1 (the client does not verify it). */
-function certificate() {
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '30', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { cwd: work, stdio: 'pipe' });
-  return { cert: path.join(work, 'cert.pem'), key: path.join(work, 'key.pem') };
-}
 
 /** Session tokens for `users` new sandbox users, logged in through minigate (50 logins in flight). */
 async function tokens(minigate, sandbox, users) {
@@ -313,7 +254,7 @@ function percentile(q) {
 // ---- the run ------------------------------------------------------------------------------------
 
 async function main() {
-  const tls = values.tls ? certificate() : undefined;
+  const tls = values.tls ? selfSignedCertificate(work) : undefined;
   const sandbox = (await start([CLI, 'sandbox', '--port', '0', '--app', `${APPID}:${SECRET}`], /sandbox (http:\/\/\S+)/)).match[1];
 
   const httpPort = await freePort();
@@ -392,7 +333,7 @@ function reportLog(file) {
 
 function cleanUp() {
   for (const ws of clientSockets) ws.terminate();
-  for (const child of children) child.kill('SIGKILL');
+  killAll();
   rmSync(work, { recursive: true, force: true });
 }
 

@@ -5,11 +5,11 @@
 //
 //   npm run bench              (builds first)
 //   node bench/login.mjs --stores sqlite,mysql,postgres --duration 10 --connections 32
-import { spawn } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { createProcesses, post } from './processes.mjs';
 import { printTable } from './table.mjs';
 import { requireWrk, wrk } from './wrk.mjs';
 import mysql from 'mysql2/promise';
@@ -32,31 +32,7 @@ const MYSQL_URL = process.env.TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/tes
 const POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const CLI = new URL('../packages/server/bin/minigate.js', import.meta.url).pathname;
 const work = mkdtempSync(path.join(tmpdir(), 'minigate-bench-'));
-const children = [];
-
-/** Starts a process and resolves once `readyPattern` appears on its stdout; stderr (logs) can go to a file. */
-function start(args, readyPattern, logFile) {
-  // Like production, logs go to a file rather than through a pipe the load generator must drain.
-  const stdio = ['ignore', 'pipe', logFile ? openSync(logFile, 'w') : 'pipe'];
-  const child = spawn(process.execPath, args, { env: { ...process.env, MINIGATE_STORE: undefined }, stdio });
-  children.push(child);
-  let text = '';
-  return new Promise((resolve, reject) => {
-    child.on('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}\n${text}${logFile ? readFileSync(logFile, 'utf8') : ''}`)));
-    child.stdout.on('data', (d) => {
-      text += d;
-      const m = readyPattern.exec(text);
-      if (m) resolve({ child, match: m });
-    });
-    child.stderr?.on('data', (d) => (text += d));
-  });
-}
-
-async function post(url, body) {
-  const r = await fetch(url, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
-  if (!r.ok) throw new Error(`${url}: ${r.status} ${await r.text()}`);
-  return r.json();
-}
+const { start, killAll } = createProcesses();
 
 async function freshDatabase(kind) {
   const name = `mg_bench_${Date.now().toString(36)}`;
@@ -156,6 +132,6 @@ main()
     process.exitCode = 1;
   })
   .finally(() => {
-    for (const child of children) child.kill('SIGKILL');
+    killAll();
     rmSync(work, { recursive: true, force: true });
   });
