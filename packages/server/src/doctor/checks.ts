@@ -3,7 +3,7 @@
  * and, when it is not a pass, one line on what to do (wechat-api.md §9).
  */
 import { isIP } from 'node:net';
-import type { X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { handshake, httpProbe, resolveHost, tcpConnect, type Handshake, type ProbeOptions } from './probe.js';
 import { TITLES, type CheckId, type CheckReport, type CheckResult, type CheckType, type UrlReport, type Verdict } from './types.js';
@@ -81,7 +81,7 @@ export async function checkOne(text: string, type: CheckType, options: ProbeOpti
   } else if (offered.includes('TLSv1') || offered.includes('TLSv1.1')) {
     checks.push(result('tls-versions', 'warn', `offers ${offered.map(label).join(', ')} (1.0/1.1 enabled)`, 'turn off TLS 1.0 and 1.1 unless very old Android devices must connect'));
   } else {
-    checks.push(result('tls-versions', offered.includes('TLSv1.3') ? 'pass' : 'pass', `offers ${offered.map(label).join(', ')}`));
+    checks.push(result('tls-versions', 'pass', `offers ${offered.map(label).join(', ')}`));
   }
 
   // One handshake that validates the chain as sent.
@@ -102,10 +102,10 @@ export async function checkOne(text: string, type: CheckType, options: ProbeOpti
     if (selfSigned) checks.push(result('chain', 'skip', 'a self-signed certificate has no chain (see Trusted root)'));
     else if (missingIssuer) {
       checks.push(result('chain', 'fail', `incomplete: the server sends the leaf alone, and nothing links ${commonName(leaf.issuer)} to a trusted root`, FULL_CHAIN_FIX));
-    } else if (untrustedTop) checks.push(result('chain', 'pass', `${main.chain.length} certificates sent, up to ${commonName(lastSubject(main))}`));
+    } else if (untrustedTop) checks.push(result('chain', 'pass', `${main.chain.length} certificates sent, up to ${commonName(top(main, 'subject'))}`));
     else if (error && !['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'SELF_SIGNED_CERT_IN_CHAIN'].includes(error)) {
       checks.push(result('chain', 'fail', `does not verify: ${error}`, FULL_CHAIN_FIX));
-    } else checks.push(result('chain', 'pass', `${main.chain.length} certificates up to ${commonName(lastSubject(main))}`));
+    } else checks.push(result('chain', 'pass', `${main.chain.length} certificates up to ${commonName(top(main, 'subject'))}`));
 
     // 6. hostname, validity
     const matched = leaf.checkHost(host);
@@ -123,13 +123,13 @@ export async function checkOne(text: string, type: CheckType, options: ProbeOpti
     // 8. trust
     if (selfSigned) checks.push(result('trust', 'fail', 'self-signed: no phone trusts it, and iOS rejects it outright', 'use a certificate from a public CA (e.g. Let\'s Encrypt through tls.acme)'));
     else if (untrustedTop) {
-      checks.push(result('trust', 'fail', `the chain ends at ${commonName(lastSubject(main))}, issued by ${commonName(lastIssuer(main))}, which no system trusts`, 'use a certificate from a public CA; --ca adds a private root for testing only'));
-    } else if (error === 'SELF_SIGNED_CERT_IN_CHAIN') checks.push(result('trust', 'fail', `the chain ends in ${commonName(lastSubject(main))}, a root no system trusts`, 'use a certificate from a public CA; --ca adds a private root for testing only'));
+      checks.push(result('trust', 'fail', `the chain ends at ${commonName(top(main, 'subject'))}, issued by ${commonName(top(main, 'issuer'))}, which no system trusts`, 'use a certificate from a public CA; --ca adds a private root for testing only'));
+    } else if (error === 'SELF_SIGNED_CERT_IN_CHAIN') checks.push(result('trust', 'fail', `the chain ends in ${commonName(top(main, 'subject'))}, a root no system trusts`, 'use a certificate from a public CA; --ca adds a private root for testing only'));
     else if (missingIssuer) checks.push(result('trust', 'skip', 'unknown until the chain is complete'));
     else {
       const rootDer = main.chain[main.chain.length - 1];
       const viaCa = rootDer !== undefined && options.ca.some((pem) => pemToDer(pem).equals(rootDer));
-      checks.push(result('trust', 'pass', `${commonName(lastSubject(main))}${viaCa ? ' (trusted through --ca: a private root, for testing)' : ''}`));
+      checks.push(result('trust', 'pass', `${commonName(top(main, 'subject'))}${viaCa ? ' (trusted through --ca: a private root, for testing)' : ''}`));
     }
   }
 
@@ -153,19 +153,11 @@ export async function checkOne(text: string, type: CheckType, options: ProbeOpti
   return finish();
 }
 
-function lastSubject(h: Handshake): string {
+/** The subject or issuer of the last certificate of the verified chain (its top). */
+function top(h: Handshake, field: 'subject' | 'issuer'): string {
   const der = h.chain[h.chain.length - 1];
   try {
-    return der ? new x509.X509Certificate(der).subject : '';
-  } catch {
-    return '';
-  }
-}
-
-function lastIssuer(h: Handshake): string {
-  const der = h.chain[h.chain.length - 1];
-  try {
-    return der ? new x509.X509Certificate(der).issuer : '';
+    return der ? new X509Certificate(der)[field] : '';
   } catch {
     return '';
   }

@@ -84,7 +84,8 @@ export function createFilesService(deps: FilesDeps): FilesService {
     return { me, file };
   }
 
-  const baseUrl = (ctx: HttpContext) => `${ctx.client.scheme}://${ctx.client.host}${config.path}`;
+  const origin = (ctx: HttpContext) => `${ctx.client.scheme}://${ctx.client.host}`;
+  const baseUrl = (ctx: HttpContext) => `${origin(ctx)}${config.path}`;
 
   const describe = (ctx: HttpContext, file: FileRecord) => describeWith(`${baseUrl(ctx)}/${file.id}`, file);
 
@@ -103,6 +104,14 @@ export function createFilesService(deps: FilesDeps): FilesService {
   }
 
   const linkSignature = (id: string, exp: number) => createHmac('sha256', linkKey).update(`${id}.${exp}`).digest('base64url');
+
+  /** A signed link's path and end for a `ttl` asked in seconds (files.linkTtl when not given, never beyond). */
+  function signedPath(file: FileRecord, ttl: unknown): { path: string; expiresAt: number } {
+    const ttlS = ttl === undefined ? config.linkTtl / 1000 : Number(ttl);
+    if (!(Number.isInteger(ttlS) && ttlS >= 1 && ttlS * 1000 <= config.linkTtl)) throw new AppError('BAD_REQUEST', { message: `ttl: seconds, 1 to ${config.linkTtl / 1000} (files.linkTtl).` });
+    const exp = Math.floor(clock.now() / 1000) + ttlS;
+    return { path: `${config.path}/${file.id}?exp=${exp}&sig=${linkSignature(file.id, exp)}`, expiresAt: exp * 1000 };
+  }
 
   function linkValid(id: string, query: URLSearchParams): boolean {
     const exp = Number(query.get('exp'));
@@ -441,10 +450,8 @@ export function createFilesService(deps: FilesDeps): FilesService {
   router.add('POST', '/:id/link', async (ctx) => {
     const { file } = await owned(ctx, ctx.params.id ?? '');
     const body = ctx.req.headers['content-length'] === '0' || !ctx.req.headers['content-type'] ? {} : await readJsonBody(ctx.req);
-    const ttlS = body.ttl === undefined ? config.linkTtl / 1000 : Number(body.ttl);
-    if (!(Number.isInteger(ttlS) && ttlS >= 1 && ttlS * 1000 <= config.linkTtl)) throw new AppError('BAD_REQUEST', { message: `ttl: seconds, 1 to ${config.linkTtl / 1000} (files.linkTtl).` });
-    const exp = Math.floor(clock.now() / 1000) + ttlS;
-    sendJson(ctx.res, 200, { url: `${baseUrl(ctx)}/${file.id}?exp=${exp}&sig=${linkSignature(file.id, exp)}`, expiresAt: exp * 1000 });
+    const link = signedPath(file, body.ttl);
+    sendJson(ctx.res, 200, { url: `${origin(ctx)}${link.path}`, expiresAt: link.expiresAt });
   });
 
   // ---- sweeping ----------------------------------------------------------------------------
@@ -502,10 +509,7 @@ export function createFilesService(deps: FilesDeps): FilesService {
     internal.add('POST', '/v1/files/:id/link', async (ctx) => {
       const file = await found(ctx.params.id ?? '');
       const body = await readJsonBody(ctx.req);
-      const ttlS = body.ttl === undefined ? config.linkTtl / 1000 : Number(body.ttl);
-      if (!(Number.isInteger(ttlS) && ttlS >= 1 && ttlS * 1000 <= config.linkTtl)) throw new AppError('BAD_REQUEST', { message: `ttl: seconds, 1 to ${config.linkTtl / 1000} (files.linkTtl).` });
-      const exp = Math.floor(clock.now() / 1000) + ttlS;
-      sendJson(ctx.res, 200, { path: `${config.path}/${file.id}?exp=${exp}&sig=${linkSignature(file.id, exp)}`, expiresAt: exp * 1000 });
+      sendJson(ctx.res, 200, signedPath(file, body.ttl));
     });
   }
 
