@@ -98,6 +98,25 @@ function streamUpload(port: number, token: string, size: number, onProgress?: (s
   });
 }
 
+/**
+ * `count` uploads (`atOnce` at a time) that announce `announced` bytes (under the limit, so the
+ * body is read), send `bytes` of a JPEG, and go away `lingerMs` after the last write.
+ */
+async function abortedUploads(port: number, token: string, o: { announced: number; bytes: number; count: number; atOnce: number; lingerMs: number }): Promise<void> {
+  const body = Buffer.concat([preamble, JPEG_HEAD, Buffer.alloc(o.bytes, 1)]);
+  const head = Buffer.from(
+    `POST /files HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\nContent-Length: ${o.announced}\r\n\r\n`,
+  );
+  const abortOne = () =>
+    new Promise<void>((resolve) => {
+      const socket = netConnect(port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve());
+      socket.write(Buffer.concat([head, body]), () => setTimeout(() => socket.destroy(), o.lingerMs));
+    });
+  for (let i = 0; i < o.count; i += o.atOnce) await Promise.all(Array.from({ length: Math.min(o.atOnce, o.count - i) }, abortOne));
+}
+
 describe('big and broken uploads to S3 (s3rver)', () => {
   it('takes a 1 GB upload with RSS growing by less than 64 MB, and 300 uploads cut off mid-body leave no object and no fds', { timeout: 180_000 }, async () => {
     const s3 = await startS3Server();
@@ -125,18 +144,7 @@ describe('big and broken uploads to S3 (s3rver)', () => {
       expect((await back.arrayBuffer()).byteLength).toBe(24);
 
       const fdBefore = fds(server.pid);
-      const body = Buffer.concat([preamble, JPEG_HEAD, Buffer.alloc(6 * 1024 * 1024, 1)]); // past one S3 part
-      const head = Buffer.from(
-        `POST /files HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\nContent-Length: 100000000\r\n\r\n`,
-      );
-      const abortOne = () =>
-        new Promise<void>((resolve) => {
-          const socket = netConnect(server.port, '127.0.0.1');
-          socket.on('error', () => undefined);
-          socket.on('close', () => resolve());
-          socket.write(Buffer.concat([head, body]), () => setTimeout(() => socket.destroy(), 20));
-        });
-      for (let i = 0; i < 300; i += 10) await Promise.all(Array.from({ length: 10 }, abortOne));
+      await abortedUploads(server.port, token, { announced: 100_000_000, bytes: 6 * 1024 * 1024, count: 300, atOnce: 10, lingerMs: 20 }); // past one S3 part
       await expect.poll(() => fds(server.pid), { timeout: 15_000 }).toBeLessThanOrEqual(fdBefore + 4);
       const storage = createS3Storage({ endpoint: s3.endpoint, region: s3.region, bucket: s3.bucket, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, forcePathStyle: true, prefix: '' });
       const keys: string[] = [];
@@ -183,20 +191,7 @@ describe('big and broken uploads against minigate start', () => {
     const server = await start(configFile('aborts', ['maxFileSize: 50MiB']));
     try {
       const token = await login(server.url);
-      const body = Buffer.concat([preamble, JPEG_HEAD, Buffer.alloc(200_000, 1)]);
-      const head = Buffer.from(
-        `POST /files HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\nContent-Length: 10000000\r\n\r\n`,
-      );
-      const abortOne = () =>
-        new Promise<void>((resolve) => {
-          const socket = netConnect(server.port, '127.0.0.1');
-          socket.on('error', () => undefined);
-          socket.on('close', () => resolve());
-          socket.write(Buffer.concat([head, body]), () => setTimeout(() => socket.destroy(), 5));
-        });
-      const run = async (n: number) => {
-        for (let i = 0; i < n; i += 20) await Promise.all(Array.from({ length: Math.min(20, n - i) }, abortOne));
-      };
+      const run = (count: number) => abortedUploads(server.port, token, { announced: 10_000_000, bytes: 200_000, count, atOnce: 20, lingerMs: 5 });
       await run(100); // warm up
       await pause(1_000);
       const fdBefore = fds(server.pid);
