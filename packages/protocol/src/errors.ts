@@ -14,6 +14,14 @@ export interface ErrorSpec {
 
 export const ERRORS = {
   BAD_REQUEST: { status: 400, message: 'The request is malformed or a field is invalid.' },
+  REQUEST_TARGET_INVALID: {
+    status: 400,
+    message: 'The request path is refused (it climbs above the root, or hides a separator, a dot-segment or a control character); send a plain path.',
+  },
+  UPGRADE_REFUSED: {
+    status: 400,
+    message: 'Only WebSocket upgrades (GET, Upgrade: websocket, Sec-WebSocket-Version 13 and a valid key) are accepted.',
+  },
   BODY_TOO_LARGE: { status: 413, message: 'The request body is larger than this route accepts.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Send the body as application/json.' },
   NOT_FOUND: { status: 404, message: 'No such route.' },

@@ -107,6 +107,13 @@ export const routeSchema = z
       .enum(['none', 'optional', 'required'])
       .default('none')
       .meta({ description: 'required: 401 without a session; optional and required: identity headers to the upstream.' }),
+    forwardAuthorization: z
+      .boolean()
+      .default(true)
+      .meta({
+        description:
+          'proxy with auth none: pass the client\'s Authorization: Bearer header (a minigate session token, if the client sends one) to the upstream; false drops it. With auth optional or required it is always dropped (the upstream gets the identity headers instead).',
+      }),
     spa: z.boolean().default(false).meta({ description: 'static: answer index.html for paths that are not files.' }),
     maxBodyBytes: z
       .number()

@@ -19,12 +19,14 @@ import type { SessionService } from '../auth/sessions.js';
 import { tokenFromRequest } from '../auth/tokens.js';
 import { forwardingHeaders, identityHeaders } from './headers.js';
 import { clientInfo, trustedProxies, type TrustedProxies } from './forwarded.js';
-import { createDispatcher, rejectUpgrade, routeTo, sendJson, type HttpContext, type Router } from './http.js';
+import { ALLOWED_METHODS, createDispatcher, rejectUpgrade, routeTo, sendJson, type HttpContext, type Router } from './http.js';
 import { createListener, localUrl, type Listener } from './listener.js';
 import { createProxy, type Proxy } from './proxy.js';
+import { applyRequestTarget } from './request-target.js';
 import { RouteTable, normalizePrefix, type EdgeRoute } from './route-table.js';
 import type { Service } from './service.js';
 import { createStaticHandler } from './static.js';
+import { checkWebSocketHandshake, serveWithoutUpgrade, wantsWebSocket } from './upgrade.js';
 import type { TlsManager } from './tls/manager.js';
 
 export interface EdgeDeps {
@@ -112,7 +114,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       maxBodyBytes: route.maxBodyBytes,
       logger,
       prefix: normalizePrefix(route.path),
-      dropBearer: route.auth !== 'none',
+      dropBearer: route.auth !== 'none' || !route.forwardAuthorization,
     });
     proxies.push(proxy);
     const extraHeaders = async (req: IncomingMessage, client: HttpContext['client']) => {
@@ -204,14 +206,21 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     ctx.res.end();
   }
 
-  function upgrade(scheme: 'http' | 'https') {
+  function upgrade(scheme: 'http' | 'https', server: () => Listener['server']) {
     return (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on('error', () => socket.destroy());
+      try {
+        applyRequestTarget(req);
+        if (!wantsWebSocket(req)) return serveWithoutUpgrade(req, socket, (r, res) => server().emit('request', r, res));
+        checkWebSocketHandshake(req);
+      } catch (error) {
+        return rejectUpgrade(socket, error);
+      }
       const client = clientInfo(req, scheme, trusted);
       if (scheme === 'http' && httpsAddress && config.listen.httpRedirect && !client.viaTrustedProxy) {
         return rejectUpgrade(socket, new AppError('NOT_FOUND', { message: 'Use wss:// on the HTTPS port.' }));
       }
-      const path = (req.url ?? '/').split('?')[0]!;
+      const path = (req.url ?? '/').split('?', 1)[0]!;
       const found = table.match(client.host, path);
       if (!found?.route.upgrade) return rejectUpgrade(socket, new AppError('NOT_FOUND'));
       found.route.upgrade(req, socket, head, found.rest, client);
@@ -227,8 +236,15 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       address,
       logger,
       handler: hsts && scheme === 'https' ? (req, res) => (res.setHeader('strict-transport-security', hsts), dispatch(req, res)) : dispatch,
-      upgrade: name === 'internal' ? undefined : upgrade(scheme),
+      upgrade: name === 'internal' ? undefined : upgrade(scheme, () => listener.server),
       ...(scheme === 'https' ? { tls: deps.tls!.serverOptions(), http2: config.tls.http2 } : {}),
+    });
+    // CONNECT (authority-form): minigate is no forward proxy. Without this Node closes in silence.
+    listener.server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      socket.on('error', () => socket.destroy());
+      rejectUpgrade(socket, new AppError('METHOD_NOT_ALLOWED', { message: 'CONNECT is not served: minigate is not a forward proxy.' }), {
+        allow: ALLOWED_METHODS.join(', '),
+      });
     });
     if (scheme === 'https') deps.tls!.attach(listener.server as never);
     listeners.push(listener);

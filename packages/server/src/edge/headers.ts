@@ -44,7 +44,7 @@ function listedInConnection(headers: IncomingHttpHeaders): Set<string> {
 /** The request headers to send upstream (before minigate adds its own). */
 export function upstreamRequestHeaders(
   headers: IncomingHttpHeaders,
-  options: { keepUpgrade?: boolean; dropBearer?: boolean } = {},
+  options: { dropBearer?: boolean } = {},
 ): OutgoingHttpHeaders {
   const connectionListed = listedInConnection(headers);
   const out: OutgoingHttpHeaders = {};
@@ -56,10 +56,6 @@ export function upstreamRequestHeaders(
     if (isIdentity(name) || FORWARDING.has(name)) continue;
     // On routes where minigate checked the session, its token stays here: upstreams get the identity.
     if (options.dropBearer && name === 'authorization' && /^bearer\s/i.test(String(value))) continue;
-    if (options.keepUpgrade && (name === 'connection' || name === 'upgrade')) {
-      out[name] = String(value);
-      continue;
-    }
     if (HOP_BY_HOP.has(name) || connectionListed.has(name)) continue;
     out[name] = value;
   }

@@ -7,6 +7,10 @@ import type { Duplex } from 'node:stream';
 import { AppError, errorBody } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { requestId as newRequestId } from '../core/random.js';
+import { applyRequestTarget } from './request-target.js';
+
+/** What `OPTIONS *` and a refused CONNECT list. */
+export const ALLOWED_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 
 /** JSON bodies larger than this are refused (413) unless a route sets its own limit. */
 export const JSON_BODY_LIMIT_BYTES = 64 * 1024;
@@ -135,11 +139,10 @@ export function createDispatcher(options: DispatchOptions) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     const started = performance.now();
     const requestId = newRequestId();
-    const target = req.url ?? '/';
-    const q = target.indexOf('?');
-    const path = q === -1 ? target : target.slice(0, q);
-    const query = q === -1 ? '' : target.slice(q + 1);
     const method = req.method ?? 'GET';
+    // Until the target is normalised, the raw path (never its query, which may carry secrets) is logged.
+    let path = (req.url ?? '/').split('?', 1)[0]!;
+    let query = '';
     res.setHeader('x-request-id', requestId);
 
     let failure: unknown;
@@ -182,6 +185,14 @@ export function createDispatcher(options: DispatchOptions) {
 
     let client: ClientInfo;
     try {
+      // CONNECT (authority-form) tunnels nothing here; HTTP/1.1's arrives on 'connect' (edge.ts).
+      if (method === 'CONNECT') throw new AppError('METHOD_NOT_ALLOWED', { details: { allowed: ALLOWED_METHODS } });
+      ({ path, query } = applyRequestTarget(req));
+      if (path === '*') {
+        res.writeHead(204, { allow: ALLOWED_METHODS.join(', ') });
+        res.end();
+        return;
+      }
       client = options.client(req);
     } catch (error) {
       return fail(error);

@@ -12,6 +12,7 @@ import { AppError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { upstreamRequestHeaders, upstreamResponseHeaders } from './headers.js';
 import type { HttpContext } from './http.js';
+import { websocketAccept } from './upgrade.js';
 import { createTunnel, type Tunnel } from './ws-tunnel.js';
 
 /** A failed upstream is skipped this long. */
@@ -214,7 +215,13 @@ export function createProxy(options: ProxyOptions): Proxy {
     upgrade(req, socket, head, rest, extra) {
       const upstream = order()[0]!;
       const query = (req.url ?? '').includes('?') ? (req.url ?? '').slice((req.url ?? '').indexOf('?') + 1) : '';
-      const headers = { ...upstreamRequestHeaders(req.headers, { keepUpgrade: true, dropBearer: options.dropBearer }), ...extra };
+      // The edge let only a valid WebSocket handshake through; it goes upstream as exactly that.
+      const headers = {
+        ...upstreamRequestHeaders(req.headers, { dropBearer: options.dropBearer }),
+        ...extra,
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+      };
       const request = open(upstream, req.method ?? 'GET', targetPath(upstream, rest, query), headers);
       const fail = (status: number, code: string) => {
         if (socket.writable) {
@@ -223,12 +230,19 @@ export function createProxy(options: ProxyOptions): Proxy {
         } else socket.destroy();
       };
       request.once('upgrade', (answer, upstreamSocket, upstreamHead) => {
+        // A 101 that is not a WebSocket acceptance of this key would let anything flow after it.
+        const key = String(req.headers['sec-websocket-key'] ?? '');
+        if (String(answer.headers.upgrade ?? '').toLowerCase() !== 'websocket' || answer.headers['sec-websocket-accept'] !== websocketAccept(key)) {
+          options.logger.warn({ upstream: upstream.url.origin }, 'proxy: upstream answered 101 without a valid WebSocket acceptance');
+          upstreamSocket.destroy();
+          return fail(502, 'UPSTREAM_UNAVAILABLE');
+        }
         const lines = [`HTTP/1.1 101 ${answer.statusMessage ?? 'Switching Protocols'}`];
         for (let i = 0; i < answer.rawHeaders.length; i += 2) lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
         socket.write(`${lines.join('\r\n')}\r\n\r\n`);
         if (upstreamHead.length) socket.write(upstreamHead);
         if (head.length) upstreamSocket.write(head);
-        const tunnel = createTunnel(socket, upstreamSocket);
+        const tunnel = createTunnel(socket, upstreamSocket, { extensions: answer.headers['sec-websocket-extensions'] !== undefined });
         tunnels.add(tunnel);
         void tunnel.closed.then(() => tunnels.delete(tunnel));
       });

@@ -9,10 +9,25 @@ import type { Duplex } from 'node:stream';
 /** How long a closing tunnel waits for the peers' close frames before cutting the sockets. */
 export const TUNNEL_CLOSE_GRACE_MS = 1_000;
 
-/** Follows frame boundaries in a byte stream. */
+/** What a direction's frames must look like (RFC 6455 §5.2); anything else ends the tunnel. */
+export interface FrameRules {
+  /** Client-to-server frames are masked, server-to-client frames never. */
+  masked: boolean;
+  /** An extension was negotiated (permessage-deflate sets RSV1). */
+  extensions: boolean;
+}
+
+/** Thrown by FrameBoundary.feed when a frame breaks the rules: the stream is not WebSocket. */
+export class FrameViolation extends Error {}
+
+const OPCODES = new Set([0x0, 0x1, 0x2, 0x8, 0x9, 0xa]);
+
+/** Follows frame boundaries in a byte stream, and (with rules) checks each frame header. */
 export class FrameBoundary {
   private header = Buffer.alloc(0);
   private remaining = 0;
+
+  constructor(private readonly rules?: FrameRules) {}
 
   /** True between frames. */
   get atBoundary(): boolean {
@@ -42,11 +57,24 @@ export class FrameBoundary {
         continue;
       }
       offset += need - before;
+      if (this.rules) FrameBoundary.check(candidate, this.rules);
       this.remaining = FrameBoundary.payloadLength(candidate.subarray(0, need));
       this.header = Buffer.alloc(0);
       if (this.remaining === 0) lastEnd = offset;
     }
     return lastEnd;
+  }
+
+  private static check(header: Buffer, rules: FrameRules): void {
+    const opcode = header[0]! & 0x0f;
+    const rsv = header[0]! & 0x70;
+    const masked = (header[1]! & 0x80) !== 0;
+    const length7 = header[1]! & 0x7f;
+    if (!OPCODES.has(opcode)) throw new FrameViolation(`opcode ${opcode}`);
+    if (rsv !== 0 && !(rules.extensions && rsv === 0x40)) throw new FrameViolation('reserved bits');
+    if (masked !== rules.masked) throw new FrameViolation(rules.masked ? 'unmasked client frame' : 'masked server frame');
+    if (opcode >= 0x8 && (length7 > 125 || (header[0]! & 0x80) === 0)) throw new FrameViolation('bad control frame');
+    if (length7 === 127 && (header[2]! & 0x80) !== 0) throw new FrameViolation('length over 2^63');
   }
 
   private static headerLength(header: Buffer): number | undefined {
@@ -80,7 +108,7 @@ export interface Tunnel {
 }
 
 /** Connects a client socket and an upstream socket that have both switched to WebSocket. */
-export function createTunnel(client: Duplex, upstream: Duplex): Tunnel {
+export function createTunnel(client: Duplex, upstream: Duplex, options: { extensions: boolean } = { extensions: false }): Tunnel {
   let closing = false;
   let onClosed!: () => void;
   const closed = new Promise<void>((resolve) => (onClosed = resolve));
@@ -95,8 +123,8 @@ export function createTunnel(client: Duplex, upstream: Duplex): Tunnel {
   upstream.on('error', finish);
 
   /** One direction: forwards bytes, honours back-pressure, and stops at a boundary when closing. */
-  const direction = (from: Duplex, to: Duplex, closeWith: (code: number) => Buffer) => {
-    const boundary = new FrameBoundary();
+  const direction = (from: Duplex, to: Duplex, closeWith: (code: number) => Buffer, rules: FrameRules) => {
+    const boundary = new FrameBoundary(rules);
     let stopped = false;
     let code = 1001;
     const stop = () => {
@@ -107,14 +135,20 @@ export function createTunnel(client: Duplex, upstream: Duplex): Tunnel {
     };
     from.on('data', (chunk: Buffer) => {
       if (stopped) return;
-      if (closing) {
-        if (boundary.atBoundary) return stop();
-        const end = boundary.feed(chunk);
-        if (end === -1) return void to.write(chunk);
-        to.write(chunk.subarray(0, end));
-        return stop();
+      try {
+        if (closing) {
+          if (boundary.atBoundary) return stop();
+          const end = boundary.feed(chunk);
+          if (end === -1) return void to.write(chunk);
+          to.write(chunk.subarray(0, end));
+          return stop();
+        }
+        boundary.feed(chunk);
+      } catch (error) {
+        // Not WebSocket (smuggled HTTP after a 101, a broken peer): nothing of it crosses.
+        if (error instanceof FrameViolation) return finish();
+        throw error;
       }
-      boundary.feed(chunk);
       if (!to.write(chunk)) from.pause();
     });
     to.on('drain', () => !stopped && from.resume());
@@ -126,8 +160,8 @@ export function createTunnel(client: Duplex, upstream: Duplex): Tunnel {
     };
   };
 
-  const down = direction(upstream, client, (code) => closeFrame(code, false));
-  const up = direction(client, upstream, (code) => closeFrame(code, true));
+  const down = direction(upstream, client, (code) => closeFrame(code, false), { masked: false, extensions: options.extensions });
+  const up = direction(client, upstream, (code) => closeFrame(code, true), { masked: true, extensions: options.extensions });
 
   return {
     closed,
