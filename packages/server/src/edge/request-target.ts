@@ -33,6 +33,7 @@ const ABSOLUTE_FORM = /^(https?):\/\/([^/?#]*)(.*)$/is;
 /** host[:port], a bracketed IPv6 literal[:port]; no userinfo. */
 const AUTHORITY = /^(?:[a-z0-9._~!$&'()*+,;=-]+|\[[0-9a-f:.]+\])(?::\d{1,5})?$/i;
 const HEX = /^[0-9a-f]{2}$/i;
+const DOUBLE_ENCODED = /%25(2e|2f|5c|00)/i;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function refuse(why: string): never {
@@ -91,12 +92,7 @@ function decodeUnreserved(path: string): string {
       const why = dangerous(byte);
       if (why) refuse(why);
       if (unreserved(byte)) out += String.fromCharCode(byte);
-      else if (byte === 0x25) {
-        // `%25` followed by what would be a dot, a slash, a backslash or NUL once decoded again.
-        const next = path.slice(i + 1, i + 3).toLowerCase();
-        if (next === '2e' || next === '2f' || next === '5c' || next === '00') refuse('a double-encoded "." "/" "\\" or NUL');
-        out += '%25';
-      } else out += `%${hex.toUpperCase()}`;
+      else out += `%${hex.toUpperCase()}`;
       continue;
     }
     if (c > 0xff) refuse('a character outside Latin-1 in the target');
@@ -113,6 +109,9 @@ function decodeUnreserved(path: string): string {
     out += path[i];
   }
   endRun();
+  // `%25` before what decodes again to a dot, a slash, a backslash or NUL (`%252e`, also built
+  // from escaped digits as in `%25%32%65`): an upstream that decodes twice would see traversal.
+  if (DOUBLE_ENCODED.test(out)) refuse('a double-encoded ".", "/", "\\" or NUL');
   return out;
 }
 

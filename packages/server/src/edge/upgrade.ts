@@ -18,7 +18,9 @@ const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
 /** Whether the request asks for WebSocket at all (then it must be a valid handshake). */
 export function wantsWebSocket(req: IncomingMessage): boolean {
-  return String(req.headers.upgrade ?? '').trim().toLowerCase() === 'websocket';
+  return String(req.headers.upgrade ?? '')
+    .split(',')
+    .some((token) => token.trim().toLowerCase() === 'websocket');
 }
 
 /** Refuses a WebSocket handshake that is not one (RFC 6455 §4.2.1), naming what is wrong. */
@@ -29,7 +31,7 @@ export function checkWebSocketHandshake(req: IncomingMessage): void {
   if (req.method !== 'GET') refuse('the method must be GET');
   if (req.httpVersion !== '1.1') refuse('HTTP/1.1 is required');
   const upgrades = req.rawHeaders.filter((_, i) => i % 2 === 0 && req.rawHeaders[i]!.toLowerCase() === 'upgrade');
-  if (upgrades.length !== 1) refuse('one Upgrade header is required');
+  if (upgrades.length !== 1 || String(req.headers.upgrade).trim().toLowerCase() !== 'websocket') refuse('Upgrade must be websocket alone');
   if (req.headers['sec-websocket-version'] !== '13') refuse('Sec-WebSocket-Version must be 13');
   if (!WEBSOCKET_KEY.test(String(req.headers['sec-websocket-key'] ?? ''))) refuse('Sec-WebSocket-Key must be 16 bytes in base64');
 }
