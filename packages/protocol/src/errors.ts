@@ -112,6 +112,7 @@ export const ERRORS = {
   CHANNEL_TOO_MANY_CONNECTIONS: { status: 429, message: 'This user has as many channel connections as allowed (channel.maxConnectionsPerUser).' },
   CHANNEL_ORIGIN_FORBIDDEN: { status: 403, message: 'WebSocket connections from this Origin are not allowed (channel.origins).' },
   CHANNEL_UNAVAILABLE: { status: 503, message: 'The channel could not decide or deliver just now (webhook or bus unavailable); retry shortly.' },
+  CHANNEL_TICKET_USED: { status: 401, message: 'This tunnel URL was already used; ask GET /weapp/tunnel for a new one.' },
   FILE_TOO_LARGE: { status: 413, message: 'The file is larger than this server accepts (files.maxFileSize).' },
   FILE_TYPE_NOT_ALLOWED: { status: 415, message: 'The file content is not one of the allowed types (checked on its bytes, not its name).' },
   FILE_QUOTA_EXCEEDED: { status: 413, message: 'The file would take this user over their storage quota.' },

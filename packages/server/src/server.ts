@@ -219,7 +219,10 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
         idleOf: (appid) => apps.get(appid)?.session.idle ?? 86_400_000,
         bus,
         state: roomState,
+        store: liveStore,
+        ...(redis ? { redis } : {}),
         clock,
+        random,
         logger,
       });
       registerChannelRoutes(internalRouter, channel.hub);

@@ -98,6 +98,49 @@ function internal(at: Instance, method: string, pathname: string, body?: unknown
 
 const message = (event: string) => (f: any) => f.type === 'message' && f.event === event;
 
+/** A Wafer2 user's tunnel URL from `at` (login and GET /weapp/tunnel, as wafer2-client-sdk does). */
+async function tunnelUrl(at: Instance): Promise<string> {
+  const code = (await (await fetch(`${sandboxUrl}/__sandbox/login`, { method: 'POST', body: JSON.stringify({ appid: APPID }) })).json()) as any;
+  const login = (await (await fetch(`${at.url}/weapp/login`, { headers: { 'x-wx-code': code.code, 'x-wx-appid': APPID } })).json()) as any;
+  const tunnel = (await (await fetch(`${at.url}/weapp/tunnel`, { headers: { 'x-wx-skey': login.data.skey } })).json()) as any;
+  return tunnel.data.connectUrl;
+}
+
+/** The same tunnel URL, pointed at another instance. */
+function onInstance(url: string, at: Instance): string {
+  const moved = new URL(url);
+  moved.host = new URL(at.url).host;
+  return moved.toString();
+}
+
+/** Opens a tunnel URL; the socket, or the refusal's status and code. */
+async function tryTunnel(url: string): Promise<TestSocket | { status: number; code: string }> {
+  return connect(url).then(
+    (socket) => {
+      sockets.push(socket);
+      return socket;
+    },
+    (e) => ({ status: e.status, code: e.body ? JSON.parse(e.body).error.code : String(e.message) }),
+  );
+}
+
+const USED = { status: 401, code: 'CHANNEL_TICKET_USED' };
+
+/** A tunnel URL opens one socket across the two instances: in turn, and raced on both at once. */
+async function expectSingleUseAcross(a: Instance, b: Instance): Promise<void> {
+  const url = await tunnelUrl(a);
+  const first = await tryTunnel(url);
+  expect(first).toHaveProperty('ws');
+  expect(await tryTunnel(onInstance(url, b))).toEqual(USED);
+  expect(await tryTunnel(url)).toEqual(USED);
+  for (let round = 0; round < 5; round++) {
+    const raced = await tunnelUrl(round % 2 ? a : b);
+    const tries = await Promise.all([tryTunnel(onInstance(raced, a)), tryTunnel(onInstance(raced, b)), tryTunnel(onInstance(raced, a)), tryTunnel(onInstance(raced, b))]);
+    expect(tries.filter((t) => 'ws' in t)).toHaveLength(1);
+    expect(tries.filter((t) => !('ws' in t))).toEqual([USED, USED, USED]);
+  }
+}
+
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'mg-channel-cluster-'));
   database = await createTestDatabase('postgres');
@@ -166,6 +209,11 @@ describe('two instances sharing Redis', () => {
     expect(Date.now() - started).toBeLessThan(2_500);
   });
 
+  it('a Wafer tunnel URL used on one instance is refused on the other; raced on both, it opens one socket', { timeout: 20_000 }, async () => {
+    const [a, b] = instances as [Instance, Instance];
+    await expectSingleUseAcross(a, b);
+  });
+
   it('with Redis cut, each instance serves its own clients; cross-instance delivery returns with Redis', { timeout: 40_000 }, async () => {
     const [a, b] = instances as [Instance, Instance];
     const dave = await user(a);
@@ -188,6 +236,9 @@ describe('two instances sharing Redis', () => {
       await a.cli.waitForStderr('bus: redis is down', 5_000);
       // What was published in the gap did not reach the other instance (documented loss).
       expect(f.frames.some(message('during-0'))).toBe(false);
+      // Tunnel URLs stay single use: the store decides while Redis is away.
+      await expectSingleUseAcross(a, b);
+      await a.cli.waitForStderr('the store records used tunnel tickets', 1_000);
     } finally {
       await redisProxy.restore();
     }
@@ -222,6 +273,18 @@ describe('two instances sharing Redis', () => {
   });
 });
 
+describe('two instances sharing PostgreSQL, no Redis', () => {
+  it('a Wafer tunnel URL used on one instance is refused on the other; raced on both, it opens one socket', { timeout: 40_000 }, async () => {
+    const file = configFile('no-redis', []);
+    const pair = [await startInstance(file, { MINIGATE_STORE: database.url }), await startInstance(file, { MINIGATE_STORE: database.url })];
+    try {
+      await expectSingleUseAcross(pair[0]!, pair[1]!);
+    } finally {
+      await Promise.all(pair.map((i) => i.cli.stop()));
+    }
+  });
+});
+
 describe('workers on one machine without Redis', () => {
   it('clients on different workers share a room', { timeout: 40_000 }, async () => {
     const instance = await startInstance(configFile('workers', ['workers: 2']));
@@ -240,6 +303,8 @@ describe('workers on one machine without Redis', () => {
       last.send({ type: 'publish', room: 'chat:workers', event: 'everyone', data: 1 });
       const frames = await Promise.all(heard);
       expect(new Set(frames.map((f) => f.id)).size).toBe(1);
+      // Workers share the store, so a tunnel URL opens one socket whichever worker takes it.
+      await expectSingleUseAcross(instance, instance);
       const closes = clients.map((c) => c.closed);
       expect(await instance.cli.stop('SIGTERM')).toBe(0);
       for (const closed of await Promise.all(closes)) expect(closed.code).toBe(CHANNEL_CLOSE.GOING_AWAY);

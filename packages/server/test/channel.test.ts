@@ -6,6 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
 import { CHANNEL_CLOSE } from 'minigate-protocol';
+import { TICKET_TTL_MS } from '../src/channel/tickets.js';
+import { createTicketUses, USED_TICKET_KEEP_MS } from '../src/channel/ticket-uses.js';
+import { createTestDatabase, TEST_DIALECTS, type TestDatabase } from './helpers/databases.js';
 import { startHarness, TEST_APPID, type Harness } from './helpers/harness.js';
 import { connect, type TestSocket } from './helpers/ws-client.js';
 
@@ -373,28 +376,49 @@ describe('protocol violations on the wire', () => {
   });
 });
 
-describe('Wafer2 tunnel', () => {
-  async function waferUser(): Promise<{ skey: string; openid: string }> {
-    const { code, openid } = await h.code();
-    const response = await fetch(`${h.url}/weapp/login`, { headers: { 'x-wx-code': code, 'x-wx-appid': TEST_APPID } });
-    const body = (await response.json()) as any;
-    return { skey: body.data.skey, openid };
-  }
+async function waferUser(at: Harness): Promise<{ skey: string; openid: string }> {
+  const { code, openid } = await at.code();
+  const response = await fetch(`${at.url}/weapp/login`, { headers: { 'x-wx-code': code, 'x-wx-appid': TEST_APPID } });
+  const body = (await response.json()) as any;
+  return { skey: body.data.skey, openid };
+}
 
-  async function tunnel(skey: string): Promise<TestSocket> {
-    const response = await fetch(`${h.url}/weapp/tunnel`, { headers: { 'x-wx-skey': skey } });
-    const body = (await response.json()) as any;
-    expect(body.code).toBe(0);
-    expect(body.data.connectUrl).toBe(body.url);
-    expect(body.data.connectUrl).not.toContain(skey);
-    const socket = await connect(body.data.connectUrl); // Wafer's client sends no headers
-    await socket.next((f) => f === 'timeout:15');
-    return socket;
-  }
+/** A Wafer tunnel URL (GET /weapp/tunnel), not yet opened. */
+async function tunnelUrl(at: Harness, skey: string): Promise<string> {
+  const response = await fetch(`${at.url}/weapp/tunnel`, { headers: { 'x-wx-skey': skey } });
+  const body = (await response.json()) as any;
+  expect(body.code).toBe(0);
+  expect(body.data.connectUrl).toBe(body.url);
+  expect(body.data.connectUrl).not.toContain(skey);
+  return body.data.connectUrl;
+}
+
+/** Opens a tunnel URL as Wafer's client does (no headers) and waits for the greeting. */
+async function openTunnel(url: string): Promise<TestSocket> {
+  const socket = await connect(url);
+  await socket.next((f) => f === 'timeout:15');
+  return socket;
+}
+
+/** The upgrade's refusal: status and code. */
+async function refusal(url: string): Promise<{ status: number; code: string }> {
+  const error = await connect(url).then(
+    (socket) => {
+      socket.close();
+      throw new Error('the upgrade was accepted');
+    },
+    (e) => e,
+  );
+  return { status: error.status, code: JSON.parse(error.body).error.code };
+}
+
+describe('Wafer2 tunnel', () => {
+  const tunnel = async (skey: string) => openTunnel(await tunnelUrl(h, skey));
+  const waferUserHere = () => waferUser(h);
 
   it('two Wafer clients chat in the tunnel room with text packets', async () => {
-    const one = await waferUser();
-    const two = await waferUser();
+    const one = await waferUserHere();
+    const two = await waferUserHere();
     const a = await tunnel(one.skey);
     const b = await tunnel(two.skey);
     const pong = a.next((f) => f === 'pong');
@@ -425,6 +449,92 @@ describe('Wafer2 tunnel', () => {
     expect(await response.json()).toEqual({ code: -1, error: 'ERR_SESSION_INVALID' });
     const forged = await connect(`${wsUrl}?wafer=${'a'.repeat(10)}.${'0'.repeat(64)}.${'A'.repeat(32)}`).catch((e) => e);
     expect(forged.status).toBe(401);
+  });
+
+  it('a tunnel URL opens one socket: used again while that one is open, or after it closed, it is refused with 401', async () => {
+    const { skey } = await waferUserHere();
+    const url = await tunnelUrl(h, skey);
+    const first = await openTunnel(url);
+    expect(await refusal(url)).toEqual({ status: 401, code: 'CHANNEL_TICKET_USED' });
+    const closed = first.closed;
+    first.sendRaw('close');
+    await closed;
+    expect(await refusal(url)).toEqual({ status: 401, code: 'CHANNEL_TICKET_USED' });
+    // The session is fine: a new URL opens a new socket.
+    const again = await tunnel(skey);
+    again.close();
+  });
+
+  it('a tampered tunnel URL is refused as invalid and burns neither the real ticket nor a row', async () => {
+    const { skey } = await waferUserHere();
+    const url = await tunnelUrl(h, skey);
+    const ticket = new URL(url).searchParams.get('wafer')!;
+    const [expiry, id, tokenHash, mac] = ticket.split('.') as [string, string, string, string];
+    const flip = (text: string) => (text[0] === '0' ? '1' : '0') + text.slice(1);
+    const rows = async () => (await h.server.store.db.selectFrom('used_tickets').select('id').execute()).length;
+    const before = await rows();
+    const tampered = [
+      [expiry, flip(id), tokenHash, mac], // another id: must not be claimable without the key
+      [(parseInt(expiry, 36) + 3_600_000).toString(36), id, tokenHash, mac], // a later expiry
+      [expiry, id, flip(tokenHash), mac], // another session
+      [expiry, id, tokenHash], // the old three-part shape
+    ];
+    for (const parts of tampered) {
+      expect(await refusal(`${wsUrl}?wafer=${parts.join('.')}`)).toEqual({ status: 401, code: 'SESSION_INVALID' });
+    }
+    expect(await rows()).toBe(before);
+    const socket = await openTunnel(url);
+    socket.close();
+  });
+});
+
+describe.each(TEST_DIALECTS)('Wafer tunnel URLs are single use on %s', (dialect) => {
+  let database: TestDatabase;
+  let hd: Harness;
+  beforeAll(async () => {
+    database = await createTestDatabase(dialect);
+    hd = await startHarness({ store: database.url, config: { channel: { maxConnectionsPerUser: 10 } } });
+  });
+  afterAll(async () => {
+    await hd?.close();
+    await database?.drop();
+  });
+
+  it('the same URL opened six times at once opens exactly one socket', async () => {
+    const { skey } = await waferUser(hd);
+    for (let round = 0; round < 3; round++) {
+      const url = await tunnelUrl(hd, skey);
+      const tries = await Promise.allSettled(Array.from({ length: 6 }, () => connect(url)));
+      const opened = tries.filter((t) => t.status === 'fulfilled');
+      expect(opened).toHaveLength(1);
+      for (const t of tries) {
+        if (t.status === 'rejected') expect([t.reason.status, JSON.parse(t.reason.body).error.code]).toEqual([401, 'CHANNEL_TICKET_USED']);
+      }
+      (opened[0] as PromiseFulfilledResult<TestSocket>).value.close();
+    }
+  });
+
+  it('an expired URL is refused as invalid, not as used', async () => {
+    const { skey } = await waferUser(hd);
+    const url = await tunnelUrl(hd, skey);
+    hd.clock.advance(TICKET_TTL_MS + 1);
+    expect(await refusal(url)).toEqual({ status: 401, code: 'SESSION_INVALID' });
+    const rows = await hd.server.store.db.selectFrom('used_tickets').select('id').execute();
+    expect(rows.map((r) => r.id)).not.toContain(new URL(url).searchParams.get('wafer')!.split('.')[1]);
+  });
+
+  it('remembers a use past the ticket’s expiry, and the purge forgets it only after that', async () => {
+    const uses = createTicketUses({ store: hd.server.store, logger: hd.server.logger });
+    const id = randomBytes(16).toString('hex');
+    const expiresAt = hd.clock.now() + TICKET_TTL_MS;
+    expect(await uses.claim(id, expiresAt, hd.clock.now())).toBe(true);
+    expect(await uses.claim(id, expiresAt, hd.clock.now())).toBe(false);
+    // (Rows of the earlier tests' tickets, expired sooner, may go too.)
+    await uses.purge(expiresAt + USED_TICKET_KEEP_MS - 1);
+    expect(await uses.claim(id, expiresAt, expiresAt + 1)).toBe(false);
+    expect(await uses.purge(expiresAt + USED_TICKET_KEEP_MS + 1)).toBeGreaterThanOrEqual(1);
+    const left = await hd.server.store.db.selectFrom('used_tickets').select('id').where('id', '=', id).execute();
+    expect(left).toEqual([]);
   });
 });
 

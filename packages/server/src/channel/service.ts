@@ -3,7 +3,8 @@
  * server pings, and keeping connections in step with their sessions (revoked anywhere → closed
  * with 4001 within about a second; an open socket counts as use of the session).
  *
- * Authentication, in order: a Wafer tunnel ticket (`?wafer=`, from GET /weapp/tunnel),
+ * Authentication, in order: a Wafer tunnel ticket (`?wafer=`, from GET /weapp/tunnel; good for
+ * one socket, recorded as used before the handshake completes),
  * `Authorization: Bearer` or `X-WX-Skey` (mini programs: wx.connectSocket's header), or the
  * subprotocol `minigate.token.<token>` next to `minigate` (browsers cannot set headers).
  * Never the session token in the URL.
@@ -21,10 +22,14 @@ import type { ChannelConfig } from '../config/index.js';
 import type { Clock } from '../core/clock.js';
 import { AppError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import type { Random } from '../core/random.js';
+import type { SharedRedis } from '../core/redis.js';
 import { Router, rejectUpgrade, type ClientInfo } from '../edge/http.js';
 import type { Service } from '../edge/service.js';
+import type { Store } from '../store/index.js';
 import { createChannelHub, type ChannelHub, type Connection } from './hub.js';
 import { createRoomRules } from './rules.js';
+import { createTicketUses } from './ticket-uses.js';
 import { createTickets, type Tickets } from './tickets.js';
 import { createChannelWebhook } from './webhook.js';
 
@@ -35,6 +40,8 @@ export const REVOCATION_POLL_MS = 1_000;
 const SWEEP_MS = 60_000;
 /** Ended sessions are asked for this far back (instances' clocks differ a little). */
 const CLOCK_MARGIN_MS = 5_000;
+/** How often the store's record of used tunnel tickets drops those long expired. */
+export const USED_TICKET_PURGE_MS = 5 * 60_000;
 
 export interface ChannelServiceDeps {
   config: ChannelConfig;
@@ -45,7 +52,11 @@ export interface ChannelServiceDeps {
   idleOf: (appid: string) => number;
   bus: Bus;
   state: RoomState;
+  /** Where used tunnel tickets are recorded: Redis when configured, else the store. */
+  store: Store;
+  redis?: SharedRedis;
   clock: Clock;
+  random: Random;
   logger: Logger;
 }
 
@@ -74,7 +85,8 @@ export function createChannelService(deps: ChannelServiceDeps): ChannelService {
     logger,
     instance,
   });
-  const tickets = createTickets(deps.secretKey);
+  const tickets = createTickets(deps.secretKey, deps.random);
+  const ticketUses = createTicketUses({ store: deps.store, ...(deps.redis ? { redis: deps.redis } : {}), logger });
   const wss = new WebSocketServer({
     noServer: true,
     clientTracking: false,
@@ -93,9 +105,14 @@ export function createChannelService(deps: ChannelServiceDeps): ChannelService {
     const query = new URLSearchParams((req.url ?? '').split('?')[1] ?? '');
     const ticket = query.get('wafer');
     if (ticket !== null) {
-      const tokenHash = tickets.check(ticket, clock.now());
-      if (!tokenHash) throw new AppError('SESSION_INVALID', { message: 'The tunnel URL has expired or is not valid; ask GET /weapp/tunnel for a new one.' });
-      return { tokenHash, wafer: true };
+      const checked = tickets.check(ticket, clock.now());
+      if (!checked) throw new AppError('SESSION_INVALID', { message: 'The tunnel URL has expired or is not valid; ask GET /weapp/tunnel for a new one.' });
+      // Only a ticket we signed gets this far, so forged ones cannot fill the record of uses.
+      if (!(await ticketUses.claim(checked.id, checked.expiresAt, clock.now()))) {
+        logger.info('channel: a tunnel URL was offered again and refused');
+        throw new AppError('CHANNEL_TICKET_USED');
+      }
+      return { tokenHash: checked.tokenHash, wafer: true };
     }
     const offered = String(req.headers['sec-websocket-protocol'] ?? '')
       .split(',')
@@ -276,6 +293,14 @@ export function createChannelService(deps: ChannelServiceDeps): ChannelService {
       every(SWEEP_MS, sweep, 'session sweep');
       every(config.pingInterval, ping, 'ping');
       every(MEMBERSHIP_TTL_MS / 3, () => deps.state.refresh(hub.memberships()), 'room state refresh');
+      every(
+        USED_TICKET_PURGE_MS,
+        async () => {
+          const n = await ticketUses.purge(clock.now());
+          if (n) logger.debug({ deleted: n }, 'channel: forgot expired tunnel tickets');
+        },
+        'purging used tunnel tickets',
+      );
     },
     async close() {
       closing = true;

@@ -49,6 +49,12 @@ export function isUnavailable(error: unknown): boolean {
   return typeof e?.message === 'string' && UNAVAILABLE_MESSAGE.test(e.message);
 }
 
+/** A UNIQUE or PRIMARY KEY clash, on any of the three databases. */
+export function isUniqueViolation(error: unknown): boolean {
+  const code = String((error as { code?: unknown }).code ?? '');
+  return code === 'ER_DUP_ENTRY' || code === '23505' || code.startsWith('SQLITE_CONSTRAINT');
+}
+
 /** The AppError a failed store operation becomes. */
 export function storeError(error: unknown, operation: string): AppError {
   if (error instanceof AppError) return error;

@@ -3,5 +3,5 @@ export type { Store, StoreOptions, SaveLoginInput, SaveLoginResult, OutboxEntry 
 export type { SessionRecord, UserRecord } from './records.js';
 export type { Database } from './schema.js';
 export { dialectOf, redactUrl, type DialectName } from './dialects.js';
-export { isUnavailable, STORE_OP_TIMEOUT_MS, storeOp } from './errors.js';
+export { isUnavailable, isUniqueViolation, STORE_OP_TIMEOUT_MS, storeOp } from './errors.js';
 export { MIGRATION_NAMES, type MigrationReport } from './migrations.js';

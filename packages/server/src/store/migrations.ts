@@ -138,6 +138,18 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0006_used_tickets': {
+    async up(db: Kysely<any>) {
+      // Wafer tunnel tickets already used (without Redis): the primary key lets one of two
+      // instances racing on the same ticket win; rows go once the ticket has expired.
+      await db.schema
+        .createTable('used_tickets')
+        .addColumn('id', 'varchar(32)', (c) => c.primaryKey())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('used_tickets_expires').on('used_tickets').column('expires_at').execute();
+    },
+  },
 };
 
 /** The names of all migrations, in order. */

@@ -98,7 +98,16 @@ export interface UploadPartsTable {
   created_at: number;
 }
 
+/** Wafer tunnel tickets already used (when there is no Redis to say so). */
+export interface UsedTicketsTable {
+  /** The ticket's random id (not the ticket: that names the session). */
+  id: string;
+  /** When the ticket expires; the row may go some time after. */
+  expires_at: number;
+}
+
 export interface Database {
+  used_tickets: UsedTicketsTable;
   files: FilesTable;
   uploads: UploadsTable;
   upload_parts: UploadPartsTable;

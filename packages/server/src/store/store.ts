@@ -10,7 +10,7 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Logger } from '../core/index.js';
 import { openDatabase, type DialectName } from './dialects.js';
-import { storeOp } from './errors.js';
+import { isUniqueViolation, storeOp } from './errors.js';
 import { runMigrations, type MigrationReport } from './migrations.js';
 import {
   findSession,
@@ -120,12 +120,6 @@ function toOutboxEntry(row: Selectable<OutboxTable>): OutboxEntry {
     deliveredAt: row.delivered_at === null ? null : Number(row.delivered_at),
     lastError: row.last_error,
   };
-}
-
-/** A UNIQUE or PRIMARY KEY clash, on any of the three databases. */
-function isUniqueViolation(error: unknown): boolean {
-  const code = String((error as { code?: unknown }).code ?? '');
-  return code === 'ER_DUP_ENTRY' || code === '23505' || code.startsWith('SQLITE_CONSTRAINT');
 }
 
 export interface StoreOptions {
