@@ -22,6 +22,12 @@ export const SOCKET_IDLE_TIMEOUT_MS = 60_000;
 export const KEEP_ALIVE_TIMEOUT_MS = 30_000;
 /** Total header bytes accepted (Node's default). */
 export const MAX_HEADER_BYTES = 16 * 1024;
+/**
+ * A TLS handshake must finish within this (Node's default is 120 s): a connection that never
+ * starts or never finishes its handshake is not yet an HTTP request, so the header deadline
+ * does not cover it.
+ */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** How long close() waits for in-flight requests before cutting connections. */
 export const DRAIN_GRACE_MS = 10_000;
 
@@ -103,9 +109,10 @@ export function createListener(options: ListenerOptions): Listener {
   };
   let server: HttpServer;
   if (!options.tls) server = createHttpServer(httpOptions, handler);
-  else if (!options.http2) server = createHttpsServer({ ...httpOptions, ...options.tls }, handler) as unknown as HttpServer;
-  else {
-    server = createHttp2Server({ ...options.tls, allowHTTP1: true }, handler as never) as unknown as HttpServer;
+  else if (!options.http2) {
+    server = createHttpsServer({ ...httpOptions, ...options.tls, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, handler) as unknown as HttpServer;
+  } else {
+    server = createHttp2Server({ ...options.tls, allowHTTP1: true, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, handler as never) as unknown as HttpServer;
     Object.assign(server, { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
   }
   server.timeout = SOCKET_IDLE_TIMEOUT_MS;

@@ -1,0 +1,97 @@
+/**
+ * The listeners of `minigate start` probed as an outsider would, over raw sockets: the TLS
+ * handshake deadline, RSA and ECDSA certificates for one name, where listen.internal may bind,
+ * and strict HTTP/1.1 (duplicate Host, malformed request lines, JSON bodies on parser errors).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TLS_HANDSHAKE_TIMEOUT_MS } from '../src/edge/listener.js';
+import { runCli, startCli, type RunningCli } from './helpers/cli.js';
+import { makeCa, makeLeaf, type TestCa, type TestLeaf } from './helpers/pki.js';
+
+const APPID = 'wx00aa11bb22cc33ff';
+const TOKEN = 'internal-token-0123456789abcdef0123456789';
+let dir: string;
+let ca: TestCa;
+
+beforeAll(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'mg-listen-'));
+  ca = makeCa();
+});
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(ca.dir, { recursive: true, force: true });
+});
+
+let configs = 0;
+function config(lines: string[]): string {
+  const name = `c${++configs}`;
+  const file = path.join(dir, `${name}.yaml`);
+  writeFileSync(file, [`dataDir: ./${name}`, 'apps:', `  - appid: ${APPID}`, '    secret: secret', 'log:', '  level: debug', ...lines, ''].join('\n'));
+  return file;
+}
+
+const httpsLines = (certificates: TestLeaf[], extra: string[] = []) => [
+  'listen:',
+  '  http: 127.0.0.1:0',
+  '  https: 127.0.0.1:0',
+  ...extra,
+  'tls:',
+  '  checkDomains: false',
+  '  certificates:',
+  ...certificates.flatMap((leaf) => [`    - cert: ${leaf.fullchain}`, `      key: ${leaf.key}`]),
+];
+
+async function start(file: string): Promise<{ cli: RunningCli; url: string }> {
+  const cli = startCli(['start', '-c', file]);
+  const url = /listening on (\S+)/.exec(await cli.waitForLine(/^minigate listening on/))![1]!;
+  return { cli, url };
+}
+
+/** Writes bytes, reads until the server closes (or `waitMs`); the answer and when it closed. */
+function raw(port: number, bytes: string | Buffer, waitMs = 5_000): Promise<{ answer: string; closedAfterMs: number | null }> {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const socket = netConnect(port, '127.0.0.1', () => bytes.length && socket.write(bytes));
+    let answer = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ answer, closedAfterMs: null });
+    }, waitMs);
+    socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ answer, closedAfterMs: Date.now() - started });
+    });
+  });
+}
+
+describe('TLS handshake deadline', () => {
+  let server: RunningCli;
+  let port: number;
+  beforeAll(async () => {
+    const leaf = makeLeaf(ca, ['localhost'], { label: 'deadline' });
+    const started = await start(config(httpsLines([leaf])));
+    server = started.cli;
+    port = Number(new URL(started.url).port);
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('closes a connection that sends nothing, and one that sends half a ClientHello, within the deadline', { timeout: 30_000 }, async () => {
+    // A TLS record header announcing 200 bytes of ClientHello, then only its first bytes.
+    const halfHello = Buffer.from('16030100c8010000c40303', 'hex');
+    const [silent, half] = await Promise.all([raw(port, '', 20_000), raw(port, halfHello, 20_000)]);
+    for (const result of [silent, half]) {
+      expect(result.closedAfterMs).not.toBeNull();
+      expect(result.closedAfterMs!).toBeGreaterThanOrEqual(TLS_HANDSHAKE_TIMEOUT_MS - 500);
+      expect(result.closedAfterMs!).toBeLessThan(TLS_HANDSHAKE_TIMEOUT_MS + 2_000);
+    }
+  });
+});
