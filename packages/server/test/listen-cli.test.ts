@@ -3,7 +3,7 @@
  * handshake deadline, RSA and ECDSA certificates for one name, where listen.internal may bind,
  * and strict HTTP/1.1 (duplicate Host, malformed request lines, JSON bodies on parser errors).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -92,6 +92,48 @@ describe('TLS handshake deadline', () => {
       expect(result.closedAfterMs).not.toBeNull();
       expect(result.closedAfterMs!).toBeGreaterThanOrEqual(TLS_HANDSHAKE_TIMEOUT_MS - 500);
       expect(result.closedAfterMs!).toBeLessThan(TLS_HANDSHAKE_TIMEOUT_MS + 2_000);
+    }
+  });
+});
+
+describe('an RSA and an ECDSA certificate for one name', () => {
+  /** The key type of the certificate the server chose for a client that offers only `options`' algorithms. */
+  const served = (port: number, options: ConnectionOptions) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = tlsConnect({ port, host: '127.0.0.1', servername: 'localhost', ca: readFileSync(ca.rootPem), ...options }, () => {
+        resolve(socket.getPeerX509Certificate()!.publicKey.asymmetricKeyType!);
+        socket.end();
+      });
+      socket.on('error', reject);
+    });
+
+  it('serves each client the certificate its signature algorithms can verify, with or without SNI', async () => {
+    const ecdsa = makeLeaf(ca, ['localhost', '127.0.0.1'], { key: 'ec', label: 'dual-ec' });
+    const rsa = makeLeaf(ca, ['localhost', '127.0.0.1'], { label: 'dual-rsa' });
+    const { cli, url } = await start(config(httpsLines([ecdsa, rsa])));
+    try {
+      const port = Number(new URL(url).port);
+      expect(await served(port, { sigalgs: 'RSA-PSS+SHA256:RSA+SHA256' })).toBe('rsa');
+      expect(await served(port, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' })).toBe('rsa');
+      expect(await served(port, { sigalgs: 'ECDSA+SHA256' })).toBe('ec');
+      expect(await served(port, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' })).toBe('ec');
+      // No SNI (a client connecting by IP): the default is both as well.
+      expect(await served(port, { servername: '', sigalgs: 'RSA-PSS+SHA256:RSA+SHA256' })).toBe('rsa');
+      expect(await served(port, { servername: '', sigalgs: 'ECDSA+SHA256' })).toBe('ec');
+      expect(cli.stderr()).not.toContain('certificates for "localhost"');
+    } finally {
+      await cli.stop();
+    }
+  });
+
+  it('warns that a second certificate of the same key type for a name is never served', async () => {
+    const one = makeLeaf(ca, ['localhost'], { label: 'same-1' });
+    const two = makeLeaf(ca, ['localhost'], { label: 'same-2' });
+    const { cli } = await start(config(httpsLines([one, two])));
+    try {
+      await cli.waitForStderr('two RSA certificates for \\"localhost\\"; only the first');
+    } finally {
+      await cli.stop();
     }
   });
 });
