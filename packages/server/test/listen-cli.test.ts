@@ -5,10 +5,11 @@
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listenExposure } from '../src/core/address-scope.js';
 import { TLS_HANDSHAKE_TIMEOUT_MS } from '../src/edge/listener.js';
 import { runCli, startCli, type RunningCli } from './helpers/cli.js';
 import { makeCa, makeLeaf, type TestCa, type TestLeaf } from './helpers/pki.js';
@@ -132,6 +133,55 @@ describe('an RSA and an ECDSA certificate for one name', () => {
     const { cli } = await start(config(httpsLines([one, two])));
     try {
       await cli.waitForStderr('two RSA certificates for \\"localhost\\"; only the first');
+    } finally {
+      await cli.stop();
+    }
+  });
+});
+
+describe('where listen.internal may listen', () => {
+  const internalLines = (address: string, extra: string[] = []) => ['listen:', '  http: 127.0.0.1:0', `  internal: ${JSON.stringify(address)}`, 'internal:', `  token: ${TOKEN}`, ...extra];
+
+  it('refuses a public address in validate and start, saying what to set; internal.allowPublic lets it', async () => {
+    const file = config(internalLines('8.8.8.8:9090'));
+    const validated = await runCli(['validate', '-c', file]);
+    expect(validated.code).toBe(1);
+    expect(validated.stderr).toMatch(/listen\.internal: 8\.8\.8\.8 is a public address: the internal API would be reachable from the internet\. Bind a loopback or private address .*internal\.allowPublic: true/);
+    const started = await runCli(['start', '-c', file]);
+    expect(started.code).toBe(1);
+    expect(started.stderr).toContain('internal.allowPublic: true');
+    expect(started.stdout).not.toContain('listening');
+    const allowed = await runCli(['validate', '-c', config(internalLines('8.8.8.8:9090', ['  allowPublic: true']))]);
+    expect(allowed.code, allowed.stderr).toBe(0);
+  });
+
+  it('prints the address it bound: every interface, not 127.0.0.1, with a warning (or refuses on a host with a public interface)', async () => {
+    const file = config(internalLines('0.0.0.0:0'));
+    if (listenExposure('0.0.0.0', networkInterfaces()).scope === 'public') {
+      const refused = await runCli(['start', '-c', file]);
+      expect([refused.code, refused.stderr]).toEqual([1, expect.stringContaining('listens on every interface, and this host has public ones')]);
+      return;
+    }
+    const { cli } = await start(file);
+    try {
+      const line = await cli.waitForLine(/^minigate internal API on/);
+      expect(line).toMatch(/^minigate internal API on http:\/\/0\.0\.0\.0:\d+ \(every interface\)$/);
+      await cli.waitForStderr('listen.internal: 0.0.0.0 listens on every interface (all of them loopback or private here)');
+      // It does answer on loopback, behind its token.
+      const port = /:(\d+) /.exec(line)![1]!;
+      const answer = await fetch(`http://127.0.0.1:${port}/healthz`);
+      expect(answer.status).toBe(200);
+    } finally {
+      await cli.stop();
+    }
+  });
+
+  it('keeps a loopback address quiet and prints it as bound', async () => {
+    const { cli } = await start(config(internalLines('127.0.0.1:0')));
+    try {
+      expect(await cli.waitForLine(/^minigate internal API on/)).toMatch(/^minigate internal API on http:\/\/127\.0\.0\.1:\d+$/);
+      await cli.waitForStderr('"msg":"minigate started"');
+      expect(cli.stderr()).not.toContain('listen.internal:');
     } finally {
       await cli.stop();
     }

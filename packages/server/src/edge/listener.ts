@@ -196,6 +196,16 @@ export function createListener(options: ListenerOptions): Listener {
   };
 }
 
+/**
+ * `http://host:port` of a bound address as it is, for people to read: `0.0.0.0` and `::` stay,
+ * with a note that every interface is meant.
+ */
+export function boundUrl(address: AddressInfo, scheme = 'http'): string {
+  const host = address.address;
+  const url = `${scheme}://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+  return host === '0.0.0.0' || host === '::' ? `${url} (every interface)` : url;
+}
+
 /** `http://host:port` for a bound address; wildcard hosts become 127.0.0.1 for local use. */
 export function localUrl(address: AddressInfo, scheme = 'http'): string {
   let host = address.address;
