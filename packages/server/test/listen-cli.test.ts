@@ -187,3 +187,94 @@ describe('where listen.internal may listen', () => {
     }
   });
 });
+
+describe('strict HTTP/1.1 on the listeners', () => {
+  let server: RunningCli;
+  let port: number;
+  beforeAll(async () => {
+    const started = await start(config(['listen:', '  http: 127.0.0.1:0']));
+    server = started.cli;
+    port = Number(new URL(started.url).port);
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  /** The status, headers and JSON body of a raw answer. */
+  function parse(answer: string) {
+    const [head, body = ''] = answer.split('\r\n\r\n', 2);
+    const [statusLine, ...headerLines] = head!.split('\r\n');
+    const headers = Object.fromEntries(headerLines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+    return { status: Number(statusLine!.split(' ')[1]), headers, body: body ? JSON.parse(body) : undefined };
+  }
+
+  const refusedWith = async (bytes: string, status: number, code: string) => {
+    const { answer, closedAfterMs } = await raw(port, bytes);
+    const parsed = parse(answer);
+    expect(parsed.status, JSON.stringify(bytes)).toBe(status);
+    expect(parsed.headers.connection).toBe('close');
+    expect(parsed.headers['content-type']).toMatch(/^application\/json/);
+    expect(parsed.body.error).toMatchObject({ code, message: expect.any(String), requestId: parsed.headers['x-request-id'] });
+    expect(closedAfterMs, 'the server closes the connection').not.toBeNull();
+    return parsed.body.error.message as string;
+  };
+
+  it('answers a duplicate Host with 400 before any routing', async () => {
+    expect(await refusedWith('GET /healthz HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n', 400, 'BAD_REQUEST')).toContain('more than one Host');
+    expect(await refusedWith('GET /healthz HTTP/1.1\r\nhost: a.example\r\nHOST: a.example\r\n\r\n', 400, 'BAD_REQUEST')).toContain('more than one Host');
+    expect(await refusedWith('GET /healthz HTTP/1.1\r\n\r\n', 400, 'BAD_REQUEST')).toContain('needs a Host header');
+  });
+
+  it('answers request lines without a version or with double spaces with 400', async () => {
+    for (const line of ['GET /healthz', 'GET  /healthz HTTP/1.1', 'GET /healthz  HTTP/1.1', 'GET /healthz HTTP/2.0']) {
+      expect(await refusedWith(`${line}\r\nHost: x\r\n\r\n`, 400, 'BAD_REQUEST'), line).toContain('request line');
+    }
+    expect(await refusedWith('GET /healthz\r\n\r\n', 400, 'BAD_REQUEST')).toContain('request line');
+  });
+
+  it('answers what the parser refuses in the JSON shape too: 400 and 431', async () => {
+    await refusedWith('GET /healthz HTTP/1.1\nHost: x\n\n', 400, 'BAD_REQUEST');
+    await refusedWith('POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab', 400, 'BAD_REQUEST');
+    await refusedWith(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'HEADERS_TOO_LARGE');
+  });
+
+  /** Sends requests one after another on one connection, each after the previous answer; their statuses. */
+  function sequence(requests: string[]): Promise<number[]> {
+    return new Promise((resolve) => {
+      const statuses: number[] = [];
+      let buffer = '';
+      const socket = netConnect(port, '127.0.0.1', () => socket.write(requests[0]!));
+      socket.on('data', (d: Buffer) => {
+        buffer += d.toString('latin1');
+        const end = buffer.indexOf('\r\n\r\n');
+        if (end === -1) return;
+        const length = Number(/content-length: (\d+)/i.exec(buffer.slice(0, end))?.[1] ?? 0);
+        if (buffer.length < end + 4 + length) return;
+        statuses.push(Number(buffer.split(' ')[1]));
+        buffer = buffer.slice(end + 4 + length);
+        if (statuses.length < requests.length) socket.write(requests[statuses.length]!);
+        else socket.end();
+      });
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(statuses));
+    });
+  }
+
+  it('checks every request line on a keep-alive connection, and lets well-formed ones (bodies, a stray CRLF) through', async () => {
+    const get = 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n';
+    const post = 'POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}';
+    expect(await sequence([get, post, `\r\n${get}`, get])).toEqual([200, 400, 200, 200]);
+    expect(await sequence([get, 'GET  /healthz HTTP/1.1\r\nHost: x\r\n\r\n'])).toEqual([200, 400]);
+  });
+
+  it('reads text/plain and an unlabelled body as JSON on JSON routes; another type gets 415', async () => {
+    const login = (type: string | null) =>
+      raw(port, `POST /auth/login HTTP/1.1\r\nHost: x\r\n${type ? `Content-Type: ${type}\r\n` : ''}Content-Length: 2\r\nConnection: close\r\n\r\n{}`).then((r) => parse(r.answer));
+    for (const type of ['text/plain', null, 'application/json']) {
+      const answer = await login(type);
+      // Read as JSON: the missing "code" field is named.
+      expect([answer.status, answer.body.error.code, answer.body.error.message], String(type)).toEqual([400, 'BAD_REQUEST', expect.stringMatching(/code/)]);
+    }
+    expect((await login('application/xml')).body.error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+  });
+});
