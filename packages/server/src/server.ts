@@ -21,6 +21,7 @@ import type { AppConfig, Config } from './config/index.js';
 import { systemClock, type Clock } from './core/clock.js';
 import { AppError } from './core/errors.js';
 import { internalListenProblem, isWildcard, listenExposure } from './core/address-scope.js';
+import { makePrivateDir, warnIfReadable } from './core/private-files.js';
 import { createLogger, type Logger } from './core/logger.js';
 import { cryptoRandom, type Random } from './core/random.js';
 import type { CertificateConfig } from './config/schema-edge.js';
@@ -121,6 +122,11 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
 
   async function start(): Promise<void> {
     if (config.listen.internal) await checkInternalListen(config, logger);
+    try {
+      makePrivateDir(config.dataDir);
+    } catch (error) {
+      throw new StartError(`dataDir: cannot create ${config.dataDir} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, { cause: error });
+    }
     let secretKey;
     try {
       secretKey = loadSecretKey(config.secretKey, config.dataDir);
@@ -128,6 +134,9 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
       throw new StartError(`secret key: ${(error as Error).message}`, { cause: error });
     }
     if (secretKey.created) logger.info({ file: secretKey.origin }, 'generated a new secret key');
+    else if (!config.secretKey) warnIfReadable([secretKey.origin], logger, 'the secret key');
+    const tlsKeyFiles = config.listen.https ? config.tls.certificates.flatMap((c) => [c.key, c.pfx, c.jks]) : [];
+    warnIfReadable(tlsKeyFiles.filter((f): f is string => f !== undefined), logger, 'tls: the private key');
 
     try {
       store = await createStore({ url: config.store, logger });

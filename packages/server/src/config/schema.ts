@@ -96,7 +96,7 @@ export const configSchema = z
       .default('./.minigate')
       .meta({
         description:
-          'Directory for the SQLite database, the secret key and other local state. Relative paths are resolved against the config file.',
+          'Directory for the SQLite database, the secret key and other local state. Relative paths are resolved against the config file. Created 0700, and the database (with its -wal and -shm) and keys in it 0600; an existing database or key file other users can read is named at start with the chmod that fixes it.',
       }),
     listen: z
       .strictObject({
