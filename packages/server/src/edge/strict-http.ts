@@ -32,10 +32,11 @@ const watches = new WeakMap<Duplex, LineWatch>();
 export function watchRequestLines(socket: Socket): void {
   const onData = (chunk: Buffer) => {
     if (!watch.atStart) return;
-    watch.partial += chunk.toString('latin1', 0, Math.min(chunk.length, MAX_LINE_BYTES));
-    // An empty line before a request may be skipped (RFC 9112 §2.2; old clients send one after a body).
-    const text = watch.partial.replace(/^[\r\n]+/, '');
+    // An empty line before a request may be skipped (RFC 9112 §2.2; old clients send one after a
+    // body). Dropped as it comes, so a stream of them holds no memory.
+    const text = (watch.partial + chunk.toString('latin1', 0, Math.min(chunk.length, MAX_LINE_BYTES))).replace(/^[\r\n]+/, '');
     const end = text.indexOf('\n');
+    watch.partial = text;
     if (end === -1 && text.length < MAX_LINE_BYTES) return;
     watch.atStart = false;
     watch.partial = '';
