@@ -24,6 +24,8 @@ export const ERRORS = {
   },
   BODY_TOO_LARGE: { status: 413, message: 'The request body is larger than this route accepts.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Send the body as application/json.' },
+  HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are larger than this server accepts (16 KiB).' },
+  REQUEST_TIMEOUT: { status: 408, message: 'The request headers did not arrive in time; send them at once.' },
   NOT_FOUND: { status: 404, message: 'No such route.' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'This route does not accept that method.' },
   APP_UNKNOWN: { status: 400, message: 'That appid is not configured on this server.' },

@@ -5,6 +5,9 @@
  */
 import path from 'node:path';
 import cluster from 'node:cluster';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { X509Certificate } from 'node:crypto';
 import {
   checkKeyAgainstStore,
@@ -17,12 +20,15 @@ import {
 import type { AppConfig, Config } from './config/index.js';
 import { systemClock, type Clock } from './core/clock.js';
 import { AppError } from './core/errors.js';
+import { internalListenProblem, isWildcard, listenExposure } from './core/address-scope.js';
+import { makePrivateDir, warnIfReadable } from './core/private-files.js';
 import { createLogger, type Logger } from './core/logger.js';
 import { cryptoRandom, type Random } from './core/random.js';
 import type { CertificateConfig } from './config/schema-edge.js';
 import { registerSessionRoutes } from './auth/index.js';
 import { createRedis, REDIS_CONNECT_TIMEOUT_MS, type SharedRedis } from './core/redis.js';
 import { createEdge, type Edge } from './edge/edge.js';
+import { boundUrl } from './edge/listener.js';
 import { Router } from './edge/http.js';
 import { createGateway, phoneNumber, registerGatewayRoutes } from './gateway/index.js';
 import { createClusterBus, createClusterRoomState, createLocalBus, createMemoryRoomState, createRedisBus, createRedisRoomState, type Bus, type RoomState } from './bus/index.js';
@@ -58,8 +64,10 @@ export interface ServerDeps {
 export interface MinigateServer {
   /** The main URL (https when listen.https is set, else http), set once started. */
   readonly url: string;
-  /** URLs by listener: http, https, internal. */
+  /** URLs by listener: http, https, internal (wildcard hosts as 127.0.0.1, to connect to). */
   readonly urls: Record<string, string>;
+  /** The addresses as bound, for people (`http://0.0.0.0:8080 (every interface)`). */
+  readonly boundUrls: Record<string, string>;
   /** The dev CA's certificate, when tls.devCa made one. */
   readonly devCaFile: string | undefined;
   /** Loads the certificates again (SIGHUP). */
@@ -113,6 +121,12 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
   let url = '';
 
   async function start(): Promise<void> {
+    if (config.listen.internal) await checkInternalListen(config, logger);
+    try {
+      makePrivateDir(config.dataDir);
+    } catch (error) {
+      throw new StartError(`dataDir: cannot create ${config.dataDir} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, { cause: error });
+    }
     let secretKey;
     try {
       secretKey = loadSecretKey(config.secretKey, config.dataDir);
@@ -120,6 +134,9 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
       throw new StartError(`secret key: ${(error as Error).message}`, { cause: error });
     }
     if (secretKey.created) logger.info({ file: secretKey.origin }, 'generated a new secret key');
+    else if (!config.secretKey) warnIfReadable([secretKey.origin], logger, 'the secret key');
+    const tlsKeyFiles = config.listen.https ? config.tls.certificates.flatMap((c) => [c.key, c.pfx, c.jks]) : [];
+    warnIfReadable(tlsKeyFiles.filter((f): f is string => f !== undefined), logger, 'tls: the private key');
 
     try {
       store = await createStore({ url: config.store, logger });
@@ -355,6 +372,9 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     get urls() {
       return edge?.urls() ?? {};
     },
+    get boundUrls() {
+      return Object.fromEntries(Object.entries(edge?.addresses() ?? {}).map(([name, address]) => [name, boundUrl(address, name === 'https' ? 'https' : 'http')]));
+    },
     get devCaFile() {
       return devCaFile;
     },
@@ -378,6 +398,35 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     start,
     close,
   };
+}
+
+/**
+ * The internal API stays off the internet unless internal.allowPublic says otherwise (the config
+ * checks addresses; a host name is checked here, as the address it resolves to). Every interface
+ * of a host whose interfaces are all private (a container) is allowed, with a warning.
+ */
+async function checkInternalListen(config: Config, logger: Logger): Promise<void> {
+  const { host, port } = config.listen.internal!;
+  const allowPublic = config.internal?.allowPublic ?? false;
+  let address = host;
+  if (!isIP(host) && !isWildcard(host)) {
+    try {
+      address = (await lookup(host)).address;
+    } catch (error) {
+      throw new StartError(`listen.internal: cannot resolve ${host} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, { cause: error });
+    }
+  }
+  const exposure = listenExposure(address, networkInterfaces());
+  const problem = internalListenProblem(address === host ? host : `${host} (${address})`, exposure, allowPublic);
+  if (problem) throw new StartError(`listen.internal: ${problem}`);
+  if (exposure.wildcard && !allowPublic) {
+    logger.warn(
+      { listen: `${host}:${port}` },
+      `listen.internal: ${host} listens on every interface (all of them loopback or private here); should this host get a public interface, minigate will refuse to start — bind a private address instead`,
+    );
+  } else if (exposure.scope === 'public') {
+    logger.warn({ listen: `${host}:${port}` }, 'listen.internal: the internal API is on a public address (internal.allowPublic); keep it behind a firewall');
+  }
 }
 
 function describe(error: unknown): string {

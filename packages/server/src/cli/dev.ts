@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { makePrivateDir } from '../core/private-files.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -42,7 +43,7 @@ function devApp(dataDir: string, appid?: string): DevApp {
     secret: typeof saved.appid === 'string' && typeof saved.secret === 'string' ? saved.secret : randomBytes(16).toString('hex'),
     push: { token: randomBytes(12).toString('hex'), encodingAESKey: encodingAESKey() },
   };
-  mkdirSync(dataDir, { recursive: true });
+  makePrivateDir(dataDir);
   writeFileSync(file, `${JSON.stringify(app, null, 2)}\n`, { mode: 0o600 });
   return app;
 }

@@ -8,7 +8,7 @@ export async function start(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } } });
   const config = loadOrExit(configFile(values.config));
   const logger = createLogger({ level: config.log.level, pretty: process.stderr.isTTY });
-  // One line on stdout for people and scripts, whatever the log level.
+  // One line on stdout for people and scripts, whatever the log level: the addresses as bound.
   const announce = (urls: Record<string, string>) =>
     process.stdout.write(`minigate listening on ${urls.https ?? urls.http}\n${urls.internal ? `minigate internal API on ${urls.internal}\n` : ''}`);
   if (workerCount(config) > 1 && !isWorker()) {
@@ -19,10 +19,10 @@ export async function start(argv: string[]): Promise<void> {
   if (isWorker()) {
     await runUntilSignal(server, {
       worker: true,
-      onStarted: () => reportToPrimary({ type: 'listening', urls: server.urls }),
+      onStarted: () => reportToPrimary({ type: 'listening', urls: server.boundUrls }),
       onStartFailure: (message) => reportToPrimary({ type: 'failed', message }),
     });
     return;
   }
-  await runUntilSignal(server, { onStarted: () => announce(server.urls) });
+  await runUntilSignal(server, { onStarted: () => announce(server.boundUrls) });
 }

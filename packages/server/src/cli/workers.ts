@@ -9,6 +9,7 @@ import { availableParallelism } from 'node:os';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../core/logger.js';
 import { loadSecretKey } from '../auth/index.js';
+import { makePrivateDir } from '../core/private-files.js';
 import { serveClusterHub } from '../bus/index.js';
 import { createStore, redactUrl } from '../store/index.js';
 import { EXIT_FAILURE } from './errors.js';
@@ -29,6 +30,7 @@ export async function runPrimary(config: Config, logger: Logger, onListening: (u
   const count = workerCount(config);
   // Migrate (and make the secret key) before the workers start, so they do not race to.
   try {
+    makePrivateDir(config.dataDir);
     loadSecretKey(config.secretKey, config.dataDir);
     const store = await createStore({ url: config.store, logger });
     await store.migrate().finally(() => store.close());

@@ -6,6 +6,7 @@
  * unit (`30s`, `15m`, `7d`) and come out as milliseconds; fields marked `secret` may instead be
  * given as `<name>File: path` and never appear in logs.
  */
+import { networkInterfaces } from 'node:os';
 import { z } from 'zod';
 import { channelSchema } from './schema-channel.js';
 import { appFilesSchema, filesSchema } from './schema-files.js';
@@ -13,6 +14,8 @@ import { ROOM_NAME } from 'minigate-protocol';
 import { createRoomRules } from '../channel/rules.js';
 import { routeSchema, tlsSchema } from './schema-edge.js';
 import { duration, filePath, listenAddress, secret } from './schema-types.js';
+import { internalListenProblem, isWildcard, listenExposure } from '../core/address-scope.js';
+import { isIP } from 'node:net';
 
 export const SESSION_IDLE_DEFAULT = '7d';
 export const SESSION_ABSOLUTE_DEFAULT = '30d';
@@ -93,7 +96,7 @@ export const configSchema = z
       .default('./.minigate')
       .meta({
         description:
-          'Directory for the SQLite database, the secret key and other local state. Relative paths are resolved against the config file.',
+          'Directory for the SQLite database, the secret key and other local state. Relative paths are resolved against the config file. Created 0700, and the database (with its -wal and -shm) and keys in it 0600; an existing database or key file other users can read is named at start with the chmod that fixes it.',
       }),
     listen: z
       .strictObject({
@@ -101,7 +104,9 @@ export const configSchema = z
           'Plain HTTP. With listen.https: ACME and CA file-validation paths, everything else redirected (308) to HTTPS. Without: serves all routes (behind a TLS-terminating load balancer).',
         ).prefault('127.0.0.1:8080'),
         https: listenAddress('HTTPS (and WSS) with the certificates of `tls`.').optional(),
-        internal: listenAddress('The internal API for business services (keep it on loopback or a private network).').optional(),
+        internal: listenAddress(
+          'The internal API for business services, on loopback or a private address. A public address, or 0.0.0.0 / :: on a host with a public interface, needs internal.allowPublic.',
+        ).optional(),
         httpRedirect: z
           .boolean()
           .default(true)
@@ -129,6 +134,13 @@ export const configSchema = z
         token: secret('Bearer token business services send to listen.internal (at least 32 characters).').refine((t) => t.length >= 32, {
           error: 'must be at least 32 characters (e.g. openssl rand -hex 32)',
         }),
+        allowPublic: z
+          .boolean()
+          .default(false)
+          .meta({
+            description:
+              'Let listen.internal bind a public address (or every interface of a host that has a public one): only behind a firewall that keeps outsiders off it.',
+          }),
       })
       .optional()
       .meta({ description: 'The internal API (access_token, WeChat API gateway) on listen.internal.' }),
@@ -201,6 +213,12 @@ export const configSchema = z
     const seen = new Set<string>();
     if (config.listen.internal && !config.internal) {
       ctx.addIssue({ code: 'custom', path: ['internal'], message: 'listen.internal needs internal.token (business services authenticate with it)' });
+    }
+    // Addresses only; a host name is looked up and checked at start.
+    const internalHost = config.listen.internal?.host;
+    if (internalHost && (isIP(internalHost) || isWildcard(internalHost))) {
+      const problem = internalListenProblem(internalHost, listenExposure(internalHost, networkInterfaces()), config.internal?.allowPublic ?? false);
+      if (problem) ctx.addIssue({ code: 'custom', path: ['listen', 'internal'], message: problem });
     }
     config.apps.forEach((app, i) => {
       if (app.push?.webhook && !config.upstreamSecret) {

@@ -11,6 +11,7 @@ import type { Duplex } from 'node:stream';
 import type { TlsOptions } from 'node:tls';
 import type { ListenAddress } from '../config/index.js';
 import type { Logger } from '../core/logger.js';
+import { refusalBytes, refuseRequest, requestProblem, stopWatching, watchNextRequest, watchRequestLines } from './strict-http.js';
 
 /** Headers must arrive within this (nginx's client_header_timeout is 60 s; slowloris wants less). */
 export const HEADERS_TIMEOUT_MS = 15_000;
@@ -22,6 +23,12 @@ export const SOCKET_IDLE_TIMEOUT_MS = 60_000;
 export const KEEP_ALIVE_TIMEOUT_MS = 30_000;
 /** Total header bytes accepted (Node's default). */
 export const MAX_HEADER_BYTES = 16 * 1024;
+/**
+ * A TLS handshake must finish within this (Node's default is 120 s): a connection that never
+ * starts or never finishes its handshake is not yet an HTTP request, so the header deadline
+ * does not cover it.
+ */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** How long close() waits for in-flight requests before cutting connections. */
 export const DRAIN_GRACE_MS = 10_000;
 
@@ -75,6 +82,8 @@ const httpOptions = {
   keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
   maxHeaderSize: MAX_HEADER_BYTES,
   insecureHTTPParser: false,
+  // A missing Host is answered by the handler, in our error shape (Node's 400 has no body).
+  requireHostHeader: false,
 };
 
 export interface ListenerOptions {
@@ -97,16 +106,24 @@ export function createListener(options: ListenerOptions): Listener {
   // While draining, answers tell HTTP/1.1 clients not to reuse the connection.
   const requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
   const handler: RequestHandler = (req, res) => {
+    const problem = requestProblem(req);
+    if (problem) {
+      const requestId = refuseRequest(res, 'BAD_REQUEST', problem);
+      logger.debug({ listener: options.name, requestId, reason: problem }, 'http: bad request from client');
+      return;
+    }
+    watchNextRequest(req, res);
     if (draining && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
     armDeadline(req, requestTimeoutMs);
     options.handler(req, res);
   };
   let server: HttpServer;
   if (!options.tls) server = createHttpServer(httpOptions, handler);
-  else if (!options.http2) server = createHttpsServer({ ...httpOptions, ...options.tls }, handler) as unknown as HttpServer;
-  else {
-    server = createHttp2Server({ ...options.tls, allowHTTP1: true }, handler as never) as unknown as HttpServer;
-    Object.assign(server, { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
+  else if (!options.http2) {
+    server = createHttpsServer({ ...httpOptions, ...options.tls, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, handler) as unknown as HttpServer;
+  } else {
+    server = createHttp2Server({ ...options.tls, allowHTTP1: true, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, handler as never) as unknown as HttpServer;
+    Object.assign(server, { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, requireHostHeader: false });
   }
   server.timeout = SOCKET_IDLE_TIMEOUT_MS;
   // HTTP/2 sessions are told to go away (GOAWAY) on close, so they drain like HTTP/1.1 keep-alive.
@@ -115,7 +132,20 @@ export function createListener(options: ListenerOptions): Listener {
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
   });
-  if (options.upgrade) server.on('upgrade', options.upgrade);
+  const upgrade = options.upgrade;
+  if (upgrade) {
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      stopWatching(socket);
+      const problem = requestProblem(req);
+      if (!problem) return upgrade(req, socket, head);
+      socket.on('error', () => socket.destroy());
+      socket.end(refusalBytes('BAD_REQUEST', problem).bytes);
+    });
+  }
+  // Request lines are read before the parser (HTTP/1 only: an h2 session has no request line).
+  server.on(options.tls ? 'secureConnection' : 'connection', (socket: Socket & { alpnProtocol?: string | false }) => {
+    if (socket.alpnProtocol !== 'h2') watchRequestLines(socket);
+  });
 
   // Connections that have not sent a request yet (a client's spare pooled connection): Node does
   // not count them as idle, so close() would wait the whole grace for them. HTTP/1 only: an
@@ -136,14 +166,9 @@ export function createListener(options: ListenerOptions): Listener {
       socket.destroy();
       return;
     }
-    const status =
-      error.code === 'HPE_HEADER_OVERFLOW'
-        ? '431 Request Header Fields Too Large'
-        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? '408 Request Timeout'
-          : '400 Bad Request';
+    const code = error.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST';
     // end() sends the answer and then closes; a client that never reads is cut after a second.
-    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    socket.end(refusalBytes(code, code === 'BAD_REQUEST' ? 'The request is not valid HTTP/1.1.' : undefined).bytes);
     setTimeout(() => socket.destroy(), 1000).unref();
   });
   // A TLS handshake that fails (old protocol, no shared cipher, a scanner) is the client's problem.
@@ -187,6 +212,16 @@ export function createListener(options: ListenerOptions): Listener {
         for (const session of sessions) session.close();
       }),
   };
+}
+
+/**
+ * `http://host:port` of a bound address as it is, for people to read: `0.0.0.0` and `::` stay,
+ * with a note that every interface is meant.
+ */
+export function boundUrl(address: AddressInfo, scheme = 'http'): string {
+  const host = address.address;
+  const url = `${scheme}://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+  return host === '0.0.0.0' || host === '::' ? `${url} (every interface)` : url;
 }
 
 /** `http://host:port` for a bound address; wildcard hosts become 127.0.0.1 for local use. */

@@ -2,10 +2,11 @@
  * One Kysely instance per store URL: `sqlite:PATH`, `mysql://…` (or `mariadb://…`),
  * `postgres://…`. Drivers are loaded only for the database in use.
  */
-import { mkdirSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect } from 'kysely';
 import type { Logger } from '../core/index.js';
+import { PRIVATE_FILE_MODE, makePrivateDir, warnIfReadable } from '../core/private-files.js';
 import type { Database } from './schema.js';
 
 export type DialectName = 'sqlite' | 'mysql' | 'postgres';
@@ -42,7 +43,13 @@ export async function openDatabase(url: string, logger: Logger): Promise<OpenedD
   if (dialect === 'sqlite') {
     const { default: SQLite } = await import('better-sqlite3');
     const file = url.slice('sqlite:'.length);
-    if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    if (file !== ':memory:' && file !== '') {
+      const resolved = path.resolve(file);
+      makePrivateDir(path.dirname(resolved));
+      warnIfReadable([resolved, `${resolved}-wal`, `${resolved}-shm`], logger, 'store: the database file');
+      // Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the database's mode.
+      closeSync(openSync(resolved, 'a', PRIVATE_FILE_MODE));
+    }
     const database = new SQLite(file, { timeout: SQLITE_BUSY_TIMEOUT_MS });
     database.pragma('journal_mode = WAL');
     database.pragma('synchronous = NORMAL');

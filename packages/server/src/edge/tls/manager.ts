@@ -39,8 +39,18 @@ export interface CertificateSource {
 interface Loaded {
   source: CertificateSource;
   material: CertificateMaterial;
+  /** Its own context (made at load, which also checks OpenSSL takes the key and chain). */
   context: SecureContext;
+  /** Supplied at run time (ACME), not configured. */
+  installed?: boolean;
 }
+
+/**
+ * OpenSSL keeps one certificate per key type in a context (RSA, RSA-PSS, EC, Ed25519) and
+ * picks among them by the signature algorithms the client offers: an RSA and an ECDSA
+ * certificate for one name are served from one context, each to the clients that can use it.
+ */
+const keyTypeOf = (entry: Loaded) => entry.material.chain[0]!.publicKey.asymmetricKeyType ?? 'unknown';
 
 export interface TlsManager {
   /** Options to create the HTTPS (or HTTP/2) server with. */
@@ -85,27 +95,87 @@ export function createTlsManager(options: TlsManagerOptions): TlsManager {
   let reloadTimer: NodeJS.Timeout | undefined;
   let exact = new Map<string, SecureContext>();
   let wildcards: [string, SecureContext][] = [];
-  let fallback: Loaded | undefined;
+  let fallback: { group: Loaded[]; context: SecureContext } | undefined;
 
   const contextOf = (material: CertificateMaterial) =>
     createSecureContext({ ...common, key: material.keyPem, cert: material.chainPem.join('') });
+  /** Key and certificate options for a group: one certificate per key type. */
+  const pairOptions = (group: Loaded[]) => ({ key: group.map((l) => l.material.keyPem), cert: group.map((l) => l.material.chainPem.join('')) });
+  /** Contexts of groups of several certificates, by the identity of their members. */
+  let combined = new Map<string, SecureContext>();
+  const ids = new WeakMap<Loaded, number>();
+  let nextId = 0;
+  const idOf = (entry: Loaded) => {
+    if (!ids.has(entry)) ids.set(entry, ++nextId);
+    return ids.get(entry)!;
+  };
+  let fallbackKey = '';
 
-  function rebuild(): void {
-    const all = [...installed.values(), ...loaded.filter((l): l is Loaded => l !== undefined)];
-    exact = new Map();
-    wildcards = [];
-    // Configured certificates win over installed ones for the same name (an operator's choice).
-    for (const entry of [...all].reverse()) {
+  /**
+   * The certificates serving each name (exact, or `*.suffix`), in priority order: configured
+   * ones in config order, then installed ones for names no configured certificate covers; of
+   * each key type the first only.
+   */
+  function groups(): Map<string, Loaded[]> {
+    const byName = new Map<string, Loaded[]>();
+    const all = [...loaded.filter((l): l is Loaded => l !== undefined), ...installed.values()];
+    for (const entry of all) {
       for (const name of entry.material.names) {
-        if (name.startsWith('*.')) wildcards.unshift([name.slice(1), entry.context]);
-        else exact.set(name, entry.context);
+        const group = byName.get(name) ?? [];
+        if (entry.installed && group.some((l) => !l.installed)) continue;
+        if (group.some((l) => keyTypeOf(l) === keyTypeOf(entry))) continue;
+        group.push(entry);
+        byName.set(name, group);
       }
     }
-    const previous = fallback;
-    fallback = loaded.find((l) => l !== undefined) ?? installed.values().next().value;
-    if (fallback && fallback !== previous) {
-      for (const server of servers) server.setSecureContext({ ...common, key: fallback.material.keyPem, cert: fallback.material.chainPem.join('') });
+    return byName;
+  }
+
+  /** Warns about two configured certificates of one key type for one name: only the first serves it. */
+  function warnShadowed(): void {
+    const configured = loaded.filter((l): l is Loaded => l !== undefined);
+    const seen = new Map<string, Loaded>();
+    for (const entry of configured) {
+      for (const name of entry.material.names) {
+        const first = seen.get(`${keyTypeOf(entry)} ${name}`);
+        if (!first) seen.set(`${keyTypeOf(entry)} ${name}`, entry);
+        else if (first !== entry) {
+          logger.warn(
+            { name, served: first.material.source, unused: entry.material.source },
+            `tls: two ${keyTypeOf(entry).toUpperCase()} certificates for "${name}"; only the first (${first.material.source}) is served for it — remove the other, or give one an RSA and the other an ECDSA key`,
+          );
+        }
+      }
     }
+  }
+
+  function rebuild(): void {
+    const byName = groups();
+    const previous = combined;
+    combined = new Map();
+    const contextFor = (group: Loaded[]): SecureContext => {
+      if (group.length === 1) return group[0]!.context;
+      const key = group.map(idOf).join(',');
+      const context = previous.get(key) ?? combined.get(key) ?? createSecureContext({ ...common, ...pairOptions(group) });
+      combined.set(key, context);
+      return context;
+    };
+    exact = new Map();
+    wildcards = [];
+    for (const [name, group] of byName) {
+      if (name.startsWith('*.')) wildcards.push([name.slice(1), contextFor(group)]);
+      else exact.set(name, contextFor(group));
+    }
+    // The default (clients that send no name): the first certificate, with its name's other key types.
+    const first = loaded.find((l): l is Loaded => l !== undefined) ?? installed.values().next().value;
+    // (The first certificate always heads the group of its first name.)
+    const group = first ? (byName.get(first.material.names[0] ?? '') ?? [first]) : [];
+    fallback = group.length ? { group, context: contextFor(group) } : undefined;
+    const key = group.map(idOf).join(',');
+    if (fallback && key !== fallbackKey) {
+      for (const server of servers) server.setSecureContext({ ...common, ...pairOptions(fallback.group) });
+    }
+    fallbackKey = key;
   }
 
   function check(material: CertificateMaterial, devCa: boolean, atStart: boolean): string[] {
@@ -134,8 +204,7 @@ export function createTlsManager(options: TlsManagerOptions): TlsManager {
       if (!fallback) throw new Error('no certificate loaded');
       return {
         ...common,
-        key: fallback.material.keyPem,
-        cert: fallback.material.chainPem.join(''),
+        ...pairOptions(fallback.group),
         SNICallback: (servername, callback) => {
           const name = servername.toLowerCase();
           let context = exact.get(name);
@@ -176,6 +245,7 @@ export function createTlsManager(options: TlsManagerOptions): TlsManager {
         }
       });
       if (problems.length) throw new CertificateError(problems.join('\n'));
+      warnShadowed();
       rebuild();
     },
 
@@ -200,12 +270,13 @@ export function createTlsManager(options: TlsManagerOptions): TlsManager {
           return previous;
         }
       });
+      warnShadowed();
       rebuild();
     },
 
     install(key, material, installOptions = {}) {
       if (installOptions.inspect !== false) check(material, false, false);
-      installed.set(key, { source: { config: {} as CertificateConfig }, material, context: contextOf(material) });
+      installed.set(key, { source: { config: {} as CertificateConfig }, material, context: contextOf(material), installed: true });
       rebuild();
     },
 
