@@ -21,6 +21,7 @@ import type { ChannelConfig } from '../config/index.js';
 import type { Clock } from '../core/clock.js';
 import { AppError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import type { Limits } from '../limits/index.js';
 import { Router, rejectUpgrade, type ClientInfo } from '../edge/http.js';
 import type { Service } from '../edge/service.js';
 import { createChannelHub, type ChannelHub, type Connection } from './hub.js';
@@ -47,6 +48,8 @@ export interface ChannelServiceDeps {
   state: RoomState;
   clock: Clock;
   logger: Logger;
+  /** Upgrades per client address (docs/limits.md). */
+  limits?: Pick<Limits, 'channelUpgrade'>;
 }
 
 export interface ChannelService {
@@ -104,13 +107,15 @@ export function createChannelService(deps: ChannelServiceDeps): ChannelService {
     return { token: tokenFromRequest(req) ?? fromProtocol, wafer: false };
   }
 
-  function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, _rest: string, _client: ClientInfo): void {
+  function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, _rest: string, client: ClientInfo): void {
     if (closing) return rejectUpgrade(socket, new AppError('NOT_FOUND', { message: 'The server is shutting down; reconnect.' }));
     const origin = req.headers.origin;
     if (config.origins && origin !== undefined && !config.origins.includes(origin)) {
       return rejectUpgrade(socket, new AppError('CHANNEL_ORIGIN_FORBIDDEN'));
     }
-    authenticate(req)
+    // The limit first: a refused upgrade costs no session lookup, and is answered before the handshake.
+    Promise.resolve(deps.limits?.channelUpgrade(client.ip))
+      .then(() => authenticate(req))
       .then(async ({ tokenHash, token, wafer }) => {
         const check = tokenHash ? await sessions.checkHash(tokenHash) : await sessions.check(token);
         if (!check.ok) throw new AppError(check.reason);

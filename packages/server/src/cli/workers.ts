@@ -10,6 +10,7 @@ import type { Config } from '../config/index.js';
 import type { Logger } from '../core/logger.js';
 import { loadSecretKey } from '../auth/index.js';
 import { serveClusterHub } from '../bus/index.js';
+import { serveLimitsInPrimary } from '../limits/index.js';
 import { createStore, redactUrl } from '../store/index.js';
 import { EXIT_FAILURE } from './errors.js';
 
@@ -66,6 +67,9 @@ export async function runPrimary(config: Config, logger: Logger, onListening: (u
 
   // Without Redis, the workers' channel rooms meet here.
   if (!config.redis && config.channel.enabled) serveClusterHub();
+  // Without Redis, the workers' limits are counted here (rate-limiter-flexible's own IPC
+  // messages, marked channel: 'rate_limiter_flexible'; ours are marked mg: or type:).
+  if (!config.redis && config.limits.enabled) serveLimitsInPrimary();
   for (let i = 0; i < count; i++) fork();
 
   return new Promise((resolve) => {
