@@ -231,6 +231,12 @@ describe('one instance behind a trusted proxy (default limits, a few lowered)', 
     expect(await rawUpgrade(at, { ...from('198.51.100.30'), authorization: `Bearer ${token}` })).toMatch(/^HTTP\/1\.1 101 /);
   });
 
+  it('counts an IPv6 client by its /64: picking a new address in it per request does not help', { timeout: 20_000 }, async () => {
+    for (let i = 1; i <= 3; i++) expect(await rawUpgrade(at, from(`2001:db8:7:7::${i}`))).toMatch(/^HTTP\/1\.1 401 /);
+    expect(await rawUpgrade(at, from('2001:db8:7:7:ffff:1:2:3'))).toMatch(/^HTTP\/1\.1 429 /);
+    expect(await rawUpgrade(at, from('2001:db8:7:8::1'))).toMatch(/^HTTP\/1\.1 401 /);
+  });
+
   it('refuses an address after 10 wrong internal tokens, even with the right one, and not other addresses', { timeout: 20_000 }, async () => {
     const guesser = from('203.0.113.40');
     for (let i = 0; i < 10; i++) {
@@ -311,9 +317,12 @@ describe('two instances sharing Redis', () => {
         const { code } = await realCode();
         statuses.push((await login(a, code, address)).status);
       }
-      // Instance a alone still counts: ten, then refused.
+      // Instance a alone still counts: ten, then refused; b has a count of its own meanwhile.
       expect(statuses.slice(0, 10)).toEqual(Array(10).fill(200));
       expect(statuses.slice(10)).toEqual([429, 429]);
+      expect((await login(b, (await realCode()).code, address)).status).toBe(200);
+      await a.cli.waitForStderr('limits: the shared count failed');
+      await new Promise((r) => setTimeout(r, 500)); // log lines are flushed every 250 ms
       expect(a.cli.stderr().split('\n').filter((l) => l.includes('limits: the shared count failed'))).toHaveLength(1);
       expect((await call(`${a.url}/healthz`, 'GET')).status).toBe(200);
     } finally {

@@ -45,6 +45,9 @@ export async function runPrimary(config: Config, logger: Logger, onListening: (u
 
   const fork = (): Worker => {
     const worker = cluster.fork();
+    // A reply sent to a worker that has just died (the limits' count answers without asking
+    // whether it is still connected) is an 'error' here; without a listener it would end the primary.
+    worker.on('error', (error: NodeJS.ErrnoException) => logger.debug({ pid: worker.process.pid, code: error.code }, 'worker: message not delivered'));
     worker.on('message', (message: WorkerMessage) => {
       if (message.type === 'listening') {
         listening.add(worker.id);

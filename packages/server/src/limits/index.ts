@@ -7,6 +7,7 @@
  *
  * Created once by the server and passed to the features that check it.
  */
+import { isIP } from 'node:net';
 import type { LimitsConfig, Rate, RouteRateLimit } from '../config/index.js';
 import { AppError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -27,8 +28,8 @@ export interface Limits {
   beforeInternalAuth(address: string): Promise<void>;
   /** After a wrong or missing internal API token. */
   internalAuthFailed(address: string): Promise<void>;
-  /** The check of a route's rateLimit (key: appid:openid or the address), or undefined when it has none. */
-  forRoute(route: { host?: string | undefined; path: string; rateLimit?: RouteRateLimit | undefined }): ((key: string) => Promise<void>) | undefined;
+  /** The check of a route's rateLimit (per user `appid:openid` when given, else per address), or undefined when it has none. */
+  forRoute(route: { host?: string | undefined; path: string; rateLimit?: RouteRateLimit | undefined }): ((user: string | null, address: string) => Promise<void>) | undefined;
 }
 
 export interface LimitsDeps {
@@ -42,6 +43,24 @@ export function rateLimited(limit: string, retryAfterS: number): AppError {
     message: `Too many requests (${limit}); retry in ${retryAfterS} s.`,
     details: { limit, retryAfterS },
   });
+}
+
+/**
+ * What a client address is counted as: an IPv4 address itself; an IPv6 address by its /64, the
+ * network one subscriber (or one device) gets and can pick any address in.
+ */
+export function addressKey(address: string): string {
+  const plain = address.split('%')[0]!.toLowerCase();
+  if (isIP(plain) !== 6) return address;
+  // Groups a part of an address stands for (a trailing dotted IPv4 stands for two).
+  const count = (part: string) => (part ? part.split(':').reduce((n, g) => n + (g.includes('.') ? 2 : 1), 0) : 0);
+  const [head = '', tail] = plain.split('::');
+  const groups = head ? head.split(':') : [];
+  if (tail !== undefined) groups.push(...Array<string>(8 - count(head) - count(tail)).fill('0'), ...(tail ? tail.split(':') : []));
+  return `${groups
+    .slice(0, 4)
+    .map((g) => parseInt(g, 16).toString(16))
+    .join(':')}::/64`;
 }
 
 const none = async (): Promise<void> => undefined;
@@ -75,26 +94,27 @@ export function createLimits(config: LimitsConfig, deps: LimitsDeps): Limits {
 
   return {
     async beforeLogin(address, appid) {
+      const key = addressKey(address);
       // Failures first: a blocked address or app takes no attempt point.
-      const [addressWait, appWait] = await Promise.all([loginFailures?.wait(address), appLoginFailures?.wait(appid)]);
+      const [addressWait, appWait] = await Promise.all([loginFailures?.wait(key), appLoginFailures?.wait(appid)]);
       check('limits.loginFailures', addressWait ?? 0);
       check('limits.appLoginFailures', appWait ?? 0);
-      check('limits.login', (await login?.take(address)) ?? 0);
+      check('limits.login', (await login?.take(key)) ?? 0);
     },
     async loginFailed(address, appid) {
-      await Promise.all([loginFailures?.add(address), appLoginFailures?.add(appid)]);
+      await Promise.all([loginFailures?.add(addressKey(address)), appLoginFailures?.add(appid)]);
     },
     async beforePhone(appid, openid) {
       check('limits.phone', (await phone?.take(`${appid}:${openid}`)) ?? 0);
     },
     async channelUpgrade(address) {
-      check('limits.channelUpgrades', (await channelUpgrades?.take(address)) ?? 0);
+      check('limits.channelUpgrades', (await channelUpgrades?.take(addressKey(address))) ?? 0);
     },
     async beforeInternalAuth(address) {
-      check('limits.internalAuthFailures', (await internalAuthFailures?.wait(address)) ?? 0);
+      check('limits.internalAuthFailures', (await internalAuthFailures?.wait(addressKey(address))) ?? 0);
     },
     async internalAuthFailed(address) {
-      await internalAuthFailures?.add(address);
+      await internalAuthFailures?.add(addressKey(address));
     },
     forRoute(route) {
       if (!route.rateLimit) return undefined;
@@ -105,7 +125,8 @@ export function createLimits(config: LimitsConfig, deps: LimitsDeps): Limits {
       const burstRate = burst > 0 ? { points: burst, durationMs: Math.max(1, Math.ceil((burst * rate.durationMs) / rate.points / 1000)) * 1000 } : null;
       const extra = burstRate ? createCounter(store, `${name}:burst`, burstRate, deps.logger) : undefined;
       const label = `routes[${route.path}].rateLimit`;
-      return async (key) => {
+      return async (user, address) => {
+        const key = user ?? addressKey(address);
         const seconds = await steady.take(key);
         if (seconds === 0) return;
         const more = extra ? await extra.take(key) : seconds;
