@@ -5,6 +5,14 @@ import { openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 
+/**
+ * The benchmarks measure throughput, not minigate's rate limits (docs/limits.md): one client
+ * address making thousands of logins or upgrades a second would be refused at once. Every config
+ * they write switches the limits off, and every header line says so.
+ */
+export const LIMITS_OFF_YAML = 'limits:\n  enabled: false\n';
+export const LIMITS_OFF_NOTE = 'rate limits off (limits.enabled: false)';
+
 /** Node processes started by a benchmark; `killAll` ends those still running. */
 export function createProcesses() {
   const children = new Set();

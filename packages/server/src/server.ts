@@ -34,6 +34,7 @@ import { createGateway, phoneNumber, registerGatewayRoutes } from './gateway/ind
 import { createClusterBus, createClusterRoomState, createLocalBus, createMemoryRoomState, createRedisBus, createRedisRoomState, type Bus, type RoomState } from './bus/index.js';
 import { createChannelService, registerChannelRoutes, type ChannelService } from './channel/index.js';
 import { createFilesService, createStorage, type FilesService } from './files/index.js';
+import { createLimits } from './limits/index.js';
 import { CHECK_TIMEOUT_MS, configuredUrls, registerCheckRoutes, runChecks } from './doctor/index.js';
 
 /** How long after start the served domains are checked (ACME and DNS may need the moment). */
@@ -209,6 +210,11 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
       // database's while the others hold Redis's, and both would refresh.
       if (!(await redis.ready(REDIS_CONNECT_TIMEOUT_MS))) logger.warn('redis: not reachable at start; the database takes its place until it is');
     }
+    // One count for every process: Redis across instances, the primary across workers, else here.
+    const limits = createLimits(config.limits, {
+      logger,
+      store: redis ? { kind: 'redis', client: redis.client } : cluster.isWorker ? { kind: 'cluster' } : { kind: 'memory' },
+    });
     const tokens = createTokenManager({
       apps,
       wechat,
@@ -241,6 +247,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
         clock,
         random,
         logger,
+        limits,
       });
       registerChannelRoutes(internalRouter, channel.hub);
     }
@@ -280,6 +287,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
           clock,
           phoneNumber: (appid, code, openid) => phoneNumber(gateway, appid, { code, openid }),
           savePhone: (appid, openid, phone) => liveStore.setUserPhone(appid, openid, phone),
+          limits,
           ...(liveChannel ? { tunnelUrl: liveChannel.tunnelUrl } : {}),
         }),
         ...(liveChannel ? [liveChannel.service] : []),
@@ -294,6 +302,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
         }),
       ],
       ...(config.internal ? { internal: { token: config.internal.token, router: internalRouter } } : {}),
+      limits,
       ready: () => liveStore.ping(),
       ...(tls ? { tls } : {}),
       ...(acme ? { acmeChallenge: acme.challenge } : {}),

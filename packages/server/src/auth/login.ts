@@ -5,8 +5,9 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { AppConfig } from '../config/index.js';
-import { AppError } from '../core/errors.js';
+import { AppError, isAppError } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
+import type { Limits } from '../limits/index.js';
 import { decryptOpenData, verifyRawDataSignature, type WechatClient } from '../wechat/index.js';
 import type { NewSession, SessionService } from './sessions.js';
 
@@ -35,6 +36,8 @@ export interface LoginDeps {
   phoneNumber?: (appid: string, code: unknown, openid: string) => Promise<{ phoneNumber: string; purePhoneNumber: string; countryCode: string }>;
   /** Saves a phone number on the user. */
   savePhone?: (appid: string, openid: string, phoneNumber: string) => Promise<boolean>;
+  /** Login and phone limits (docs/limits.md). */
+  limits?: Pick<Limits, 'beforeLogin' | 'loginFailed' | 'beforePhone'>;
   /** The Wafer tunnel's socket URL for a session (GET /weapp/tunnel), when channels are on. */
   tunnelUrl?: (client: { scheme: 'http' | 'https'; host: string }, tokenHash: string) => string;
 }
@@ -81,7 +84,8 @@ export function pickProfile(source: Record<string, unknown>): Record<string, unk
   return Object.keys(profile).length ? profile : null;
 }
 
-export async function login(deps: LoginDeps, app: AppConfig, input: LoginInput): Promise<NewSession> {
+/** A login from the client at `address` (the real client address, for the limits). */
+export async function login(deps: LoginDeps, app: AppConfig, input: LoginInput, address: string): Promise<NewSession> {
   if (typeof input.code !== 'string' || !CODE_PATTERN.test(input.code)) {
     throw new AppError('BAD_REQUEST', { message: 'code must be the string wx.login gave (1 to 128 visible ASCII characters).' });
   }
@@ -96,7 +100,15 @@ export async function login(deps: LoginDeps, app: AppConfig, input: LoginInput):
     throw new AppError('BAD_REQUEST', { message: 'rawData and signature go together.' });
   }
 
-  const wx = await deps.wechat.code2Session(app, input.code);
+  // Limits before WeChat is called; only codes WeChat refused count as failures.
+  await deps.limits?.beforeLogin(address, app.appid);
+  let wx;
+  try {
+    wx = await deps.wechat.code2Session(app, input.code);
+  } catch (error) {
+    if (isAppError(error, 'AUTH_CODE_INVALID') || isAppError(error, 'AUTH_CODE_USED')) await deps.limits?.loginFailed(address, app.appid);
+    throw error;
+  }
 
   let profile: Record<string, unknown> | null = null;
   let unionid = wx.unionid ?? null;

@@ -11,7 +11,7 @@ import type {
   WaferLoginResponse,
   WaferUserInfo,
 } from 'minigate-protocol';
-import { AppError } from '../core/errors.js';
+import { AppError, errorHeaders } from '../core/errors.js';
 import { Router, header, readJsonBody, sendJson, type HttpContext } from '../edge/http.js';
 import type { Service } from '../edge/service.js';
 import type { UserRecord } from '../store/index.js';
@@ -57,7 +57,7 @@ export function createAuthServices(deps: LoginDeps): Service[] {
       iv: body.iv,
       rawData: body.rawData,
       signature: body.signature,
-    });
+    }, ctx.client.ip);
     const response: LoginResponse = {
       token: created.token,
       expiresAt: created.session.expiresAt,
@@ -86,6 +86,7 @@ export function createAuthServices(deps: LoginDeps): Service[] {
     const session = await requireSession(deps, ctx);
     const body = await readJsonBody(ctx.req);
     if (!deps.phoneNumber || !deps.savePhone) throw new AppError('NOT_FOUND');
+    await deps.limits?.beforePhone(session.appid, session.openid);
     const phone = await deps.phoneNumber(session.appid, body.code, session.openid);
     await deps.savePhone(session.appid, session.openid, phone.phoneNumber);
     deps.sessions.forgetUser(session.appid, session.openid);
@@ -113,7 +114,7 @@ export function createAuthServices(deps: LoginDeps): Service[] {
         iv: header(ctx.req, 'x-wx-iv'),
         rawData: header(ctx.req, 'x-wx-raw-data'),
         signature: header(ctx.req, 'x-wx-signature'),
-      });
+      }, ctx.client.ip);
       const response: WaferLoginResponse = {
         code: 0,
         data: { skey: created.token, userinfo: toWaferUserInfo(created.session, created.user) },
@@ -168,5 +169,6 @@ function waferError(ctx: HttpContext, error: unknown): void {
     sendJson(ctx.res, 401, body);
     return;
   }
+  for (const [name, value] of Object.entries(errorHeaders(error))) ctx.res.setHeader(name, value);
   sendJson(ctx.res, error.status, { code: -1, error: error.code, message: error.message, requestId: ctx.requestId });
 }

@@ -24,6 +24,7 @@ import { AppError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Random } from '../core/random.js';
 import type { SharedRedis } from '../core/redis.js';
+import type { Limits } from '../limits/index.js';
 import { Router, rejectUpgrade, type ClientInfo } from '../edge/http.js';
 import type { Service } from '../edge/service.js';
 import type { Store } from '../store/index.js';
@@ -58,6 +59,8 @@ export interface ChannelServiceDeps {
   clock: Clock;
   random: Random;
   logger: Logger;
+  /** Upgrades per client address (docs/limits.md). */
+  limits?: Pick<Limits, 'channelUpgrade'>;
 }
 
 export interface ChannelService {
@@ -121,13 +124,15 @@ export function createChannelService(deps: ChannelServiceDeps): ChannelService {
     return { token: tokenFromRequest(req) ?? fromProtocol, wafer: false };
   }
 
-  function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, _rest: string, _client: ClientInfo): void {
+  function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, _rest: string, client: ClientInfo): void {
     if (closing) return rejectUpgrade(socket, new AppError('NOT_FOUND', { message: 'The server is shutting down; reconnect.' }));
     const origin = req.headers.origin;
     if (config.origins && origin !== undefined && !config.origins.includes(origin)) {
       return rejectUpgrade(socket, new AppError('CHANNEL_ORIGIN_FORBIDDEN'));
     }
-    authenticate(req)
+    // The limit first: a refused upgrade costs no session lookup, and is answered before the handshake.
+    Promise.resolve(deps.limits?.channelUpgrade(client.ip))
+      .then(() => authenticate(req))
       .then(async ({ tokenHash, token, wafer }) => {
         const check = tokenHash ? await sessions.checkHash(tokenHash) : await sessions.check(token);
         if (!check.ok) throw new AppError(check.reason);

@@ -11,6 +11,7 @@ import type { Logger } from '../core/logger.js';
 import { loadSecretKey } from '../auth/index.js';
 import { makePrivateDir } from '../core/private-files.js';
 import { serveClusterHub } from '../bus/index.js';
+import { serveLimitsInPrimary } from '../limits/index.js';
 import { createStore, redactUrl } from '../store/index.js';
 import { EXIT_FAILURE } from './errors.js';
 
@@ -46,6 +47,9 @@ export async function runPrimary(config: Config, logger: Logger, onListening: (u
 
   const fork = (): Worker => {
     const worker = cluster.fork();
+    // A reply sent to a worker that has just died (the limits' count answers without asking
+    // whether it is still connected) is an 'error' here; without a listener it would end the primary.
+    worker.on('error', (error: NodeJS.ErrnoException) => logger.debug({ pid: worker.process.pid, code: error.code }, 'worker: message not delivered'));
     worker.on('message', (message: WorkerMessage) => {
       if (message.type === 'listening') {
         listening.add(worker.id);
@@ -68,6 +72,9 @@ export async function runPrimary(config: Config, logger: Logger, onListening: (u
 
   // Without Redis, the workers' channel rooms meet here.
   if (!config.redis && config.channel.enabled) serveClusterHub();
+  // Without Redis, the workers' limits are counted here (rate-limiter-flexible's own IPC
+  // messages, marked channel: 'rate_limiter_flexible'; ours are marked mg: or type:).
+  if (!config.redis && config.limits.enabled) serveLimitsInPrimary();
   for (let i = 0; i < count; i++) fork();
 
   return new Promise((resolve) => {

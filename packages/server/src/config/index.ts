@@ -7,3 +7,5 @@ export { parseListenAddress, formatHostPort, type ListenAddress } from './listen
 export { configReference } from './reference.js';
 export type { ChannelConfig, RoomRule } from './schema-channel.js';
 export type { FilesConfig } from './schema-files.js';
+export type { LimitsConfig, Rate, RouteRateLimit } from './schema-limits.js';
+export { parseRate, formatRate } from './schema-limits.js';

@@ -3,6 +3,7 @@
  * (See schema.ts for the conventions.)
  */
 import { z } from 'zod';
+import { routeRateLimitSchema } from './schema-limits.js';
 import { duration, filePath, hostname, secret } from './schema-types.js';
 
 export const HSTS_MAX_AGE_DEFAULT = '730d';
@@ -122,10 +123,14 @@ export const routeSchema = z
       .default(ROUTE_BODY_LIMIT_DEFAULT)
       .meta({ description: 'Largest request body (413 beyond, before reading it).' }),
     timeout: duration('proxy: time for the upstream to answer (504 beyond).', '100ms').prefault(UPSTREAM_TIMEOUT_DEFAULT),
+    rateLimit: routeRateLimitSchema.optional(),
   })
   .superRefine((route, ctx) => {
     const targets = (['proxy', 'static', 'redirect', 'service'] as const).filter((k) => route[k] !== undefined);
     if (targets.length !== 1) ctx.addIssue({ code: 'custom', message: 'give exactly one of proxy, static, redirect or service' });
+    if (route.rateLimit && !route.proxy && !route.static) {
+      ctx.addIssue({ code: 'custom', path: ['rateLimit'], message: 'goes with proxy or static routes (built-in services have their own: limits.*)' });
+    }
   })
   .meta({ description: 'What a path serves.' });
 

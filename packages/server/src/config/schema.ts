@@ -10,6 +10,7 @@ import { networkInterfaces } from 'node:os';
 import { z } from 'zod';
 import { channelSchema } from './schema-channel.js';
 import { appFilesSchema, filesSchema } from './schema-files.js';
+import { limitsSchema } from './schema-limits.js';
 import { ROOM_NAME } from 'minigate-protocol';
 import { createRoomRules } from '../channel/rules.js';
 import { routeSchema, tlsSchema } from './schema-edge.js';
@@ -124,6 +125,7 @@ export const configSchema = z
       }),
     channel: channelSchema,
     files: filesSchema.prefault({}),
+    limits: limitsSchema,
     trustedProxies: z
       .array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, { error: 'expected an IP address or CIDR such as 10.0.0.0/8' }))
       .default([])

@@ -42,3 +42,9 @@ export function errorBody(error: unknown, requestId: string): { status: number; 
     body: { error: { code: appError.code, message: appError.message, requestId } },
   };
 }
+
+/** Headers an error answer carries besides its body: Retry-After when a limit says when to come back. */
+export function errorHeaders(error: unknown): Record<string, string> {
+  const seconds = error instanceof AppError ? error.details?.retryAfterS : undefined;
+  return typeof seconds === 'number' ? { 'retry-after': String(seconds) } : {};
+}

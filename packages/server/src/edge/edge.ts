@@ -16,6 +16,7 @@ import { AppError } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import type { SessionService } from '../auth/sessions.js';
+import type { Limits } from '../limits/index.js';
 import { tokenFromRequest } from '../auth/tokens.js';
 import { forwardingHeaders, identityHeaders } from './headers.js';
 import { clientInfo, trustedProxies, type TrustedProxies } from './forwarded.js';
@@ -42,6 +43,8 @@ export interface EdgeDeps {
   acmeChallenge?: (token: string) => Promise<string | null>;
   /** The internal API, served on listen.internal behind its bearer token. */
   internal?: { token: string; router: Router };
+  /** Internal token failures and routes[].rateLimit (docs/limits.md). */
+  limits?: Pick<Limits, 'beforeInternalAuth' | 'internalAuthFailed' | 'forRoute'>;
 }
 
 export interface Edge {
@@ -98,12 +101,19 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
         },
       };
     }
+    // routes[].rateLimit: per user when the request has a session, else per client address.
+    const limit = deps.limits?.forRoute(route);
+    const admit = async (req: IncomingMessage, client: HttpContext['client']) => {
+      const session = await sessionFor(req, route.auth);
+      await limit?.(session ? `${session.appid}:${session.openid}` : null, client.ip);
+      return session;
+    };
     if (route.static) {
       const serve = createStaticHandler({ root: route.static, spa: route.spa });
       return {
         ...base,
         handle: async (ctx, rest) => {
-          await sessionFor(ctx.req, route.auth);
+          await admit(ctx.req, ctx.client);
           await serve(ctx, rest);
         },
       };
@@ -118,7 +128,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     });
     proxies.push(proxy);
     const extraHeaders = async (req: IncomingMessage, client: HttpContext['client']) => {
-      const session = await sessionFor(req, route.auth);
+      const session = await admit(req, client);
       return {
         ...forwardingHeaders(client),
         ...(session && config.upstreamSecret
@@ -268,7 +278,9 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       if (config.listen.internal) {
         const internal = makeListener('internal', 'http', async (ctx) => {
           if (await common(ctx)) return;
+          await deps.limits?.beforeInternalAuth(ctx.client.ip);
           if (!deps.internal || !internalAuthorized(ctx.req.headers.authorization, deps.internal.token)) {
+            await deps.limits?.internalAuthFailed(ctx.client.ip);
             throw new AppError('INTERNAL_AUTH_REQUIRED');
           }
           await routeTo(deps.internal.router, ctx, ctx.path);

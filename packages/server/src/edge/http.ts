@@ -4,7 +4,7 @@
  */
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { AppError, errorBody } from '../core/errors.js';
+import { AppError, errorBody, errorHeaders } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { requestId as newRequestId } from '../core/random.js';
 import { applyRequestTarget } from './request-target.js';
@@ -180,6 +180,7 @@ export function createDispatcher(options: DispatchOptions) {
       if (status === 405 && error instanceof AppError && Array.isArray(error.details?.allowed)) {
         res.setHeader('allow', (error.details.allowed as string[]).join(', '));
       }
+      for (const [name, value] of Object.entries(errorHeaders(error))) res.setHeader(name, value);
       sendJson(res, status, body);
     };
 
@@ -294,7 +295,7 @@ export function rejectUpgrade(socket: Duplex, error: unknown, headers: Record<st
     return;
   }
   const body = JSON.stringify({ error: { code: appError.code, message: appError.message } });
-  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  const extra = Object.entries({ ...errorHeaders(error), ...headers }).map(([k, v]) => `${k}: ${v}\r\n`).join('');
   socket.end(
     `HTTP/1.1 ${appError.status} ${STATUS_CODES[appError.status] ?? 'Error'}\r\n` +
       `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`,
