@@ -3,12 +3,14 @@
  * the configured field name and a few text fields (formData). Streamed through busboy with every
  * limit set (its defaults are unlimited, RELIABILITY U2), the file handed to `onFile` as it
  * arrives. Whatever goes wrong — a limit, a malformed body, a client that goes away — ends in
- * one AppError, after `onFile`'s writer has been aborted.
+ * one AppError, after `onFile`'s work has settled
+ * (its writer aborted, or committed if the file part was complete: the caller removes it then).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import busboy from 'busboy';
 import { AppError } from '../core/errors.js';
+import { boundaryOf, partHeaderCounter } from './part-headers.js';
 
 export interface MultipartLimits {
   field: string;
@@ -73,10 +75,12 @@ export function receiveMultipart<T>(
     const fail = (error: AppError) => {
       if (failed) return;
       failed = error;
+      req.off('data', countHeaders);
       req.unpipe(parser);
       parser.removeAllListeners('file');
       parser.on('error', () => undefined);
-      // The file stream ends here; its consumer sees the end or the error and aborts its writer.
+      // The file stream ends here; its consumer sees the error and aborts its writer, or had
+      // every byte already and commits: the caller removes that file when this rejects.
       currentFile?.destroy(error);
       settle();
     };
@@ -125,6 +129,14 @@ export function receiveMultipart<T>(
     req.on('close', () => {
       if (!req.complete) fail(new AppError('UPLOAD_ABORTED'));
     });
+    // busboy takes a headerPairs limit but does not apply it: the part headers are counted here.
+    // (A boundary busboy reads but this does not is left uncounted rather than guessed.)
+    const boundary = boundaryOf(type);
+    const counter = boundary ? partHeaderCounter(boundary, limits.maxHeaderPairs) : () => false;
+    const countHeaders = (chunk: Buffer) => {
+      if (counter(chunk)) fail(new AppError('UPLOAD_LIMIT', { message: `A part has more than ${limits.maxHeaderPairs} header lines (files.maxHeaderPairs).` }));
+    };
+    req.on('data', countHeaders);
     req.pipe(parser);
   });
 }

@@ -165,42 +165,49 @@ export function createFilesService(deps: FilesDeps): FilesService {
     const id = newId();
     const key = `f/${id}`;
     const limit = maxFileSize(me.appid);
-    let received;
+    let stored = false;
+    let file: FileRecord;
     try {
-      received = await receiveMultipart(
+      const received = await receiveMultipart(
         ctx.req,
         { field: config.field, maxFileSize: Math.min(limit, room), maxFields: config.maxFields, maxFieldSize: config.maxFieldSize, maxParts: config.maxParts, maxHeaderPairs: config.maxHeaderPairs },
-        (stream, maxBytes) =>
-          ingest(stream, storage.writer(key), {
+        async (stream, maxBytes) => {
+          const got = await ingest(stream, storage.writer(key), {
             types: allowed,
             maxBytes,
             tooLarge: () =>
               maxBytes < limit
                 ? new AppError('FILE_QUOTA_EXCEEDED', { message: `This user has ${room} bytes of quota left.` })
                 : new AppError('FILE_TOO_LARGE', { message: `Files may be up to ${limit} bytes.` }),
-          }),
+          });
+          stored = true;
+          return got;
+        },
       );
+      const { file: got, filename, fields } = received;
+      const { access: askedAccess, ...meta } = fields;
+      file = {
+        id,
+        appid: me.appid,
+        openid: me.openid,
+        name: cleanName(filename, got.type),
+        contentType: got.type.mime,
+        size: got.size,
+        sha256: got.sha256,
+        storageKey: key,
+        access: accessOf(askedAccess),
+        meta,
+        createdAt: clock.now(),
+      };
+      await records.add(file);
     } catch (error) {
+      // The file part may have been complete (and stored) when a later part, a limit, the
+      // closing boundary or the row failed: its bytes go before the answer, not at a sweep.
+      if (stored) await removeBytes(key);
       if (error instanceof AppError && error.code === 'FILE_TOO_LARGE' && room < limit) throw new AppError('FILE_QUOTA_EXCEEDED', { message: `This user has ${room} bytes of quota left.` });
       throw error;
     }
-    const { file: got, filename, fields } = received;
-    const { access: askedAccess, ...meta } = fields;
-    const file: FileRecord = {
-      id,
-      appid: me.appid,
-      openid: me.openid,
-      name: cleanName(filename, got.type),
-      contentType: got.type.mime,
-      size: got.size,
-      sha256: got.sha256,
-      storageKey: key,
-      access: accessOf(askedAccess),
-      meta,
-      createdAt: clock.now(),
-    };
-    await commit(file);
-    logger.info({ file: id, appid: me.appid, openid: me.openid, size: got.size, type: got.type.mime }, 'files: uploaded');
+    logger.info({ file: id, appid: me.appid, openid: me.openid, size: file.size, type: file.contentType }, 'files: uploaded');
     sendJson(ctx.res, 201, describe(ctx, file));
   }
 
@@ -209,9 +216,14 @@ export function createFilesService(deps: FilesDeps): FilesService {
     try {
       await records.add(file);
     } catch (error) {
-      await storage.remove(file.storageKey).catch(() => undefined);
+      await removeBytes(file.storageKey);
       throw error;
     }
+  }
+
+  /** Removes bytes no row will point to; if the storage fails now, the sweep takes them later. */
+  async function removeBytes(key: string): Promise<void> {
+    await storage.remove(key).catch((error: unknown) => logger.warn({ key, err: (error as Error).message }, 'files: bytes of a refused upload not removed; the sweep will'));
   }
 
   // ---- download (wx.downloadFile, signed links) --------------------------------------------
@@ -344,7 +356,7 @@ export function createFilesService(deps: FilesDeps): FilesService {
     try {
       replaced = await records.putPart(upload.id, { n, size: part.size, sha256: part.sha256, storageKey: key }, clock.now());
     } catch (error) {
-      await storage.remove(key).catch(() => undefined);
+      await removeBytes(key);
       throw error;
     }
     if (replaced) await storage.remove(replaced).catch(() => undefined);
