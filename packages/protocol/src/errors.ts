@@ -123,6 +123,7 @@ export const ERRORS = {
     status: 503,
     message: 'The database is unavailable; nothing was saved, retry shortly.',
   },
+  SHUTTING_DOWN: { status: 503, message: 'The server is shutting down; nothing of this request was kept. Retry in a moment.' },
   INTERNAL: { status: 500, message: 'Internal error; the requestId identifies it in the server log.' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -289,6 +289,45 @@ describe('big and broken uploads against minigate start', () => {
     }
   });
 
+  it('answers uploads still arriving at SIGTERM with 503 SHUTTING_DOWN and Connection: close, removes their bytes, and exits 0', { timeout: 60_000 }, async () => {
+    const server = await start(configFile('drain', ['maxFileSize: 100MiB']));
+    const token = await login(server.url);
+    const filesDir = path.join(dir, 'drain-data', 'files');
+    const created = (await (await fetch(`${server.url}/files/uploads`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' })).json()) as any;
+    /** Sends a head and the first `sent` body bytes of a much longer body, then waits; resolves with what comes back once the server closes. */
+    const slow = (head: string, body: Buffer) =>
+      new Promise<{ text: string; at: number }>((resolve) => {
+        const socket = netConnect(server.port, '127.0.0.1');
+        let text = '';
+        socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve({ text, at: Date.now() }));
+        socket.write(Buffer.concat([Buffer.from(head), body]));
+      });
+    const upload = slow(
+      `POST /files HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\nContent-Length: 50000000\r\n\r\n`,
+      Buffer.concat([preamble, JPEG_HEAD, Buffer.alloc(2 * 1024 * 1024, 1)]),
+    );
+    const part = slow(`PUT /files/uploads/${created.id}/parts/1 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Length: 10000000\r\n\r\n`, Buffer.alloc(1024 * 1024, 2));
+    // Both are writing to temp files when the signal comes.
+    await expect.poll(() => (existsSync(path.join(filesDir, 'tmp')) ? readdirSync(path.join(filesDir, 'tmp')).length : 0), { timeout: 5_000 }).toBe(2);
+    await expect.poll(() => bytesUnder(filesDir), { timeout: 5_000 }).toBeGreaterThanOrEqual(3 * 1024 * 1024);
+    const signalled = Date.now();
+    server.cli.child.kill('SIGTERM');
+    const answers = await Promise.all([upload, part]);
+    for (const { text, at } of answers) {
+      const [head = '', body = ''] = text.split('\r\n\r\n');
+      const code = body ? JSON.parse(body).error?.code : '(no answer)';
+      expect([/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1], /^connection: close$/im.test(head), code]).toEqual(['503', true, 'SHUTTING_DOWN']);
+      expect(at - signalled).toBeLessThan(5_000); // well inside the 10 s drain grace
+    }
+    expect(await server.cli.exited()).toBe(0);
+    const exitedMs = Date.now() - signalled;
+    console.log(`SIGTERM with an upload and a part in flight: answered 503 in ${Math.max(...answers.map((a) => a.at - signalled))} ms (connection closed), exited after ${exitedMs} ms`);
+    expect(exitedMs).toBeLessThan(10_000);
+    expect(bytesUnder(filesDir)).toBe(0);
+  });
+
   it('after a kill mid-write: no row, and the temp file is swept at the next start', { timeout: 60_000 }, async () => {
     const file = configFile('killed', ['maxFileSize: 1GiB']);
     let server = await start(file);

@@ -2,8 +2,8 @@
  * One `multipart/form-data` upload, as wx.uploadFile and `curl -F` send it: one file part under
  * the configured field name and a few text fields (formData). Streamed through busboy with every
  * limit set (its defaults are unlimited, RELIABILITY U2), the file handed to `onFile` as it
- * arrives. Whatever goes wrong — a limit, a malformed body, a client that goes away — ends in
- * one AppError, after `onFile`'s work has settled
+ * arrives. Whatever goes wrong — a limit, a malformed body, a client that goes away, the
+ * server shutting down (`signal`) — ends in one AppError, after `onFile`'s work has settled
  * (its writer aborted, or committed if the file part was complete: the caller removes it then).
  */
 import type { IncomingMessage } from 'node:http';
@@ -34,7 +34,9 @@ export function receiveMultipart<T>(
   req: IncomingMessage,
   limits: MultipartLimits,
   onFile: (stream: Readable, maxBytes: number) => Promise<T>,
+  signal?: AbortSignal,
 ): Promise<MultipartResult<T>> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
   const type = req.headers['content-type'] ?? '';
   if (!/^multipart\/form-data\s*;/i.test(type) || !/boundary=/i.test(type)) {
     return Promise.reject(new AppError('UPLOAD_MALFORMED', { message: 'Send multipart/form-data with a boundary (as wx.uploadFile and curl -F do).' }));
@@ -87,6 +89,7 @@ export function receiveMultipart<T>(
     let currentFile: Readable | undefined;
 
     const settle = () => {
+      signal?.removeEventListener('abort', onAbort);
       if (failed) {
         if (fileWork) fileWork.then(() => reject(failed), () => reject(failed));
         else reject(failed);
@@ -136,6 +139,11 @@ export function receiveMultipart<T>(
     const countHeaders = (chunk: Buffer) => {
       if (counter(chunk)) fail(new AppError('UPLOAD_LIMIT', { message: `A part has more than ${limits.maxHeaderPairs} header lines (files.maxHeaderPairs).` }));
     };
+    // Shutting down: a body still arriving is refused (its bytes removed); one fully read finishes.
+    const onAbort = () => {
+      if (!req.complete) fail(signal!.reason instanceof AppError ? signal!.reason : new AppError('INTERNAL', { cause: signal!.reason }));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
     req.on('data', countHeaders);
     req.pipe(parser);
   });
