@@ -123,7 +123,7 @@ export const ERRORS = {
   FILE_LINK_INVALID: { status: 403, message: 'The signed link is invalid or has expired.' },
   UPLOAD_MALFORMED: { status: 400, message: 'The multipart body is malformed (boundary, headers or field names).' },
   UPLOAD_NO_FILE: { status: 400, message: 'The multipart body has no file in the expected field.' },
-  UPLOAD_LIMIT: { status: 413, message: 'The multipart body has too many parts or fields, or a field that is too large.' },
+  UPLOAD_LIMIT: { status: 413, message: 'The multipart body has too many parts, fields or part headers, or a field that is too large.' },
   UPLOAD_ABORTED: { status: 400, message: 'The client stopped sending the body; nothing was kept.' },
   UPLOAD_NOT_FOUND: { status: 404, message: 'No such resumable upload (finished, aborted or expired).' },
   UPLOAD_INCOMPLETE: { status: 409, message: 'Parts are missing: complete the upload after every part has been sent.' },
@@ -134,6 +134,7 @@ export const ERRORS = {
     status: 503,
     message: 'The database is unavailable; nothing was saved, retry shortly.',
   },
+  SHUTTING_DOWN: { status: 503, message: 'The server is shutting down; nothing of this request was kept. Retry in a moment.' },
   INTERNAL: { status: 500, message: 'Internal error; the requestId identifies it in the server log.' },
 } as const satisfies Record<string, ErrorSpec>;
 

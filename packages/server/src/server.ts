@@ -362,6 +362,8 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     clearInterval(purgeTimer);
     clearTimeout(checkTimer);
     acme?.close();
+    // Uploads still receiving a body are answered 503 now, so the drain below does not cut them.
+    files?.drain();
     await Promise.all([edge?.close(), channel?.close()]);
     await outbox?.close();
     await files?.close();

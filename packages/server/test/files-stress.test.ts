@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -117,6 +117,50 @@ async function abortedUploads(port: number, token: string, o: { announced: numbe
   for (let i = 0; i < o.count; i += o.atOnce) await Promise.all(Array.from({ length: Math.min(o.atOnce, o.count - i) }, abortOne));
 }
 
+/** Bytes in regular files under `dir` (the temp directory included), 0 when it does not exist. */
+function bytesUnder(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  let total = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const at = path.join(dir, entry.name);
+    if (entry.isDirectory()) total += bytesUnder(at);
+    else if (entry.isFile()) total += statSync(at).size;
+  }
+  return total;
+}
+
+/**
+ * Sends `body` as a multipart upload, its first `pauseAt` bytes, then the rest after `pauseMs`
+ * (a phone's network), and resolves the moment the answer's head arrives, with `measure()`
+ * taken right then (before anything else can run in this process).
+ */
+function refusedUpload<T>(port: number, token: string, body: Buffer, pauseAt: number, pauseMs: number, measure: () => T): Promise<{ status: number; code: string; connection: string | undefined; measured: T }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/files',
+        headers: { authorization: `Bearer ${token}`, 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, 'content-length': body.length },
+      },
+      (res) => {
+        const measured = measure();
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode!, code: JSON.parse(text).error?.code, connection: res.headers.connection, measured }));
+      },
+    );
+    req.on('error', reject);
+    req.write(body.subarray(0, pauseAt));
+    setTimeout(() => req.end(body.subarray(pauseAt)), pauseMs);
+  });
+}
+
+/** A multipart part: its headers (Content-Disposition first) and its data. */
+const part = (headers: string[], data: Buffer | string) => Buffer.concat([Buffer.from(`--${BOUNDARY}\r\n${headers.join('\r\n')}\r\n\r\n`), Buffer.from(data), Buffer.from('\r\n')]);
+const closing = Buffer.from(`--${BOUNDARY}--\r\n`);
+
 describe('big and broken uploads to S3 (s3rver)', () => {
   it('takes a 1 GB upload with RSS growing by less than 64 MB, and 300 uploads cut off mid-body leave no object and no fds', { timeout: 180_000 }, async () => {
     const s3 = await startS3Server();
@@ -210,6 +254,78 @@ describe('big and broken uploads against minigate start', () => {
     } finally {
       await server.cli.stop();
     }
+  });
+
+  it('refused uploads whose 19 MiB file part was complete (then a pause) leave the files dir as it was, by the time each answer arrives', { timeout: 60_000 }, async () => {
+    const server = await start(configFile('refused', ['maxFileSize: 20MiB']));
+    try {
+      const token = await login(server.url);
+      const filesDir = path.join(dir, 'refused-data', 'files');
+      const kept = await streamUpload(server.port, token, 1000); // one file kept, so the directories exist
+      expect(kept.status).toBe(201);
+      const before = bytesUnder(filesDir);
+      const file = part(['Content-Disposition: form-data; name="file"; filename="big.jpg"', 'Content-Type: image/jpeg'], Buffer.concat([JPEG_HEAD, Buffer.alloc(19 * 1024 * 1024, 0x5a)]));
+      const field = (name: string, value: string) => part([`Content-Disposition: form-data; name="${name}"`], value);
+      const cases: [string, Buffer, number, string][] = [
+        ['a field over files.maxFieldSize after the file', Buffer.concat([file, field('note', 'x'.repeat(5000)), closing]), 413, 'UPLOAD_LIMIT'],
+        ['a second file', Buffer.concat([file, part(['Content-Disposition: form-data; name="file"; filename="b.jpg"'], JPEG_HEAD), closing]), 413, 'UPLOAD_LIMIT'],
+        ['more fields than files.maxFields after the file', Buffer.concat([file, ...Array.from({ length: 40 }, (_, i) => field(`f${i}`, 'x')), closing]), 413, 'UPLOAD_LIMIT'],
+        ['no closing boundary', Buffer.concat([file, Buffer.from(`--${BOUNDARY}`)]), 400, 'UPLOAD_MALFORMED'],
+        ['an access that is neither private nor public', Buffer.concat([file, field('access', 'everyone'), closing]), 400, 'BAD_REQUEST'],
+        ['a later part with more headers than files.maxHeaderPairs', Buffer.concat([file, part(['Content-Disposition: form-data; name="note"', ...Array.from({ length: 40 }, (_, i) => `X-Extra-${i}: ${i}`)], 'x'), closing]), 413, 'UPLOAD_LIMIT'],
+      ];
+      const seen = [];
+      for (const [what, body] of cases) {
+        // The file part is complete (its closing delimiter sent) well before what gets it refused.
+        const answer = await refusedUpload(server.port, token, body, file.length + `--${BOUNDARY}`.length, 300, () => bytesUnder(filesDir));
+        seen.push([what, answer.status, answer.code, answer.connection, answer.measured]);
+      }
+      expect(seen).toEqual(cases.map(([what, , status, code]) => [what, status, code, 'close', before]));
+      console.log(`${cases.length} refused 19 MiB uploads: files dir ${before} bytes before, ${bytesUnder(filesDir)} after`);
+      const list = (await (await fetch(`${server.url}/files`, { headers: { authorization: `Bearer ${token}` } })).json()) as any;
+      expect(list.files.length).toBe(1);
+    } finally {
+      await server.cli.stop();
+    }
+  });
+
+  it('answers uploads still arriving at SIGTERM with 503 SHUTTING_DOWN and Connection: close, removes their bytes, and exits 0', { timeout: 60_000 }, async () => {
+    const server = await start(configFile('drain', ['maxFileSize: 100MiB']));
+    const token = await login(server.url);
+    const filesDir = path.join(dir, 'drain-data', 'files');
+    const created = (await (await fetch(`${server.url}/files/uploads`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' })).json()) as any;
+    /** Sends a head and the first `sent` body bytes of a much longer body, then waits; resolves with what comes back once the server closes. */
+    const slow = (head: string, body: Buffer) =>
+      new Promise<{ text: string; at: number }>((resolve) => {
+        const socket = netConnect(server.port, '127.0.0.1');
+        let text = '';
+        socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve({ text, at: Date.now() }));
+        socket.write(Buffer.concat([Buffer.from(head), body]));
+      });
+    const upload = slow(
+      `POST /files HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\nContent-Length: 50000000\r\n\r\n`,
+      Buffer.concat([preamble, JPEG_HEAD, Buffer.alloc(2 * 1024 * 1024, 1)]),
+    );
+    const part = slow(`PUT /files/uploads/${created.id}/parts/1 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Length: 10000000\r\n\r\n`, Buffer.alloc(1024 * 1024, 2));
+    // Both are writing to temp files when the signal comes.
+    await expect.poll(() => (existsSync(path.join(filesDir, 'tmp')) ? readdirSync(path.join(filesDir, 'tmp')).length : 0), { timeout: 5_000 }).toBe(2);
+    await expect.poll(() => bytesUnder(filesDir), { timeout: 5_000 }).toBeGreaterThanOrEqual(3 * 1024 * 1024);
+    const signalled = Date.now();
+    server.cli.child.kill('SIGTERM');
+    const answers = await Promise.all([upload, part]);
+    for (const { text, at } of answers) {
+      const [head = '', body = ''] = text.split('\r\n\r\n');
+      const code = body ? JSON.parse(body).error?.code : '(no answer)';
+      expect([/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1], /^connection: close$/im.test(head), code]).toEqual(['503', true, 'SHUTTING_DOWN']);
+      expect(at - signalled).toBeLessThan(5_000); // well inside the 10 s drain grace
+    }
+    expect(await server.cli.exited()).toBe(0);
+    const exitedMs = Date.now() - signalled;
+    console.log(`SIGTERM with an upload and a part in flight: answered 503 in ${Math.max(...answers.map((a) => a.at - signalled))} ms (connection closed), exited after ${exitedMs} ms`);
+    expect(exitedMs).toBeLessThan(10_000);
+    expect(bytesUnder(filesDir)).toBe(0);
   });
 
   it('after a kill mid-write: no row, and the temp file is swept at the next start', { timeout: 60_000 }, async () => {

@@ -269,6 +269,67 @@ describe.each([
     expect((await curl([...auth(alice), '-F', `file=@${small}`, base])).status).toBe(201);
   });
 
+  it('removes a file part already stored when a later part gets the upload refused, before answering', { timeout: 60_000 }, async () => {
+    const before = await leftovers();
+    const rows = async () => (await h.server.store.db.selectFrom('files').select('id').execute()).length;
+    const rowsBefore = await rows();
+    const boundary = 'Later0123456789';
+    // Past one S3 part (5 MiB), so the S3 writer has a multipart upload under way.
+    const file = { name: 'file', filename: 'a.jpg', data: jpeg(7 * 1024 * 1024) };
+    const fileEnds = multipart(boundary, [file], '').length + `--${boundary}`.length;
+    const headers = (n: number) => Array.from({ length: n }, (_, i) => `X-Extra-${i}: ${i}`).join('\r\n');
+    const cases: [string, Buffer, number, string][] = [
+      ['a field over files.maxFieldSize', multipart(boundary, [file, { name: 'note', data: 'x'.repeat(5000) }]), 413, 'UPLOAD_LIMIT'],
+      ['a second file', multipart(boundary, [file, { name: 'file', filename: 'b.jpg', data: JPEG_HEAD }]), 413, 'UPLOAD_LIMIT'],
+      ['more fields than files.maxFields', multipart(boundary, [file, ...Array.from({ length: 40 }, (_, i) => ({ name: `f${i}`, data: 'x' }))]), 413, 'UPLOAD_LIMIT'],
+      ['no closing boundary', multipart(boundary, [file], `--${boundary}`), 400, 'UPLOAD_MALFORMED'],
+      ['an access that is neither private nor public', multipart(boundary, [file, { name: 'access', data: 'everyone' }]), 400, 'BAD_REQUEST'],
+      ['a part with more headers than files.maxHeaderPairs', Buffer.concat([multipart(boundary, [file], ''), Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="note"\r\n${headers(40)}\r\n\r\nx\r\n--${boundary}--\r\n`)]), 413, 'UPLOAD_LIMIT'],
+    ];
+    for (const [what, body, status, code] of cases) {
+      const request = post('/files', alice.token, body, boundary);
+      const cut = request.length - body.length + fileEnds;
+      // The file part complete, then a pause (a phone's network) before what gets it refused.
+      const answer = await new Promise<{ status: number; text: string }>((resolve) => {
+        const socket = netConnect(port, '127.0.0.1');
+        let text = '';
+        socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), text }));
+        socket.write(request.subarray(0, cut));
+        setTimeout(() => socket.write(request.subarray(cut)), 300);
+        setTimeout(() => socket.destroy(), 10_000);
+      });
+      // Not polled: gone by the time the answer is.
+      expect([what, answer.status, answer.text.includes(`"code":"${code}"`), await leftovers()]).toEqual([what, status, true, before]);
+    }
+    expect(await rows()).toBe(rowsBefore);
+  });
+
+  it('refuses a part with more header lines than files.maxHeaderPairs, keeping nothing', async () => {
+    const before = await leftovers();
+    const boundary = 'Headers0123456789';
+    const extra = Array.from({ length: 33 }, (_, i) => `X-Extra-${i}: ${i}`).join('\r\n');
+    const manyOnFile = Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n${extra}\r\n\r\n`),
+      jpeg(50_000),
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const manyOnField = Buffer.concat([Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="note"\r\n${extra}\r\n\r\nx\r\n`), multipart(boundary, [{ name: 'file', filename: 'a.jpg', data: jpeg(50_000) }])]);
+    for (const body of [manyOnFile, manyOnField]) {
+      const answer = await raw(port, post('/files', alice.token, body, boundary));
+      expect([answer.status, /"code":"UPLOAD_LIMIT"/.test(answer.text), /maxHeaderPairs/.test(answer.text)]).toEqual([413, true, true]);
+      expect(await leftovers()).toEqual(before);
+    }
+    // 32 header lines (the default files.maxHeaderPairs) are fine.
+    const fine = Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n${Array.from({ length: 31 }, (_, i) => `X-Extra-${i}: ${i}`).join('\r\n')}\r\n\r\n`),
+      jpeg(1000),
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    expect((await raw(port, post('/files', alice.token, fine, boundary))).status).toBe(201);
+  });
+
   it('answers an upload without a session with 401 and closes, instead of reading a big body to its end', async () => {
     const boundary = 'NoSession0123';
     const answer = await new Promise<{ status: number; closedMs: number }>((resolve) => {

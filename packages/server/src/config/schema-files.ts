@@ -43,7 +43,7 @@ export const filesSchema = z
     maxFields: z.number().int().min(0).max(1000).default(20).meta({ description: 'Form fields (wx.uploadFile formData) allowed with the file.' }),
     maxFieldSize: size('Largest form field value.').prefault('4KiB'),
     maxParts: z.number().int().min(1).max(1000).default(32).meta({ description: 'Parts in one multipart body (file and fields).' }),
-    maxHeaderPairs: z.number().int().min(1).max(2000).default(32).meta({ description: 'Headers in one multipart part.' }),
+    maxHeaderPairs: z.number().int().min(1).max(2000).default(32).meta({ description: 'Header lines in one multipart part (413 UPLOAD_LIMIT beyond).' }),
     types: z
       .array(z.enum([...KNOWN_TYPES.keys()] as [string, ...string[]]))
       .min(1)

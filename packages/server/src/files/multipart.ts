@@ -2,13 +2,15 @@
  * One `multipart/form-data` upload, as wx.uploadFile and `curl -F` send it: one file part under
  * the configured field name and a few text fields (formData). Streamed through busboy with every
  * limit set (its defaults are unlimited, RELIABILITY U2), the file handed to `onFile` as it
- * arrives. Whatever goes wrong — a limit, a malformed body, a client that goes away — ends in
- * one AppError, after `onFile`'s writer has been aborted.
+ * arrives. Whatever goes wrong — a limit, a malformed body, a client that goes away, the
+ * server shutting down (`signal`) — ends in one AppError, after `onFile`'s work has settled
+ * (its writer aborted, or committed if the file part was complete: the caller removes it then).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import busboy from 'busboy';
 import { AppError } from '../core/errors.js';
+import { boundaryOf, partHeaderCounter } from './part-headers.js';
 
 export interface MultipartLimits {
   field: string;
@@ -32,7 +34,9 @@ export function receiveMultipart<T>(
   req: IncomingMessage,
   limits: MultipartLimits,
   onFile: (stream: Readable, maxBytes: number) => Promise<T>,
+  signal?: AbortSignal,
 ): Promise<MultipartResult<T>> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
   const type = req.headers['content-type'] ?? '';
   if (!/^multipart\/form-data\s*;/i.test(type) || !/boundary=/i.test(type)) {
     return Promise.reject(new AppError('UPLOAD_MALFORMED', { message: 'Send multipart/form-data with a boundary (as wx.uploadFile and curl -F do).' }));
@@ -73,16 +77,19 @@ export function receiveMultipart<T>(
     const fail = (error: AppError) => {
       if (failed) return;
       failed = error;
+      req.off('data', countHeaders);
       req.unpipe(parser);
       parser.removeAllListeners('file');
       parser.on('error', () => undefined);
-      // The file stream ends here; its consumer sees the end or the error and aborts its writer.
+      // The file stream ends here; its consumer sees the error and aborts its writer, or had
+      // every byte already and commits: the caller removes that file when this rejects.
       currentFile?.destroy(error);
       settle();
     };
     let currentFile: Readable | undefined;
 
     const settle = () => {
+      signal?.removeEventListener('abort', onAbort);
       if (failed) {
         if (fileWork) fileWork.then(() => reject(failed), () => reject(failed));
         else reject(failed);
@@ -125,6 +132,19 @@ export function receiveMultipart<T>(
     req.on('close', () => {
       if (!req.complete) fail(new AppError('UPLOAD_ABORTED'));
     });
+    // busboy takes a headerPairs limit but does not apply it: the part headers are counted here.
+    // (A boundary busboy reads but this does not is left uncounted rather than guessed.)
+    const boundary = boundaryOf(type);
+    const counter = boundary ? partHeaderCounter(boundary, limits.maxHeaderPairs) : () => false;
+    const countHeaders = (chunk: Buffer) => {
+      if (counter(chunk)) fail(new AppError('UPLOAD_LIMIT', { message: `A part has more than ${limits.maxHeaderPairs} header lines (files.maxHeaderPairs).` }));
+    };
+    // Shutting down: a body still arriving is refused (its bytes removed); one fully read finishes.
+    const onAbort = () => {
+      if (!req.complete) fail(signal!.reason instanceof AppError ? signal!.reason : new AppError('INTERNAL', { cause: signal!.reason }));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    req.on('data', countHeaders);
     req.pipe(parser);
   });
 }

@@ -6,6 +6,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ActiveSession, SessionService } from '../auth/index.js';
 import { tokenFromRequest } from '../auth/index.js';
@@ -56,6 +57,12 @@ export interface FilesService {
   /** Removes expired uploads, crash leftovers and bytes without a row. */
   sweep(): Promise<{ uploads: number; incomplete: number; orphans: number }>;
   start(): void;
+  /**
+   * The server is shutting down: uploads and parts still receiving their body are answered 503
+   * SHUTTING_DOWN (Connection: close) with their bytes removed, and new ones are refused, so the
+   * listeners' drain ends with an answer for each instead of a cut connection.
+   */
+  drain(): void;
   close(): Promise<void>;
 }
 
@@ -65,6 +72,10 @@ export function createFilesService(deps: FilesDeps): FilesService {
   const allowed = new Set(config.types);
   const linkKey = createHmac('sha256', deps.secretKey).update('minigate file link v1').digest();
   const timers: NodeJS.Timeout[] = [];
+  /** One per upload or part request in progress, aborted by drain(). */
+  const receiving = new Set<AbortController>();
+  let draining = false;
+  const shuttingDown = () => new AppError('SHUTTING_DOWN');
   const newId = () => randomBytes(16).toString('hex');
 
   const maxFileSize = (appid: string) => deps.apps.get(appid)?.files?.maxFileSize ?? config.maxFileSize;
@@ -149,58 +160,71 @@ export function createFilesService(deps: FilesDeps): FilesService {
    * A body route: whatever it throws — a refused session as much as a limit — leaves a body
    * that may be large and unread, so the connection is closed after the answer, not drained.
    */
-  const bodyRoute = (handler: (ctx: HttpContext) => Promise<void>) => async (ctx: HttpContext) => {
+  const bodyRoute = (handler: (ctx: HttpContext, signal: AbortSignal) => Promise<void>) => async (ctx: HttpContext) => {
     extendRequestDeadline(ctx.req, config.uploadTimeout);
+    const reading = new AbortController();
+    receiving.add(reading);
     try {
-      await handler(ctx);
+      if (draining) throw shuttingDown();
+      await handler(ctx, reading.signal);
     } catch (error) {
       lingerThenClose(ctx.req, ctx.res);
       throw error;
+    } finally {
+      receiving.delete(reading);
     }
   };
 
-  async function upload(ctx: HttpContext): Promise<void> {
+  async function upload(ctx: HttpContext, signal: AbortSignal): Promise<void> {
     const me = await session(ctx);
     const room = await roomLeft(me);
     const id = newId();
     const key = `f/${id}`;
     const limit = maxFileSize(me.appid);
-    let received;
+    let stored = false;
+    let file: FileRecord;
     try {
-      received = await receiveMultipart(
+      const received = await receiveMultipart(
         ctx.req,
         { field: config.field, maxFileSize: Math.min(limit, room), maxFields: config.maxFields, maxFieldSize: config.maxFieldSize, maxParts: config.maxParts, maxHeaderPairs: config.maxHeaderPairs },
-        (stream, maxBytes) =>
-          ingest(stream, storage.writer(key), {
+        async (stream, maxBytes) => {
+          const got = await ingest(stream, storage.writer(key), {
             types: allowed,
             maxBytes,
             tooLarge: () =>
               maxBytes < limit
                 ? new AppError('FILE_QUOTA_EXCEEDED', { message: `This user has ${room} bytes of quota left.` })
                 : new AppError('FILE_TOO_LARGE', { message: `Files may be up to ${limit} bytes.` }),
-          }),
+          });
+          stored = true;
+          return got;
+        },
+        signal,
       );
+      const { file: got, filename, fields } = received;
+      const { access: askedAccess, ...meta } = fields;
+      file = {
+        id,
+        appid: me.appid,
+        openid: me.openid,
+        name: cleanName(filename, got.type),
+        contentType: got.type.mime,
+        size: got.size,
+        sha256: got.sha256,
+        storageKey: key,
+        access: accessOf(askedAccess),
+        meta,
+        createdAt: clock.now(),
+      };
+      await records.add(file);
     } catch (error) {
+      // The file part may have been complete (and stored) when a later part, a limit, the
+      // closing boundary or the row failed: its bytes go before the answer, not at a sweep.
+      if (stored) await removeBytes(key);
       if (error instanceof AppError && error.code === 'FILE_TOO_LARGE' && room < limit) throw new AppError('FILE_QUOTA_EXCEEDED', { message: `This user has ${room} bytes of quota left.` });
       throw error;
     }
-    const { file: got, filename, fields } = received;
-    const { access: askedAccess, ...meta } = fields;
-    const file: FileRecord = {
-      id,
-      appid: me.appid,
-      openid: me.openid,
-      name: cleanName(filename, got.type),
-      contentType: got.type.mime,
-      size: got.size,
-      sha256: got.sha256,
-      storageKey: key,
-      access: accessOf(askedAccess),
-      meta,
-      createdAt: clock.now(),
-    };
-    await commit(file);
-    logger.info({ file: id, appid: me.appid, openid: me.openid, size: got.size, type: got.type.mime }, 'files: uploaded');
+    logger.info({ file: id, appid: me.appid, openid: me.openid, size: file.size, type: file.contentType }, 'files: uploaded');
     sendJson(ctx.res, 201, describe(ctx, file));
   }
 
@@ -209,9 +233,14 @@ export function createFilesService(deps: FilesDeps): FilesService {
     try {
       await records.add(file);
     } catch (error) {
-      await storage.remove(file.storageKey).catch(() => undefined);
+      await removeBytes(file.storageKey);
       throw error;
     }
+  }
+
+  /** Removes bytes no row will point to; if the storage fails now, the sweep takes them later. */
+  async function removeBytes(key: string): Promise<void> {
+    await storage.remove(key).catch((error: unknown) => logger.warn({ key, err: (error as Error).message }, 'files: bytes of a refused upload not removed; the sweep will'));
   }
 
   // ---- download (wx.downloadFile, signed links) --------------------------------------------
@@ -330,7 +359,7 @@ export function createFilesService(deps: FilesDeps): FilesService {
     sendJson(ctx.res, 201, { id: upload.id, maxPartSize: resumable.maxPartSize, maxParts: resumable.maxParts, expiresAt: upload.expiresAt });
   }
 
-  async function putPart(ctx: HttpContext): Promise<void> {
+  async function putPart(ctx: HttpContext, signal: AbortSignal): Promise<void> {
     const { upload } = await ownUpload(ctx);
     const n = Number(ctx.params.n);
     if (!Number.isInteger(n) || n < 1 || n > resumable.maxParts) throw new AppError('BAD_REQUEST', { message: `Parts are numbered 1 to ${resumable.maxParts}.` });
@@ -339,12 +368,12 @@ export function createFilesService(deps: FilesDeps): FilesService {
     if (declared > resumable.maxPartSize) throw tooLarge();
     // A new key per attempt: a part sent twice never overwrites bytes another request is reading.
     const key = `p/${upload.id}/${n}-${randomBytes(6).toString('hex')}`;
-    const part = await ingest(bodyOf(ctx.req), storage.writer(key), { types: null, maxBytes: resumable.maxPartSize, tooLarge });
+    const part = await ingest(bodyOf(ctx.req, signal), storage.writer(key), { types: null, maxBytes: resumable.maxPartSize, tooLarge });
     let replaced: string | null;
     try {
       replaced = await records.putPart(upload.id, { n, size: part.size, sha256: part.sha256, storageKey: key }, clock.now());
     } catch (error) {
-      await storage.remove(key).catch(() => undefined);
+      await removeBytes(key);
       throw error;
     }
     if (replaced) await storage.remove(replaced).catch(() => undefined);
@@ -525,6 +554,10 @@ export function createFilesService(deps: FilesDeps): FilesService {
       timer.unref();
       timers.push(timer);
     },
+    drain() {
+      draining = true;
+      for (const reading of receiving) reading.abort(shuttingDown());
+    },
     async close() {
       for (const timer of timers) clearInterval(timer);
       await storage.close();
@@ -532,15 +565,30 @@ export function createFilesService(deps: FilesDeps): FilesService {
   };
 }
 
-/** A request body as chunks, failing with UPLOAD_ABORTED when the client goes away mid-body. */
-async function* bodyOf(req: IncomingMessage): AsyncGenerator<Buffer> {
-  const aborted = () => new AppError('UPLOAD_ABORTED');
-  try {
-    for await (const chunk of req) yield chunk as Buffer;
-  } catch {
-    throw aborted();
-  }
-  if (!req.complete) throw aborted();
+/**
+ * A request body as chunks, failing with UPLOAD_ABORTED when the client goes away mid-body and
+ * with `signal`'s reason when it is aborted while the body is still arriving (shutting down).
+ * Read through a PassThrough: stopping early unpipes it and leaves the request (and its socket)
+ * alone, so the refusal can still be answered.
+ */
+function bodyOf(req: IncomingMessage, signal: AbortSignal): AsyncIterable<Buffer> {
+  const body = new PassThrough();
+  req.pipe(body);
+  const stop = (error: unknown) => {
+    req.unpipe(body);
+    body.destroy(error as Error);
+  };
+  const onAbort = () => {
+    if (!req.complete) stop(signal.reason);
+  };
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  body.once('close', () => signal.removeEventListener('abort', onAbort));
+  req.once('error', () => stop(new AppError('UPLOAD_ABORTED')));
+  req.once('close', () => {
+    if (!req.complete) stop(new AppError('UPLOAD_ABORTED'));
+  });
+  return body;
 }
 
 /** `filename` (ASCII fallback) and `filename*` (UTF-8, RFC 6266) for Content-Disposition. */
