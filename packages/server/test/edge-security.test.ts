@@ -36,7 +36,10 @@ async function startUpstream() {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ url: req.url, openid: req.headers['x-minigate-openid'] ?? null }));
   });
+  const upgraded = new Set<Socket>();
   server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
+    upgraded.add(socket);
+    socket.once('close', () => upgraded.delete(socket));
     seen.push({ url: req.url ?? '', headers: req.headers });
     const key = String(req.headers['sec-websocket-key'] ?? '');
     const accept = req.url?.includes('bad-accept')
@@ -47,7 +50,7 @@ async function startUpstream() {
     socket.on('error', () => undefined);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, seen, afterUpgrade, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  return { server, seen, afterUpgrade, upgraded, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
 async function freePort(): Promise<number> {
@@ -153,6 +156,7 @@ describe('the edge against hostile request targets and upgrades (minigate start)
 
   afterAll(async () => {
     await cli?.stop();
+    for (const socket of upstream?.upgraded ?? []) socket.destroy();
     upstream?.server.closeAllConnections();
     await new Promise((resolve) => upstream?.server.close(resolve));
     if (dir) rmSync(dir, { recursive: true, force: true });
