@@ -155,7 +155,11 @@ export function createDispatcher(options: DispatchOptions) {
         status,
         ms: Math.round((performance.now() - started) * 10) / 10,
       };
-      if (failure !== undefined && status >= 500) {
+      if (failure instanceof AppError && failure.code === 'SHUTTING_DOWN') {
+        // Expected while draining: the client is told to retry elsewhere; no stack to read.
+        entry.code = failure.code;
+        logger.warn(entry, 'request cut by shutdown');
+      } else if (failure !== undefined && status >= 500) {
         entry.err = failure instanceof AppError && failure.cause !== undefined ? failure.cause : failure;
         if (failure instanceof AppError && failure.details) entry.details = failure.details;
         logger.error(entry, 'request failed');
