@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import type { TlsOptions } from 'node:tls';
 import type { ListenAddress } from '../config/index.js';
 import type { Logger } from '../core/logger.js';
-import { refusalBytes, refuseRequest, requestProblem, stopWatching, watchNextRequest, watchRequestLines } from './strict-http.js';
+import { refusalBytes, refuseRequest, requestProblem } from './strict-http.js';
 
 /** Headers must arrive within this (nginx's client_header_timeout is 60 s; slowloris wants less). */
 export const HEADERS_TIMEOUT_MS = 15_000;
@@ -112,7 +112,6 @@ export function createListener(options: ListenerOptions): Listener {
       logger.debug({ listener: options.name, requestId, reason: problem }, 'http: bad request from client');
       return;
     }
-    watchNextRequest(req, res);
     if (draining && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
     armDeadline(req, requestTimeoutMs);
     options.handler(req, res);
@@ -135,17 +134,12 @@ export function createListener(options: ListenerOptions): Listener {
   const upgrade = options.upgrade;
   if (upgrade) {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      stopWatching(socket);
       const problem = requestProblem(req);
       if (!problem) return upgrade(req, socket, head);
       socket.on('error', () => socket.destroy());
       socket.end(refusalBytes('BAD_REQUEST', problem).bytes);
     });
   }
-  // Request lines are read before the parser (HTTP/1 only: an h2 session has no request line).
-  server.on(options.tls ? 'secureConnection' : 'connection', (socket: Socket & { alpnProtocol?: string | false }) => {
-    if (socket.alpnProtocol !== 'h2') watchRequestLines(socket);
-  });
 
   // Connections that have not sent a request yet (a client's spare pooled connection): Node does
   // not count them as idle, so close() would wait the whole grace for them. HTTP/1 only: an
