@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { createProcesses, freePort, LIMITS_OFF_NOTE, LIMITS_OFF_YAML, pool, post, selfSignedCertificate } from './processes.mjs';
+import { createProcesses, freePort, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, pool, post, selfSignedCertificate } from './processes.mjs';
 import { printTable } from './table.mjs';
 
 // ws is minigate's own dependency; taking it from there keeps client, peer and server on one version.
@@ -178,7 +178,7 @@ channel:
   rooms:
     - match: "bench:*"
   maxConnectionsPerUser: ${Math.max(PER_USER, 10)}
-${LIMITS_OFF_YAML}`,
+${LIMITS_RAISED_YAML}`,
     );
     return file;
   };
@@ -205,7 +205,7 @@ ${LIMITS_OFF_YAML}`,
   rows.push(await measure('bare ws (peer, wss)', peerTls, peerTls.match[1], userTokens));
 
   const mib = (kib) => (kib / 1024).toFixed(1);
-  const title = `channel memory bench: idle sockets in one room, ${CONNECTIONS} connections (${PER_USER} per user), RSS read ${SETTLE}s after connecting, ${LIMITS_OFF_NOTE}, node ${process.version}, ${cpus().length} cores`;
+  const title = `channel memory bench: idle sockets in one room, ${CONNECTIONS} connections (${PER_USER} per user), RSS read ${SETTLE}s after connecting, ${LIMITS_RAISED_NOTE}, node ${process.version}, ${cpus().length} cores`;
   printTable(
     title,
     ['target', 'connections', 'RSS before MiB', 'RSS after MiB', 'KiB/connection'],

@@ -24,7 +24,7 @@ import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { createProcesses, freePort, LIMITS_OFF_NOTE, LIMITS_OFF_YAML, pool, post, selfSignedCertificate } from './processes.mjs';
+import { createProcesses, freePort, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, pool, post, selfSignedCertificate } from './processes.mjs';
 import { printTable } from './table.mjs';
 
 // ws is minigate's own dependency; taking it from there keeps client, peer and server on one version.
@@ -280,7 +280,7 @@ channel:
   maxConnectionsPerUser: ${PER_USER}
   # The publisher sends far more than a mini program would (20/s by default).
   messagesPerSecond: 1000000
-${LIMITS_OFF_YAML}`,
+${LIMITS_RAISED_YAML}`,
   );
   const minigate = await start([CLI, 'start', '-c', config], /listening on (https?:\S+)/, minigateLog);
   const http = `http://127.0.0.1:${httpPort}`;
@@ -302,7 +302,7 @@ ${LIMITS_OFF_YAML}`,
   minigate.child.kill('SIGTERM');
   await new Promise((r) => minigate.child.once('exit', r));
 
-  const title = `channel fan-out bench: 1 publisher → ${SUBSCRIBERS} subscribers in one room, ${SIZE}-byte data, ${WINDOW} messages in flight, ${DURATION}s after ${WARMUP}s warm-up, ${LIMITS_OFF_NOTE}, node ${process.version}, ${cpus().length} cores`;
+  const title = `channel fan-out bench: 1 publisher → ${SUBSCRIBERS} subscribers in one room, ${SIZE}-byte data, ${WINDOW} messages in flight, ${DURATION}s after ${WARMUP}s warm-up, ${LIMITS_RAISED_NOTE}, node ${process.version}, ${cpus().length} cores`;
   // CPU: cores used by the server under test and by this client process (a client near 100% is
   // the limit), and by everything else on the machine (kernel softirq work included): when
   // "others" is high, something else was running and the figures are noisy.

@@ -8,7 +8,7 @@ import { mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { LIMITS_OFF_NOTE, LIMITS_OFF_YAML } from './processes.mjs';
+import { LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML } from './processes.mjs';
 import { printTable } from './table.mjs';
 import { requireWrk, wrk } from './wrk.mjs';
 
@@ -117,7 +117,7 @@ routes:
     auth: required
   - path: /open
     proxy: ${upstream}
-${LIMITS_OFF_YAML}`,
+${LIMITS_RAISED_YAML}`,
   );
   const minigate = (await start(process.execPath, [CLI, 'start', '-c', config], /listening on (https:\S+)/, path.join(work, 'minigate.log'))).match[1];
 
@@ -186,7 +186,7 @@ http {
   ];
 
   const peer = rows[0];
-  const title = `proxy bench: GET /api/items over HTTPS keep-alive, ${DURATION}s, ${CONNECTIONS} connections, ${LIMITS_OFF_NOTE}, node ${process.version}, ${cpus().length} cores, ${nginxVersion.trim()}, ${wrkVersion}`;
+  const title = `proxy bench: GET /api/items over HTTPS keep-alive, ${DURATION}s, ${CONNECTIONS} connections, ${LIMITS_RAISED_NOTE}, node ${process.version}, ${cpus().length} cores, ${nginxVersion.trim()}, ${wrkVersion}`;
   const header = ['server', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'vs nginx'];
   printTable(title, header, rows.map((r) => [r.server, String(r.rps), r.p50.toFixed(2), r.p99.toFixed(2), String(r.errors), (r.rps / peer.rps).toFixed(2)]));
 }
