@@ -105,7 +105,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     const limit = deps.limits?.forRoute(route);
     const admit = async (req: IncomingMessage, client: HttpContext['client']) => {
       const session = await sessionFor(req, route.auth);
-      await limit?.(session ? `${session.appid}:${session.openid}` : null, client.ip);
+      if (limit) await limit(session ? `${session.appid}:${session.openid}` : null, client.ip);
       return session;
     };
     if (route.static) {

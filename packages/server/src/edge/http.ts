@@ -140,8 +140,7 @@ export function createDispatcher(options: DispatchOptions) {
     const started = performance.now();
     const requestId = newRequestId();
     const method = req.method ?? 'GET';
-    // Until the target is normalised, the raw path (never its query, which may carry secrets) is logged.
-    let path = (req.url ?? '/').split('?', 1)[0]!;
+    let path = '';
     let query = '';
     res.setHeader('x-request-id', requestId);
 
@@ -200,6 +199,8 @@ export function createDispatcher(options: DispatchOptions) {
       }
       client = options.client(req);
     } catch (error) {
+      // A refused target is logged raw, never with its query (which may carry secrets).
+      if (!path) path = (req.url ?? '/').split('?', 1)[0]!;
       return fail(error);
     }
     try {

@@ -179,8 +179,11 @@ export function normalizeRequestTarget(raw: string, method: string): RequestTarg
  * an absolute-form authority becomes Host), so that every reader of the request sees one path.
  */
 export function applyRequestTarget(req: IncomingMessage): RequestTarget {
-  const target = normalizeRequestTarget(req.url ?? '/', req.method ?? 'GET');
-  req.url = target.query ? `${target.path}?${target.query}` : target.path;
+  const raw = req.url ?? '/';
+  const target = normalizeRequestTarget(raw, req.method ?? 'GET');
   if (target.authority !== undefined) req.headers.host = target.authority;
+  // Most targets are already normal: req.url is then left as it is (no new string per request).
+  const normal = target.query ? `${target.path}?${target.query}` : target.path;
+  if (normal !== raw) req.url = normal;
   return target;
 }

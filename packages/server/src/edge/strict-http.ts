@@ -21,7 +21,11 @@ export function requestProblem(req: IncomingMessage): string | null {
   // `GET /` alone is HTTP/0.9 to llhttp; `HTTP/2.0` as text is no HTTP/1 request either.
   if (req.httpVersion !== '1.1' && req.httpVersion !== '1.0') return 'The request line must be "METHOD /path HTTP/1.1".';
   let hosts = 0;
-  for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'host') hosts++;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    // Length first: this runs for every request, and most names are not four letters long.
+    if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++;
+  }
   if (hosts > 1) return 'The request has more than one Host header.';
   if (hosts === 0 && req.httpVersion === '1.1') return 'An HTTP/1.1 request needs a Host header.';
   return null;
