@@ -103,11 +103,13 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     }
     // routes[].rateLimit: per user when the request has a session, else per client address.
     const limit = deps.limits?.forRoute(route);
-    const admit = async (req: IncomingMessage, client: HttpContext['client']) => {
-      const session = await sessionFor(req, route.auth);
-      if (limit) await limit(session ? `${session.appid}:${session.openid}` : null, client.ip);
-      return session;
-    };
+    const admit = !limit
+      ? (req: IncomingMessage) => sessionFor(req, route.auth)
+      : async (req: IncomingMessage, client: HttpContext['client']) => {
+          const session = await sessionFor(req, route.auth);
+          await limit(session ? `${session.appid}:${session.openid}` : null, client.ip);
+          return session;
+        };
     if (route.static) {
       const serve = createStaticHandler({ root: route.static, spa: route.spa });
       return {
