@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCli, type RunningCli } from './helpers/cli.js';
 import { freePort } from './helpers/pebble.js';
 import { makeCa, makeLeaf } from './helpers/pki.js';
-import { HOSTILE_PIECES, UPSTREAM_MODELS, under } from './helpers/upstream-models.js';
+import { HOSTILE_PIECES, HOSTILE_SEGMENTS, UPSTREAM_MODELS, under } from './helpers/upstream-models.js';
 
 const APPID = 'wx0123456789abcdef';
 const SECRET_MARKER = 'TOP-SECRET-OUTSIDE-THE-ROOT';
@@ -278,9 +278,11 @@ describe('the edge against hostile request targets and upgrades (minigate start)
       await fc.assert(
         fc.asyncProperty(
           fc.constantFrom('/open/', '/open', '/n/int/', '/'),
-          fc.array(fc.constantFrom(...HOSTILE_PIECES), { maxLength: 10 }),
-          async (start, pieces) => {
-            const target = start + pieces.join('');
+          fc.array(fc.constantFrom(...HOSTILE_SEGMENTS), { minLength: 1, maxLength: 6 }),
+          fc.constantFrom('/', '//'),
+          fc.array(fc.constantFrom(...HOSTILE_PIECES), { maxLength: 3 }),
+          async (start, segments, separator, tail) => {
+            const target = start + segments.join(separator) + tail.join('');
             if (/[\s]/.test(target)) return;
             const { answer, seen } = await reached(() => get(httpPort, target));
             expect(answer.status, target).toBeLessThan(500);
@@ -293,7 +295,7 @@ describe('the edge against hostile request targets and upgrades (minigate start)
             }
           },
         ),
-        { numRuns: 150 },
+        { numRuns: 200 },
       );
     });
   });

@@ -81,6 +81,15 @@ export function under(path: string, prefix: string): boolean {
   return path === prefix || path.startsWith(`${prefix}/`);
 }
 
+/**
+ * Whole path segments for the property tests: targets are these joined by `/`, so that traversal
+ * in every disguise lands next to the prefix it could climb into.
+ */
+export const HOSTILE_SEGMENTS = [
+  '..', '..', '%2e%2e', '%2E%2E', '.%2e', '%2e.', '.', '%2e', '', '..;', '..;x', '.;', '%2e%2e;', '..%3b', '..%3Bx', '%252e%252e',
+  '%25%32%65%25%32%65', '..\\', '..%5c', '%c0%ae%c0%ae', 'api', 'api', 'API', 'x', 'open', 'internal', 'admin', 'a;b', '~',
+];
+
 /** Pieces hostile targets are built from: traversal in every disguise, slash runs, parameters, case. */
 export const HOSTILE_PIECES = [
   '/', '//', '.', '..', '%2e', '%2E', '%2e%2e', '.%2e', '%2E.', '%252e', '%252e%252e', '%25%32%65', '%2f', '%2F', '%252f',
