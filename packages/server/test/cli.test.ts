@@ -2,7 +2,7 @@
  * The built CLI, run as a user runs it: `minigate --help`, `validate`, `migrate`, `sandbox`,
  * `start -c` with MINIGATE_STORE pointing at MariaDB or PostgreSQL, and `dev`.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -87,6 +87,54 @@ describe('minigate validate', () => {
     const none = await runCli(['validate'], { cwd: dir });
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('no minigate.yaml here');
+  });
+});
+
+// A route naming a service that is switched off passed validate, then start crashed with a TypeError.
+describe.each([
+  ['channel', 'channel.enabled'],
+  ['files', 'files.enabled'],
+])('a route to the %s service while it is off', (service, key) => {
+  const write = () => {
+    const file = path.join(dir, `off-${service}.yaml`);
+    const [section] = key.split('.');
+    writeFileSync(
+      file,
+      [
+        `dataDir: ./data-off-${service}`,
+        'listen:',
+        '  http: 127.0.0.1:0',
+        `${section}:`,
+        '  enabled: false',
+        'routes:',
+        '  - path: /api',
+        '    proxy: http://127.0.0.1:9',
+        `  - path: /x/${service}`,
+        `    service: ${service}`,
+        'apps:',
+        `  - appid: ${APPID}`,
+        `    secret: ${SECRET}`,
+        '',
+      ].join('\n'),
+    );
+    return file;
+  };
+  const problem = (file: string) => `${file}:10:5  routes[1].service: the ${service} service is not enabled (set ${key}: true)`;
+
+  it('is refused by validate, naming the line and key path', async () => {
+    const file = write();
+    const r = await runCli(['validate', '-c', file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${file}: 1 problem\n${problem(file)}\n`);
+  });
+
+  it('is refused by start with the same message, no stack trace, before touching dataDir', async () => {
+    const file = write();
+    const server = startCli(['start', '-c', file]);
+    expect(await server.exited()).toBe(1);
+    expect(server.stderr()).toContain(problem(file));
+    expect(server.stderr()).not.toMatch(/TypeError|\n\s+at /);
+    expect(existsSync(path.join(dir, `data-off-${service}`))).toBe(false);
   });
 });
 

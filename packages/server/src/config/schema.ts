@@ -13,7 +13,7 @@ import { appFilesSchema, filesSchema } from './schema-files.js';
 import { limitsSchema } from './schema-limits.js';
 import { ROOM_NAME } from 'minigate-protocol';
 import { createRoomRules } from '../channel/rules.js';
-import { routeSchema, tlsSchema } from './schema-edge.js';
+import { routeSchema, tlsSchema, type RouteConfig } from './schema-edge.js';
 import { duration, filePath, listenAddress, secret } from './schema-types.js';
 import { internalListenProblem, isWildcard, listenExposure } from '../core/address-scope.js';
 import { isIP } from 'node:net';
@@ -88,6 +88,17 @@ export const appSchema = z
       .meta({ description: 'Message push (WeChat → /wechat/push/<appid>).' }),
   })
   .meta({ description: 'One mini program this server logs users into.' });
+
+/**
+ * The key that switches a built-in service off, when it is off (auth, wafer and push are always
+ * served). server.ts creates channel and files only when their section is enabled, so a route
+ * mounting one that is off would have nothing to serve.
+ */
+function disabledBy(config: { channel: { enabled: boolean }; files: { enabled: boolean } }, service: NonNullable<RouteConfig['service']>): string | undefined {
+  if (service === 'channel' && !config.channel.enabled) return 'channel.enabled';
+  if (service === 'files' && !config.files.enabled) return 'files.enabled';
+  return undefined;
+}
 
 export const configSchema = z
   .strictObject({
@@ -249,6 +260,10 @@ export const configSchema = z
       const key = `${route.host ?? '*'} ${route.path.replace(/\/+$/, '') || '/'}`;
       if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'path'], message: 'another route has the same host and path' });
       seen.add(key);
+      const off = route.service && disabledBy(config, route.service);
+      if (off) {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'service'], message: `the ${route.service} service is not enabled (set ${off}: true)` });
+      }
       if (route.proxy && route.auth !== 'none' && !config.upstreamSecret) {
         ctx.addIssue({
           code: 'custom',

@@ -78,10 +78,12 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     return null;
   }
 
-  function toRoute(route: RouteConfig): EdgeRoute {
+  function toRoute(route: RouteConfig, index: number): EdgeRoute {
     const base = { host: route.host, path: route.path, auth: route.auth, maxBodyBytes: route.maxBodyBytes };
     if (route.service) {
-      const service = deps.services.find((s) => s.name === route.service)!;
+      const service = deps.services.find((s) => s.name === route.service);
+      // The config refuses a route to a service that is off; this is for configs built another way.
+      if (!service) throw new Error(`routes[${index}].service: the ${route.service} service is not running (is it enabled?)`);
       return {
         ...base,
         auth: 'none',
