@@ -5,7 +5,8 @@
  * disconnected, and a new login when the server says the session ended (close 4001).
  * The protocol is docs/channels.md.
  */
-import { MinigateError } from './errors.js';
+import { CHANNEL_CLOSE, ROOM_NAME, type ChannelMessage, type ClientFrame, type ServerFrame } from 'minigate-protocol';
+import { MinigateError, sdkError } from './errors.js';
 import type { Wx, WxSocketTask } from './wx.js';
 
 export interface ChannelOptions {
@@ -27,20 +28,16 @@ export interface ChannelOptions {
   autoConnect?: boolean;
 }
 
-export interface ChannelMessage {
-  room: string;
-  event: string;
-  data: unknown;
-  from: { openid?: string; server?: boolean };
-  id: string;
-  ts: number;
-}
+export type { ChannelMessage };
+
+/** A server frame of one type, without its `type`: what the channel's events carry. */
+type FrameBody<T extends ServerFrame['type']> = Omit<Extract<ServerFrame, { type: T }>, 'type'>;
 
 export interface ChannelEvents {
   message: ChannelMessage;
-  presence: { room: string; joins: string[]; leaves: string[] };
-  joined: { room: string; presence?: string[]; history?: ChannelMessage[] };
-  left: { room: string };
+  presence: FrameBody<'presence'>;
+  joined: FrameBody<'joined'>;
+  left: FrameBody<'left'>;
   open: { reconnect: boolean };
   close: { code: number; reason: string; willReconnect: boolean };
   error: MinigateError;
@@ -75,9 +72,7 @@ export interface ChannelDeps extends ChannelOptions {
   onClose?(): void;
 }
 
-const SESSION_ENDED = 4001;
-/** docs/channels.md: 1–200 characters of A-Za-z0-9_-:.@ */
-const ROOM_NAME = /^[A-Za-z0-9_\-:.@]{1,200}$/;
+const { SESSION_ENDED } = CHANNEL_CLOSE;
 const SEEN_IDS = 500;
 /** A connection open this long counts as healthy: the next drop starts the back-off again from the minimum. */
 const STABLE_MS = 10_000;
@@ -132,16 +127,16 @@ export function createChannel(deps: ChannelDeps): Channel {
     emit('state', next);
   }
 
-  function send(frame: Record<string, unknown>): boolean {
+  function send(frame: ClientFrame): boolean {
     if (!socket || !opened) return false;
     socket.send({ data: JSON.stringify(frame) });
     return true;
   }
 
   /** Sends now, or keeps it for after the reconnect (bounded). */
-  function sendOrQueue(frame: Record<string, unknown>): void {
+  function sendOrQueue(frame: ClientFrame): void {
     if (send(frame)) return;
-    if (queue.length >= maxQueue) throw new MinigateError('CHANNEL_QUEUE_FULL', `${maxQueue} frames are already waiting for the connection`);
+    if (queue.length >= maxQueue) throw sdkError('CHANNEL_QUEUE_FULL', `${maxQueue} frames are already waiting for the connection`);
     queue.push(JSON.stringify(frame));
   }
 
@@ -155,7 +150,8 @@ export function createChannel(deps: ChannelDeps): Channel {
 
   function onFrame(text: string): void {
     lastHeard = Date.now();
-    let frame: Record<string, any>;
+    // Trusted as the protocol's shape: minigate is the only sender on this socket.
+    let frame: ServerFrame;
     try {
       frame = JSON.parse(text);
     } catch {
@@ -163,14 +159,14 @@ export function createChannel(deps: ChannelDeps): Channel {
     }
     switch (frame.type) {
       case 'message':
-        if (remember(frame.id)) emit('message', frame as unknown as ChannelMessage);
+        if (remember(frame.id)) emit('message', frame);
         return;
       case 'presence':
         emit('presence', { room: frame.room, joins: frame.joins ?? [], leaves: frame.leaves ?? [] });
         return;
       case 'joined': {
-        const joined = { room: frame.room as string, ...(frame.presence ? { presence: frame.presence } : {}), ...(frame.history ? { history: frame.history } : {}) };
-        for (const m of (frame.history ?? []) as ChannelMessage[]) remember(m.id);
+        const joined: FrameBody<'joined'> = { room: frame.room, ...(frame.presence ? { presence: frame.presence } : {}), ...(frame.history ? { history: frame.history } : {}) };
+        for (const m of frame.history ?? []) remember(m.id);
         emit('joined', joined);
         for (const waiter of joins.get(frame.room) ?? []) waiter.resolve(joined);
         joins.delete(frame.room);
@@ -195,7 +191,7 @@ export function createChannel(deps: ChannelDeps): Channel {
         const pending = frame.id ? acks.get(frame.id) : undefined;
         if (pending) {
           clearTimeout(pending.timer);
-          acks.delete(frame.id);
+          acks.delete(frame.id!);
           pending.reject(error);
           return;
         }
@@ -261,7 +257,7 @@ export function createChannel(deps: ChannelDeps): Channel {
       },
       (error: unknown) => {
         // No session and the login failed (offline, WeChat busy): try again later.
-        emit('error', error instanceof MinigateError ? error : new MinigateError('LOGIN_FAILED', String(error)));
+        emit('error', error instanceof MinigateError ? error : sdkError('LOGIN_FAILED', String(error)));
         schedule();
       },
     );
@@ -282,7 +278,7 @@ export function createChannel(deps: ChannelDeps): Channel {
     for (const [id, pending] of acks) {
       // Sent, outcome unknown: the caller decides whether to send it again.
       clearTimeout(pending.timer);
-      pending.reject(new MinigateError('CHANNEL_CLOSED', 'the connection closed before the server acknowledged the message'));
+      pending.reject(sdkError('CHANNEL_CLOSED', 'the connection closed before the server acknowledged the message'));
       acks.delete(id);
     }
     if (code === SESSION_ENDED) deps.sessionEnded(socketToken);
@@ -319,7 +315,7 @@ export function createChannel(deps: ChannelDeps): Channel {
     },
     join(room) {
       // The server could not say which join a bad name was (no room in its error): refuse it here.
-      if (!ROOM_NAME.test(room)) return Promise.reject(new MinigateError('CHANNEL_BAD_FRAME', `not a room name: ${room}`));
+      if (!ROOM_NAME.test(room)) return Promise.reject(sdkError('CHANNEL_BAD_FRAME', `not a room name: ${room}`));
       rooms.add(room);
       return new Promise((resolve, reject) => {
         const list = joins.get(room) ?? [];
@@ -338,12 +334,12 @@ export function createChannel(deps: ChannelDeps): Channel {
       });
     },
     publish(room, event, data) {
-      if (stopped) return Promise.reject(new MinigateError('CHANNEL_CLOSED', 'the channel is closed'));
+      if (stopped) return Promise.reject(sdkError('CHANNEL_CLOSED', 'the channel is closed'));
       const id = `c${++nextId}`;
       return new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => {
           acks.delete(id);
-          reject(new MinigateError('TIMEOUT', `no ack within ${ackTimeoutMs} ms`));
+          reject(sdkError('TIMEOUT', `no ack within ${ackTimeoutMs} ms`));
         }, ackTimeoutMs + (opened ? 0 : backoff.max));
         acks.set(id, { resolve, reject, timer });
         try {
@@ -374,10 +370,10 @@ export function createChannel(deps: ChannelDeps): Channel {
       queue.length = 0;
       for (const [, pending] of acks) {
         clearTimeout(pending.timer);
-        pending.reject(new MinigateError('CHANNEL_CLOSED', 'the channel was closed'));
+        pending.reject(sdkError('CHANNEL_CLOSED', 'the channel was closed'));
       }
       acks.clear();
-      for (const [, list] of joins) for (const waiter of list) waiter.reject(new MinigateError('CHANNEL_CLOSED', 'the channel was closed'));
+      for (const [, list] of joins) for (const waiter of list) waiter.reject(sdkError('CHANNEL_CLOSED', 'the channel was closed'));
       joins.clear();
       if (task) {
         try {

@@ -5,7 +5,8 @@
  * callbacks: a Promise that also has abort()).
  */
 import { createChannel, type Channel, type ChannelOptions } from './channel.js';
-import { MinigateError, SESSION_ERRORS } from './errors.js';
+import { httpStatusErrorCode, SESSION_ERRORS, type ErrorCode, type LoginResponse } from 'minigate-protocol';
+import { MinigateError, sdkError } from './errors.js';
 import { globalWx, type Wx, type WxRequestTask, type WxResponse } from './wx.js';
 
 export interface ClientOptions {
@@ -23,13 +24,8 @@ export interface ClientOptions {
   timeout?: number;
 }
 
-export interface Session {
-  token: string;
-  openid: string;
-  unionid?: string;
-  expiresAt: number;
-  user?: Record<string, unknown>;
-}
+/** The session kept in storage: the fields of minigate's login answer (`LoginResponse`). */
+export type Session = Pick<LoginResponse, 'token' | 'openid' | 'unionid' | 'expiresAt' | 'user'>;
 
 export interface Callbacks<T> {
   success?: (res: T) => void;
@@ -177,8 +173,8 @@ export function createClient(options: ClientOptions): MinigateClient {
     if (options.getCode) return options.getCode();
     return new Promise((resolve, reject) =>
       wx!.login({
-        success: (res) => (res.code ? resolve(res.code) : reject(new MinigateError('LOGIN_FAILED', 'wx.login gave no code'))),
-        fail: (err) => reject(new MinigateError('LOGIN_FAILED', err.errMsg || 'wx.login failed')),
+        success: (res) => (res.code ? resolve(res.code) : reject(sdkError('LOGIN_FAILED', 'wx.login gave no code'))),
+        fail: (err) => reject(sdkError('LOGIN_FAILED', err.errMsg || 'wx.login failed')),
       }),
     );
   }
@@ -186,9 +182,9 @@ export function createClient(options: ClientOptions): MinigateClient {
   async function doLogin(extra: Record<string, unknown>): Promise<Session> {
     const code = await getCode();
     const res = await rawRequest({ url: '/auth/login', method: 'POST', data: { code, ...(options.appid ? { appid: options.appid } : {}), ...extra }, header: { 'content-type': 'application/json' } });
-    const body = res.data as Partial<Session> | undefined;
+    const body = res.data as Partial<LoginResponse> | undefined;
     if (res.statusCode !== 200 || !body || typeof body.token !== 'string') {
-      throw MinigateError.fromResponse(res.statusCode, res.data) ?? new MinigateError('LOGIN_FAILED', `login answered ${res.statusCode}`, res.statusCode);
+      throw MinigateError.fromResponse(res.statusCode, res.data) ?? sdkError('LOGIN_FAILED', `login answered ${res.statusCode}`, res.statusCode);
     }
     const fresh: Session = {
       token: body.token,
@@ -227,7 +223,7 @@ export function createClient(options: ClientOptions): MinigateClient {
   const isSessionFailure = (statusCode: number, body: unknown) => {
     if (statusCode !== 401) return false;
     const error = MinigateError.fromResponse(statusCode, body);
-    return !error || SESSION_ERRORS.indexOf(error.code) >= 0;
+    return !error || SESSION_ERRORS.indexOf(error.code as ErrorCode) >= 0;
   };
 
   /**
@@ -247,24 +243,24 @@ export function createClient(options: ClientOptions): MinigateClient {
     };
     const run = async (): Promise<T> => {
       for (let round = 0; ; round++) {
-        if (aborted) throw new MinigateError('ABORTED', 'aborted');
+        if (aborted) throw sdkError('ABORTED', 'aborted');
         const token = auth ? (await ensureSession()).token : null;
         // Aborted while the login was under way: the call must not go out at all.
-        if (aborted) throw new MinigateError('ABORTED', 'aborted');
+        if (aborted) throw sdkError('ABORTED', 'aborted');
         const answer = await attempt(token, track);
         if (auth && round === 0 && isSessionFailure(answer.statusCode, answer.body)) {
           forget(token!);
           continue; // one new login, one retry
         }
         if (answer.statusCode < 200 || answer.statusCode >= 300) {
-          throw MinigateError.fromResponse(answer.statusCode, answer.body) ?? new MinigateError(`HTTP_${answer.statusCode}`, `the server answered ${answer.statusCode}`, answer.statusCode);
+          throw MinigateError.fromResponse(answer.statusCode, answer.body) ?? sdkError(httpStatusErrorCode(answer.statusCode), `the server answered ${answer.statusCode}`, answer.statusCode);
         }
         return answer.value;
       }
     };
     const promise = run().catch((error: unknown) => {
-      if (aborted) throw new MinigateError('ABORTED', 'aborted');
-      throw error instanceof MinigateError ? error : new MinigateError('NETWORK', (error as Error).message);
+      if (aborted) throw sdkError('ABORTED', 'aborted');
+      throw error instanceof MinigateError ? error : sdkError('NETWORK', (error as Error).message);
     });
     const abort = () => {
       aborted = true;
@@ -423,5 +419,5 @@ function rethrowLater(error: unknown): void {
 
 function networkError(err: { errMsg?: string }): MinigateError {
   const message = (err && err.errMsg) || 'request failed';
-  return new MinigateError(/abort/i.test(message) ? 'ABORTED' : /timeout/i.test(message) ? 'TIMEOUT' : 'NETWORK', message);
+  return sdkError(/abort/i.test(message) ? 'ABORTED' : /timeout/i.test(message) ? 'TIMEOUT' : 'NETWORK', message);
 }

@@ -1,11 +1,17 @@
-/** An error answered by minigate, or a failure on the way (code NETWORK, ABORTED, TIMEOUT…). */
+import type { ClientErrorCode, ErrorCode, HttpStatusErrorCode, MinigateErrorCode } from 'minigate-protocol';
+
+/**
+ * An error answered by minigate (a code of the protocol's `ERRORS`), or one the SDK raises itself
+ * (`CLIENT_ERRORS`: NETWORK, ABORTED, TIMEOUT…, or `HTTP_<status>`). docs/errors.md lists both.
+ */
 export class MinigateError extends Error {
-  readonly code: string;
+  /** A code from docs/errors.md; a newer server may send one this version does not list. */
+  readonly code: MinigateErrorCode | (string & {});
   /** The HTTP status (0 when no answer came). */
   readonly statusCode: number;
   readonly requestId: string | undefined;
 
-  constructor(code: string, message: string, statusCode = 0, requestId?: string) {
+  constructor(code: MinigateErrorCode | (string & {}), message: string, statusCode = 0, requestId?: string) {
     super(message);
     this.name = 'MinigateError';
     this.code = code;
@@ -33,5 +39,10 @@ export class MinigateError extends Error {
   }
 }
 
-/** Session errors that a new login cures. */
-export const SESSION_ERRORS = ['SESSION_MISSING', 'SESSION_INVALID', 'SESSION_EXPIRED', 'SESSION_REVOKED'];
+/**
+ * An error the SDK raises itself. Typed: every code it uses is registered in minigate-protocol
+ * (`CLIENT_ERRORS`, `HTTP_<status>`, or a server code the SDK answers for the server, as for a bad room name).
+ */
+export function sdkError(code: ClientErrorCode | HttpStatusErrorCode | ErrorCode, message: string, statusCode = 0): MinigateError {
+  return new MinigateError(code, message, statusCode);
+}

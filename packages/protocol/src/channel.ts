@@ -36,7 +36,8 @@ export type ClientFrame =
   | { type: 'ping' };
 
 /** Who sent a message: a user, or the server (internal API or webhook). */
-export type MessageSender = { openid: string } | { server: true };
+// Each side names the other's key as absent, so `from.openid` and `from.server` read on either.
+export type MessageSender = { openid: string; server?: undefined } | { server: true; openid?: undefined };
 
 export interface ChannelMessage {
   type: 'message';

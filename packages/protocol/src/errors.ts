@@ -141,6 +141,51 @@ export const ERRORS = {
 /** A stable error code. */
 export type ErrorCode = keyof typeof ERRORS;
 
+/** Session errors that a new login cures (the SDK logs in again once on a 401 with one of these). */
+export const SESSION_ERRORS: readonly ErrorCode[] = ['SESSION_MISSING', 'SESSION_INVALID', 'SESSION_EXPIRED', 'SESSION_REVOKED'];
+
+/**
+ * An error the client SDK raises itself, where no answer of minigate's carries a code: the
+ * network failed, the call was aborted or timed out, a channel was closed. It has no HTTP status
+ * (the SDK's `statusCode` is 0 unless an answer came), so it is kept apart from {@link ERRORS}.
+ */
+export interface ClientErrorSpec {
+  /** What happened, one sentence; the SDK's own message adds the detail (wx's errMsg, the limit). */
+  readonly message: string;
+}
+
+/**
+ * The codes the client SDK (`minigate-client`) raises itself. Never the same as a code in
+ * {@link ERRORS}; `docs/errors.md` has a row for each, and a test keeps the two in step.
+ */
+export const CLIENT_ERRORS = {
+  NETWORK: { message: 'The request did not reach the server, or its answer did not come back; its outcome is unknown.' },
+  TIMEOUT: { message: 'No answer came in time: a request past its timeout, or a publish past ackTimeoutMs.' },
+  ABORTED: { message: 'The call was aborted (task.abort()) before it finished.' },
+  LOGIN_FAILED: { message: 'No session could be made: wx.login failed or gave no code, or the login answer was not minigate\'s.' },
+  CHANNEL_CLOSED: { message: 'The channel closed (or the link dropped) before the call finished; a publish\'s outcome is unknown.' },
+  CHANNEL_QUEUE_FULL: { message: 'The channel is not connected and maxQueue frames are already waiting for it.' },
+} as const satisfies Record<string, ClientErrorSpec>;
+
+/** A code the client SDK raises itself. */
+export type ClientErrorCode = keyof typeof CLIENT_ERRORS;
+
+/** The code the SDK gives a non-2xx answer that is not minigate's error shape (a proxy's error page, an upstream's own 404). */
+export type HttpStatusErrorCode = `HTTP_${number}`;
+
+/** `HTTP_` and the status: the code of a non-2xx answer without minigate's error shape. */
+export function httpStatusErrorCode(status: number): HttpStatusErrorCode {
+  return `HTTP_${status}`;
+}
+
+/** Every code a `MinigateError` of the client SDK can carry (a newer server may add to {@link ErrorCode}). */
+export type MinigateErrorCode = ErrorCode | ClientErrorCode | HttpStatusErrorCode;
+
+/** True when `code` is one of the codes the client SDK raises itself. */
+export function isClientErrorCode(code: unknown): code is ClientErrorCode {
+  return typeof code === 'string' && Object.prototype.hasOwnProperty.call(CLIENT_ERRORS, code);
+}
+
 /** The JSON body of every error response. */
 export interface ErrorBody {
   error: {

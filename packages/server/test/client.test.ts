@@ -717,6 +717,18 @@ describe('the bundles a mini program loads', () => {
       const source = statSync(path.join(CLIENT_DIR, 'src', file)).mtimeMs;
       expect(source, `src/${file} is newer than ${bundle}: run node packages/client/build.mjs`).toBeLessThanOrEqual(built);
     }
+    // minigate-protocol is bundled in: its sources are the SDK's too.
+    for (const file of ['index.ts', 'errors.ts', 'channel.ts', 'auth.ts']) {
+      const source = statSync(path.join(CLIENT_DIR, '..', 'protocol', 'src', file)).mtimeMs;
+      expect(source, `protocol/src/${file} is newer than ${bundle}: run node packages/client/build.mjs`).toBeLessThanOrEqual(built);
+    }
+  });
+
+  it('the ES module bundle imports nothing (minigate-protocol is bundled in)', () => {
+    const source = readFileSync(path.join(CLIENT_DIR, 'dist/minigate-client.mjs'), 'utf8');
+    expect(() => acorn.parse(source, { ecmaVersion: 2017, sourceType: 'module' })).not.toThrow();
+    expect(source).not.toMatch(/^\s*import\b|\bimport\s*\(|minigate-protocol/m);
+    expect(source).toContain('4001'); // the session-ended close code, from the protocol
   });
 
   it.each(bundles)('%s parses as ES2017 and requires nothing', (bundle) => {

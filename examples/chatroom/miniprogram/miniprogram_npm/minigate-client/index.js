@@ -43,6 +43,31 @@ __export(index_exports, {
 });
 module.exports = __toCommonJS(index_exports);
 
+// packages/protocol/src/errors.ts
+var SESSION_ERRORS = ["SESSION_MISSING", "SESSION_INVALID", "SESSION_EXPIRED", "SESSION_REVOKED"];
+function httpStatusErrorCode(status) {
+  return `HTTP_${status}`;
+}
+
+// packages/protocol/src/channel.ts
+var CHANNEL_CLOSE = {
+  /** The client said goodbye, or the server is done with it. */
+  NORMAL: 1e3,
+  /** The server is shutting down (SIGTERM); reconnect, to another instance. */
+  GOING_AWAY: 1001,
+  /** A binary frame: this protocol is text (JSON) only. */
+  UNSUPPORTED_DATA: 1003,
+  /** A frame over channel.maxFrameBytes. */
+  TOO_BIG: 1009,
+  /** The session ended (revoked, logged out, expired): log in again before reconnecting. */
+  SESSION_ENDED: 4001,
+  /** The client did not read, and its outbound queue passed channel.maxQueueBytes. */
+  SLOW: 4008,
+  /** The client kept sending far over channel.messagesPerSecond. */
+  FLOOD: 4029
+};
+var ROOM_NAME = /^[A-Za-z0-9_\-:.@]{1,200}$/;
+
 // packages/client/src/errors.ts
 var MinigateError = class _MinigateError extends Error {
   constructor(code, message, statusCode = 0, requestId) {
@@ -70,11 +95,12 @@ var MinigateError = class _MinigateError extends Error {
     return new _MinigateError(code, message, statusCode, typeof requestId === "string" ? requestId : void 0);
   }
 };
-var SESSION_ERRORS = ["SESSION_MISSING", "SESSION_INVALID", "SESSION_EXPIRED", "SESSION_REVOKED"];
+function sdkError(code, message, statusCode = 0) {
+  return new MinigateError(code, message, statusCode);
+}
 
 // packages/client/src/channel.ts
-var SESSION_ENDED = 4001;
-var ROOM_NAME = /^[A-Za-z0-9_\-:.@]{1,200}$/;
+var { SESSION_ENDED } = CHANNEL_CLOSE;
 var SEEN_IDS = 500;
 var STABLE_MS = 1e4;
 function createChannel(deps) {
@@ -129,7 +155,7 @@ function createChannel(deps) {
   }
   function sendOrQueue(frame) {
     if (send(frame)) return;
-    if (queue.length >= maxQueue) throw new MinigateError("CHANNEL_QUEUE_FULL", `${maxQueue} frames are already waiting for the connection`);
+    if (queue.length >= maxQueue) throw sdkError("CHANNEL_QUEUE_FULL", `${maxQueue} frames are already waiting for the connection`);
     queue.push(JSON.stringify(frame));
   }
   function remember(id) {
@@ -241,7 +267,7 @@ function createChannel(deps) {
         });
       },
       (error) => {
-        emit("error", error instanceof MinigateError ? error : new MinigateError("LOGIN_FAILED", String(error)));
+        emit("error", error instanceof MinigateError ? error : sdkError("LOGIN_FAILED", String(error)));
         schedule();
       }
     );
@@ -258,7 +284,7 @@ function createChannel(deps) {
     }
     for (const [id, pending] of acks) {
       clearTimeout(pending.timer);
-      pending.reject(new MinigateError("CHANNEL_CLOSED", "the connection closed before the server acknowledged the message"));
+      pending.reject(sdkError("CHANNEL_CLOSED", "the connection closed before the server acknowledged the message"));
       acks.delete(id);
     }
     if (code === SESSION_ENDED) deps.sessionEnded(socketToken);
@@ -290,7 +316,7 @@ function createChannel(deps) {
       connect();
     },
     join(room) {
-      if (!ROOM_NAME.test(room)) return Promise.reject(new MinigateError("CHANNEL_BAD_FRAME", `not a room name: ${room}`));
+      if (!ROOM_NAME.test(room)) return Promise.reject(sdkError("CHANNEL_BAD_FRAME", `not a room name: ${room}`));
       rooms.add(room);
       return new Promise((resolve, reject) => {
         var _a2;
@@ -311,12 +337,12 @@ function createChannel(deps) {
       });
     },
     publish(room, event, data) {
-      if (stopped) return Promise.reject(new MinigateError("CHANNEL_CLOSED", "the channel is closed"));
+      if (stopped) return Promise.reject(sdkError("CHANNEL_CLOSED", "the channel is closed"));
       const id = `c${++nextId}`;
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
           acks.delete(id);
-          reject(new MinigateError("TIMEOUT", `no ack within ${ackTimeoutMs} ms`));
+          reject(sdkError("TIMEOUT", `no ack within ${ackTimeoutMs} ms`));
         }, ackTimeoutMs + (opened ? 0 : backoff.max));
         acks.set(id, { resolve, reject, timer });
         try {
@@ -348,10 +374,10 @@ function createChannel(deps) {
       queue.length = 0;
       for (const [, pending] of acks) {
         clearTimeout(pending.timer);
-        pending.reject(new MinigateError("CHANNEL_CLOSED", "the channel was closed"));
+        pending.reject(sdkError("CHANNEL_CLOSED", "the channel was closed"));
       }
       acks.clear();
-      for (const [, list] of joins) for (const waiter of list) waiter.reject(new MinigateError("CHANNEL_CLOSED", "the channel was closed"));
+      for (const [, list] of joins) for (const waiter of list) waiter.reject(sdkError("CHANNEL_CLOSED", "the channel was closed"));
       joins.clear();
       if (task) {
         try {
@@ -426,8 +452,8 @@ function createClient(options) {
     if (options.getCode) return options.getCode();
     return new Promise(
       (resolve, reject) => wx2.login({
-        success: (res) => res.code ? resolve(res.code) : reject(new MinigateError("LOGIN_FAILED", "wx.login gave no code")),
-        fail: (err) => reject(new MinigateError("LOGIN_FAILED", err.errMsg || "wx.login failed"))
+        success: (res) => res.code ? resolve(res.code) : reject(sdkError("LOGIN_FAILED", "wx.login gave no code")),
+        fail: (err) => reject(sdkError("LOGIN_FAILED", err.errMsg || "wx.login failed"))
       })
     );
   }
@@ -437,7 +463,7 @@ function createClient(options) {
     const res = await rawRequest({ url: "/auth/login", method: "POST", data: __spreadValues(__spreadValues({ code }, options.appid ? { appid: options.appid } : {}), extra), header: { "content-type": "application/json" } });
     const body = res.data;
     if (res.statusCode !== 200 || !body || typeof body.token !== "string") {
-      throw (_a2 = MinigateError.fromResponse(res.statusCode, res.data)) != null ? _a2 : new MinigateError("LOGIN_FAILED", `login answered ${res.statusCode}`, res.statusCode);
+      throw (_a2 = MinigateError.fromResponse(res.statusCode, res.data)) != null ? _a2 : sdkError("LOGIN_FAILED", `login answered ${res.statusCode}`, res.statusCode);
     }
     const fresh = __spreadValues(__spreadValues({
       token: body.token,
@@ -481,23 +507,23 @@ function createClient(options) {
     const run = async () => {
       var _a2;
       for (let round = 0; ; round++) {
-        if (aborted) throw new MinigateError("ABORTED", "aborted");
+        if (aborted) throw sdkError("ABORTED", "aborted");
         const token = auth ? (await ensureSession()).token : null;
-        if (aborted) throw new MinigateError("ABORTED", "aborted");
+        if (aborted) throw sdkError("ABORTED", "aborted");
         const answer = await attempt(token, track);
         if (auth && round === 0 && isSessionFailure(answer.statusCode, answer.body)) {
           forget(token);
           continue;
         }
         if (answer.statusCode < 200 || answer.statusCode >= 300) {
-          throw (_a2 = MinigateError.fromResponse(answer.statusCode, answer.body)) != null ? _a2 : new MinigateError(`HTTP_${answer.statusCode}`, `the server answered ${answer.statusCode}`, answer.statusCode);
+          throw (_a2 = MinigateError.fromResponse(answer.statusCode, answer.body)) != null ? _a2 : sdkError(httpStatusErrorCode(answer.statusCode), `the server answered ${answer.statusCode}`, answer.statusCode);
         }
         return answer.value;
       }
     };
     const promise = run().catch((error) => {
-      if (aborted) throw new MinigateError("ABORTED", "aborted");
-      throw error instanceof MinigateError ? error : new MinigateError("NETWORK", error.message);
+      if (aborted) throw sdkError("ABORTED", "aborted");
+      throw error instanceof MinigateError ? error : sdkError("NETWORK", error.message);
     });
     const abort = () => {
       aborted = true;
@@ -649,5 +675,5 @@ function rethrowLater(error) {
 }
 function networkError(err) {
   const message = err && err.errMsg || "request failed";
-  return new MinigateError(/abort/i.test(message) ? "ABORTED" : /timeout/i.test(message) ? "TIMEOUT" : "NETWORK", message);
+  return sdkError(/abort/i.test(message) ? "ABORTED" : /timeout/i.test(message) ? "TIMEOUT" : "NETWORK", message);
 }
