@@ -102,8 +102,9 @@ function connect(url, token) {
 const closedEarly = [];
 
 /**
- * RELIABILITY W9 and W12 on the sockets already open: every client drops and reconnects at once
- * (no back-off: the worst case), then SIGTERM with them all connected.
+ * A reconnect storm and a shutdown (docs/reliability.md#channels) on the sockets already open:
+ * every client drops and reconnects at once (no back-off: the worst case), then SIGTERM with them
+ * all connected.
  */
 async function stormAndShutdown(server, url, sockets, tokenOf) {
   for (const ws of sockets) ws.terminate();

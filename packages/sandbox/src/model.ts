@@ -1,6 +1,6 @@
 /**
  * The sandbox's world: apps, users, login and phone codes, access tokens, injected faults and
- * call counts, all in memory, on a clock tests can move. Behaviour follows wechat-api.md
+ * call counts, all in memory, on a clock tests can move. Behaviour follows docs/wechat-api.md
  * (§1 codes, §2.4 token state machine, §3 session keys, §4 phone codes); where WeChat's
  * behaviour is not documented the choice is marked INFERRED as in that file.
  */
@@ -219,7 +219,7 @@ export class SandboxModel {
     return { code };
   }
 
-  /** jscode2session's decision, in the order of wechat-api.md §1 "Fake behaviour". */
+  /** jscode2session's decision, in the order of docs/wechat-api.md §1. */
   exchangeLoginCode(appid: string, secret: string, code: string): { errcode: number } | { user: SandboxUser } {
     const app = this.apps.get(appid);
     if (!app) return { errcode: 40013 };
@@ -245,7 +245,7 @@ export class SandboxModel {
     openid: string | undefined,
   ): { errcode: number } | { phoneNumber: string; countryCode: string } {
     const entry = this.phoneCodes.get(code);
-    // INFERRED: reuse gives 40029 like an unknown code (wechat-api.md §12).
+    // INFERRED: reuse gives 40029 like an unknown code (docs/wechat-api.md §12).
     if (!entry || entry.used || entry.appid !== appid) return { errcode: 40029 };
     if (this.now() - entry.issuedAt > CODE_TTL_MS) return { errcode: 40029 };
     if (openid !== undefined && openid !== entry.openid) return { errcode: 40003 };
@@ -258,7 +258,7 @@ export class SandboxModel {
     return user.sessionKey;
   }
 
-  // ---- access tokens (wechat-api.md §2.4) -----------------------------------------------------
+  // ---- access tokens (docs/wechat-api.md §2.4) ------------------------------------------------
 
   private family(appid: string, family: TokenFamily): FamilyState {
     const key = `${appid}/${family}`;

@@ -1,8 +1,8 @@
 /**
- * Message push as WeChat does it (wechat-api.md §11): URL verification with echostr, and pushes
- * in plaintext, compatible or safe mode, JSON or XML, signed, and sent again when the receiver
- * does not answer `success` (or is slow), up to three times in all. Written independently of the
- * server's receiver so that each side tests the other.
+ * Message push as WeChat does it (docs/wechat-api.md §11): URL verification with echostr, and
+ * pushes in plaintext, compatible or safe mode, JSON or XML, signed, and sent again when the
+ * receiver does not answer `success` (or is slow), up to three times in all. Written independently
+ * of the server's receiver so that each side tests the other.
  */
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 

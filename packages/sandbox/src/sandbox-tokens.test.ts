@@ -1,8 +1,8 @@
 /**
- * The sandbox's access tokens (classic and stable, wechat-api.md §2 and the §2.4 state machine),
- * the session-key APIs (§3) and the phone-number API (§4), over real HTTP; plus direct
- * SandboxModel tests where moving a clock is easier than a round trip.
- * A token is judged "accepted" when /wxa/checksession with a valid signature answers errcode 0.
+ * The sandbox's access tokens (classic and stable, docs/wechat-api.md §2 and the §2.4 state
+ * machine), the session-key APIs (§3) and the phone-number API (§4), over real HTTP; plus direct
+ * SandboxModel tests where moving a clock is easier than a round trip. A token is judged "accepted"
+ * when /wxa/checksession with a valid signature answers errcode 0.
  */
 import { createHmac } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';

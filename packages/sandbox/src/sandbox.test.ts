@@ -1,7 +1,7 @@
 /**
  * The sandbox of api.weixin.qq.com, driven over real HTTP as minigate (and a test harness) would
  * drive it: jscode2session, session keys, user data, faults, stats and the control API.
- * Expected behaviour comes from /work/shared/wechat-api.md (§0, §1, §3, §6, §7, §12).
+ * Expected behaviour comes from docs/wechat-api.md (§0, §1, §3, §6, §7, §12).
  * Tokens, checksession and phone numbers are in sandbox-tokens.test.ts.
  */
 import { createDecipheriv, createHash, createHmac } from 'node:crypto';
@@ -17,7 +17,7 @@ const APP = { appid: 'wx1111111111111111', secret: 'secret-of-app-a-0123456789ab
 const APP_B = { appid: 'wx2222222222222222', secret: 'secret-of-app-b-0123456789abcdef' };
 const UNION_APP = { appid: 'wx3333333333333333', secret: 'secret-of-app-u-0123456789abcdef', unionBound: true };
 
-/** errmsg texts from the §0 / §1 / §3 tables of wechat-api.md. */
+/** errmsg texts as WeChat returns them (docs/wechat-api.md §0, §1, §3). */
 const SPEC_ERRMSG: Record<number, string> = {
   [-1]: 'system error',
   40001: 'invalid credential, access_token is invalid or not latest',

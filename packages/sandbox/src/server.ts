@@ -17,7 +17,7 @@ import { sendPush, verifyPushUrl, type PushFormat, type PushMode } from './push.
 import { isBinary, type ServiceResult } from './services.js';
 import { ANONYMOUS_USER_INFO, encryptUserData, sessionKeyHmac, type SandboxUserInfo } from './user-data.js';
 
-/** errmsg texts as WeChat returns them (wechat-api.md §0). */
+/** errmsg texts as WeChat returns them (docs/wechat-api.md §0). */
 export const ERRMSG: Record<number, string> = {
   [-1]: 'system error',
   0: 'ok',
@@ -222,7 +222,7 @@ const WECHAT_ROUTES: Record<string, (model: SandboxModel, call: ApiCall) => ApiR
     if (query.get('grant_type') !== 'authorization_code') return { errcode: 40002 };
     const result = model.exchangeLoginCode(appid, secret, code);
     if ('errcode' in result) return result;
-    // Success carries no errcode (wechat-api.md §0).
+    // Success carries no errcode (docs/wechat-api.md §0).
     const { user } = result;
     return { session_key: user.sessionKey, openid: user.openid, ...(user.unionid ? { unionid: user.unionid } : {}) };
   },
@@ -337,12 +337,12 @@ function queryOrBody(call: ApiCall): Record<string, string | undefined> {
   return { openid: pick('openid'), signature: pick('signature'), sig_method: pick('sig_method') };
 }
 
-/** Business errors go out as HTTP 200 with errcode and errmsg (wechat-api.md §0). */
+/** Business errors go out as HTTP 200 with errcode and errmsg (docs/wechat-api.md §0). */
 function wechatError(res: ServerResponse, errcode: number, errmsg?: string): void {
   send(res, 200, { errcode, errmsg: `${errmsg ?? ERRMSG[errcode] ?? 'error'}${rid()}` });
 }
 
-/** The request-id suffix WeChat appends to errmsg (wechat-api.md §0). */
+/** The request-id suffix WeChat appends to errmsg (docs/wechat-api.md §0). */
 function rid(): string {
   const hex = randomBytes(12).toString('hex');
   return ` rid: ${hex.slice(0, 8)}-${hex.slice(8, 16)}-${hex.slice(16)}`;

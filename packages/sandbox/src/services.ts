@@ -1,5 +1,5 @@
 /**
- * The sandbox's business APIs (wechat-api.md §8 and §12): content check, subscribe messages,
+ * The sandbox's business APIs (docs/wechat-api.md §8 and §12): content check, subscribe messages,
  * mini program codes and links. Each checks the access_token first, as WeChat does.
  */
 import { createHash } from 'node:crypto';

@@ -1,6 +1,6 @@
 /**
  * What the mini program side receives from `wx.getUserProfile`: encryptedData + iv made with the
- * user's session_key (AES-128-CBC, PKCS#7, wechat-api.md §6), and rawData + signature
+ * user's session_key (AES-128-CBC, PKCS#7, docs/wechat-api.md §6), and rawData + signature
  * (`sha1(rawData + session_key)`, §7). Written independently of the server's decryption so that
  * each side tests the other.
  */
@@ -17,7 +17,7 @@ export interface SandboxUserInfo {
   country: string;
 }
 
-/** What current clients get since WeChat anonymised profiles (wechat-api.md §7). */
+/** What current clients get since WeChat anonymised profiles (docs/wechat-api.md §7). */
 export const ANONYMOUS_USER_INFO: SandboxUserInfo = {
   nickName: '微信用户',
   avatarUrl: 'https://thirdwx.qlogo.cn/mmopen/vi_32/POgEwh4mIHO4nibH0KlMECNjjGxQUq24ZEaGT4poC6icRiccVGKSyXwibcPq4BWmiaIGuG1icwxaQX6grC9VemZoJ8rg/132',

@@ -255,7 +255,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     if (config.files.enabled) {
       const filesDir = path.resolve(config.dataDir, config.files.storage.dir ?? 'files');
       for (const route of config.routes) {
-        // Uploads must never be reachable as static files (RELIABILITY U5): only by id, through /files.
+        // Uploads must never be reachable as static files: only by id, through /files.
         if (route.static && config.files.storage.type === 'local' && (filesDir + path.sep).startsWith(path.resolve(route.static) + path.sep)) {
           throw new StartError(`files.storage.dir (${filesDir}) is inside routes[].static ${route.static}; keep uploads outside served directories`);
         }

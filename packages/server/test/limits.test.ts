@@ -1,7 +1,7 @@
 /**
- * Limits a server on the internet needs (RELIABILITY T10, T14, T9): slow-header clients are cut
- * at the header deadline while others are served, oversized headers are refused, and a
- * certificate replaced under load (new handshake per request) drops nothing (needs wrk).
+ * Limits a server on the internet needs (docs/reliability.md#tls-and-listeners): slow-header
+ * clients are cut at the header deadline while others are served, oversized headers are refused,
+ * and a certificate replaced under load (new handshake per request) drops nothing (needs wrk).
  */
 import { execFile } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

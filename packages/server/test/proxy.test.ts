@@ -1,5 +1,5 @@
 /**
- * The reverse proxy (RELIABILITY §4.7): identity headers an upstream can verify, nothing a
+ * The reverse proxy (docs/reliability.md#proxy): identity headers an upstream can verify, nothing a
  * client forges getting through, X-Forwarded-* only from trusted proxies, upstream failures as
  * 502/504 with minigate staying up, round robin, body limits, and WebSockets passed through.
  */

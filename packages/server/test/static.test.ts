@@ -1,7 +1,7 @@
 /**
  * Static sites (an admin site on the same domain) and redirects: validators, ranges, SPA
  * fallback, sessions, and no way out of the root whatever raw path a client sends
- * (RELIABILITY U6; sent over a socket, not through a client that normalises paths).
+ * (path traversal; sent over a socket, not through a client that normalises paths).
  */
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';

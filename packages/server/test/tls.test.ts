@@ -1,7 +1,8 @@
 /**
- * HTTPS as WeChat needs it (wechat-api.md §9.2, RELIABILITY §4.1): certificates from PEM, PFX
- * and JKS made with openssl and keytool, TLS 1.2/1.3 only with ECDHE AEAD suites, the chain
- * sent, SNI, reload without restart, start-up checks, the 80 → 443 redirect, HSTS and HTTP/2.
+ * HTTPS as WeChat needs it (docs/wechat-api.md §9.2, docs/reliability.md#tls-and-listeners):
+ * certificates from PEM, PFX and JKS made with openssl and keytool, TLS 1.2/1.3 only with ECDHE
+ * AEAD suites, the chain sent, SNI, reload without restart, start-up checks, the 80 → 443 redirect,
+ * HSTS and HTTP/2.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';

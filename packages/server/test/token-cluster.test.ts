@@ -1,9 +1,9 @@
 /**
  * One access_token for a deployment of three minigate processes sharing MariaDB and Redis
- * (RELIABILITY A1–A4, A7): under load across token rotations the sandbox sees exactly one
- * fetch per rotation and every caller gets a token it accepts; a forced rotation by someone else
- * costs one deployment-wide refresh and no failed call; with Redis cut, the database's lock takes
- * over and says so.
+ * (docs/reliability.md#access_token): under load across token rotations the sandbox sees exactly
+ * one fetch per rotation and every caller gets a token it accepts; a forced rotation by someone
+ * else costs one deployment-wide refresh and no failed call; with Redis cut, the database's lock
+ * takes over and says so.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,7 +1,8 @@
 /**
  * The Redis connection several instances share (token locks and cache now, the channel bus
  * later). Commands fail fast while Redis is down (no offline queue, one attempt), so callers
- * fall back instead of hanging (RELIABILITY F5); it reconnects by itself and says so in the log.
+ * fall back instead of hanging (docs/reliability.md#store-and-redis); it reconnects by itself
+ * and says so in the log.
  */
 import { Redis } from 'ioredis';
 import type { Logger } from './logger.js';

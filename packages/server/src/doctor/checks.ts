@@ -1,6 +1,6 @@
 /**
  * `minigate check`: for each URL, the checks WeChat's rules imply, in order, each with a verdict
- * and, when it is not a pass, one line on what to do (wechat-api.md §9).
+ * and, when it is not a pass, one line on what to do (docs/wechat-api.md §9).
  */
 import { isIP } from 'node:net';
 import { X509Certificate } from 'node:crypto';

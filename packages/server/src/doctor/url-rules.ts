@@ -1,5 +1,5 @@
 /**
- * WeChat's rules for a server-domain URL (wechat-api.md §9.1), checked without the network:
+ * WeChat's rules for a server-domain URL (docs/wechat-api.md §9.1), checked without the network:
  * https (wss for sockets), a domain name (not an IP or localhost), not api.weixin.qq.com, no
  * port unless that exact port is what is whitelisted (sockets: any port), and no path, query or
  * credentials to surprise anyone.

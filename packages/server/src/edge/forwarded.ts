@@ -1,7 +1,7 @@
 /**
  * Who the client is. A peer in `trustedProxies` (a load balancer) is believed about the client
  * behind it (X-Forwarded-For, -Proto, -Host); anyone else's X-Forwarded-* is ignored, so a client
- * cannot claim another address (RELIABILITY P1).
+ * cannot claim another address (X-Forwarded-For spoofing).
  */
 import type { IncomingMessage } from 'node:http';
 import { BlockList, isIP } from 'node:net';

@@ -1,5 +1,5 @@
 /**
- * Header hygiene at the edge (RELIABILITY P1, P4; DESIGN "Identity to upstreams"): what a
+ * Header hygiene at the edge (docs/edge.md#what-reaches-an-upstream): what a
  * client sends never reaches an upstream as identity or forwarding information, hop-by-hop
  * headers stay on their hop, and the identity minigate vouches for is signed.
  */

@@ -1,7 +1,7 @@
 /**
  * Listeners with the limits a server facing the internet needs: header and request deadlines
- * (slowloris, RELIABILITY T10/T11), an idle-socket timeout, a header size cap, Node's strict HTTP
- * parser (never the lenient one: smuggling, T13), keep-alive, and a close that drains.
+ * (slowloris), an idle-socket timeout, a header size cap, Node's strict HTTP
+ * parser (never the lenient one: smuggling), keep-alive, and a close that drains.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createSecureServer as createHttp2Server } from 'node:http2';

@@ -2,7 +2,7 @@
  * The reverse proxy: streams requests and answers both ways with back-pressure, over keep-alive
  * pools, to one upstream or several (round robin; an upstream that fails to connect is skipped
  * for UPSTREAM_DOWN_MS). Upstream trouble becomes 502/504 in our error shape, never a crash
- * (RELIABILITY P2). Headers are cleaned as in headers.ts.
+ * (docs/reliability.md#proxy). Headers are cleaned as in headers.ts.
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ClientRequest, type OutgoingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';

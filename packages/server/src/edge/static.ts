@@ -1,6 +1,6 @@
 /**
  * Static files (an admin site, a landing page): index.html, optional SPA fallback, ETag and
- * Last-Modified validation, single byte ranges, and no way out of the root (RELIABILITY U6):
+ * Last-Modified validation, single byte ranges, and no way out of the root (path traversal):
  * encoded slashes, `..`, NUL and symlinks leading outside are refused before any file is opened.
  */
 import { createReadStream, type Stats } from 'node:fs';

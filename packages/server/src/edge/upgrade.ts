@@ -1,5 +1,5 @@
 /**
- * Which protocol switches the edge accepts (RELIABILITY T13/P4). Node hands every request that
+ * Which protocol switches the edge accepts. Node hands every request that
  * carries `Connection: upgrade` + `Upgrade: …` to the upgrade listener; if minigate proxied any
  * of them and the upstream answered 101 (h2c, a custom protocol), the bytes that follow would
  * bypass routing, the session check and header hygiene. So only a well-formed WebSocket handshake

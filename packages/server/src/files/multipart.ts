@@ -1,7 +1,7 @@
 /**
  * One `multipart/form-data` upload, as wx.uploadFile and `curl -F` send it: one file part under
  * the configured field name and a few text fields (formData). Streamed through busboy with every
- * limit set (its defaults are unlimited, RELIABILITY U2), the file handed to `onFile` as it
+ * limit set (its defaults are unlimited), the file handed to `onFile` as it
  * arrives. Whatever goes wrong — a limit, a malformed body, a client that goes away, the
  * server shutting down (`signal`) — ends in one AppError, after `onFile`'s work has settled
  * (its writer aborted, or committed if the file part was complete: the caller removes it then).

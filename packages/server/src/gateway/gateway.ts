@@ -5,7 +5,7 @@
  * Every call gets the cached token; when WeChat answers 40001/42001/40014 the token manager
  * recovers once (deployment-wide single flight) and the call is retried once — a retry that is
  * safe even for a subscribe message, because WeChat refused the first call. Nothing else is
- * retried for calls with a side effect (RELIABILITY A4; wechat-api.md §8.3).
+ * retried for calls with a side effect (docs/reliability.md#access_token, docs/wechat-api.md §8.3).
  */
 import { AppError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';

@@ -1,6 +1,6 @@
 /**
  * Typed WeChat calls with their inputs checked first and WeChat's errcodes turned into clear
- * errors (wechat-api.md §4.1, §8.1, §8.3, §8.4, §8.5).
+ * errors (docs/wechat-api.md §4.1, §8.1, §8.3, §8.4, §8.5).
  */
 import type { ErrorCode } from 'minigate-protocol';
 import { AppError } from '../core/errors.js';
@@ -182,7 +182,7 @@ export async function wxacode(
       sideEffect: false,
     });
     const type = answer.headers['content-type'] ?? '';
-    // Success is the image itself; a failure is JSON (tell them apart by type, wechat-api.md §8.4).
+    // Success is the image itself; a failure is JSON (by content type, docs/wechat-api.md §8.4).
     if (type.startsWith('image/')) return { contentType: type, body: answer.body };
     let errcode: number | undefined;
     try {

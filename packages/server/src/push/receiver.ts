@@ -1,5 +1,5 @@
 /**
- * `GET|POST /wechat/push/:appid`: WeChat's message push (wechat-api.md §11).
+ * `GET|POST /wechat/push/:appid`: WeChat's message push (docs/wechat-api.md §11).
  *
  * GET is the console's URL check (echo `echostr`). POST is a push in plaintext, compatible or
  * safe mode, JSON or XML: the signature (and in safe mode msg_signature and the appid inside) is

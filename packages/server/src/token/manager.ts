@@ -1,5 +1,5 @@
 /**
- * One access_token per app for the whole deployment (RELIABILITY §4.4).
+ * One access_token per app for the whole deployment (docs/reliability.md#access_token).
  *
  * - Callers get the cached token at once while it is valid; a refresh starts in the background
  *   when little of its life is left (the window in which WeChat's stable API hands out the next

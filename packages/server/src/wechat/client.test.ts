@@ -1,6 +1,7 @@
 /**
- * The WeChat client against a real sandbox over HTTP (wechat-api.md §0, §1; RELIABILITY.md §4.2
- * F1, F2, L5): errcode mapping, retry only on -1, time limits, and no secret in the log.
+ * The WeChat client against a real sandbox over HTTP (docs/wechat-api.md §0, §1;
+ * docs/reliability.md#login-and-wechat-calls): errcode mapping, retry only on -1, time limits, and
+ * no secret in the log.
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer } from 'node:net';

@@ -1,12 +1,12 @@
 /**
  * Calls to WeChat's server API (or the sandbox: the base URL is configuration).
  *
- * Rules (wechat-api.md §0, RELIABILITY.md §4.2 F1/F2, §4.4): success means `errcode` absent or 0;
- * every call has a time limit; only the platform's `-1` ("system busy") is retried, at most twice
- * with back-off, and never for a call with a side effect (sending a message): there a timeout, a
- * reset or -1 is reported as WECHAT_OUTCOME_UNKNOWN, because it may have been applied. A call that
- * could not even connect is WECHAT_UNAVAILABLE (nothing was sent). URLs are never logged with
- * their query, which carries the AppSecret, codes and access tokens.
+ * Rules (docs/wechat-api.md §0, docs/reliability.md#login-and-wechat-calls): success means
+ * `errcode` absent or 0; every call has a time limit; only the platform's `-1` ("system busy") is
+ * retried, at most twice with back-off, and never for a call with a side effect (sending a
+ * message): there a timeout, a reset or -1 is reported as WECHAT_OUTCOME_UNKNOWN, because it may
+ * have been applied. A call that could not even connect is WECHAT_UNAVAILABLE (nothing was sent).
+ * URLs are never logged with their query, which carries the AppSecret, codes and access tokens.
  */
 import type { ErrorCode } from 'minigate-protocol';
 import { AppError } from '../core/errors.js';

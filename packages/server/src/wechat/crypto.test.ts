@@ -1,5 +1,5 @@
 /**
- * Open-data crypto (wechat-api.md §3.1, §6, §7; RELIABILITY.md §4.3 C1–C6).
+ * Open-data crypto (docs/wechat-api.md §3.1, §6, §7; docs/reliability.md#login-and-wechat-calls).
  *
  * Vectors: WeChat's public WXBizDataCrypt demo vector, the public rawData signature example, and
  * values recomputed once with the openssl CLI; the rest are built here with node:crypto or by the
@@ -155,7 +155,7 @@ describe('decryptOpenData: known vectors (C1)', () => {
     }
   });
 
-  it('keeps unknown fields (WeChat may add fields; §6.1 item 6)', () => {
+  it('keeps unknown fields (WeChat may add fields; §6)', () => {
     const sessionKey = newSessionKey();
     const plain = { nickName: 'x', futureField: { a: [1, 2] }, watermark: { appid: APPID, timestamp: 1 } };
     const data = decryptOpenData({ appid: APPID, sessionKey, ...encryptJson(plain, sessionKey) });
@@ -428,7 +428,7 @@ describe('decryptOpenData: malformed input (C5)', () => {
     // encryptedData has no MAC: whoever holds it can rewrite plaintext bytes of the first block by
     // changing the iv, without the key. Block 0 of the demo is `{"openId":"oGZUI`, so the first 5
     // characters of openId can be chosen freely. Identity must come from code2Session, never from
-    // decrypted data (RELIABILITY.md L4).
+    // decrypted data.
     const iv = Buffer.from(DEMO.iv, 'base64');
     const want = Buffer.from('EVIL!');
     const have = Buffer.from('oGZUI');

@@ -1,5 +1,5 @@
 /**
- * The crypto of WeChat's open data (wechat-api.md §3, §6, §7), exported from the `minigate`
+ * The crypto of WeChat's open data (docs/wechat-api.md §3, §6, §7), exported from the `minigate`
  * package for Node users who handle user data themselves.
  */
 import { createDecipheriv, createHash, createHmac, timingSafeEqual } from 'node:crypto';

@@ -1,5 +1,5 @@
 /**
- * Message push crypto (wechat-api.md §11.2–11.4).
+ * Message push crypto (docs/wechat-api.md §11.2–11.4).
  *
  * The fixed vector was computed once with the openssl CLI (`openssl enc -aes-256-cbc -nopad`
  * over a hand-padded plaintext); the rest are made by the sandbox's encryptor, which is written

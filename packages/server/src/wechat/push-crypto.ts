@@ -1,5 +1,5 @@
 /**
- * The crypto of WeChat's message push (wechat-api.md §11): the SHA-1 signatures and the safe
+ * The crypto of WeChat's message push (docs/wechat-api.md §11): the SHA-1 signatures and the safe
  * mode's AES-256-CBC, whose PKCS#7 padding is to 32 bytes — so Node's automatic (16-byte)
  * padding would reject every message padded with more than 16 bytes. Exported from `minigate`.
  */

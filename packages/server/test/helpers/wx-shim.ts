@@ -1,5 +1,5 @@
 /**
- * A `wx` for Node that keeps WeChat's networking rules (shared/wechat-api.md §10), for testing
+ * A `wx` for Node that keeps WeChat's networking rules (docs/wechat-api.md §10), for testing
  * minigate-client against a real minigate:
  *
  * - https/wss only (`request:fail url not in domain list`), unless `dev` (http/ws, as the

@@ -9,7 +9,7 @@
  *
  * Renewal: checked every 10 minutes (never in a handshake), when a third of the lifetime is
  * left. Failures back off 1 min, 10 min, 100 min, then daily, while the current certificate
- * keeps being served (RELIABILITY T5/T6).
+ * keeps being served (docs/reliability.md#tls-and-listeners).
  */
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
