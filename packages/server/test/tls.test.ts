@@ -142,6 +142,26 @@ describe('the same certificate as PFX and as JKS', () => {
     expect(await fingerprintOf([{ jks: makeJks(leaf, 'changeit'), password: 'changeit' }])).toBe(pem);
   });
 
+  it('serves an ECDSA certificate from PFX (modern and legacy) and JKS, as from PEM', async () => {
+    const ec = makeLeaf(ca, ['localhost', '127.0.0.1'], { key: 'ec', label: 'ecdsa-stores' });
+    const pem = await fingerprintOf([{ cert: ec.fullchain, key: ec.key }]);
+    const served = async (certificates: unknown[]) => {
+      const h = await startHarness(httpsConfig(certificates));
+      try {
+        const shake = await handshake(portOf(h, 'https'), { ca: root });
+        expect(shake.authorized).toBe(true);
+        expect(new X509Certificate(shake.chain[0]!.raw).publicKey.asymmetricKeyType).toBe('ec');
+        expect(shake.chain).toHaveLength(3);
+        return shake.chain[0]!.fingerprint256;
+      } finally {
+        await h.close();
+      }
+    };
+    expect(await served([{ pfx: makePfx(ec, 'ec-pass'), passphrase: 'ec-pass' }])).toBe(pem);
+    expect(await served([{ pfx: makePfx(ec, 'ec-pass', { legacy: true }), passphrase: 'ec-pass' }])).toBe(pem);
+    expect(await served([{ jks: makeJks(ec, 'changeit'), password: 'changeit' }])).toBe(pem);
+  });
+
   it('refuses to start with a wrong password, naming the file', async () => {
     const pfx = makePfx(leaf, 'right');
     const pfxError = await startHarness(httpsConfig([{ pfx, passphrase: 'wrong' }])).catch((e: unknown) => e);

@@ -6,10 +6,10 @@
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
-import forge from 'node-forge';
 import type { CertificateConfig } from '../../config/schema-edge.js';
-import { certificateSignatureAlgorithm } from './der.js';
+import { certificateSignatureAlgorithm, toPem } from './der.js';
 import { KeystoreError, isJks, readJks } from './jks.js';
+import { Pkcs12Error, readPkcs12 } from './pkcs12.js';
 
 /** Warn when a certificate has fewer days than this left. */
 export const EXPIRY_WARNING_DAYS = 14;
@@ -105,24 +105,19 @@ export function loadCertificate(config: CertificateConfig): CertificateMaterial 
 }
 
 function readPfx(data: Buffer, passphrase: string, file: string): { keyPem: string; chainPem: string[] } {
-  let p12: forge.pkcs12.Pkcs12Pfx;
+  let contents: ReturnType<typeof readPkcs12>;
   try {
-    p12 = forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(forge.util.createBuffer(data.toString('binary'))), false, passphrase);
+    contents = readPkcs12(data, passphrase);
   } catch (error) {
-    const message = (error as Error).message ?? '';
-    if (/MAC could not be verified|Invalid password/i.test(message)) throw new CertificateError(`${file}: wrong passphrase`);
-    throw new CertificateError(`${file}: not a PKCS#12/PFX file (${message})`);
+    if (!(error instanceof Pkcs12Error)) throw error;
+    if (error.reason === 'wrong-password') throw new CertificateError(`${file}: wrong passphrase`);
+    if (error.reason === 'not-pkcs12') throw new CertificateError(`${file}: not a PKCS#12/PFX file (${error.message})`);
+    throw new CertificateError(`${file}: ${error.message}`);
   }
-  const keyBags = [
-    ...(p12.getBags({ bagType: forge.pki.oids.pkcs8ShroudedKeyBag! })[forge.pki.oids.pkcs8ShroudedKeyBag!] ?? []),
-    ...(p12.getBags({ bagType: forge.pki.oids.keyBag! })[forge.pki.oids.keyBag!] ?? []),
-  ];
-  const key = keyBags.find((b) => b.key)?.key;
+  const key = contents.keys[0];
   if (!key) throw new CertificateError(`${file}: no private key in it`);
-  const certBags = p12.getBags({ bagType: forge.pki.oids.certBag! })[forge.pki.oids.certBag!] ?? [];
-  const chainPem = certBags.filter((b) => b.cert).map((b) => forge.pki.certificateToPem(b.cert!));
-  if (!chainPem.length) throw new CertificateError(`${file}: no certificate in it`);
-  return { keyPem: forge.pki.privateKeyToPem(key), chainPem };
+  if (!contents.certificates.length) throw new CertificateError(`${file}: no certificate in it`);
+  return { keyPem: toPem('PRIVATE KEY', key), chainPem: contents.certificates.map((der) => toPem('CERTIFICATE', der)) };
 }
 
 /** The DNS names (and IPs) a certificate is for. */

@@ -10,6 +10,12 @@ export interface Tlv {
 
 export class DerError extends Error {}
 
+/** DER bytes as a PEM block (`label`: CERTIFICATE, PRIVATE KEY). */
+export function toPem(label: string, der: Buffer): string {
+  const body = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  return `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
+}
+
 /** The element at `offset` of `buffer`. */
 export function readTlv(buffer: Buffer, offset = 0): Tlv {
   if (offset + 2 > buffer.length) throw new DerError('truncated DER');

@@ -6,7 +6,7 @@
  * A keystore that is really PKCS#12 (keytool's default since Java 9) is handed back as such.
  */
 import { createHash, createPrivateKey, timingSafeEqual } from 'node:crypto';
-import { children, oidText, readTlv } from './der.js';
+import { children, oidText, readTlv, toPem } from './der.js';
 
 const MAGIC = 0xfeedfeed;
 const KEY_PROTECTOR_OID = '1.3.6.1.4.1.42.2.17.1.1';
@@ -43,11 +43,6 @@ function sha1(...parts: Buffer[]): Buffer {
   const hash = createHash('sha1');
   for (const p of parts) hash.update(p);
   return hash.digest();
-}
-
-function toPem(label: string, der: Buffer): string {
-  const body = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
-  return `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
 }
 
 /** Reads the key entry `alias` (or the only key entry) of a JKS keystore. */
