@@ -4,7 +4,7 @@
  * server only, no presence, no history.
  */
 import { userRoom } from 'minigate-protocol';
-import type { RoomRule } from '../config/index.js';
+import { roomMatcher, type RoomRule } from '../config/index.js';
 
 export interface RoomPolicy {
   join: 'anyone' | 'ask';
@@ -16,8 +16,6 @@ export interface RoomPolicy {
 
 const USER_ROOM: RoomPolicy = { join: 'anyone', publish: 'server', presence: false, history: 0 };
 
-const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&');
-
 interface CompiledRule {
   policy: RoomPolicy;
   /** Matches the room for this openid. */
@@ -25,8 +23,6 @@ interface CompiledRule {
 }
 
 function compile(rule: RoomRule): CompiledRule {
-  const parts = rule.match.split(/(\{openid\}|\*)/).filter(Boolean);
-  const hasOpenid = parts.includes('{openid}');
   const policy: RoomPolicy = {
     join: rule.join,
     ...(rule.apps ? { apps: rule.apps } : {}),
@@ -34,14 +30,7 @@ function compile(rule: RoomRule): CompiledRule {
     presence: rule.presence,
     history: rule.history,
   };
-  const build = (openid: string | undefined) =>
-    new RegExp(`^${parts.map((p) => (p === '*' ? '[A-Za-z0-9_\\-:.@]+' : p === '{openid}' ? (openid === undefined ? '[A-Za-z0-9_\\-]+' : escape(openid)) : escape(p))).join('')}$`);
-  const any = build(undefined);
-  return {
-    policy,
-    // Without an openid (the server asking about a room) any openid fits the placeholder.
-    test: hasOpenid ? (room, openid) => (openid === undefined ? any : build(openid)).test(room) : (room) => any.test(room),
-  };
+  return { policy, test: roomMatcher(rule.match) };
 }
 
 export interface RoomRules {

@@ -9,3 +9,5 @@ export type { ChannelConfig, RoomRule } from './schema-channel.js';
 export type { FilesConfig } from './schema-files.js';
 export type { LimitsConfig, Rate, RouteRateLimit } from './schema-limits.js';
 export { parseRate, formatRate } from './schema-limits.js';
+export { KNOWN_TYPES, type FileType } from './file-types.js';
+export { roomMatcher, roomCovered } from './room-match.js';

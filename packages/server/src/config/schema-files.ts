@@ -1,6 +1,6 @@
 /** The `files` section: uploads and downloads (docs/files.md). */
 import { z } from 'zod';
-import { KNOWN_TYPES } from '../files/sniff.js';
+import { KNOWN_TYPES } from './file-types.js';
 import { duration, secret, size } from './schema-types.js';
 
 export const FILES_TYPES_DEFAULT = ['image/jpeg', 'image/png', 'image/gif', 'image/webp', 'image/heic'];

@@ -12,7 +12,7 @@ import { channelSchema } from './schema-channel.js';
 import { appFilesSchema, filesSchema } from './schema-files.js';
 import { limitsSchema } from './schema-limits.js';
 import { ROOM_NAME } from 'minigate-protocol';
-import { createRoomRules } from '../channel/rules.js';
+import { roomCovered } from './room-match.js';
 import { routeSchema, tlsSchema, type RouteConfig } from './schema-edge.js';
 import { duration, filePath, listenAddress, secret } from './schema-types.js';
 import { internalListenProblem, isWildcard, listenExposure } from '../core/address-scope.js';
@@ -243,7 +243,7 @@ export const configSchema = z
         const path = ['apps', i, 'push', 'room'];
         if (!config.channel.enabled) ctx.addIssue({ code: 'custom', path, message: 'pushes go to a room only with channel.enabled' });
         else if (!ROOM_NAME.test(sample)) ctx.addIssue({ code: 'custom', path, message: 'not a room name: 1 to 200 letters, digits or _ - : . @ ({openid} allowed)' });
-        else if (!createRoomRules(config.channel.rooms, config.channel.wafer.room).policy(sample)) {
+        else if (!roomCovered(config.channel.rooms, config.channel.wafer.room, sample)) {
           ctx.addIssue({ code: 'custom', path, message: `no channel.rooms rule covers ${room}, so nobody could join it; add one (e.g. match: ${JSON.stringify(room.split(':')[0] + ':*')}, publish: server) or use user:{openid}` });
         }
       }

@@ -4,13 +4,9 @@
  * offered; SVG and HTML (script in a "picture") have no magic and cannot be allowed.
  */
 
-export interface FileType {
-  mime: string;
-  /** Extensions, the usual one first. */
-  ext: string[];
-  /** Shown in a page (inline) rather than downloaded (attachment). */
-  media: boolean;
-}
+import { KNOWN_TYPES, type FileType } from '../config/index.js';
+
+export { KNOWN_TYPES, type FileType };
 
 /** Bytes needed to tell every type below. */
 export const SNIFF_BYTES = 32;
@@ -26,38 +22,45 @@ function isoBrand(bytes: Buffer): string | null {
   return at(bytes, 4, ascii('ftyp')) && bytes.length >= 12 ? bytes.subarray(8, 12).toString('latin1') : null;
 }
 
+const known = (mime: string): FileType => {
+  const type = KNOWN_TYPES.get(mime);
+  if (!type) throw new Error(`${mime} is not in KNOWN_TYPES`);
+  return type;
+};
+
+// Order matters: the specific ISO brands before the catch-all MP4.
 const TYPES: { type: FileType; test: (b: Buffer) => boolean }[] = [
-  { type: { mime: 'image/jpeg', ext: ['jpg', 'jpeg'], media: true }, test: (b) => at(b, 0, [0xff, 0xd8, 0xff]) },
-  { type: { mime: 'image/png', ext: ['png'], media: true }, test: (b) => at(b, 0, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]) },
-  { type: { mime: 'image/gif', ext: ['gif'], media: true }, test: (b) => at(b, 0, ascii('GIF87a')) || at(b, 0, ascii('GIF89a')) },
-  { type: { mime: 'image/webp', ext: ['webp'], media: true }, test: (b) => at(b, 0, ascii('RIFF')) && at(b, 8, ascii('WEBP')) },
-  { type: { mime: 'image/bmp', ext: ['bmp'], media: true }, test: (b) => at(b, 0, ascii('BM')) && b.length >= 26 && b.readUInt32LE(14) >= 12 },
+  { type: known('image/jpeg'), test: (b) => at(b, 0, [0xff, 0xd8, 0xff]) },
+  { type: known('image/png'), test: (b) => at(b, 0, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]) },
+  { type: known('image/gif'), test: (b) => at(b, 0, ascii('GIF87a')) || at(b, 0, ascii('GIF89a')) },
+  { type: known('image/webp'), test: (b) => at(b, 0, ascii('RIFF')) && at(b, 8, ascii('WEBP')) },
+  { type: known('image/bmp'), test: (b) => at(b, 0, ascii('BM')) && b.length >= 26 && b.readUInt32LE(14) >= 12 },
   {
-    type: { mime: 'image/heic', ext: ['heic', 'heif'], media: true },
+    type: known('image/heic'),
     test: (b) => ['heic', 'heix', 'heim', 'heis', 'mif1', 'msf1'].includes(isoBrand(b) ?? ''),
   },
-  { type: { mime: 'video/quicktime', ext: ['mov'], media: true }, test: (b) => isoBrand(b) === 'qt  ' },
-  { type: { mime: 'audio/mp4', ext: ['m4a'], media: true }, test: (b) => isoBrand(b) === 'M4A ' },
+  { type: known('video/quicktime'), test: (b) => isoBrand(b) === 'qt  ' },
+  { type: known('audio/mp4'), test: (b) => isoBrand(b) === 'M4A ' },
   {
     // Any other ISO brand (isom, mp41, mp42, avc1, iso2…, 3gp4…) is an MP4-family video.
-    type: { mime: 'video/mp4', ext: ['mp4'], media: true },
+    type: known('video/mp4'),
     test: (b) => {
       const brand = isoBrand(b);
       return brand !== null && /^[\x20-\x7e]{4}$/.test(brand);
     },
   },
-  { type: { mime: 'audio/mpeg', ext: ['mp3'], media: true }, test: (b) => at(b, 0, ascii('ID3')) || (b.length >= 2 && b[0] === 0xff && (b[1]! & 0xe0) === 0xe0 && (b[1]! & 0x06) !== 0) },
-  { type: { mime: 'audio/aac', ext: ['aac'], media: true }, test: (b) => b.length >= 2 && b[0] === 0xff && (b[1]! & 0xf6) === 0xf0 },
-  { type: { mime: 'audio/wav', ext: ['wav'], media: true }, test: (b) => at(b, 0, ascii('RIFF')) && at(b, 8, ascii('WAVE')) },
+  { type: known('audio/mpeg'), test: (b) => at(b, 0, ascii('ID3')) || (b.length >= 2 && b[0] === 0xff && (b[1]! & 0xe0) === 0xe0 && (b[1]! & 0x06) !== 0) },
+  { type: known('audio/aac'), test: (b) => b.length >= 2 && b[0] === 0xff && (b[1]! & 0xf6) === 0xf0 },
+  { type: known('audio/wav'), test: (b) => at(b, 0, ascii('RIFF')) && at(b, 8, ascii('WAVE')) },
   // WeChat's voice recordings (silk v3), with or without the leading 0x02 byte.
-  { type: { mime: 'audio/silk', ext: ['silk'], media: false }, test: (b) => at(b, 0, ascii('#!SILK_V3')) || at(b, 1, ascii('#!SILK_V3')) },
-  { type: { mime: 'application/pdf', ext: ['pdf'], media: false }, test: (b) => at(b, 0, ascii('%PDF-')) },
+  { type: known('audio/silk'), test: (b) => at(b, 0, ascii('#!SILK_V3')) || at(b, 1, ascii('#!SILK_V3')) },
+  { type: known('application/pdf'), test: (b) => at(b, 0, ascii('%PDF-')) },
   // Office documents (docx, xlsx, pptx) are zip files; they are stored as zip.
-  { type: { mime: 'application/zip', ext: ['zip', 'docx', 'xlsx', 'pptx'], media: false }, test: (b) => at(b, 0, [0x50, 0x4b, 0x03, 0x04]) },
+  { type: known('application/zip'), test: (b) => at(b, 0, [0x50, 0x4b, 0x03, 0x04]) },
 ];
 
-/** Every type minigate can recognise, by MIME type. */
-export const KNOWN_TYPES: ReadonlyMap<string, FileType> = new Map(TYPES.map((t) => [t.type.mime, t.type]));
+// Every type the schema offers can be told by its bytes (a type added to KNOWN_TYPES needs a test here).
+for (const mime of KNOWN_TYPES.keys()) if (!TYPES.some((t) => t.type.mime === mime)) throw new Error(`no sniff test for ${mime}`);
 
 /** The type of content starting with `head` (at least SNIFF_BYTES of it when the file is that long), or null. */
 export function sniff(head: Buffer): FileType | null {
