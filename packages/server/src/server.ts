@@ -29,7 +29,7 @@ import { registerSessionRoutes } from './auth/index.js';
 import { createRedis, REDIS_CONNECT_TIMEOUT_MS, type SharedRedis } from './core/redis.js';
 import { createEdge, type Edge } from './edge/edge.js';
 import { boundUrl } from './edge/listener.js';
-import { Router } from './edge/http.js';
+import { Router } from './http/index.js';
 import { createGateway, phoneNumber, registerGatewayRoutes } from './gateway/index.js';
 import { createClusterBus, createClusterRoomState, createLocalBus, createMemoryRoomState, createRedisBus, createRedisRoomState, type Bus, type RoomState } from './bus/index.js';
 import { createChannelService, registerChannelRoutes, type ChannelService } from './channel/index.js';

@@ -1,7 +1,7 @@
 /** The internal API's session part: business services look sessions up and end them. */
 import type { ErrorCode } from 'minigate-protocol';
 import { AppError } from '../core/errors.js';
-import { sendJson, type Router } from '../edge/http.js';
+import { sendJson, type Router } from '../http/index.js';
 import type { SessionService } from './sessions.js';
 
 export function registerSessionRoutes(router: Router, sessions: SessionService, apps: ReadonlySet<string>): void {

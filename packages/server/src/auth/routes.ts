@@ -12,8 +12,7 @@ import type {
   WaferUserInfo,
 } from 'minigate-protocol';
 import { AppError, errorHeaders } from '../core/errors.js';
-import { Router, header, readJsonBody, sendJson, type HttpContext } from '../edge/http.js';
-import type { Service } from '../edge/service.js';
+import { Router, header, readJsonBody, sendJson, type HttpContext, type Service } from '../http/index.js';
 import type { UserRecord } from '../store/index.js';
 import { login, resolveApp, type LoginDeps } from './login.js';
 import type { ActiveSession } from './sessions.js';

@@ -4,7 +4,7 @@
  */
 import { EVENT_NAME, ROOM_NAME } from 'minigate-protocol';
 import { AppError } from '../core/errors.js';
-import { readJsonBody, sendJson, type Router } from '../edge/http.js';
+import { readJsonBody, sendJson, type Router } from '../http/index.js';
 import type { ChannelHub } from './hub.js';
 
 /** Largest server publish (clients' own frames are limited by channel.maxFrameBytes). */

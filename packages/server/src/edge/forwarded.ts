@@ -6,7 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import { BlockList, isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { ClientInfo } from './http.js';
+import type { ClientInfo } from '../http/index.js';
 
 export interface TrustedProxies {
   has(address: string): boolean;

@@ -5,7 +5,7 @@
  */
 import { createHmac } from 'node:crypto';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { ClientInfo } from './http.js';
+import type { ClientInfo } from '../http/index.js';
 
 /** Headers that belong to one connection (RFC 9110 §7.6.1) and never cross the proxy. */
 const HOP_BY_HOP = new Set([

@@ -5,7 +5,8 @@
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../core/logger.js';
-import { createListener, extendRequestDeadline } from './listener.js';
+import { extendRequestDeadline } from '../http/index.js';
+import { createListener } from './listener.js';
 
 /** Sends a 20-byte body one byte every 75 ms (1.5 s in all); resolves with the status or 'cut'. */
 function slowPost(port: number, path: string): Promise<string> {

@@ -11,6 +11,7 @@ import type { Duplex } from 'node:stream';
 import type { TlsOptions } from 'node:tls';
 import type { ListenAddress } from '../config/index.js';
 import type { Logger } from '../core/logger.js';
+import { armDeadline } from '../http/index.js';
 import { refusalBytes, refuseRequest, requestProblem } from './strict-http.js';
 
 /** Headers must arrive within this (nginx's client_header_timeout is 60 s; slowloris wants less). */
@@ -34,33 +35,6 @@ export const DRAIN_GRACE_MS = 10_000;
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
-const deadlines = new WeakMap<IncomingMessage, NodeJS.Timeout>();
-
-/** Cuts the request if its body has not all arrived within `ms` (the headers have their own deadline). */
-function armDeadline(req: IncomingMessage, ms: number): void {
-  clearTimeout(deadlines.get(req));
-  if (req.complete) return;
-  const timer = setTimeout(() => {
-    if (req.complete) return;
-    // HTTP/2: this stream only; HTTP/1.1: the connection, the only way to stop a body.
-    const stream = (req as unknown as { stream?: { close(code?: number): void } }).stream;
-    if (req.httpVersionMajor === 2 && stream) stream.close(8 /* NGHTTP2_CANCEL */);
-    else req.socket.destroy();
-  }, ms);
-  timer.unref();
-  deadlines.set(req, timer);
-  const clear = () => clearTimeout(timer);
-  req.once('end', clear);
-  req.once('close', clear);
-}
-
-/**
- * Gives this request's body `ms` from now instead of REQUEST_TIMEOUT_MS: for uploads, which may
- * be slow on a phone's network. The idle timeout still cuts a body that stalls.
- */
-export function extendRequestDeadline(req: IncomingMessage, ms: number): void {
-  if (deadlines.has(req)) armDeadline(req, ms);
-}
 export type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
 export interface Listener {
@@ -77,7 +51,7 @@ const httpOptions = {
   headersTimeout: HEADERS_TIMEOUT_MS,
   // How often the deadlines above are enforced (Node's default, 30 s, lets a slow client linger).
   connectionsCheckingInterval: 1_000,
-  // The body's deadline is ours (armDeadline below), so that an upload route can have a longer one.
+  // The body's deadline is ours (armDeadline, in http/deadlines.ts), so that an upload route can have a longer one.
   requestTimeout: 0,
   keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
   maxHeaderSize: MAX_HEADER_BYTES,

@@ -11,7 +11,7 @@ import { Pool, type Dispatcher } from 'undici';
 import { AppError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { upstreamRequestHeaders, upstreamResponseHeaders } from './headers.js';
-import type { HttpContext } from './http.js';
+import type { HttpContext } from '../http/index.js';
 import { websocketAccept } from './upgrade.js';
 import { createTunnel, type Tunnel } from './ws-tunnel.js';
 

@@ -3,7 +3,7 @@
  * `/api` matches `/api`, `/api/` and `/api/x`, never `/apix`. A route for a host beats one for
  * any host at the same prefix length.
  */
-import type { HttpContext } from './http.js';
+import type { HttpContext, UpgradeHandler } from '../http/index.js';
 
 export type AuthMode = 'none' | 'optional' | 'required';
 
@@ -21,14 +21,6 @@ export interface EdgeRoute {
   /** Served on plain HTTP even when it redirects to HTTPS (signed traffic that cannot follow a redirect). */
   plainHttp?: boolean;
 }
-
-export type UpgradeHandler = (
-  req: import('node:http').IncomingMessage,
-  socket: import('node:stream').Duplex,
-  head: Buffer,
-  rest: string,
-  client: import('./http.js').ClientInfo,
-) => void;
 
 interface Entry {
   route: EdgeRoute;

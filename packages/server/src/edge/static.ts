@@ -8,7 +8,7 @@ import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream';
 import { AppError } from '../core/errors.js';
-import type { HttpContext } from './http.js';
+import { parseRange, type HttpContext } from '../http/index.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -165,24 +165,4 @@ function send(ctx: HttpContext, file: string, stats: Stats): void {
     return;
   }
   pipeline(createReadStream(file, { start, end }), res, () => undefined);
-}
-
-/**
- * One `bytes=` range → [start, end]; null to ignore the header (several ranges, or not bytes:
- * answering the whole file is allowed); 'unsatisfiable' for a range outside the file.
- */
-export function parseRange(header: string, size: number): [number, number] | null | 'unsatisfiable' {
-  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!match) return null;
-  const [, from, to] = match;
-  if (from === '' && to === '') return null;
-  if (from === '') {
-    const suffix = Number(to);
-    if (suffix === 0) return 'unsatisfiable';
-    return [Math.max(0, size - suffix), size - 1];
-  }
-  const start = Number(from);
-  const end = to === '' ? size - 1 : Math.min(Number(to), size - 1);
-  if (start >= size || start > end) return 'unsatisfiable';
-  return [start, end];
 }

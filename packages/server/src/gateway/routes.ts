@@ -4,7 +4,7 @@
  */
 import type { AppConfig } from '../config/index.js';
 import { AppError } from '../core/errors.js';
-import { readBody, readJsonBody, sendJson, type HttpContext, type Router } from '../edge/http.js';
+import { readBody, readJsonBody, sendJson, type HttpContext, type Router } from '../http/index.js';
 import type { TokenManager } from '../token/index.js';
 import { PASSTHROUGH_MAX_BODY_BYTES, type Gateway } from './gateway.js';
 import { msgSecCheck, phoneNumber, sendSubscribeMessage, urlLink, urlScheme, wxacode } from './helpers.js';

@@ -1,5 +1,5 @@
-import type { Router } from './http.js';
-import type { UpgradeHandler } from './route-table.js';
+import type { UpgradeHandler } from './context.js';
+import type { Router } from './router.js';
 
 /** Built-in services a route can mount (`routes[].service`). */
 export type ServiceName = 'auth' | 'wafer' | 'push' | 'channel' | 'files';

@@ -1,0 +1,12 @@
+/**
+ * The HTTP toolkit every feature's routes stand on: the router, the request context, bodies with
+ * limits, JSON and upgrade answers, body deadlines, download ranges, and the `Service` contract.
+ */
+export type { HttpContext, ClientInfo, Handler, UpgradeHandler } from './context.js';
+export { header } from './context.js';
+export { Router, routeTo } from './router.js';
+export { readJsonBody, readBody, JSON_BODY_LIMIT_BYTES } from './body.js';
+export { sendJson, rejectUpgrade } from './reply.js';
+export { armDeadline, extendRequestDeadline } from './deadlines.js';
+export { parseRange } from './range.js';
+export type { Service, ServiceName } from './service.js';
