@@ -41,10 +41,7 @@ import { CHECK_TIMEOUT_MS, configuredUrls, registerCheckRoutes, runChecks } from
 const DOMAIN_CHECK_DELAY_MS = 30_000;
 import { createOutboxWorker, createPushService, type OutboxWorker } from './push/index.js';
 import { createTokenManager, createTokenShare, type TokenManager } from './token/index.js';
-import { CertificateError } from './edge/tls/certificates.js';
-import { createAcmeManager, type AcmeManager } from './edge/tls/acme.js';
-import { ensureDevCertificate, selfSignedCertificate } from './edge/tls/dev-ca.js';
-import { createTlsManager, type CertificateSource, type TlsManager } from './edge/tls/manager.js';
+import { CertificateError, createAcmeManager, createTlsManager, ensureDevCertificate, selfSignedCertificate, type AcmeManager, type CertificateSource, type TlsManager } from './tls/index.js';
 import { createStore, redactUrl, type Store } from './store/index.js';
 import { createWechatClient, type WechatClient } from './wechat/index.js';
 

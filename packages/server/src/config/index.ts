@@ -5,6 +5,7 @@ export { configJsonSchema } from './json-schema.js';
 export { parseDuration, formatDuration } from './duration.js';
 export { parseListenAddress, formatHostPort, type ListenAddress } from './listen.js';
 export { configReference } from './reference.js';
+export type { CertificateConfig, TlsConfig, RouteConfig } from './schema-edge.js';
 export type { ChannelConfig, RoomRule } from './schema-channel.js';
 export type { FilesConfig } from './schema-files.js';
 export type { LimitsConfig, Rate, RouteRateLimit } from './schema-limits.js';

@@ -28,7 +28,7 @@ import { applyRequestTarget } from './request-target.js';
 import { RouteTable, normalizePrefix, type EdgeRoute } from './route-table.js';
 import { createStaticHandler } from './static.js';
 import { checkWebSocketHandshake, serveWithoutUpgrade, wantsWebSocket } from './upgrade.js';
-import type { TlsManager } from './tls/manager.js';
+import type { TlsManager } from '../tls/index.js';
 
 export interface EdgeDeps {
   logger: Logger;

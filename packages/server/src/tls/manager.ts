@@ -6,9 +6,8 @@
  */
 import { unwatchFile, watchFile } from 'node:fs';
 import { createSecureContext, type SecureContext, type SecureContextOptions, type Server as TlsServer, type TlsOptions } from 'node:tls';
-import type { CertificateConfig, TlsConfig } from '../../config/schema-edge.js';
-import type { Clock } from '../../core/clock.js';
-import type { Logger } from '../../core/logger.js';
+import type { CertificateConfig, TlsConfig } from '../config/index.js';
+import type { Clock, Logger } from '../core/index.js';
 import { CertificateError, inspectCertificate, loadCertificate, type CertificateMaterial } from './certificates.js';
 
 /** Mozilla "intermediate": ECDHE with AEAD ciphers for TLS 1.2, and TLS 1.3's suites. */

@@ -16,9 +16,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import path from 'node:path';
 import acme from 'acme-client';
-import type { Clock } from '../../core/clock.js';
-import type { Logger } from '../../core/logger.js';
-import type { Store } from '../../store/index.js';
+import type { Clock, Logger } from '../core/index.js';
+import type { Store } from '../store/index.js';
 import { dnsNames, type CertificateMaterial } from './certificates.js';
 import type { TlsManager } from './manager.js';
 

@@ -6,7 +6,7 @@
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
-import type { CertificateConfig } from '../../config/schema-edge.js';
+import type { CertificateConfig } from '../config/index.js';
 import { certificateSignatureAlgorithm, toPem } from './der.js';
 import { KeystoreError, isJks, readJks } from './jks.js';
 import { Pkcs12Error, readPkcs12 } from './pkcs12.js';
