@@ -8,7 +8,7 @@ export { decryptOpenData, verifyRawDataSignature, sessionKeySignature } from './
 export type { DecryptOpenDataInput, VerifyRawDataSignatureInput } from './wechat/index.js';
 export { verifyPushSignature, decryptPushMessage, encryptPushMessage } from './wechat/index.js';
 export type { VerifyPushSignatureInput, DecryptPushMessageInput, EncryptPushMessageInput } from './wechat/index.js';
-export { webhookSignature } from './core/signature.js';
+export { webhookSignature } from './core/index.js';
 export { AppError, isAppError, createLogger, createManualClock, systemClock } from './core/index.js';
 export type { Clock, ManualClock, Logger, Random } from './core/index.js';
 export { ERRORS, type ErrorCode, type ErrorBody } from 'minigate-protocol';

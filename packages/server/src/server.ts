@@ -17,18 +17,10 @@ import {
   createAuthServices,
   type SessionService,
 } from './auth/index.js';
-import type { AppConfig, Config } from './config/index.js';
-import { systemClock, type Clock } from './core/clock.js';
-import { AppError } from './core/errors.js';
-import { internalListenProblem, isWildcard, listenExposure } from './core/address-scope.js';
-import { makePrivateDir, warnIfReadable } from './core/private-files.js';
-import { createLogger, type Logger } from './core/logger.js';
-import { cryptoRandom, type Random } from './core/random.js';
-import type { CertificateConfig } from './config/schema-edge.js';
+import { systemClock, AppError, internalListenProblem, isWildcard, listenExposure, makePrivateDir, warnIfReadable, createLogger, cryptoRandom, createRedis, REDIS_CONNECT_TIMEOUT_MS, type Clock, type Logger, type Random, type SharedRedis } from './core/index.js';
+import type { CertificateConfig, AppConfig, Config } from './config/index.js';
 import { registerSessionRoutes } from './auth/index.js';
-import { createRedis, REDIS_CONNECT_TIMEOUT_MS, type SharedRedis } from './core/redis.js';
-import { createEdge, type Edge } from './edge/edge.js';
-import { boundUrl } from './edge/listener.js';
+import { createEdge, boundUrl, type Edge } from './edge/index.js';
 import { Router } from './http/index.js';
 import { createGateway, phoneNumber, registerGatewayRoutes } from './gateway/index.js';
 import { createClusterBus, createClusterRoomState, createLocalBus, createMemoryRoomState, createRedisBus, createRedisRoomState, type Bus, type RoomState } from './bus/index.js';

@@ -1,7 +1,9 @@
 /**
- * The import graph of packages/server/src keeps its floors: no file-level import cycle, and the
- * floors (`config/`, `core/`) import no feature folder. Type-only imports count: a type cycle still
- * ties the files together, and a floor that names a feature's type depends on that feature.
+ * The import graph of packages/server/src keeps its layers: no file-level and no folder-level
+ * import cycle; a file reaches another folder only through that folder's `index.ts`; and each
+ * folder imports only the folders its layer allows (the table below). Type-only imports count: a
+ * type cycle still ties the files together, and a floor that names a feature's type depends on
+ * that feature. Test files (`*.test.ts`) may import internals and are not in the graph.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, posix, sep } from 'node:path';
@@ -11,9 +13,34 @@ import { describe, expect, it } from 'vitest';
 
 const SRC = fileURLToPath(new URL('../src', import.meta.url));
 
-/** Folders everything may import; they import only each other. */
-const FLOORS = ['config', 'core'];
-const FEATURES = ['auth', 'token', 'gateway', 'push', 'channel', 'files', 'doctor', 'edge', 'store', 'bus', 'wechat', 'limits', 'cli'];
+/** The bottom: everything may import them; config may import core. */
+const BOTTOM = ['core', 'config'];
+/** Floors: the toolkits features stand on. */
+const FLOORS = ['http', 'store', 'bus', 'wechat', 'tls', 'limits'];
+/** Features: may import the bottom, the floors and (through index.ts, without a cycle) each other. */
+const FEATURES = ['auth', 'token', 'gateway', 'push', 'channel', 'files', 'doctor'];
+
+/**
+ * Which folders each folder may import. Folders not listed here (cli/) and the files at the top of
+ * src (server.ts, index.ts) may import anything; every other folder must be listed, so a new one
+ * has to be placed in a layer.
+ */
+const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
+  core: [],
+  config: ['core'],
+  http: BOTTOM,
+  store: BOTTOM,
+  bus: BOTTOM,
+  wechat: BOTTOM,
+  limits: BOTTOM,
+  // ACME keeps its account key and certificates in the store.
+  tls: [...BOTTOM, 'store'],
+  ...Object.fromEntries(FEATURES.map((feature) => [feature, [...BOTTOM, ...FLOORS, ...FEATURES]])),
+  // The edge checks sessions (auth) on routes that require one.
+  edge: [...BOTTOM, ...FLOORS, 'auth'],
+};
+/** Folders at the top, which may import anything. */
+const TOP = ['cli'];
 
 /**
  * Import edges known to close a cycle, to be removed (the next refactoring session takes them
@@ -120,14 +147,48 @@ function findCycles(graph: ImportGraph, skip: readonly string[] = []): string[] 
   });
 }
 
-/** Every import from a floor into a feature folder, as `file → imported file`. */
-function findUpwardImports(graph: ImportGraph): string[] {
-  const upward: string[] = [];
+/** The folder of a file; a file at the top of src stands for itself (`server.ts`). */
+const nodeOf = (file: string) => folderOf(file) ?? file;
+
+/** The folder graph: folder → the other folders (or top files) its files import. */
+function folderGraph(graph: ImportGraph): ImportGraph {
+  const folders = new Map<string, Set<string>>();
   for (const [file, deps] of graph) {
-    if (!FLOORS.includes(folderOf(file) ?? '')) continue;
-    for (const dep of deps) if (FEATURES.includes(folderOf(dep) ?? '')) upward.push(`${file} → ${dep}`);
+    const from = nodeOf(file);
+    const edges = folders.get(from) ?? new Set<string>();
+    folders.set(from, edges);
+    for (const dep of deps) if (nodeOf(dep) !== from) edges.add(nodeOf(dep));
   }
-  return upward.sort();
+  return new Map([...folders].map(([folder, edges]) => [folder, [...edges].sort()]));
+}
+
+/** Every import of another folder's file other than its index.ts, as `file → imported file`. */
+function findInternalImports(graph: ImportGraph): string[] {
+  const found: string[] = [];
+  for (const [file, deps] of graph) {
+    for (const dep of deps) {
+      const folder = folderOf(dep);
+      if (folder === null || folder === folderOf(file) || dep === `${folder}/index.ts`) continue;
+      found.push(`${file} → ${dep}`);
+    }
+  }
+  return found.sort();
+}
+
+/** Every import its layer does not allow, as `file → imported file`. */
+function findLayerViolations(graph: ImportGraph, sources?: readonly string[]): string[] {
+  const found: string[] = [];
+  for (const [file, deps] of graph) {
+    const folder = folderOf(file);
+    if (folder === null || TOP.includes(folder) || (sources && !sources.includes(folder))) continue;
+    const allowed = MAY_IMPORT[folder] ?? [];
+    for (const dep of deps) {
+      const target = folderOf(dep);
+      if (target === folder) continue;
+      if (target === null || !allowed.includes(target)) found.push(`${file} → ${dep}`);
+    }
+  }
+  return found.sort();
 }
 
 describe('import boundaries of packages/server/src', () => {
@@ -150,23 +211,67 @@ describe('import boundaries of packages/server/src', () => {
     }
   });
 
+  it('has no folder-level import cycle', () => {
+    expect(findCycles(folderGraph(graph))).toEqual([]);
+  });
+
+  it('reaches another folder only through its index.ts', () => {
+    expect(findInternalImports(graph)).toEqual([]);
+  });
+
+  it('places every folder in a layer, and every folder has an index.ts', () => {
+    const folders = readdirSync(SRC, { withFileTypes: true }).filter((entry) => entry.isDirectory()).map((entry) => entry.name).sort();
+    expect(folders).toEqual([...Object.keys(MAY_IMPORT), ...TOP].sort());
+    for (const folder of folders) expect(existsSync(join(SRC, folder, 'index.ts')), `${folder}/index.ts`).toBe(true);
+  });
+
   it('config/ and core/ import no feature folder', () => {
-    expect(findUpwardImports(graph)).toEqual([]);
+    expect(findLayerViolations(graph, BOTTOM)).toEqual([]);
+  });
+
+  it('imports only what each layer allows (floors, features, edge)', () => {
+    expect(findLayerViolations(graph)).toEqual([]);
   });
 
   it('catches a deliberate upward import and the cycle it closes', () => {
     const planted: ImportGraph = new Map([
       ['config/index.ts', ['config/schema.ts']],
-      ['config/schema.ts', ['core/errors.ts', 'channel/rules.ts']],
-      ['core/errors.ts', []],
+      ['config/schema.ts', ['core/index.ts', 'channel/rules.ts']],
+      ['core/index.ts', []],
       ['channel/rules.ts', ['config/index.ts']],
       ['channel/index.ts', ['channel/rules.ts']],
     ]);
-    expect(findUpwardImports(planted)).toEqual(['config/schema.ts → channel/rules.ts']);
+    expect(findLayerViolations(planted)).toEqual(['config/schema.ts → channel/rules.ts']);
     expect(findCycles(planted)).toEqual(['channel/rules.ts → config/index.ts → config/schema.ts → channel/rules.ts']);
     // Allowing the edge that closes it silences only that cycle.
     expect(findCycles(planted, ['config/schema.ts → channel/rules.ts'])).toEqual([]);
     // A file that imports itself is a cycle too.
     expect(findCycles(new Map([['core/a.ts', ['core/a.ts']]]))).toEqual(['core/a.ts → core/a.ts']);
+    // The upward import also reaches past channel's face, and ties the two folders in a cycle.
+    expect(findInternalImports(planted)).toEqual(['config/schema.ts → channel/rules.ts']);
+    expect(findCycles(folderGraph(planted))).toEqual(['channel → config → channel']);
+  });
+
+  it('catches a folder cycle made of files that do not form a file cycle, an internal import, and a sideways floor import', () => {
+    const planted: ImportGraph = new Map([
+      ['auth/index.ts', ['auth/routes.ts']],
+      ['auth/routes.ts', ['http/index.ts']],
+      ['auth/sessions.ts', ['edge/index.ts']],
+      ['edge/index.ts', ['edge/edge.ts']],
+      ['edge/edge.ts', ['auth/index.ts', 'http/router.ts']],
+      ['http/index.ts', ['http/router.ts']],
+      ['http/router.ts', ['store/index.ts', 'core/index.ts']],
+      ['store/index.ts', []],
+      ['core/index.ts', []],
+      ['server.ts', ['edge/index.ts', 'core/index.ts']],
+      ['cli/main.ts', ['server.ts', 'tls/manager.ts']],
+      ['tls/manager.ts', []],
+    ]);
+    expect(findCycles(planted)).toEqual([]);
+    expect(findCycles(folderGraph(planted))).toEqual(['auth → edge → auth']);
+    // The top (server.ts, cli/) obeys the faces too.
+    expect(findInternalImports(planted)).toEqual(['cli/main.ts → tls/manager.ts', 'edge/edge.ts → http/router.ts']);
+    // A feature reaching the edge, a floor reaching a floor the table does not allow.
+    expect(findLayerViolations(planted)).toEqual(['auth/sessions.ts → edge/index.ts', 'http/router.ts → store/index.ts']);
   });
 });

@@ -1,6 +1,6 @@
 /** The internal API's session part: business services look sessions up and end them. */
 import type { ErrorCode } from 'minigate-protocol';
-import { AppError } from '../core/errors.js';
+import { AppError } from '../core/index.js';
 import { sendJson, type Router } from '../http/index.js';
 import type { SessionService } from './sessions.js';
 

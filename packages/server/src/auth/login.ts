@@ -5,8 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { AppConfig } from '../config/index.js';
-import { AppError, isAppError } from '../core/errors.js';
-import type { Clock } from '../core/clock.js';
+import { AppError, isAppError, type Clock } from '../core/index.js';
 import type { Limits } from '../limits/index.js';
 import { decryptOpenData, verifyRawDataSignature, type WechatClient } from '../wechat/index.js';
 import type { NewSession, SessionService } from './sessions.js';

@@ -11,7 +11,7 @@ import type {
   WaferLoginResponse,
   WaferUserInfo,
 } from 'minigate-protocol';
-import { AppError, errorHeaders } from '../core/errors.js';
+import { AppError, errorHeaders } from '../core/index.js';
 import { Router, header, readJsonBody, sendJson, type HttpContext, type Service } from '../http/index.js';
 import type { UserRecord } from '../store/index.js';
 import { login, resolveApp, type LoginDeps } from './login.js';

@@ -7,9 +7,7 @@
  * once per LAST_SEEN_WRITE_INTERVAL_MS per session, so idle expiry is exact to within that.
  */
 import type { AppConfig } from '../config/index.js';
-import type { Clock } from '../core/clock.js';
-import type { Logger } from '../core/logger.js';
-import type { Random } from '../core/random.js';
+import type { Clock, Logger, Random } from '../core/index.js';
 import type { SessionRecord, Store, UserRecord } from '../store/index.js';
 import type { SecretBox } from './secret-box.js';
 import { hashToken, isWellFormedToken, newToken } from './tokens.js';

@@ -11,8 +11,7 @@
  * per room; history is a capped list.
  */
 import type { Redis } from 'ioredis';
-import type { Logger } from '../core/logger.js';
-import type { SharedRedis } from '../core/redis.js';
+import type { Logger, SharedRedis } from '../core/index.js';
 import type { Bus, RoomState } from './types.js';
 
 const PREFIX = 'minigate:';

@@ -11,9 +11,7 @@ import type { WebSocket } from 'ws';
 import { CHANNEL_CLOSE, userRoom, type ChannelMessage, type ClientFrame, type ErrorCode, type MessageSender, type ServerFrame } from 'minigate-protocol';
 import type { Bus, RoomState } from '../bus/index.js';
 import type { ChannelConfig } from '../config/index.js';
-import type { Clock } from '../core/clock.js';
-import { AppError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
+import { AppError, type Clock, type Logger } from '../core/index.js';
 import type { RoomPolicy, RoomRules } from './rules.js';
 import type { ChannelWebhook } from './webhook.js';
 

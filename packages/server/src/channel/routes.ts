@@ -3,7 +3,7 @@
  * `user:<openid>` is how to push to one user) and look at who is in a room.
  */
 import { EVENT_NAME, ROOM_NAME } from 'minigate-protocol';
-import { AppError } from '../core/errors.js';
+import { AppError } from '../core/index.js';
 import { readJsonBody, sendJson, type Router } from '../http/index.js';
 import type { ChannelHub } from './hub.js';
 

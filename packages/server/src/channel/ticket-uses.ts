@@ -10,8 +10,7 @@
  * then does not see those uses, so in that window a URL could open at most one socket per side.
  * Failures to reach either are thrown (the upgrade is refused with 503): never open on doubt.
  */
-import type { Logger } from '../core/logger.js';
-import type { SharedRedis } from '../core/redis.js';
+import type { Logger, SharedRedis } from '../core/index.js';
 import { isUniqueViolation, storeOp, type Store } from '../store/index.js';
 
 /**

@@ -6,7 +6,7 @@
  * (see ticket-uses.ts): a URL seen in a log or by a proxy opens nothing.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { Random } from '../core/random.js';
+import type { Random } from '../core/index.js';
 
 export const TICKET_TTL_MS = 60_000;
 /** Random bytes in a ticket's id (32 hex digits: no case to fold in MySQL's default collation). */

@@ -4,10 +4,7 @@
  * Bodies are JSON, signed like push deliveries (X-Minigate-Signature under upstreamSecret).
  */
 import type { ChannelConfig } from '../config/index.js';
-import type { Clock } from '../core/clock.js';
-import { AppError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
-import { signedHeaders } from '../core/signature.js';
+import { AppError, signedHeaders, type Clock, type Logger } from '../core/index.js';
 
 /** Events waiting to be sent; past this they are dropped (and counted in the log). */
 const QUEUE_MAX = 10_000;

@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { makePrivateDir } from '../core/private-files.js';
+import { makePrivateDir, createLogger } from '../core/index.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/index.js';
-import { createLogger } from '../core/logger.js';
 import { redactUrl } from '../store/index.js';
 import { createServer } from '../server.js';
 import { EXIT_FAILURE, UsageError, runUntilSignal } from './shared.js';

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { createLogger } from '../core/logger.js';
+import { createLogger } from '../core/index.js';
 import { createStore, redactUrl } from '../store/index.js';
 import { EXIT_FAILURE, configFile, loadOrExit } from './shared.js';
 

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { createLogger } from '../core/logger.js';
+import { createLogger } from '../core/index.js';
 import { createServer } from '../server.js';
 import { configFile, loadOrExit, runUntilSignal } from './shared.js';
 import { isWorker, reportToPrimary, runPrimary, workerCount } from './workers.js';

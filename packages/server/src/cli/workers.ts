@@ -7,9 +7,8 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { Config } from '../config/index.js';
-import type { Logger } from '../core/logger.js';
+import { makePrivateDir, type Logger } from '../core/index.js';
 import { loadSecretKey } from '../auth/index.js';
-import { makePrivateDir } from '../core/private-files.js';
 import { serveClusterHub } from '../bus/index.js';
 import { serveLimitsInPrimary } from '../limits/index.js';
 import { createStore, redactUrl } from '../store/index.js';

@@ -15,7 +15,7 @@ import { ROOM_NAME } from 'minigate-protocol';
 import { roomCovered } from './room-match.js';
 import { routeSchema, tlsSchema, type RouteConfig } from './schema-edge.js';
 import { duration, filePath, listenAddress, secret } from './schema-types.js';
-import { internalListenProblem, isWildcard, listenExposure } from '../core/address-scope.js';
+import { internalListenProblem, isWildcard, listenExposure } from '../core/index.js';
 import { isIP } from 'node:net';
 
 export const SESSION_IDLE_DEFAULT = '7d';

@@ -1,5 +1,5 @@
 import type { Config } from '../config/index.js';
-import { AppError } from '../core/errors.js';
+import { AppError } from '../core/index.js';
 import { readJsonBody, sendJson, type Router } from '../http/index.js';
 import { CHECK_TIMEOUT_MS, runChecks } from './checks.js';
 import type { CheckType } from './types.js';

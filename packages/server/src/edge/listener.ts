@@ -10,7 +10,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TlsOptions } from 'node:tls';
 import type { ListenAddress } from '../config/index.js';
-import type { Logger } from '../core/logger.js';
+import type { Logger } from '../core/index.js';
 import { armDeadline } from '../http/index.js';
 import { refusalBytes, refuseRequest, requestProblem } from './strict-http.js';
 

@@ -8,8 +8,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, t
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Readable, type Duplex } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
-import { AppError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
+import { AppError, type Logger } from '../core/index.js';
 import { upstreamRequestHeaders, upstreamResponseHeaders } from './headers.js';
 import type { HttpContext } from '../http/index.js';
 import { websocketAccept } from './upgrade.js';

@@ -16,7 +16,7 @@
  * The query string passes unchanged.
  */
 import type { IncomingMessage } from 'node:http';
-import { AppError } from '../core/errors.js';
+import { AppError } from '../core/index.js';
 
 export interface RequestTarget {
   /** The normalised path: starts with `/` (or is `*` for OPTIONS). */

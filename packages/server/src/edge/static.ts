@@ -7,7 +7,7 @@ import { createReadStream, type Stats } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream';
-import { AppError } from '../core/errors.js';
+import { AppError } from '../core/index.js';
 import { parseRange, type HttpContext } from '../http/index.js';
 
 const TYPES: Record<string, string> = {

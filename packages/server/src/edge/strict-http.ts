@@ -12,8 +12,7 @@
  */
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { ErrorCode } from 'minigate-protocol';
-import { AppError, errorBody } from '../core/errors.js';
-import { requestId as newRequestId } from '../core/random.js';
+import { AppError, errorBody, requestId as newRequestId } from '../core/index.js';
 
 /** What is wrong with an HTTP/1 request the parser let through, or null (HTTP/2 has its own rules). */
 export function requestProblem(req: IncomingMessage): string | null {

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { AppError } from '../core/errors.js';
+import { AppError } from '../core/index.js';
 
 const WEBSOCKET_KEY = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
 const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { FilesConfig } from '../config/index.js';
-import type { Logger } from '../core/logger.js';
+import type { Logger } from '../core/index.js';
 import { createLocalStorage } from './local.js';
 import { createS3Storage } from './s3.js';
 import type { FileStorage } from './storage.js';

@@ -4,7 +4,7 @@
  * known to be allowed). Any failure aborts the writer, so nothing half-written stays.
  */
 import { createHash } from 'node:crypto';
-import { AppError } from '../core/errors.js';
+import { AppError } from '../core/index.js';
 import { sniff, SNIFF_BYTES, type FileType } from './sniff.js';
 import type { ObjectWriter } from './storage.js';
 

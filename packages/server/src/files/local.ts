@@ -10,7 +10,7 @@ import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { AppError } from '../core/errors.js';
+import { AppError } from '../core/index.js';
 import type { FileStorage, ObjectWriter, StoredObject } from './storage.js';
 
 const KEY = /^[a-z]\/[a-f0-9]{8,64}(\/[0-9]{1,5}-[a-f0-9]{8,32})?$/;

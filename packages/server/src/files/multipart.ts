@@ -9,7 +9,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import busboy from 'busboy';
-import { AppError } from '../core/errors.js';
+import { AppError } from '../core/index.js';
 import { boundaryOf, partHeaderCounter } from './part-headers.js';
 
 export interface MultipartLimits {

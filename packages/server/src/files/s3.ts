@@ -19,8 +19,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { AppError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
+import { AppError, type Logger } from '../core/index.js';
 import type { FileStorage, ObjectWriter, StoredObject } from './storage.js';
 
 export interface S3StorageOptions {

@@ -7,8 +7,7 @@
  * safe even for a subscribe message, because WeChat refused the first call. Nothing else is
  * retried for calls with a side effect (docs/reliability.md#access_token, docs/wechat-api.md §8.3).
  */
-import { AppError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
+import { AppError, type Logger } from '../core/index.js';
 import type { TokenManager } from '../token/index.js';
 import { TOKEN_ERRCODES } from '../token/index.js';
 import { errcodeOf, type RawAnswer, type WechatClient, type WechatRequest } from '../wechat/index.js';

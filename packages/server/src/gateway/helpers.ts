@@ -3,7 +3,7 @@
  * errors (docs/wechat-api.md §4.1, §8.1, §8.3, §8.4, §8.5).
  */
 import type { ErrorCode } from 'minigate-protocol';
-import { AppError } from '../core/errors.js';
+import { AppError } from '../core/index.js';
 import { BUSY_RETRY_DELAYS_MS, wechatErrorCode } from '../wechat/index.js';
 import { badArgument, type Gateway } from './gateway.js';
 

@@ -3,7 +3,7 @@
  * how business services in any language use the deployment's access_token without the AppSecret.
  */
 import type { AppConfig } from '../config/index.js';
-import { AppError } from '../core/errors.js';
+import { AppError } from '../core/index.js';
 import { readBody, readJsonBody, sendJson, type HttpContext, type Router } from '../http/index.js';
 import type { TokenManager } from '../token/index.js';
 import { PASSTHROUGH_MAX_BODY_BYTES, type Gateway } from './gateway.js';

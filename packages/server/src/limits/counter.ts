@@ -14,7 +14,7 @@ import {
   type RateLimiterAbstract,
 } from 'rate-limiter-flexible';
 import type { Rate } from '../config/index.js';
-import type { Logger } from '../core/logger.js';
+import type { Logger } from '../core/index.js';
 
 /** How long a worker waits for the primary's count before it counts alone. */
 export const CLUSTER_ANSWER_TIMEOUT_MS = 1_000;

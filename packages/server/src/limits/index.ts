@@ -9,8 +9,7 @@
  */
 import { isIP } from 'node:net';
 import type { LimitsConfig, Rate, RouteRateLimit } from '../config/index.js';
-import { AppError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
+import { AppError, type Logger } from '../core/index.js';
 import { createCounter, createLimitStore, type Counter, type LimitStoreOptions } from './counter.js';
 
 export { serveLimitsInPrimary, retrySeconds, type LimitStoreOptions } from './counter.js';

@@ -9,9 +9,7 @@
  * timeout is retried), and in no set order.
  */
 import type { AppConfig } from '../config/index.js';
-import type { Clock } from '../core/clock.js';
-import type { Logger } from '../core/logger.js';
-import { signedHeaders } from '../core/signature.js';
+import { signedHeaders, type Clock, type Logger } from '../core/index.js';
 import type { OutboxEntry, Store } from '../store/index.js';
 import type { PushEvent } from './receiver.js';
 

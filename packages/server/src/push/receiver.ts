@@ -10,12 +10,10 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { AppConfig } from '../config/index.js';
-import type { Clock } from '../core/clock.js';
-import { AppError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
+import { AppError, type Clock, type Logger } from '../core/index.js';
 import { readBody, Router, type HttpContext, type Service } from '../http/index.js';
 import type { Store } from '../store/index.js';
-import { decryptPushMessage, verifyPushSignature } from '../wechat/push-crypto.js';
+import { decryptPushMessage, verifyPushSignature } from '../wechat/index.js';
 import { parsePushXml, XmlError, type XmlObject } from './xml.js';
 
 /** Pushes are small; anything bigger is not WeChat's. */

@@ -5,8 +5,7 @@
 import { closeSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect } from 'kysely';
-import type { Logger } from '../core/index.js';
-import { PRIVATE_FILE_MODE, makePrivateDir, warnIfReadable } from '../core/private-files.js';
+import { PRIVATE_FILE_MODE, makePrivateDir, warnIfReadable, type Logger } from '../core/index.js';
 import type { Database } from './schema.js';
 
 export type DialectName = 'sqlite' | 'mysql' | 'postgres';

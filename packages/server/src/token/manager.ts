@@ -15,9 +15,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { AppConfig } from '../config/index.js';
-import type { Clock } from '../core/clock.js';
-import { AppError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
+import { AppError, type Clock, type Logger } from '../core/index.js';
 import type { Store } from '../store/index.js';
 import type { WechatClient } from '../wechat/index.js';
 import type { TokenRecord, TokenShare } from './shared.js';

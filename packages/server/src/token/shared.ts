@@ -11,8 +11,7 @@
  * (logged once). Taking both leases keeps instances that disagree on whether Redis is up from
  * refreshing together.
  */
-import type { Logger } from '../core/logger.js';
-import type { SharedRedis } from '../core/redis.js';
+import type { Logger, SharedRedis } from '../core/index.js';
 import type { Store } from '../store/index.js';
 
 export interface TokenRecord {

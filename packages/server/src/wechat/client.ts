@@ -9,8 +9,7 @@
  * URLs are never logged with their query, which carries the AppSecret, codes and access tokens.
  */
 import type { ErrorCode } from 'minigate-protocol';
-import { AppError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
+import { AppError, type Logger } from '../core/index.js';
 
 /** Back-off before each retry of a `-1` answer. */
 export const BUSY_RETRY_DELAYS_MS = [200, 600] as const;

@@ -3,7 +3,7 @@
  * package for Node users who handle user data themselves.
  */
 import { createDecipheriv, createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { AppError } from '../core/errors.js';
+import { AppError } from '../core/index.js';
 
 export interface DecryptOpenDataInput {
   appid: string;

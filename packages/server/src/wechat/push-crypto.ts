@@ -4,7 +4,7 @@
  * padding would reject every message padded with more than 16 bytes. Exported from `minigate`.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { AppError } from '../core/errors.js';
+import { AppError } from '../core/index.js';
 
 const BLOCK = 32;
 

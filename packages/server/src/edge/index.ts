@@ -1,0 +1,19 @@
+/**
+ * The edge: the HTTP and HTTPS listeners with their limits, the route table (proxy, static
+ * files, built-in services), forwarded headers, the request-target checks, and WebSocket upgrades.
+ */
+export { createEdge, type Edge, type EdgeDeps } from './edge.js';
+export {
+  createListener,
+  boundUrl,
+  localUrl,
+  HEADERS_TIMEOUT_MS,
+  REQUEST_TIMEOUT_MS,
+  SOCKET_IDLE_TIMEOUT_MS,
+  KEEP_ALIVE_TIMEOUT_MS,
+  MAX_HEADER_BYTES,
+  TLS_HANDSHAKE_TIMEOUT_MS,
+  DRAIN_GRACE_MS,
+  type Listener,
+  type ListenerOptions,
+} from './listener.js';
