@@ -39,7 +39,8 @@ import { CHECK_TIMEOUT_MS, configuredUrls, registerCheckRoutes, runChecks } from
 
 /** How long after start the served domains are checked (ACME and DNS may need the moment). */
 const DOMAIN_CHECK_DELAY_MS = 30_000;
-import { createOutboxWorker, createPushService, type OutboxWorker } from './push/index.js';
+import { createOutbox, type Outbox } from './outbox/index.js';
+import { createPushService } from './push/index.js';
 import { createTokenManager, createTokenShare, type TokenManager } from './token/index.js';
 import { CertificateError } from './edge/tls/certificates.js';
 import { createAcmeManager, type AcmeManager } from './edge/tls/acme.js';
@@ -113,7 +114,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
   let redis: SharedRedis | undefined;
   let tokenManager: TokenManager | undefined;
   let purgeTimer: NodeJS.Timeout | undefined;
-  let outbox: OutboxWorker | undefined;
+  let outbox: Outbox | undefined;
   let channel: ChannelService | undefined;
   let files: FilesService | undefined;
   let checkTimer: NodeJS.Timeout | undefined;
@@ -272,8 +273,8 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
       });
       files.registerInternal(internalRouter);
     }
-    const pushWorker = createOutboxWorker({ apps, store: liveStore, clock, logger, secret: config.upstreamSecret });
-    outbox = pushWorker;
+    const liveOutbox = createOutbox({ store: liveStore, clock, logger });
+    outbox = liveOutbox;
 
     edge = createEdge(config, {
       logger,
@@ -294,10 +295,10 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
         ...(files ? [files.service] : []),
         createPushService({
           apps,
-          store: liveStore,
+          outbox: liveOutbox,
+          secret: config.upstreamSecret,
           clock,
           logger,
-          queued: () => pushWorker.kick(),
           ...(liveChannel ? { publish: (room: string, event: string, data: unknown) => liveChannel.hub.serverPublish(room, event, data) } : {}),
         }),
       ],
@@ -325,7 +326,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     const urls = edge.urls();
     url = urls.https ?? urls.http ?? '';
 
-    pushWorker.start();
+    liveOutbox.start();
     channel?.start();
     files?.start();
     purgeTimer = setInterval(() => {
