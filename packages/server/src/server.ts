@@ -31,7 +31,8 @@ import { CHECK_TIMEOUT_MS, configuredUrls, registerCheckRoutes, runChecks } from
 
 /** How long after start the served domains are checked (ACME and DNS may need the moment). */
 const DOMAIN_CHECK_DELAY_MS = 30_000;
-import { createOutboxWorker, createPushService, type OutboxWorker } from './push/index.js';
+import { createOutbox, type Outbox } from './outbox/index.js';
+import { createPushService } from './push/index.js';
 import { createTokenManager, createTokenShare, type TokenManager } from './token/index.js';
 import { CertificateError, createAcmeManager, createTlsManager, ensureDevCertificate, selfSignedCertificate, type AcmeManager, type CertificateSource, type TlsManager } from './tls/index.js';
 import { createStore, redactUrl, type Store } from './store/index.js';
@@ -102,7 +103,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
   let redis: SharedRedis | undefined;
   let tokenManager: TokenManager | undefined;
   let purgeTimer: NodeJS.Timeout | undefined;
-  let outbox: OutboxWorker | undefined;
+  let outbox: Outbox | undefined;
   let channel: ChannelService | undefined;
   let files: FilesService | undefined;
   let checkTimer: NodeJS.Timeout | undefined;
@@ -261,8 +262,8 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
       });
       files.registerInternal(internalRouter);
     }
-    const pushWorker = createOutboxWorker({ apps, store: liveStore, clock, logger, secret: config.upstreamSecret });
-    outbox = pushWorker;
+    const liveOutbox = createOutbox({ store: liveStore, clock, logger });
+    outbox = liveOutbox;
 
     edge = createEdge(config, {
       logger,
@@ -283,10 +284,10 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
         ...(files ? [files.service] : []),
         createPushService({
           apps,
-          store: liveStore,
+          outbox: liveOutbox,
+          secret: config.upstreamSecret,
           clock,
           logger,
-          queued: () => pushWorker.kick(),
           ...(liveChannel ? { publish: (room: string, event: string, data: unknown) => liveChannel.hub.serverPublish(room, event, data) } : {}),
         }),
       ],
@@ -314,7 +315,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     const urls = edge.urls();
     url = urls.https ?? urls.http ?? '';
 
-    pushWorker.start();
+    liveOutbox.start();
     channel?.start();
     files?.start();
     purgeTimer = setInterval(() => {

@@ -16,7 +16,7 @@ const SRC = fileURLToPath(new URL('../src', import.meta.url));
 /** The bottom: everything may import them; config may import core. */
 const BOTTOM = ['core', 'config'];
 /** Floors: the toolkits features stand on. */
-const FLOORS = ['http', 'store', 'bus', 'wechat', 'tls', 'limits'];
+const FLOORS = ['http', 'store', 'bus', 'wechat', 'tls', 'limits', 'outbox'];
 /** Features: may import the bottom, the floors and (through index.ts, without a cycle) each other. */
 const FEATURES = ['auth', 'token', 'gateway', 'push', 'channel', 'files', 'doctor'];
 
@@ -35,6 +35,8 @@ const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   limits: BOTTOM,
   // ACME keeps its account key and certificates in the store.
   tls: [...BOTTOM, 'store'],
+  // The outbox keeps its queue in the store.
+  outbox: [...BOTTOM, 'store'],
   ...Object.fromEntries(FEATURES.map((feature) => [feature, [...BOTTOM, ...FLOORS, ...FEATURES]])),
   // The edge checks sessions (auth) on routes that require one.
   edge: [...BOTTOM, ...FLOORS, 'auth'],

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/core/logger.js';
 import { isAppError } from '../src/core/errors.js';
 import { createStore, MIGRATION_NAMES, type SessionRecord, type Store } from '../src/store/index.js';
+import { runMigrations } from '../src/store/migrations.js';
 import { createTestDatabase, TEST_DIALECTS, type TestDatabase } from './helpers/databases.js';
 
 const DAY = 86_400_000;
@@ -171,17 +172,19 @@ describe.each(TEST_DIALECTS)('store on %s', (dialect) => {
   });
 
   it('outbox: drops a repeat, hands out what is due, lets one claim win, retries, finishes and purges', async () => {
-    const add = (id: string, dedupKey: string, now = T0) => store.outboxAdd({ id, appid: 'wx0123456789abcdef', dedupKey, payload: `{"n":"${id} 你好"}`, now });
+    const add = (id: string, dedupKey: string, now = T0) => store.outboxAdd({ id, kind: 'push', appid: 'wx0123456789abcdef', dedupKey, payload: `{"n":"${id} 你好"}`, now });
     expect(await add('ob-1', 'msg:24000000000000001')).toBe(true);
     expect(await add('ob-2', 'msg:24000000000000001')).toBe(false); // WeChat's repeat
     expect(await add('ob-3', 'msg:24000000000000002', T0 + 10)).toBe(true);
-    expect(await store.outboxAdd({ id: 'ob-4', appid: 'wxfedcba9876543210', dedupKey: 'msg:24000000000000001', payload: '{}', now: T0 })).toBe(true);
+    expect(await store.outboxAdd({ id: 'ob-4', kind: 'pay.transaction', appid: 'wxfedcba9876543210', dedupKey: 'msg:24000000000000001', payload: '{}', now: T0 })).toBe(true);
     expect(await store.outboxGet('ob-2')).toBeNull();
 
     const due = await store.outboxDue(T0 + 5, 10);
     expect(due.map((e) => e.id).sort()).toEqual(['ob-1', 'ob-4']);
     const first = due.find((e) => e.id === 'ob-1')!;
     expect(first).toMatchObject({ status: 'pending', attempts: 0, payload: '{"n":"ob-1 你好"}', deliveredAt: null });
+    expect(due.find((e) => e.id === 'ob-4')!.kind).toBe('pay.transaction');
+    expect(first.kind).toBe('push');
     // Two workers saw it; only one gets it, and it is not due again while leased.
     const claims = await Promise.all([store.outboxClaim(first, T0 + 60_000), store.outboxClaim(first, T0 + 60_000)]);
     expect(claims.filter(Boolean)).toHaveLength(1);
@@ -200,6 +203,26 @@ describe.each(TEST_DIALECTS)('store on %s', (dialect) => {
     expect(await store.outboxGet('ob-1')).not.toBeNull();
     expect(await store.outboxGet('ob-3')).toBeNull();
     expect(await add('ob-5', 'msg:24000000000000002')).toBe(true); // its repeat window is over
+  });
+
+  it('outbox: rows written before kinds existed (migration 0007) become kind push and are still due', async () => {
+    const older = await createTestDatabase(dialect);
+    const before = await createStore({ url: older.url, logger: silentLogger() });
+    try {
+      await runMigrations(before.db, '0006_used_tickets');
+      await before.db
+        .insertInto('outbox')
+        .values({ id: 'old-1', appid: 'wx0123456789abcdef', dedup_key: 'msg:1', payload: '{}', status: 'pending', attempts: 0, next_attempt_at: T0, created_at: T0, delivered_at: null, last_error: null } as never)
+        .execute();
+      expect((await before.migrate()).applied).toEqual(['0007_outbox_kind']);
+      expect(await before.outboxGet('old-1')).toMatchObject({ kind: 'push', status: 'pending', dedupKey: 'msg:1' });
+      expect((await before.outboxDue(T0, 10)).map((e) => e.id)).toEqual(['old-1']);
+      // The repeat rule is unchanged: same app and key, one row.
+      expect(await before.outboxAdd({ id: 'new-1', kind: 'push', appid: 'wx0123456789abcdef', dedupKey: 'msg:1', payload: '{}', now: T0 })).toBe(false);
+    } finally {
+      await before.close();
+      await older.drop();
+    }
   });
 
   it('answers ping', async () => {

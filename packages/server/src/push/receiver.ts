@@ -4,15 +4,16 @@
  * GET is the console's URL check (echo `echostr`). POST is a push in plaintext, compatible or
  * safe mode, JSON or XML: the signature (and in safe mode msg_signature and the appid inside) is
  * checked, the message parsed, WeChat's repeats dropped (by MsgId, else by the whole message),
- * and the message written to the outbox before `success` goes back — within WeChat's 5 s,
- * whatever the webhook does, since delivery happens later in the outbox worker. With
+ * and the message written to the outbox (kind `push`) before `success` goes back — within
+ * WeChat's 5 s, whatever the webhook does, since the outbox delivers it later to the app's
+ * `push.webhook` (the target this feature registers). With
  * `apps[].push.room` a new message is also published into that channel room at once.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { AppConfig } from '../config/index.js';
 import { AppError, type Clock, type Logger } from '../core/index.js';
 import { readBody, Router, type HttpContext, type Service } from '../http/index.js';
-import type { Store } from '../store/index.js';
+import { PUSH_KIND, type Outbox } from '../outbox/index.js';
 import { decryptPushMessage, verifyPushSignature } from '../wechat/index.js';
 import { parsePushXml, XmlError, type XmlObject } from './xml.js';
 
@@ -32,11 +33,12 @@ export interface PushEvent {
 
 export interface PushReceiverDeps {
   apps: ReadonlyMap<string, AppConfig>;
-  store: Store;
+  /** Where pushes are queued; the service registers the `push` target on it (apps[].push.webhook). */
+  outbox: Outbox;
+  /** Signs deliveries (config.upstreamSecret; required by the config when a webhook is set). */
+  secret: string | undefined;
   clock: Clock;
   logger: Logger;
-  /** Called after a new message was queued (the outbox worker may start at once). */
-  queued: () => void;
   /** Publishes into a channel room (`apps[].push.room`); absent when channels are off. */
   publish?: (room: string, event: string, data: unknown) => Promise<unknown>;
 }
@@ -94,8 +96,17 @@ function canonical(value: unknown): string {
 }
 
 export function createPushService(deps: PushReceiverDeps): Service {
-  const { apps, store, clock, logger } = deps;
+  const { apps, outbox, clock, logger } = deps;
   const router = new Router();
+
+  outbox.target(
+    PUSH_KIND,
+    (appid) => {
+      const webhook = apps.get(appid)?.push?.webhook;
+      return webhook ? { url: webhook, secret: deps.secret } : null;
+    },
+    { idHeader: 'x-minigate-push-id' },
+  );
 
   const pushConfig = (ctx: HttpContext) => {
     const app = apps.get(ctx.params.appid ?? '');
@@ -155,19 +166,9 @@ export function createPushService(deps: PushReceiverDeps): Service {
     }
     const { format, message } = parse(text);
     const event: PushEvent = { appid: app.appid, receivedAt: clock.now(), format, message, raw: text };
-    const id = randomBytes(12).toString('hex');
-    const added = await store.outboxAdd({
-      id,
-      appid: app.appid,
-      dedupKey: dedupKey(message),
-      payload: JSON.stringify(event),
-      now: clock.now(),
-    });
-    if (added) {
-      deps.queued();
-      if (push.room) toRoom(push.room, id, event);
-    }
-    logger.info({ appid: app.appid, msgType: message.MsgType, event: message.Event, repeat: !added }, added ? 'push: received' : 'push: repeat dropped');
+    const id = await outbox.enqueue({ kind: PUSH_KIND, appid: app.appid, dedupKey: dedupKey(message), payload: { ...event } });
+    if (id !== null && push.room) toRoom(push.room, id, event);
+    logger.info({ appid: app.appid, msgType: message.MsgType, event: message.Event, repeat: id === null }, id !== null ? 'push: received' : 'push: repeat dropped');
     ctx.res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': 7 });
     ctx.res.end('success');
   });

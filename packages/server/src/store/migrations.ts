@@ -150,6 +150,16 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('used_tickets_expires').on('used_tickets').column('expires_at').execute();
     },
   },
+  '0007_outbox_kind': {
+    async up(db: Kysely<any>) {
+      // The outbox carries more than pushes: each row names the kind of event, which says where it
+      // goes. Rows from before were all message pushes.
+      await db.schema
+        .alterTable('outbox')
+        .addColumn('kind', 'varchar(64)', (c) => c.notNull().defaultTo('push'))
+        .execute();
+    },
+  },
 };
 
 /** The names of all migrations, in order. */
@@ -162,9 +172,10 @@ export interface MigrationReport {
   current: string[];
 }
 
-export async function runMigrations(db: Kysely<any>): Promise<MigrationReport> {
+/** Runs the migrations not yet applied, all of them or (for tests of a migration) up to and including `to`. */
+export async function runMigrations(db: Kysely<any>, to?: string): Promise<MigrationReport> {
   const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
-  const { error, results } = await migrator.migrateToLatest();
+  const { error, results } = to === undefined ? await migrator.migrateToLatest() : await migrator.migrateTo(to);
   if (error) throw error;
   const applied = (results ?? []).filter((r: MigrationResult) => r.status === 'Success').map((r) => r.migrationName);
   const all = await migrator.getMigrations();

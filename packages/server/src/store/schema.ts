@@ -48,6 +48,8 @@ export interface LocksTable {
 
 export interface OutboxTable {
   id: string;
+  /** The kind of event (`push`, …): which delivery target it goes to. */
+  kind: string;
   appid: string;
   dedup_key: string;
   payload: string;

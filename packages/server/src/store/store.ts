@@ -76,7 +76,7 @@ export interface Store {
   lockAcquire(name: string, owner: string, ttlMs: number, now: number): Promise<boolean>;
   lockRelease(name: string, owner: string): Promise<void>;
   /** Adds a delivery; false when (appid, dedupKey) is already there (a repeat). */
-  outboxAdd(entry: { id: string; appid: string; dedupKey: string; payload: string; now: number }): Promise<boolean>;
+  outboxAdd(entry: { id: string; kind: string; appid: string; dedupKey: string; payload: string; now: number }): Promise<boolean>;
   /** Pending deliveries whose time has come. */
   outboxDue(now: number, limit: number): Promise<OutboxEntry[]>;
   /** Takes a delivery for `leaseUntil` (so another instance leaves it); false when someone took it first. */
@@ -96,6 +96,8 @@ export interface Store {
 
 export interface OutboxEntry {
   id: string;
+  /** The kind of event (`push`, …); the outbox looks up where it goes by it. */
+  kind: string;
   appid: string;
   dedupKey: string;
   payload: string;
@@ -110,6 +112,7 @@ export interface OutboxEntry {
 function toOutboxEntry(row: Selectable<OutboxTable>): OutboxEntry {
   return {
     id: row.id,
+    kind: row.kind,
     appid: row.appid,
     dedupKey: row.dedup_key,
     payload: row.payload,
@@ -247,6 +250,7 @@ export async function createStore(options: StoreOptions): Promise<Store> {
             .insertInto('outbox')
             .values({
               id: entry.id,
+              kind: entry.kind,
               appid: entry.appid,
               dedup_key: entry.dedupKey,
               payload: entry.payload,
