@@ -17,7 +17,7 @@ import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import type { SessionService } from '../auth/sessions.js';
 import type { Limits } from '../limits/index.js';
-import { tokenFromRequest } from '../auth/tokens.js';
+import { optionalSession, requireSession } from '../auth/index.js';
 import { forwardingHeaders, identityHeaders } from './headers.js';
 import { clientInfo, trustedProxies, type TrustedProxies } from './forwarded.js';
 import { ALLOWED_METHODS, createDispatcher, rejectUpgrade, routeTo, sendJson, type HttpContext, type Router } from './http.js';
@@ -72,10 +72,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
   /** The session of a request on a route that asks for one (null when optional and absent). */
   async function sessionFor(req: IncomingMessage, auth: EdgeRoute['auth']) {
     if (auth === 'none') return null;
-    const check = await sessions.check(tokenFromRequest(req));
-    if (check.ok) return check.session;
-    if (auth === 'required') throw new AppError(check.reason);
-    return null;
+    return auth === 'required' ? requireSession(sessions, req) : optionalSession(sessions, req);
   }
 
   function toRoute(route: RouteConfig, index: number): EdgeRoute {
