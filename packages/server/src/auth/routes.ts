@@ -15,7 +15,7 @@ import { AppError, errorHeaders } from '../core/index.js';
 import { Router, header, readJsonBody, sendJson, type HttpContext, type Service } from '../http/index.js';
 import type { UserRecord } from '../store/index.js';
 import { login, resolveApp, type LoginDeps } from './login.js';
-import type { ActiveSession } from './sessions.js';
+import { requireSession } from './require-session.js';
 import { tokenFromRequest } from './tokens.js';
 
 export function toUserInfo(user: UserRecord): UserInfo {
@@ -35,13 +35,6 @@ function toWaferUserInfo(session: { openid: string; unionid: string | null }, us
     ...(session.unionid ? { unionId: session.unionid } : {}),
     ...((user?.profile ?? {}) as UserProfile),
   };
-}
-
-/** The live session of a request, or throws the SESSION_* error that says why not. */
-export async function requireSession(deps: LoginDeps, ctx: HttpContext): Promise<ActiveSession> {
-  const result = await deps.sessions.check(tokenFromRequest(ctx.req));
-  if (!result.ok) throw new AppError(result.reason);
-  return result.session;
 }
 
 /** The login and session routes: `auth` (mounted at /auth) and Wafer2's `wafer` (at /weapp). */
@@ -68,7 +61,7 @@ export function createAuthServices(deps: LoginDeps): Service[] {
   });
 
   router.add('GET', '/session', async (ctx) => {
-    const session = await requireSession(deps, ctx);
+    const session = await requireSession(deps.sessions, ctx.req);
     const user = await deps.sessions.userOf(session);
     const response: SessionResponse = {
       appid: session.appid,
@@ -82,7 +75,7 @@ export function createAuthServices(deps: LoginDeps): Service[] {
 
   // The mini program's getPhoneNumber button gives a code; the number is saved on the user.
   router.add('POST', '/phone', async (ctx) => {
-    const session = await requireSession(deps, ctx);
+    const session = await requireSession(deps.sessions, ctx.req);
     const body = await readJsonBody(ctx.req);
     if (!deps.phoneNumber || !deps.savePhone) throw new AppError('NOT_FOUND');
     await deps.limits?.beforePhone(session.appid, session.openid);
@@ -127,7 +120,7 @@ export function createAuthServices(deps: LoginDeps): Service[] {
 
   wafer.add('GET', '/user', async (ctx) => {
     try {
-      const session = await requireSession(deps, ctx);
+      const session = await requireSession(deps.sessions, ctx.req);
       const user = await deps.sessions.userOf(session);
       sendJson(ctx.res, 200, { code: 0, data: toWaferUserInfo(session, user) });
     } catch (error) {
@@ -139,7 +132,7 @@ export function createAuthServices(deps: LoginDeps): Service[] {
   wafer.add('GET', '/tunnel', async (ctx) => {
     try {
       if (!deps.tunnelUrl) throw new AppError('NOT_FOUND', { message: 'Channels are off (channel.enabled).' });
-      const session = await requireSession(deps, ctx);
+      const session = await requireSession(deps.sessions, ctx.req);
       if (!ctx.client.host) throw new AppError('BAD_REQUEST', { message: 'The request has no Host header.' });
       const url = deps.tunnelUrl(ctx.client, session.tokenHash);
       // wafer2-client-sdk reads data.connectUrl; Wafer's first client read url.

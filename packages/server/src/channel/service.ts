@@ -15,7 +15,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { CHANNEL_CLOSE, EVENT_NAME, parseClientFrame } from 'minigate-protocol';
 import type { SessionService } from '../auth/index.js';
-import { tokenFromRequest } from '../auth/index.js';
+import { sessionOrThrow, tokenFromRequest } from '../auth/index.js';
 import type { Bus, RoomState } from '../bus/index.js';
 import { MEMBERSHIP_TTL_MS } from '../bus/index.js';
 import type { ChannelConfig } from '../config/index.js';
@@ -129,9 +129,7 @@ export function createChannelService(deps: ChannelServiceDeps): ChannelService {
     Promise.resolve(deps.limits?.channelUpgrade(client.ip))
       .then(() => authenticate(req))
       .then(async ({ tokenHash, token, wafer }) => {
-        const check = tokenHash ? await sessions.checkHash(tokenHash) : await sessions.check(token);
-        if (!check.ok) throw new AppError(check.reason);
-        const session = check.session;
+        const session = sessionOrThrow(tokenHash ? await sessions.checkHash(tokenHash) : await sessions.check(token));
         if (hub.connectionsOf(session.openid) >= config.maxConnectionsPerUser) throw new AppError('CHANNEL_TOO_MANY_CONNECTIONS');
         if (socket.destroyed) return;
         wss.handleUpgrade(req, socket, head, (ws) => {

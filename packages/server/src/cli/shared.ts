@@ -1,7 +1,7 @@
 /** What every CLI command shares: config loading with readable errors, and the run loop. */
 import { existsSync } from 'node:fs';
 import { ConfigError, loadConfig, type Config } from '../config/index.js';
-import { StartError, type MinigateServer } from '../server.js';
+import type { MinigateServer } from '../server.js';
 import { EXIT_FAILURE, UsageError } from './errors.js';
 
 export { EXIT_FAILURE, EXIT_USAGE, UsageError } from './errors.js';
@@ -45,6 +45,8 @@ export interface RunOptions {
  * signal exits at once). A failure to start prints one readable line and exits 1.
  */
 export async function runUntilSignal(server: MinigateServer, options: RunOptions = {}): Promise<void> {
+  // Imported here, not at the top, so `validate` and `check` do not load the whole server.
+  const { StartError } = await import('../server.js');
   try {
     await server.start();
   } catch (error) {

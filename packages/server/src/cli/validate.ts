@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { redactUrl } from '../store/index.js';
+import { redactUrl } from '../core/index.js';
 import { configFile, loadOrExit } from './shared.js';
 
 export function validate(argv: string[]): void {

@@ -6,3 +6,4 @@ export * from './redis.js';
 export * from './signature.js';
 export * from './address-scope.js';
 export * from './private-files.js';
+export * from './redact-url.js';

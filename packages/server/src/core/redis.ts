@@ -4,7 +4,8 @@
  * fall back instead of hanging (docs/reliability.md#store-and-redis); it reconnects by itself
  * and says so in the log.
  */
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
 import type { Logger } from './logger.js';
 
 export const REDIS_CONNECT_TIMEOUT_MS = 2_000;
@@ -19,7 +20,12 @@ export interface SharedRedis {
   close(): Promise<void>;
 }
 
+// ioredis loads when Redis is configured, not with every server. It ships CommonJS: a require
+// keeps this factory synchronous.
+const require = createRequire(import.meta.url);
+
 export function createRedis(url: string, logger: Logger): SharedRedis {
+  const { Redis } = require('ioredis') as typeof import('ioredis');
   const client = new Redis(url, {
     lazyConnect: false,
     enableOfflineQueue: false,

@@ -4,14 +4,14 @@
  */
 import { isIP } from 'node:net';
 import { X509Certificate } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import { EXPIRY_WARNING_DAYS, atsFindings, commonName, daysLeft, describeKey, nameFindings, signatureHash, validityFindings } from '../tls/index.js';
 import { handshake, httpProbe, resolveHost, tcpConnect, type Handshake, type ProbeOptions } from './probe.js';
 import { TITLES, type CheckId, type CheckReport, type CheckResult, type CheckType, type UrlReport, type Verdict } from './types.js';
 import { checkUrl, consoleLine } from './url-rules.js';
 
 export const CHECK_TIMEOUT_MS = 5_000;
-/** Days of validity under which a certificate is a warning. */
-export const EXPIRY_WARN_DAYS = 14;
+/** Days of validity under which a certificate is a warning (the start-up checks use the same rule). */
+export const EXPIRY_WARN_DAYS = EXPIRY_WARNING_DAYS;
 const FULL_CHAIN_FIX = 'serve the full chain, e.g. fullchain.pem / the _bundle.crt file, not the leaf alone';
 
 const result = (id: CheckId, verdict: Verdict, detail: string, fix?: string): CheckResult => ({ id, title: TITLES[id], verdict, detail, ...(fix ? { fix } : {}) });
@@ -27,7 +27,6 @@ function isPrivate(address: string): boolean {
   return v6 === '::1' || v6.startsWith('fc') || v6.startsWith('fd') || v6.startsWith('fe80') || v6.startsWith('::ffff:127.') || v6 === '::';
 }
 
-const commonName = (dn: string | undefined) => /CN=([^\n,]+)/.exec(dn ?? '')?.[1] ?? dn ?? '?';
 const date = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 export async function checkOne(text: string, type: CheckType, options: ProbeOptions): Promise<UrlReport> {
@@ -108,11 +107,11 @@ export async function checkOne(text: string, type: CheckType, options: ProbeOpti
     } else checks.push(result('chain', 'pass', `${main.chain.length} certificates up to ${commonName(top(main, 'subject'))}`));
 
     // 6. hostname, validity
-    const matched = leaf.checkHost(host);
+    const [uncovered] = nameFindings(leaf, [host]);
     checks.push(
-      matched
-        ? result('hostname', 'pass', `${host} matches ${matched}`)
-        : result('hostname', 'fail', `${host} is not in the certificate (${leaf.subjectAltName ?? `CN=${commonName(leaf.subject)}`})`, `get a certificate that names ${host} (a SAN), or use the domain it was issued for`),
+      uncovered
+        ? result('hostname', 'fail', uncovered.message, uncovered.fix)
+        : result('hostname', 'pass', `${host} matches ${leaf.checkHost(host) ?? host}`),
     );
     checks.push(validity(leaf, Date.now()));
 
@@ -168,56 +167,22 @@ function pemToDer(pem: string): Buffer {
 }
 
 function validity(leaf: X509Certificate, now: number): CheckResult {
-  const from = Date.parse(leaf.validFrom);
-  const to = Date.parse(leaf.validTo);
-  if (now < from) return result('validity', 'fail', `not valid until ${date(from)}`, 'check the server clock and the certificate dates; wait, or reissue');
-  if (now > to) return result('validity', 'fail', `expired on ${date(to)}`, 'renew the certificate (tls.acme renews by itself) and reload the server');
-  const days = Math.floor((to - now) / 86_400_000);
-  if (days < EXPIRY_WARN_DAYS) return result('validity', 'warn', `expires ${date(to)}, in ${days} days`, 'renew now (tls.acme renews a third of the lifetime ahead)');
-  return result('validity', 'pass', `until ${date(to)} (${days} days)`);
+  const [finding] = validityFindings(leaf, now);
+  if (finding) return result('validity', finding.severity === 'error' ? 'fail' : 'warn', finding.message, finding.fix);
+  return result('validity', 'pass', `until ${date(Date.parse(leaf.validTo))} (${daysLeft(leaf, now)} days)`);
 }
 
+/** The certificate's key and signature (the shared ATS rules), and the TLS 1.2 cipher the server picked. */
 function ats(leaf: X509Certificate, tls12Cipher: string | null): CheckResult {
-  const problems: string[] = [];
-  const fixes: string[] = [];
-  const key = leaf.publicKey;
-  const details = key.asymmetricKeyDetails ?? {};
-  let keyText = key.asymmetricKeyType ?? '?';
-  if (key.asymmetricKeyType === 'rsa') {
-    keyText = `RSA ${details.modulusLength}`;
-    if ((details.modulusLength ?? 0) < 2048) {
-      problems.push(`${keyText} key`);
-      fixes.push('a 2048-bit RSA or P-256 key');
-    }
-  } else if (key.asymmetricKeyType === 'ec') {
-    const curve = details.namedCurve ?? '?';
-    const bits = { prime256v1: 256, secp384r1: 384, secp521r1: 521 }[curve] ?? 0;
-    keyText = `EC ${curve}`;
-    if (bits < 256) {
-      problems.push(`${keyText} key`);
-      fixes.push('a P-256 or P-384 key');
-    }
-  } else {
-    problems.push(`${keyText} key`);
-    fixes.push('an RSA ≥ 2048 or ECDSA P-256 key (iOS ATS)');
-  }
-  let hash = '?';
-  try {
-    const algorithm = new x509.X509Certificate(leaf.raw).signatureAlgorithm as { hash?: { name?: string } };
-    hash = algorithm.hash?.name ?? '?';
-  } catch {
-    // unreadable: named below as "?"
-  }
-  if (!/^SHA-(256|384|512)$/.test(hash)) {
-    problems.push(`${hash} signature`);
-    fixes.push('a certificate signed with SHA-256');
-  }
+  const findings = atsFindings(leaf);
+  const problems = findings.map((f) => f.message);
+  const fixes = findings.map((f) => f.fix);
   if (tls12Cipher && !/^ECDHE-/.test(tls12Cipher)) {
     problems.push(`TLS 1.2 cipher ${tls12Cipher} (no ECDHE)`);
-    fixes.push('ECDHE ciphers first, e.g. ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256');
+    fixes.push('use ECDHE ciphers first, e.g. ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256');
   }
-  const summary = `${keyText}, ${hash}${tls12Cipher ? `, ${tls12Cipher}` : ''}`;
-  if (problems.length) return result('ats', 'fail', `iOS (ATS) refuses: ${problems.join('; ')}`, `use ${fixes.join('; ')}`);
+  const summary = `${describeKey(leaf)}, ${signatureHash(leaf)}${tls12Cipher ? `, ${tls12Cipher}` : ''}`;
+  if (problems.length) return result('ats', 'fail', `iOS (ATS) refuses: ${problems.join('; ')}`, fixes.join('; '));
   return result('ats', 'pass', summary);
 }
 

@@ -14,6 +14,7 @@ import type { RouteConfig, Config, ListenAddress } from '../config/index.js';
 import { AppError, type Clock, type Logger } from '../core/index.js';
 import { tokenFromRequest, type SessionService } from '../auth/index.js';
 import type { Limits } from '../limits/index.js';
+import { optionalSession, requireSession } from '../auth/index.js';
 import { forwardingHeaders, identityHeaders } from './headers.js';
 import { clientInfo, trustedProxies, type TrustedProxies } from './forwarded.js';
 import { rejectUpgrade, routeTo, sendJson, type HttpContext, type Router, type Service } from '../http/index.js';
@@ -68,10 +69,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
   /** The session of a request on a route that asks for one (null when optional and absent). */
   async function sessionFor(req: IncomingMessage, auth: EdgeRoute['auth']) {
     if (auth === 'none') return null;
-    const check = await sessions.check(tokenFromRequest(req));
-    if (check.ok) return check.session;
-    if (auth === 'required') throw new AppError(check.reason);
-    return null;
+    return auth === 'required' ? requireSession(sessions, req) : optionalSession(sessions, req);
   }
 
   function toRoute(route: RouteConfig, index: number): EdgeRoute {

@@ -10,15 +10,9 @@
  * visible object); `sweepIncomplete` aborts those.
  */
 import { Readable, PassThrough } from 'node:stream';
-import {
-  AbortMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  S3Client,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import { createRequire } from 'node:module';
+import type * as ClientS3 from '@aws-sdk/client-s3';
+import type * as LibStorage from '@aws-sdk/lib-storage';
 import { AppError, type Logger } from '../core/index.js';
 import type { FileStorage, ObjectWriter, StoredObject } from './storage.js';
 
@@ -97,8 +91,15 @@ function endpointHost(endpoint: string | undefined): string | undefined {
   }
 }
 
+// The AWS SDK takes about half a second to load, so it loads when S3 storage is created, not
+// when the server starts. Both packages ship CommonJS: a require keeps this factory synchronous.
+const require = createRequire(import.meta.url);
+
 export function createS3Storage(options: S3StorageOptions): FileStorage {
   const { bucket, prefix, logger } = options;
+  const { AbortMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } =
+    require('@aws-sdk/client-s3') as typeof ClientS3;
+  const { Upload } = require('@aws-sdk/lib-storage') as typeof LibStorage;
   const client = new S3Client({
     region: options.region,
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),

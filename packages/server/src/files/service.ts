@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ActiveSession, SessionService } from '../auth/index.js';
-import { tokenFromRequest } from '../auth/index.js';
+import { requireSession } from '../auth/index.js';
 import type { AppConfig, FilesConfig } from '../config/index.js';
 import { AppError, type Clock, type Logger } from '../core/index.js';
 import { extendRequestDeadline, parseRange, readJsonBody, Router, sendJson, type HttpContext, type Service } from '../http/index.js';
@@ -76,11 +76,7 @@ export function createFilesService(deps: FilesDeps): FilesService {
   const maxFileSize = (appid: string) => deps.apps.get(appid)?.files?.maxFileSize ?? config.maxFileSize;
   const quotaOf = (appid: string) => deps.apps.get(appid)?.files?.quota ?? config.quota;
 
-  async function session(ctx: HttpContext): Promise<ActiveSession> {
-    const check = await sessions.check(tokenFromRequest(ctx.req));
-    if (!check.ok) throw new AppError(check.reason);
-    return check.session;
-  }
+  const session = (ctx: HttpContext): Promise<ActiveSession> => requireSession(sessions, ctx.req);
 
   async function owned(ctx: HttpContext, id: string): Promise<{ me: ActiveSession; file: FileRecord }> {
     const me = await session(ctx);

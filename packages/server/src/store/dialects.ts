@@ -5,7 +5,7 @@
 import { closeSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect } from 'kysely';
-import { PRIVATE_FILE_MODE, makePrivateDir, warnIfReadable, type Logger } from '../core/index.js';
+import { PRIVATE_FILE_MODE, makePrivateDir, redactUrl, warnIfReadable, type Logger } from '../core/index.js';
 import type { Database } from './schema.js';
 
 export type DialectName = 'sqlite' | 'mysql' | 'postgres';
@@ -31,10 +31,7 @@ export function dialectOf(url: string): DialectName {
   throw new Error(`unsupported store URL scheme: ${redactUrl(url)}`);
 }
 
-/** The URL without its password. */
-export function redactUrl(url: string): string {
-  return url.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*):[^@/\s]*@/gi, '$1:***@');
-}
+export { redactUrl };
 
 export async function openDatabase(url: string, logger: Logger): Promise<OpenedDatabase> {
   const dialect = dialectOf(url);

@@ -15,11 +15,16 @@ import { randomBytes, X509Certificate } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import path from 'node:path';
-import acme from 'acme-client';
+import type AcmeClient from 'acme-client';
 import type { Clock, Logger } from '../core/index.js';
 import type { Store } from '../store/index.js';
 import { dnsNames, type CertificateMaterial } from './certificates.js';
 import type { TlsManager } from './manager.js';
+
+/** acme-client (with axios and node-forge) loads on the first order, not when the server starts. */
+async function loadAcme(): Promise<typeof AcmeClient> {
+  return (await import('acme-client')).default;
+}
 
 export const ACME_CHECK_INTERVAL_MS = 10 * 60_000;
 export const ACME_RETRY_DELAYS_MS = [60_000, 600_000, 6_000_000, 86_400_000];
@@ -109,7 +114,7 @@ export function createAcmeManager(deps: AcmeDeps): AcmeManager {
     return clock.now() >= to - (to - from) / 3;
   }
 
-  async function accountKey(): Promise<string> {
+  async function accountKey(acme: typeof AcmeClient): Promise<string> {
     const existing = await store.kvGet(keys.account);
     if (existing) return existing;
     const key = (await acme.crypto.createPrivateEcdsaKey()).toString();
@@ -119,6 +124,7 @@ export function createAcmeManager(deps: AcmeDeps): AcmeManager {
   }
 
   async function order(): Promise<StoredCertificate> {
+    const acme = await loadAcme();
     if (httpsAgent) acme.axios.defaults.httpsAgent = httpsAgent;
     // acme-client retries a failed request five times over 75 s; one quick retry is enough, since
     // our own back-off (1 min, 10 min, …) takes over after a failure.
@@ -128,7 +134,7 @@ export function createAcmeManager(deps: AcmeDeps): AcmeManager {
     });
     // No request may hang an order (and with it every later check).
     acme.axios.defaults.timeout = ACME_REQUEST_TIMEOUT_MS;
-    const client = new acme.Client({ directoryUrl: settings.directory, accountKey: await accountKey() });
+    const client = new acme.Client({ directoryUrl: settings.directory, accountKey: await accountKey(acme) });
     const key = await acme.crypto.createPrivateEcdsaKey();
     const [, csr] = await acme.crypto.createCsr({ commonName: names[0]!, altNames: names }, key);
     const pem = await client.auto({

@@ -1,18 +1,16 @@
 /**
  * Certificates from the formats users have — PEM (nginx), PKCS#12/PFX (Tomcat, IIS, Aliyun),
- * JKS (Spring Boot) — turned into one shape, and checked against WeChat's rules (wechat-api.md
- * §9.2): trusted root, complete chain, names, validity, ATS key and signature strength.
+ * JKS (Spring Boot) — turned into one shape, and checked against WeChat's rules (rules.ts).
  */
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { rootCertificates } from 'node:tls';
 import type { CertificateConfig } from '../config/index.js';
-import { certificateSignatureAlgorithm, toPem } from './der.js';
+import { toPem } from './der.js';
 import { KeystoreError, isJks, readJks } from './jks.js';
 import { Pkcs12Error, readPkcs12 } from './pkcs12.js';
+import { atsFindings, chainFindings, nameFindings, validityFindings, type CertificateFinding } from './rules.js';
 
-/** Warn when a certificate has fewer days than this left. */
-export const EXPIRY_WARNING_DAYS = 14;
+export { EXPIRY_WARNING_DAYS } from './rules.js';
 
 export interface CertificateMaterial {
   /** The files it came from, for messages. */
@@ -139,86 +137,29 @@ export interface Inspection {
 }
 
 /**
- * Checks a certificate against the rules of wechat-api.md §9.2. `trusted` adds roots besides
- * Node's store (the dev CA); `selfIssuedOk` is true for the dev CA, whose untrusted root is known.
+ * Checks a certificate against WeChat's rules (rules.ts, shared with `minigate check`).
+ * `trusted` adds roots besides Node's store; `devCa` is true for the dev CA, whose untrusted
+ * root is known.
  */
 export function inspectCertificate(
   material: CertificateMaterial,
   now: number,
   options: { trusted?: X509Certificate[]; devCa?: boolean } = {},
 ): Inspection {
-  const errors: string[] = [];
-  const warnings: string[] = [];
-  const [leaf, ...rest] = material.chain;
   const where = material.source;
-  if (!leaf) return { errors: [`${where}: no certificate`], warnings };
-
-  const validTo = Date.parse(leaf.validTo);
-  const validFrom = Date.parse(leaf.validFrom);
-  if (now >= validTo) errors.push(`${where}: expired on ${leaf.validTo} (WeChat: the certificate must be within its validity period)`);
-  else if (now < validFrom) errors.push(`${where}: not valid before ${leaf.validFrom}`);
-  else {
-    const days = Math.floor((validTo - now) / 86_400_000);
-    if (days < EXPIRY_WARNING_DAYS) warnings.push(`${where}: expires in ${days} days (${leaf.validTo}); renew it`);
-  }
-
-  for (const name of material.names) {
-    const covered = /^[\d.:]+$/.test(name) ? leaf.checkIP(name) : leaf.checkHost(name.replace(/^\*\./, 'wildcard-check.'));
-    if (!covered) {
-      warnings.push(`${where}: does not cover "${name}" (WeChat: ERR_CERT_COMMON_NAME_INVALID, the domain must match the certificate)`);
-    }
-  }
-
-  const details = leaf.publicKey.asymmetricKeyDetails;
-  const type = leaf.publicKey.asymmetricKeyType;
-  if (type === 'rsa' && (details?.modulusLength ?? 0) < 2048) {
-    warnings.push(`${where}: RSA key of ${details?.modulusLength} bits (iOS ATS needs RSA ≥ 2048 or EC ≥ 256)`);
-  }
-  if (type === 'ec' && details?.namedCurve && !['prime256v1', 'secp384r1', 'secp521r1'].includes(details.namedCurve)) {
-    warnings.push(`${where}: EC key on ${details.namedCurve} (iOS ATS needs EC ≥ 256 bits)`);
-  }
-  const algorithm = certificateSignatureAlgorithm(leaf.raw);
-  if (/sha1|md5/i.test(algorithm)) warnings.push(`${where}: signed with ${algorithm} (iOS ATS needs SHA-256 or stronger)`);
-
-  // Chain: each certificate issued by the next, ending at a root Node trusts.
-  for (let i = 0; i + 1 < material.chain.length; i++) {
-    if (!material.chain[i]!.checkIssued(material.chain[i + 1]!)) {
-      warnings.push(`${where}: certificate ${i + 2} of the file did not issue certificate ${i + 1}; check the order and content of the chain`);
-      break;
-    }
-  }
-  const last = material.chain[material.chain.length - 1]!;
-  const roots = [...(options.trusted ?? []), ...systemRoots()];
-  const selfSigned = last.checkIssued(last) && last.verify(last.publicKey);
-  const anchored = selfSigned ? roots.some((r) => r.fingerprint256 === last.fingerprint256) : roots.some((r) => last.checkIssued(r) && last.verify(r.publicKey));
-  if (!anchored) {
-    if (options.devCa) {
-      // Expected: the dev CA is trusted only where the developer installed it.
-    } else if (selfSigned && rest.length === 0) {
-      warnings.push(`${where}: self-signed (WeChat on iOS rejects self-signed certificates; use a CA-issued one or ACME)`);
-    } else if (!selfSigned && rest.length === 0) {
-      warnings.push(
-        `${where}: only the leaf certificate, and its issuer "${oneLine(last.issuer)}" is not a trusted root: the intermediate is missing (WeChat -202 / ERR_CERT_AUTHORITY_INVALID on Android). Serve the full chain, e.g. fullchain.pem or the _bundle.crt file`,
-      );
-    } else if (!selfSigned) {
-      warnings.push(
-        `${where}: the chain ends at an intermediate issued by "${oneLine(last.issuer)}", which is not in the system trust store: a private CA (clients must trust it) or a missing intermediate`,
-      );
-    } else {
-      warnings.push(`${where}: issued by a CA that is not in the system trust store (WeChat: the root must be built into the OS)`);
-    }
-  }
-  return { errors, warnings };
-}
-
-let roots: X509Certificate[] | undefined;
-function systemRoots(): X509Certificate[] {
-  roots ??= rootCertificates.map((pem) => new X509Certificate(pem));
-  return roots;
-}
-
-function oneLine(distinguishedName: string): string {
-  return distinguishedName.split('\n').join(', ');
+  const leaf = material.chain[0];
+  if (!leaf) return { errors: [`${where}: no certificate`], warnings: [] };
+  const findings = [
+    ...validityFindings(leaf, now),
+    ...nameFindings(leaf, material.names),
+    ...atsFindings(leaf),
+    ...chainFindings(material.chain, options),
+  ];
+  const line = (f: CertificateFinding) => `${where}: ${f.message}; ${f.fix}`;
+  return {
+    errors: findings.filter((f) => f.severity === 'error').map(line),
+    warnings: findings.filter((f) => f.severity === 'warning').map(line),
+  };
 }
 
 /** The private key object of a material (for tests and the dev CA). */

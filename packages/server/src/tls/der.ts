@@ -81,3 +81,30 @@ export function certificateSignatureAlgorithm(der: Buffer): string {
   const oid = oidText(children(algorithm.value)[0]!.value);
   return SIGNATURE_ALGORITHMS[oid] ?? oid;
 }
+
+const HASHES: Record<string, string> = {
+  '1.3.14.3.2.26': 'SHA-1',
+  '2.16.840.1.101.3.4.2.1': 'SHA-256',
+  '2.16.840.1.101.3.4.2.2': 'SHA-384',
+  '2.16.840.1.101.3.4.2.3': 'SHA-512',
+};
+
+/**
+ * The hash a certificate (DER) is signed with: `SHA-1`, `SHA-256`, `SHA-384`, `SHA-512`, `MD5`,
+ * or `?` (Ed25519, whose hash is not a choice, or an algorithm not known here). RSASSA-PSS names
+ * its hash in its parameters (SHA-1 when absent, RFC 4055).
+ */
+export function certificateSignatureHash(der: Buffer): string {
+  const name = certificateSignatureAlgorithm(der);
+  if (name === 'rsassaPss') {
+    const algorithm = children(children(readTlv(der).value)[1]!.value);
+    const params = algorithm[1] ? children(algorithm[1].value) : [];
+    const explicit = params.find((p) => p.tag === 0xa0);
+    if (!explicit) return 'SHA-1';
+    const oid = oidText(children(readTlv(explicit.value).value)[0]!.value);
+    return HASHES[oid] ?? '?';
+  }
+  const match = /(sha|md)-?(\d+)/i.exec(name);
+  if (!match) return '?';
+  return match[1]!.toLowerCase() === 'md' ? `MD${match[2]}` : `SHA-${match[2]}`;
+}

@@ -10,9 +10,15 @@ type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import * as x509 from '@peculiar/x509';
 
 export const DEV_CA_DIR = 'dev-ca';
+
+/** @peculiar/x509 loads when a certificate is made (dev CA, ACME's stand-in), not with every server. */
+async function loadX509() {
+  const x509 = await import('@peculiar/x509');
+  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+  return x509;
+}
 const CA_DAYS = 3650;
 const LEAF_DAYS = 365;
 /** A leaf with fewer days left is remade at start. */
@@ -42,7 +48,7 @@ function serial(): string {
 
 /** The dev CA and a current localhost certificate, made as needed. */
 export async function ensureDevCertificate(dataDir: string, now = Date.now()): Promise<DevCertificate> {
-  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+  const x509 = await loadX509();
   const dir = path.join(dataDir, DEV_CA_DIR);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const caFile = path.join(dir, 'ca.pem');
@@ -114,7 +120,7 @@ async function importPem(pem: string): Promise<CryptoKey> {
 
 /** A self-signed certificate for `names`, made in memory (served until a real one arrives). */
 export async function selfSignedCertificate(names: string[], now = Date.now()): Promise<{ certPem: string; keyPem: string }> {
-  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+  const x509 = await loadX509();
   const keys = await keyPair();
   const certificate = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),

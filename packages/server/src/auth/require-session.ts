@@ -1,0 +1,25 @@
+/**
+ * "This request needs a session": the one place that reads the token from a request, checks it,
+ * and turns a failed check into the SESSION_* error the client is told.
+ */
+import type { IncomingMessage } from 'node:http';
+import { AppError } from '../core/index.js';
+import type { ActiveSession, SessionCheck, SessionService } from './sessions.js';
+import { tokenFromRequest } from './tokens.js';
+
+/** The session of a successful check, or throws the SESSION_* error that says why not. */
+export function sessionOrThrow(check: SessionCheck): ActiveSession {
+  if (!check.ok) throw new AppError(check.reason);
+  return check.session;
+}
+
+/** The live session of a request, or throws the SESSION_* error that says why not. */
+export async function requireSession(sessions: Pick<SessionService, 'check'>, req: IncomingMessage): Promise<ActiveSession> {
+  return sessionOrThrow(await sessions.check(tokenFromRequest(req)));
+}
+
+/** The live session of a request, or null when it has none (missing, invalid, expired or revoked). */
+export async function optionalSession(sessions: Pick<SessionService, 'check'>, req: IncomingMessage): Promise<ActiveSession | null> {
+  const check = await sessions.check(tokenFromRequest(req));
+  return check.ok ? check.session : null;
+}
