@@ -3,6 +3,6 @@ export type { SessionService, ActiveSession, SessionCheck, SessionFailure, Sessi
 export { createAuthServices, requireSession, toUserInfo } from './routes.js';
 export { login, resolveApp, USER_DATA_MAX_AGE_S, type LoginDeps } from './login.js';
 export { createSecretBox, type SecretBox } from './secret-box.js';
-export { loadSecretKey, checkKeyAgainstStore, decodeSecretKey, SECRET_KEY_FILE } from './secret-key.js';
+export { loadSecretKey, checkKeyAgainstStore, decodeSecretKey, SECRET_KEY_FILE, type SecretKeySource } from './secret-key.js';
 export { hashToken, tokenFromRequest, isWellFormedToken } from './tokens.js';
 export { registerSessionRoutes } from './internal-routes.js';

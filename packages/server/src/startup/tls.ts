@@ -1,0 +1,98 @@
+/**
+ * HTTPS certificates: the configured files, the dev CA's certificate (tls.devCa), and ACME
+ * (tls.acme), with the TLS manager that serves and watches them. Nothing when listen.https is off.
+ */
+import { X509Certificate } from 'node:crypto';
+import type { Config } from '../config/index.js';
+import type { CertificateConfig } from '../config/schema-edge.js';
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../core/logger.js';
+import { warnIfReadable } from '../core/private-files.js';
+import { StartError, type Feature } from '../feature.js';
+import type { Store } from '../store/index.js';
+import { CertificateError } from '../edge/tls/certificates.js';
+import { createAcmeManager, type AcmeManager } from '../edge/tls/acme.js';
+import { ensureDevCertificate, selfSignedCertificate } from '../edge/tls/dev-ca.js';
+import { createTlsManager, type CertificateSource, type TlsManager } from '../edge/tls/manager.js';
+
+export interface TlsFeature extends Feature {
+  /** The TLS manager, once started (listen.https only). */
+  readonly manager: TlsManager | undefined;
+  /** ACME HTTP-01 answers, when tls.acme is on. */
+  readonly acmeChallenge: ((token: string) => Promise<string | null>) | undefined;
+  /** The dev CA's certificate, when tls.devCa made one. */
+  readonly devCaFile: string | undefined;
+  reload(reason: string): void;
+}
+
+export interface TlsFeatureDeps {
+  store: Store;
+  logger: Logger;
+  clock: Clock;
+  /** How often ACME renewal is checked (tests shorten it). */
+  acmeCheckIntervalMs?: number | undefined;
+}
+
+export function createTlsFeature(config: Config, deps: TlsFeatureDeps): TlsFeature {
+  const { logger, clock } = deps;
+  let manager: TlsManager | undefined;
+  let acme: AcmeManager | undefined;
+  let devCaFile: string | undefined;
+  return {
+    name: 'tls',
+    get manager() {
+      return manager;
+    },
+    get acmeChallenge() {
+      return acme?.challenge;
+    },
+    get devCaFile() {
+      return devCaFile;
+    },
+    reload(reason) {
+      manager?.reload(reason);
+    },
+    async start() {
+      if (!config.listen.https) return;
+      const keyFiles = config.tls.certificates.flatMap((c) => [c.key, c.pfx, c.jks]);
+      warnIfReadable(keyFiles.filter((f): f is string => f !== undefined), logger, 'tls: the private key');
+      const sources: CertificateSource[] = config.tls.certificates.map((c) => ({ config: c }));
+      if (config.tls.devCa) {
+        const dev = await ensureDevCertificate(config.dataDir, clock.now());
+        devCaFile = dev.caFile;
+        sources.push({ config: { cert: dev.certFile, key: dev.keyFile, names: ['localhost', '127.0.0.1', '::1'] } as CertificateConfig, devCa: true });
+        if (dev.createdCa) logger.info({ caFile: dev.caFile }, 'tls: made a local dev CA; trust it to use https without warnings');
+      }
+      manager = createTlsManager({ tls: config.tls, sources, logger, clock });
+      try {
+        await manager.start();
+      } catch (error) {
+        if (error instanceof CertificateError) throw new StartError(`tls: ${error.message.split('\n').join('\n  tls: ')}`, { cause: error });
+        throw error;
+      }
+      if (!config.tls.acme) return;
+      acme = createAcmeManager({
+        settings: config.tls.acme,
+        store: deps.store,
+        tls: manager,
+        logger,
+        clock,
+        dataDir: config.dataDir,
+        ...(deps.acmeCheckIntervalMs ? { checkIntervalMs: deps.acmeCheckIntervalMs } : {}),
+        temporaryCertificate: async (names) => {
+          const { certPem, keyPem } = await selfSignedCertificate(names, clock.now());
+          return { source: 'temporary', keyPem, chainPem: [certPem], chain: [new X509Certificate(certPem)], names };
+        },
+      });
+      await acme.start();
+    },
+    drain() {
+      // No renewal begins while minigate stops.
+      acme?.close();
+    },
+    async close() {
+      acme?.close();
+      manager?.close();
+    },
+  };
+}
