@@ -84,7 +84,11 @@ export function createTlsFeature(config: Config, deps: TlsFeatureDeps): TlsFeatu
           return { source: 'temporary', keyPem, chainPem: [certPem], chain: [new X509Certificate(certPem)], names };
         },
       });
-      await acme.start();
+      try {
+        await acme.start();
+      } catch (error) {
+        throw new StartError(`tls.acme: ${(error as Error).message}`, { cause: error });
+      }
     },
     drain() {
       // No renewal begins while minigate stops.
