@@ -16,7 +16,7 @@ export interface Feature {
   services?(): Service[];
   /**
    * Stops taking new work (uploads answer 503, sockets get 1001, listeners stop accepting). Every
-   * started feature drains at once, in start order, before any closes.
+   * started feature drains at once (the last started first), before any closes.
    */
   drain?(): Promise<void> | void;
   /** Routes on the internal API (listen.internal); called once every feature started. */
@@ -40,6 +40,8 @@ export interface Feature {
  */
 export interface FeatureStack {
   add<F extends Feature>(feature: F): Promise<F>;
+  /** The feature whose start is under way (`store`), if one is. */
+  readonly starting: string | undefined;
   /** The features added, in start order. */
   readonly features: readonly Feature[];
   /** Drains every started feature, then closes them in reverse order; errors are collected and the first thrown after all closed. */
@@ -48,6 +50,7 @@ export interface FeatureStack {
 
 export function createFeatureStack(onCloseError?: (feature: Feature, error: unknown) => void): FeatureStack {
   const started: Feature[] = [];
+  let starting: string | undefined;
   async function close(): Promise<void> {
     let first: unknown;
     let failed = false;
@@ -55,7 +58,7 @@ export function createFeatureStack(onCloseError?: (feature: Feature, error: unkn
       onCloseError?.(feature, error);
       if (!failed) [first, failed] = [error, true];
     };
-    await Promise.all(started.map(async (feature) => {
+    await Promise.all([...started].reverse().map(async (feature) => {
       try {
         await feature.drain?.();
       } catch (error) {
@@ -73,18 +76,24 @@ export function createFeatureStack(onCloseError?: (feature: Feature, error: unkn
     if (failed) throw first;
   }
   return {
+    get starting() {
+      return starting;
+    },
     get features() {
       return [...started];
     },
     async add(feature) {
       // Pushed first: a feature whose start throws half-way is closed too.
       started.push(feature);
+      starting = feature.name;
       try {
         feature.validate?.();
         await feature.start();
       } catch (error) {
         await close().catch(() => undefined);
         throw error;
+      } finally {
+        starting = undefined;
       }
       return feature;
     },

@@ -1,7 +1,8 @@
 /**
- * `createServer(config, deps)`: minigate assembled from its features. start() makes the shared
- * services and starts the features in order (store, TLS, Redis, limits, token, gateway, auth,
- * channel, files, push, doctor, then the edge's listeners); a failure closes what had started, in
+ * `createServer(config, deps)`: minigate assembled from its features. start() starts them in
+ * order: the certificates and the listeners first (/healthz answers, /readyz says 503 NOT_READY
+ * with what is starting), then the store, ACME, Redis, limits, token, gateway, auth, channel,
+ * files, push and doctor, and last the routes (ready). A failure closes what had started, in
  * reverse, and is thrown again. close() drains every feature, then closes them in reverse.
  */
 import type { AppConfig, Config } from './config/index.js';
@@ -9,7 +10,7 @@ import { systemClock } from './core/clock.js';
 import { createLogger, type Logger } from './core/logger.js';
 import { NO_METRICS } from './core/metrics.js';
 import { cryptoRandom } from './core/random.js';
-import { createFeatureStack, StartError, type Feature, type SharedDeps } from './feature.js';
+import { createFeatureStack, StartError, type SharedDeps } from './feature.js';
 import { boundUrl } from './edge/listener.js';
 import { createEdgeFeature, type EdgeFeature } from './edge/feature.js';
 import { createAuthFeature } from './auth/feature.js';
@@ -24,8 +25,8 @@ import { createTokenFeature } from './token/feature.js';
 import type { TokenManager } from './token/index.js';
 import { createInternalListenCheck } from './startup/internal-listen.js';
 import { createRedisFeature } from './startup/redis.js';
-import { createStoreFeature, type StoreFeature } from './startup/store.js';
-import { createTlsFeature, type TlsFeature } from './startup/tls.js';
+import { createStoreFeature, makeDataDir, type StoreFeature } from './startup/store.js';
+import { createAcmeFeature, createTlsFeature, type TlsFeature } from './startup/tls.js';
 import type { Store } from './store/index.js';
 import { createWechatClient, type WechatClient } from './wechat/index.js';
 
@@ -76,9 +77,13 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
   let tokens: TokenManager | undefined;
 
   async function start(): Promise<void> {
+    // Listeners first: /healthz answers, /readyz says what is still starting.
     await stack.add(createInternalListenCheck(config, shared));
+    await stack.add({ name: 'dataDir', start: async () => makeDataDir(config), close: async () => undefined });
+    tls = await stack.add(createTlsFeature(config, shared));
+    edge = await stack.add(createEdgeFeature(config, { ...shared, tls: tls.manager, starting: () => `${stack.starting ?? 'starting'}: starting` }));
     const { store, secretKey } = (storeFeature = await stack.add(createStoreFeature(config, shared)));
-    tls = await stack.add(createTlsFeature(config, { ...shared, store, acmeCheckIntervalMs: deps.acmeCheckIntervalMs }));
+    const acme = await stack.add(createAcmeFeature(config, { ...shared, store, tls: tls.manager, acmeCheckIntervalMs: deps.acmeCheckIntervalMs }));
     const { redis } = await stack.add(createRedisFeature(config, shared));
     const { limits } = await stack.add(createLimitsFeature(config, { ...shared, redis }));
     tokens = (await stack.add(createTokenFeature({ ...shared, wechat, store, redis }))).tokens;
@@ -93,10 +98,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     if (config.files.enabled) await stack.add(createFilesFeature(config, features));
     await stack.add(createPushFeature(config, { ...features, ...(channel ? { publish: channel.publish } : {}) }));
     await stack.add(createDoctorFeature(config, shared));
-    const routed: readonly Feature[] = stack.features;
-    edge = await stack.add(
-      createEdgeFeature(config, { ...features, features: () => routed, ready: () => store.ping(), tls: tls.manager, acmeChallenge: tls.acmeChallenge }),
-    );
+    await stack.add(edge.routes({ sessions, limits, features: stack.features, ready: () => store.ping(), acmeChallenge: acme.challenge }));
     const urls = edge.urls();
     logger.info({ url: urls.https ?? urls.http, urls, store: store.redactedUrl, apps: [...apps.keys()] }, 'minigate started');
   }

@@ -14,6 +14,7 @@ import { createStore } from '../src/store/index.js';
 import { captureLogs } from './helpers/capture-logger.js';
 import { runCli } from './helpers/cli.js';
 import { writeFileSync } from 'node:fs';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 
 const APPID = 'wx0123456789abcdef';
 const REDIS = process.env.TEST_REDIS_URL;
@@ -77,6 +78,8 @@ async function failsAndCloses(config: Config, expected: RegExp): Promise<{ error
     (e: unknown) => e as Error,
   )) as Error;
   expect(error.message).toMatch(expected);
+  // The listeners were bound before the failing step; they are closed again.
+  await expect(fetch(`${server.urls.http}/healthz`)).rejects.toThrow();
   // Sockets finish closing on the next turns of the loop.
   let left = leftOpen(before);
   for (let i = 0; i < 50 && left.length; i++) {
@@ -86,9 +89,46 @@ async function failsAndCloses(config: Config, expected: RegExp): Promise<{ error
   expect(left).toEqual([]);
   // The store is closed: it answers no more.
   await expect(server.store.ping()).rejects.toThrow();
-  expect(server.urls).toEqual({});
   return { error, server };
 }
+
+describe('start-up phases', () => {
+  it('answers /healthz at once, and /readyz and routes 503 NOT_READY naming what is starting, until ready', async () => {
+    // A database that accepts the connection and never answers holds the store step.
+    const sockets = new Set<Socket>();
+    const silent = createNetServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as AddressInfo).port;
+    const before = handles();
+    const server = createServer(baseConfig('phases', { listen: { http: '127.0.0.1:0' }, store: `postgres://minigate@127.0.0.1:${port}/minigate` }), { logger: captureLogs().logger });
+    const starting = server.start().then(
+      () => new Error('started'),
+      (e: unknown) => e as Error,
+    );
+    for (let i = 0; i < 100 && !server.urls.http; i++) await new Promise((r) => setTimeout(r, 20));
+    const url = server.urls.http!;
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${url}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(((await ready.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'NOT_READY', message: expect.stringContaining('store: starting') });
+    const route = await fetch(`${url}/auth/session`);
+    expect(route.status).toBe(503);
+    expect(((await route.json()) as { error: { code: string } }).error.code).toBe('NOT_READY');
+    // The database goes away: the start fails and closes the listeners it had opened.
+    for (const socket of sockets) socket.destroy();
+    await new Promise((r) => silent.close(r));
+    const error = await starting;
+    expect(error).toBeInstanceOf(StartError);
+    expect(error.message).toMatch(/^cannot use the store postgres:/);
+    await expect(fetch(`${url}/healthz`)).rejects.toThrow();
+    let left = leftOpen(before);
+    for (let i = 0; i < 50 && left.length; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      left = leftOpen(before);
+    }
+    expect(left).toEqual([]);
+  });
+});
 
 describe('a start that fails part-way', () => {
   it('closes the store, Redis and the TLS watchers when the edge refuses its routes (a route to a service that is off)', async () => {

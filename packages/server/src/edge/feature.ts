@@ -12,42 +12,39 @@ export interface EdgeFeature extends Feature {
   addresses(): Record<string, AddressInfo>;
   /** Base URLs by listener name (empty until started). */
   urls(): Record<string, string>;
+  /** The last step of a start: every feature's routes served, /readyz answers 200. */
+  routes(deps: EdgeRoutesDeps): Feature;
 }
 
 export interface EdgeFeatureDeps extends Pick<SharedDeps, 'logger' | 'clock'> {
+  tls?: TlsManager | undefined;
+  /** What is starting, for /readyz until the routes are mounted. */
+  starting: () => string;
+}
+
+export interface EdgeRoutesDeps {
   sessions: SessionService;
   limits: Limits;
-  /** The features whose routes the edge serves (read when it starts: every one has started). */
-  features: () => readonly Feature[];
+  /** The features whose routes are served (every one has started). */
+  features: readonly Feature[];
   /** Resolves when the server can serve (the database answers). */
   ready: () => Promise<void>;
-  tls?: TlsManager | undefined;
   acmeChallenge?: ((token: string) => Promise<string | null>) | undefined;
 }
 
-/** The listeners and the route table, with every feature's public and internal routes. */
+/**
+ * The listeners, bound early: /healthz answers at once, /readyz and the rest answer 503
+ * NOT_READY until routes() has mounted every feature's public and internal routes.
+ */
 export function createEdgeFeature(config: Config, deps: EdgeFeatureDeps): EdgeFeature {
-  let edge: Edge | undefined;
+  const edge: Edge = createEdge(config, { logger: deps.logger, clock: deps.clock, starting: deps.starting, ...(deps.tls ? { tls: deps.tls } : {}) });
   let closing: Promise<void> | undefined;
-  const stop = () => (closing ??= edge?.close() ?? Promise.resolve());
+  const stop = () => (closing ??= edge.close());
   return {
     name: 'edge',
-    addresses: () => edge?.addresses() ?? {},
-    urls: () => edge?.urls() ?? {},
+    addresses: () => edge.addresses(),
+    urls: () => edge.urls(),
     async start() {
-      const internalRouter = new Router();
-      for (const feature of deps.features()) feature.internalRoutes?.(internalRouter);
-      edge = createEdge(config, {
-        logger: deps.logger,
-        clock: deps.clock,
-        sessions: deps.sessions,
-        services: deps.features().flatMap((feature) => feature.services?.() ?? []),
-        ...(config.internal ? { internal: { token: config.internal.token, router: internalRouter } } : {}),
-        limits: deps.limits,
-        ready: deps.ready,
-        ...(deps.tls ? { tls: deps.tls } : {}),
-        ...(deps.acmeChallenge ? { acmeChallenge: deps.acmeChallenge } : {}),
-      });
       try {
         await edge.start();
       } catch (error) {
@@ -63,5 +60,21 @@ export function createEdgeFeature(config: Config, deps: EdgeFeatureDeps): EdgeFe
     // Listeners stop accepting and in-flight requests finish, while the other features drain.
     drain: stop,
     close: stop,
+    routes: (routes) => ({
+      name: 'routes',
+      async start() {
+        const internalRouter = new Router();
+        for (const feature of routes.features) feature.internalRoutes?.(internalRouter);
+        edge.mount({
+          sessions: routes.sessions,
+          services: routes.features.flatMap((feature) => feature.services?.() ?? []),
+          ...(config.internal ? { internal: { token: config.internal.token, router: internalRouter } } : {}),
+          limits: routes.limits,
+          ready: routes.ready,
+          ...(routes.acmeChallenge ? { acmeChallenge: routes.acmeChallenge } : {}),
+        });
+      },
+      close: async () => undefined,
+    }),
   };
 }

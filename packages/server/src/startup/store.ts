@@ -31,11 +31,7 @@ export function createStoreFeature(config: Config, deps: { logger: Logger }): St
       return secretKey;
     },
     async start() {
-      try {
-        makePrivateDir(config.dataDir);
-      } catch (error) {
-        throw new StartError(`dataDir: cannot create ${config.dataDir} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, { cause: error });
-      }
+      makeDataDir(config);
       let key;
       try {
         key = loadSecretKey(config.secretKey, config.dataDir);
@@ -62,6 +58,15 @@ export function createStoreFeature(config: Config, deps: { logger: Logger }): St
       await store?.close();
     },
   };
+}
+
+/** The data dir, made for this user only (the secret key, the dev CA and the SQLite file live there). */
+export function makeDataDir(config: Config): void {
+  try {
+    makePrivateDir(config.dataDir);
+  } catch (error) {
+    throw new StartError(`dataDir: cannot create ${config.dataDir} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, { cause: error });
+  }
 }
 
 function describe(error: unknown): string {

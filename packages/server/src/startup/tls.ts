@@ -10,41 +10,48 @@ import type { Logger } from '../core/logger.js';
 import { warnIfReadable } from '../core/private-files.js';
 import { StartError, type Feature } from '../feature.js';
 import type { Store } from '../store/index.js';
-import { CertificateError } from '../edge/tls/certificates.js';
+import { CertificateError, type CertificateMaterial } from '../edge/tls/certificates.js';
 import { createAcmeManager, type AcmeManager } from '../edge/tls/acme.js';
 import { ensureDevCertificate, selfSignedCertificate } from '../edge/tls/dev-ca.js';
 import { createTlsManager, type CertificateSource, type TlsManager } from '../edge/tls/manager.js';
 
+/** A self-signed certificate for the names, served until ACME has one. */
+async function temporaryCertificate(names: string[], clock: Clock): Promise<CertificateMaterial> {
+  const { certPem, keyPem } = await selfSignedCertificate(names, clock.now());
+  return { source: 'temporary', keyPem, chainPem: [certPem], chain: [new X509Certificate(certPem)], names };
+}
+
 export interface TlsFeature extends Feature {
   /** The TLS manager, once started (listen.https only). */
   readonly manager: TlsManager | undefined;
-  /** ACME HTTP-01 answers, when tls.acme is on. */
-  readonly acmeChallenge: ((token: string) => Promise<string | null>) | undefined;
   /** The dev CA's certificate, when tls.devCa made one. */
   readonly devCaFile: string | undefined;
   reload(reason: string): void;
 }
 
-export interface TlsFeatureDeps {
+export interface AcmeFeature extends Feature {
+  /** ACME HTTP-01 answers, once started (tls.acme only). */
+  readonly challenge: ((token: string) => Promise<string | null>) | undefined;
+}
+
+export interface AcmeFeatureDeps {
   store: Store;
+  tls: TlsManager | undefined;
   logger: Logger;
   clock: Clock;
   /** How often ACME renewal is checked (tests shorten it). */
   acmeCheckIntervalMs?: number | undefined;
 }
 
-export function createTlsFeature(config: Config, deps: TlsFeatureDeps): TlsFeature {
+/** The certificate files and the dev CA: needed before the HTTPS listener can be bound. */
+export function createTlsFeature(config: Config, deps: { logger: Logger; clock: Clock }): TlsFeature {
   const { logger, clock } = deps;
   let manager: TlsManager | undefined;
-  let acme: AcmeManager | undefined;
   let devCaFile: string | undefined;
   return {
     name: 'tls',
     get manager() {
       return manager;
-    },
-    get acmeChallenge() {
-      return acme?.challenge;
     },
     get devCaFile() {
       return devCaFile;
@@ -70,19 +77,39 @@ export function createTlsFeature(config: Config, deps: TlsFeatureDeps): TlsFeatu
         if (error instanceof CertificateError) throw new StartError(`tls: ${error.message.split('\n').join('\n  tls: ')}`, { cause: error });
         throw error;
       }
-      if (!config.tls.acme) return;
+      if (config.tls.acme) {
+        // The HTTPS listener is bound before the store is open: a stand-in until the ACME step
+        // installs the stored certificate (or its own stand-in) under the same key.
+        const names = config.tls.acme.domains;
+        manager.install(`acme:${names.join(',')}`, await temporaryCertificate(names, clock), { inspect: false });
+      }
+    },
+    async close() {
+      manager?.close();
+    },
+  };
+}
+
+/** tls.acme: certificates from an ACME CA, kept in the store (shared by the instances), renewed on a timer. */
+export function createAcmeFeature(config: Config, deps: AcmeFeatureDeps): AcmeFeature {
+  const { logger, clock } = deps;
+  let acme: AcmeManager | undefined;
+  return {
+    name: 'acme',
+    get challenge() {
+      return acme?.challenge;
+    },
+    async start() {
+      if (!config.tls.acme || !deps.tls) return;
       acme = createAcmeManager({
         settings: config.tls.acme,
         store: deps.store,
-        tls: manager,
+        tls: deps.tls,
         logger,
         clock,
         dataDir: config.dataDir,
         ...(deps.acmeCheckIntervalMs ? { checkIntervalMs: deps.acmeCheckIntervalMs } : {}),
-        temporaryCertificate: async (names) => {
-          const { certPem, keyPem } = await selfSignedCertificate(names, clock.now());
-          return { source: 'temporary', keyPem, chainPem: [certPem], chain: [new X509Certificate(certPem)], names };
-        },
+        temporaryCertificate: (names) => temporaryCertificate(names, clock),
       });
       try {
         await acme.start();
@@ -96,7 +123,6 @@ export function createTlsFeature(config: Config, deps: TlsFeatureDeps): TlsFeatu
     },
     async close() {
       acme?.close();
-      manager?.close();
     },
   };
 }
