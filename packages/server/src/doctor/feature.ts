@@ -2,7 +2,7 @@ import cluster from 'node:cluster';
 import type { Config } from '../config/index.js';
 import type { Feature, SharedDeps } from '../feature.js';
 import { CHECK_TIMEOUT_MS, runChecks } from './checks.js';
-import { configuredUrls, registerCheckRoutes } from './index.js';
+import { configuredUrls, registerCheckRoutes } from './routes.js';
 
 /** How long after start the served domains are checked (ACME and DNS may need the moment). */
 export const DOMAIN_CHECK_DELAY_MS = 30_000;

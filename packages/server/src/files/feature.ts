@@ -4,7 +4,7 @@ import type { SessionService } from '../auth/index.js';
 import type { Router } from '../edge/http.js';
 import { StartError, type Feature, type SharedDeps } from '../feature.js';
 import type { Store } from '../store/index.js';
-import { createStorage } from './index.js';
+import { createStorage } from './create-storage.js';
 import { createFilesService, type FilesService } from './service.js';
 
 export interface FilesFeatureDeps extends SharedDeps {
