@@ -134,6 +134,7 @@ export const ERRORS = {
     status: 503,
     message: 'The database is unavailable; nothing was saved, retry shortly.',
   },
+  NOT_READY: { status: 503, message: 'The server is still starting; retry in a moment.' },
   SHUTTING_DOWN: { status: 503, message: 'The server is shutting down; nothing of this request was kept. Retry in a moment.' },
   INTERNAL: { status: 500, message: 'Internal error; the requestId identifies it in the server log.' },
 } as const satisfies Record<string, ErrorSpec>;

@@ -7,11 +7,11 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { Config } from '../config/index.js';
-import { makePrivateDir, type Logger } from '../core/index.js';
-import { loadSecretKey } from '../auth/index.js';
+import type { Logger } from '../core/index.js';
 import { serveClusterHub } from '../bus/index.js';
 import { serveLimitsInPrimary } from '../limits/index.js';
-import { createStore, redactUrl } from '../store/index.js';
+import { StartError } from '../feature/index.js';
+import { createStoreFeature } from '../startup/index.js';
 import { EXIT_FAILURE } from './errors.js';
 
 /** How long the primary waits for workers to drain before it kills them. */
@@ -28,16 +28,18 @@ export type WorkerMessage = { type: 'listening'; urls: Record<string, string> } 
 /** Runs the primary: migrates once, forks, supervises; resolves when everything has stopped. */
 export async function runPrimary(config: Config, logger: Logger, onListening: (urls: Record<string, string>) => void): Promise<void> {
   const count = workerCount(config);
-  // Migrate (and make the secret key) before the workers start, so they do not race to.
+  // Migrate (and make the secret key) before the workers start, so they do not race to: the
+  // store step of the workers' own start-up, run once here.
+  const prepare = createStoreFeature(config, { logger });
   try {
-    makePrivateDir(config.dataDir);
-    loadSecretKey(config.secretKey, config.dataDir);
-    const store = await createStore({ url: config.store, logger });
-    await store.migrate().finally(() => store.close());
+    await prepare.start();
   } catch (error) {
-    process.stderr.write(`minigate: cannot use the store ${redactUrl(config.store)}: ${(error as Error).message}\n`);
+    await prepare.close().catch(() => undefined);
+    if (!(error instanceof StartError)) throw error;
+    process.stderr.write(`minigate: ${error.message}\n`);
     process.exit(EXIT_FAILURE);
   }
+  await prepare.close();
 
   let stopping = false;
   let announced = false;

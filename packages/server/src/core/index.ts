@@ -7,3 +7,4 @@ export * from './signature.js';
 export * from './address-scope.js';
 export * from './private-files.js';
 export * from './redact-url.js';
+export * from './metrics.js';

@@ -12,9 +12,8 @@ import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import type { RouteConfig, Config, ListenAddress } from '../config/index.js';
 import { AppError, type Clock, type Logger } from '../core/index.js';
-import { tokenFromRequest, type SessionService } from '../auth/index.js';
+import { optionalSession, requireSession, type SessionService } from '../auth/index.js';
 import type { Limits } from '../limits/index.js';
-import { optionalSession, requireSession } from '../auth/index.js';
 import { forwardingHeaders, identityHeaders } from './headers.js';
 import { clientInfo, trustedProxies, type TrustedProxies } from './forwarded.js';
 import { rejectUpgrade, routeTo, sendJson, type HttpContext, type Router, type Service } from '../http/index.js';
@@ -27,15 +26,12 @@ import { createStaticHandler } from './static.js';
 import { checkWebSocketHandshake, serveWithoutUpgrade, wantsWebSocket } from './upgrade.js';
 import type { TlsManager } from '../tls/index.js';
 
-export interface EdgeDeps {
-  logger: Logger;
-  clock: Clock;
+/** What the edge serves once every feature has started (Edge.mount). */
+export interface EdgeRoutes {
   sessions: SessionService;
   services: Service[];
   /** Resolves when the server can serve (the database answers). */
   ready: () => Promise<void>;
-  /** The TLS manager, when listen.https is configured. */
-  tls?: TlsManager;
   /** ACME HTTP-01 answers: the key authorization for a token, or null. */
   acmeChallenge?: (token: string) => Promise<string | null>;
   /** The internal API, served on listen.internal behind its bearer token. */
@@ -44,8 +40,24 @@ export interface EdgeDeps {
   limits?: Pick<Limits, 'beforeInternalAuth' | 'internalAuthFailed' | 'forRoute'>;
 }
 
+/**
+ * The listeners can be bound before the features have started: until mount(), /healthz answers,
+ * /readyz and every other request answer 503 NOT_READY with what is still starting. Routes given
+ * here (sessions, services, …) are mounted at once.
+ */
+export type EdgeDeps = {
+  logger: Logger;
+  clock: Clock;
+  /** The TLS manager, when listen.https is configured. */
+  tls?: TlsManager;
+  /** What is starting (`store: starting`), for /readyz before mount(). */
+  starting?: () => string;
+} & (EdgeRoutes | { [K in keyof EdgeRoutes]?: undefined });
+
 export interface Edge {
   start(): Promise<void>;
+  /** Serves the routes: the server is ready. Throws when a route names a service that is not given. */
+  mount(routes: EdgeRoutes): void;
   close(): Promise<void>;
   /** Bound addresses by listener name (http, https, internal). */
   addresses(): Record<string, AddressInfo>;
@@ -60,7 +72,15 @@ function hstsValue(hsts: Config['tls']['hsts']): string | undefined {
 }
 
 export function createEdge(config: Config, deps: EdgeDeps): Edge {
-  const { logger, sessions } = deps;
+  const { logger } = deps;
+  let mounted: EdgeRoutes | undefined;
+  let table: RouteTable | undefined;
+  const notReady = () => new AppError('NOT_READY');
+  /** Before mount(): 503 NOT_READY naming what is starting (not thrown: a readiness probe is no failure to log). */
+  function sendNotReady(ctx: HttpContext): void {
+    const message = `${deps.starting?.() ?? 'starting'}; retry in a moment`;
+    sendJson(ctx.res, 503, { error: { code: 'NOT_READY', message, requestId: ctx.res.getHeader('x-request-id') } });
+  }
   const trusted: TrustedProxies = trustedProxies(config.trustedProxies);
   const proxies: Proxy[] = [];
   const hsts = hstsValue(config.tls.hsts);
@@ -69,13 +89,13 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
   /** The session of a request on a route that asks for one (null when optional and absent). */
   async function sessionFor(req: IncomingMessage, auth: EdgeRoute['auth']) {
     if (auth === 'none') return null;
-    return auth === 'required' ? requireSession(sessions, req) : optionalSession(sessions, req);
+    return auth === 'required' ? requireSession(mounted!.sessions, req) : optionalSession(mounted!.sessions, req);
   }
 
-  function toRoute(route: RouteConfig, index: number): EdgeRoute {
+  function toRoute(served: EdgeRoutes, route: RouteConfig, index: number): EdgeRoute {
     const base = { host: route.host, path: route.path, auth: route.auth, maxBodyBytes: route.maxBodyBytes };
     if (route.service) {
-      const service = deps.services.find((s) => s.name === route.service);
+      const service = served.services.find((s) => s.name === route.service);
       // The config refuses a route to a service that is off; this is for configs built another way.
       if (!service) throw new Error(`routes[${index}].service: the ${route.service} service is not running (is it enabled?)`);
       return {
@@ -98,7 +118,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       };
     }
     // routes[].rateLimit: per user when the request has a session, else per client address.
-    const limit = deps.limits?.forRoute(route);
+    const limit = served.limits?.forRoute(route);
     const admit = !limit
       ? (req: IncomingMessage) => sessionFor(req, route.auth)
       : async (req: IncomingMessage, client: HttpContext['client']) => {
@@ -150,21 +170,25 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     };
   }
 
-  const configured = config.routes.map(toRoute);
-  const moved = new Set(config.routes.map((r) => r.service).filter(Boolean));
-  const builtIn = deps.services
-    .filter((s) => !moved.has(s.name))
-    .map(
-      (s): EdgeRoute => ({
-        path: s.defaultPath,
-        auth: 'none',
-        maxBodyBytes: 0,
-        plainHttp: s.plainHttp,
-        upgrade: s.upgrade,
-        handle: (ctx, rest) => routeTo(s.router, ctx, rest || '/'),
-      }),
-    );
-  const table = new RouteTable([...configured, ...builtIn]);
+  function mount(routes: EdgeRoutes): void {
+    const configured = config.routes.map((route, index) => toRoute(routes, route, index));
+    const moved = new Set(config.routes.map((r) => r.service).filter(Boolean));
+    const builtIn = routes.services
+      .filter((s) => !moved.has(s.name))
+      .map(
+        (s): EdgeRoute => ({
+          path: s.defaultPath,
+          auth: 'none',
+          maxBodyBytes: 0,
+          plainHttp: s.plainHttp,
+          upgrade: s.upgrade,
+          handle: (ctx, rest) => routeTo(s.router, ctx, rest || '/'),
+        }),
+      );
+    table = new RouteTable([...configured, ...builtIn]);
+    mounted = routes;
+  }
+  if (deps.services) mount(deps as EdgeRoutes);
 
   /** What every listener answers the same way: health and CA file validation. */
   async function common(ctx: HttpContext): Promise<boolean> {
@@ -173,7 +197,11 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       return true;
     }
     if (ctx.path === '/readyz') {
-      await deps.ready();
+      if (!mounted) {
+        sendNotReady(ctx);
+        return true;
+      }
+      await mounted.ready();
       sendJson(ctx.res, 200, { ok: true });
       return true;
     }
@@ -186,6 +214,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
 
   async function serve(ctx: HttpContext): Promise<void> {
     if (await common(ctx)) return;
+    if (!table) return sendNotReady(ctx);
     const found = table.match(ctx.client.host, ctx.path);
     if (!found) throw new AppError('NOT_FOUND');
     await found.route.handle(ctx, found.rest);
@@ -195,9 +224,10 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
   let httpsPort: number | undefined;
 
   async function plain(ctx: HttpContext): Promise<void> {
-    if (ctx.path.startsWith('/.well-known/acme-challenge/') && deps.acmeChallenge) {
+    const acmeChallenge = mounted?.acmeChallenge;
+    if (ctx.path.startsWith('/.well-known/acme-challenge/') && acmeChallenge) {
       const token = ctx.path.slice('/.well-known/acme-challenge/'.length);
-      const answer = /^[A-Za-z0-9_-]+$/.test(token) ? await deps.acmeChallenge(token) : null;
+      const answer = /^[A-Za-z0-9_-]+$/.test(token) ? await acmeChallenge(token) : null;
       if (answer === null) throw new AppError('NOT_FOUND');
       ctx.res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': Buffer.byteLength(answer) });
       ctx.res.end(answer);
@@ -205,7 +235,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     }
     if (!httpsAddress || !config.listen.httpRedirect || ctx.client.viaTrustedProxy) return serve(ctx);
     if (await common(ctx)) return;
-    const found = table.match(ctx.client.host, ctx.path);
+    const found = table?.match(ctx.client.host, ctx.path);
     if (found?.route.plainHttp) return found.route.handle(ctx, found.rest);
     const host = ctx.client.host.replace(/:\d+$/, '');
     if (!host) throw new AppError('BAD_REQUEST', { message: 'The request has no Host header.' });
@@ -229,6 +259,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
         return rejectUpgrade(socket, new AppError('NOT_FOUND', { message: 'Use wss:// on the HTTPS port.' }));
       }
       const path = (req.url ?? '/').split('?', 1)[0]!;
+      if (!table) return rejectUpgrade(socket, notReady());
       const found = table.match(client.host, path);
       if (!found?.route.upgrade) return rejectUpgrade(socket, new AppError('NOT_FOUND'));
       found.route.upgrade(req, socket, head, found.rest, client);
@@ -276,12 +307,14 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       if (config.listen.internal) {
         const internal = makeListener('internal', 'http', async (ctx) => {
           if (await common(ctx)) return;
-          await deps.limits?.beforeInternalAuth(ctx.client.ip);
-          if (!deps.internal || !internalAuthorized(ctx.req.headers.authorization, deps.internal.token)) {
-            await deps.limits?.internalAuthFailed(ctx.client.ip);
+          if (!mounted) return sendNotReady(ctx);
+          const { limits, internal } = mounted;
+          await limits?.beforeInternalAuth(ctx.client.ip);
+          if (!internal || !internalAuthorized(ctx.req.headers.authorization, internal.token)) {
+            await limits?.internalAuthFailed(ctx.client.ip);
             throw new AppError('INTERNAL_AUTH_REQUIRED');
           }
-          await routeTo(deps.internal.router, ctx, ctx.path);
+          await routeTo(internal.router, ctx, ctx.path);
         });
         await open(internal, config.listen.internal);
       }
@@ -291,6 +324,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       await Promise.all([...listeners.map((l) => l.close()), ...proxies.map((p) => p.closeTunnels())]);
       for (const proxy of proxies) proxy.destroy();
     },
+    mount,
     addresses() {
       return Object.fromEntries(listeners.filter((l) => l.address).map((l) => [l.name, l.address!]));
     },

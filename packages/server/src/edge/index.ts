@@ -17,3 +17,4 @@ export {
   type Listener,
   type ListenerOptions,
 } from './listener.js';
+export { createEdgeFeature, type EdgeFeature, type EdgeFeatureDeps, type EdgeRoutesDeps } from './feature.js';

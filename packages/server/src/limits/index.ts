@@ -7,9 +7,13 @@
  *
  * Created once by the server and passed to the features that check it.
  */
+import cluster from 'node:cluster';
 import { isIP } from 'node:net';
-import type { LimitsConfig, Rate, RouteRateLimit } from '../config/index.js';
-import { AppError, type Logger } from '../core/index.js';
+import type { Config, LimitsConfig, Rate, RouteRateLimit } from '../config/index.js';
+import type { SharedRedis } from '../core/index.js';
+import type { Feature, SharedDeps } from '../feature/index.js';
+import { AppError } from '../core/index.js';
+import type { Logger } from '../core/index.js';
 import { createCounter, createLimitStore, type Counter, type LimitStoreOptions } from './counter.js';
 
 export { serveLimitsInPrimary, retrySeconds, type LimitStoreOptions } from './counter.js';
@@ -132,5 +136,28 @@ export function createLimits(config: LimitsConfig, deps: LimitsDeps): Limits {
         if (more > 0) throw rateLimited(label, Math.min(seconds, more));
       };
     },
+  };
+}
+
+export interface LimitsFeature extends Feature {
+  /** The limiter, once started. */
+  readonly limits: Limits;
+}
+
+/** limits.*: one count for every process — Redis across instances, the primary across workers, else here. */
+export function createLimitsFeature(config: Config, deps: Pick<SharedDeps, 'logger'> & { redis?: SharedRedis | undefined }): LimitsFeature {
+  let limits: Limits = NO_LIMITS;
+  return {
+    name: 'limits',
+    get limits() {
+      return limits;
+    },
+    async start() {
+      limits = createLimits(config.limits, {
+        logger: deps.logger,
+        store: deps.redis ? { kind: 'redis', client: deps.redis.client } : cluster.isWorker ? { kind: 'cluster' } : { kind: 'memory' },
+      });
+    },
+    async close() {},
   };
 }

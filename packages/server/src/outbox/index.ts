@@ -11,3 +11,4 @@ export {
   type OutboxResolve,
   type OutboxTargetOptions,
 } from './outbox.js';
+export { createOutboxFeature, OUTBOX_KEEP_MS, OUTBOX_PURGE_INTERVAL_MS, type OutboxFeature } from './feature.js';

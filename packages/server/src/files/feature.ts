@@ -1,0 +1,53 @@
+import path from 'node:path';
+import type { Config } from '../config/index.js';
+import type { SessionService } from '../auth/index.js';
+import type { Router } from '../http/index.js';
+import { StartError, type Feature, type SharedDeps } from '../feature/index.js';
+import type { Store } from '../store/index.js';
+import { createStorage } from './create-storage.js';
+import { createFilesService, type FilesService } from './service.js';
+
+export interface FilesFeatureDeps extends SharedDeps {
+  store: Store;
+  sessions: SessionService;
+  secretKey: Buffer;
+}
+
+/** Uploads and downloads (files.enabled): the service, its storage and its sweeps. */
+export function createFilesFeature(config: Config, deps: FilesFeatureDeps): Feature {
+  let files: FilesService | undefined;
+  const make = () =>
+    (files ??= createFilesService({
+      config: config.files,
+      apps: deps.apps,
+      store: deps.store,
+      storage: createStorage(config.files.storage, config.dataDir, deps.logger),
+      sessions: deps.sessions,
+      secretKey: deps.secretKey,
+      clock: deps.clock,
+      logger: deps.logger,
+    }));
+  return {
+    name: 'files',
+    validate() {
+      const filesDir = path.resolve(config.dataDir, config.files.storage.dir ?? 'files');
+      for (const route of config.routes) {
+        // Uploads must never be reachable as static files: only by id, through /files.
+        if (route.static && config.files.storage.type === 'local' && (filesDir + path.sep).startsWith(path.resolve(route.static) + path.sep)) {
+          throw new StartError(`files.storage.dir (${filesDir}) is inside routes[].static ${route.static}; keep uploads outside served directories`);
+        }
+      }
+    },
+    services: () => [make().service],
+    internalRoutes: (router: Router) => make().registerInternal(router),
+    async start() {
+      make().start();
+    },
+    drain() {
+      files?.drain();
+    },
+    async close() {
+      await files?.close();
+    },
+  };
+}
