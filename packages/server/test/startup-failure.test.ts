@@ -158,14 +158,27 @@ describe('a start that fails part-way', () => {
     expect(error).toBeInstanceOf(StartError);
   });
 
-  it('makes `minigate start` exit 1 by itself with the error', async () => {
+  it('makes `minigate validate` and `minigate start` refuse a files dir inside a static route, naming the line', async () => {
     const file = path.join(dir, 'static.yaml');
     writeFileSync(
       file,
       `dataDir: ${path.join(dir, 'cli')}\nlisten:\n  http: 127.0.0.1:0\nwechat:\n  apiBase: ${sandbox.url}\napps:\n  - appid: ${APPID}\n    secret: secret\nfiles:\n  enabled: true\nroutes:\n  - path: /site\n    static: ${dir}\n${REDIS ? `redis: ${REDIS}\n` : ''}`,
     );
+    for (const command of ['validate', 'start']) {
+      const result = await runCli([command, '-c', file]);
+      expect(result.code, command).toBe(1);
+      expect(result.stderr, command).toContain(`${file}:13:5  routes[0].static: serves the uploads directory`);
+    }
+  });
+
+  it('makes `minigate start` exit 1 by itself when a step after the listeners fails (the store cannot be reached)', async () => {
+    const file = path.join(dir, 'no-store.yaml');
+    writeFileSync(
+      file,
+      `dataDir: ${path.join(dir, 'cli2')}\nlisten:\n  http: 127.0.0.1:0\nwechat:\n  apiBase: ${sandbox.url}\napps:\n  - appid: ${APPID}\n    secret: secret\nstore: postgres://postgres@127.0.0.1:1/test\n${REDIS ? `redis: ${REDIS}\n` : ''}`,
+    );
     const result = await runCli(['start', '-c', file]);
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/^minigate: files\.storage\.dir .* is inside routes\[\]\.static/m);
+    expect(result.stderr).toMatch(/^minigate: cannot use the store postgres:\/\/postgres@127\.0\.0\.1:1\/test/m);
   });
 });

@@ -1,6 +1,7 @@
 /** What every CLI command shares: config loading with readable errors, and the run loop. */
 import { existsSync } from 'node:fs';
 import { ConfigError, loadConfig, type Config } from '../config/index.js';
+import { filesConfigIssues } from '../files/index.js';
 import type { MinigateServer } from '../server.js';
 import { EXIT_FAILURE, UsageError } from './errors.js';
 
@@ -18,9 +19,12 @@ export function configFile(given: string | undefined): string {
 }
 
 /** Loads the config, or prints every problem and exits 1. */
+/** Config checks that need a feature's knowledge: the features run them at start too. */
+const FEATURE_CHECKS = [filesConfigIssues];
+
 export function loadOrExit(file: string): Config {
   try {
-    return loadConfig({ file });
+    return loadConfig({ file, checks: FEATURE_CHECKS });
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${file}: ${error.problems.length} problem${error.problems.length === 1 ? '' : 's'}\n${error.message}\n`);

@@ -1,5 +1,5 @@
 export { loadConfig, formatProblems, ConfigError, envKeyPath, ENV_PREFIX } from './load.js';
-export type { Config, ConfigProblem, LoadConfigOptions } from './load.js';
+export type { Config, ConfigCheck, ConfigProblem, LoadConfigOptions } from './load.js';
 export type { AppConfig, ConfigInput } from './schema.js';
 export { configJsonSchema } from './json-schema.js';
 export { parseDuration, formatDuration } from './duration.js';

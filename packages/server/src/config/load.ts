@@ -56,7 +56,16 @@ export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv;
   /** Base directory for relative paths when there is no file; process.cwd() by default. */
   cwd?: string;
+  /**
+   * Checks that need a feature's knowledge, run on the loaded config (the features export them,
+   * and run them again in their validate step): their problems get the same `file:line path`
+   * form as the schema's.
+   */
+  checks?: ReadonlyArray<ConfigCheck>;
 }
+
+/** A feature's check of the whole config: what is wrong, at which key path. */
+export type ConfigCheck = (config: Config) => ReadonlyArray<{ path: ConfigPath; message: string }>;
 
 /** Loads, checks and freezes the config; throws ConfigError listing every problem. */
 export function loadConfig(options: LoadConfigOptions): Config {
@@ -120,7 +129,10 @@ export function loadConfig(options: LoadConfigOptions): Config {
     store: parsed.store ?? `sqlite:${path.join(dataDir, 'minigate.db')}`,
     source: label,
   };
-  return deepFreeze(config);
+  const frozen = deepFreeze(config);
+  const found = (options.checks ?? []).flatMap((check) => check(frozen).map((p) => ({ where: where(p.path), path: formatPath(p.path), message: p.message })));
+  if (found.length) throw new ConfigError(sortProblems(found));
+  return frozen;
 }
 
 /** File paths in the config, resolved against the config file's directory. */

@@ -1,11 +1,25 @@
 import path from 'node:path';
-import type { Config } from '../config/index.js';
+import type { Config, ConfigCheck } from '../config/index.js';
 import type { SessionService } from '../auth/index.js';
 import type { Router } from '../http/index.js';
 import { StartError, type Feature, type SharedDeps } from '../feature/index.js';
 import type { Store } from '../store/index.js';
 import { createStorage } from './create-storage.js';
 import { createFilesService, type FilesService } from './service.js';
+
+/**
+ * What the files feature refuses in a config (also run by `minigate validate`): uploads must never
+ * be reachable as static files, only by id through /files.
+ */
+export const filesConfigIssues: ConfigCheck = (config) => {
+  if (!config.files.enabled || config.files.storage.type !== 'local') return [];
+  const filesDir = path.resolve(config.dataDir, config.files.storage.dir ?? 'files');
+  return config.routes.flatMap((route, i) =>
+    route.static && (filesDir + path.sep).startsWith(path.resolve(route.static) + path.sep)
+      ? [{ path: ['routes', i, 'static'], message: `serves the uploads directory (files.storage.dir ${filesDir}); keep uploads outside served directories` }]
+      : [],
+  );
+};
 
 export interface FilesFeatureDeps extends SharedDeps {
   store: Store;
@@ -31,12 +45,9 @@ export function createFilesFeature(config: Config, deps: FilesFeatureDeps): Feat
     name: 'files',
     validate() {
       const filesDir = path.resolve(config.dataDir, config.files.storage.dir ?? 'files');
-      for (const route of config.routes) {
-        // Uploads must never be reachable as static files: only by id, through /files.
-        if (route.static && config.files.storage.type === 'local' && (filesDir + path.sep).startsWith(path.resolve(route.static) + path.sep)) {
-          throw new StartError(`files.storage.dir (${filesDir}) is inside routes[].static ${route.static}; keep uploads outside served directories`);
-        }
-      }
+      const [problem] = filesConfigIssues(config);
+      const route = problem ? config.routes[problem.path[1] as number]! : undefined;
+      if (route) throw new StartError(`files.storage.dir (${filesDir}) is inside routes[].static ${route.static}; keep uploads outside served directories`);
     },
     services: () => [make().service],
     internalRoutes: (router: Router) => make().registerInternal(router),
