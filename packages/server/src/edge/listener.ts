@@ -111,7 +111,7 @@ export function createListener(options: ListenerOptions): Listener {
       const problem = requestProblem(req);
       if (!problem) return upgrade(req, socket, head);
       socket.on('error', () => socket.destroy());
-      socket.end(refusalBytes('BAD_REQUEST', problem).bytes);
+      socket.end(refusalBytes('BAD_REQUEST', problem));
     });
   }
 
@@ -136,7 +136,7 @@ export function createListener(options: ListenerOptions): Listener {
     }
     const code = error.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST';
     // end() sends the answer and then closes; a client that never reads is cut after a second.
-    socket.end(refusalBytes(code, code === 'BAD_REQUEST' ? 'The request is not valid HTTP/1.1.' : undefined).bytes);
+    socket.end(refusalBytes(code, code === 'BAD_REQUEST' ? 'The request is not valid HTTP/1.1.' : undefined));
     setTimeout(() => socket.destroy(), 1000).unref();
   });
   // A TLS handshake that fails (old protocol, no shared cipher, a scanner) is the client's problem.

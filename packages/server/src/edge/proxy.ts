@@ -10,7 +10,7 @@ import { Readable, type Duplex } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import { AppError, type Logger } from '../core/index.js';
 import { upstreamRequestHeaders, upstreamResponseHeaders } from './headers.js';
-import type { HttpContext } from '../http/index.js';
+import { rejectUpgrade, type HttpContext } from '../http/index.js';
 import { websocketAccept } from './upgrade.js';
 import { createTunnel, type Tunnel } from './ws-tunnel.js';
 
@@ -222,19 +222,14 @@ export function createProxy(options: ProxyOptions): Proxy {
         upgrade: 'websocket',
       };
       const request = open(upstream, req.method ?? 'GET', targetPath(upstream, rest, query), headers);
-      const fail = (status: number, code: string) => {
-        if (socket.writable) {
-          const body = JSON.stringify({ error: { code, message: 'The WebSocket upstream is not available.' } });
-          socket.end(`HTTP/1.1 ${status} Bad Gateway\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
-        } else socket.destroy();
-      };
+      const fail = () => rejectUpgrade(socket, new AppError('UPSTREAM_UNAVAILABLE'));
       request.once('upgrade', (answer, upstreamSocket, upstreamHead) => {
         // A 101 that is not a WebSocket acceptance of this key would let anything flow after it.
         const key = String(req.headers['sec-websocket-key'] ?? '');
         if (String(answer.headers.upgrade ?? '').toLowerCase() !== 'websocket' || answer.headers['sec-websocket-accept'] !== websocketAccept(key)) {
           options.logger.warn({ upstream: upstream.url.origin }, 'proxy: upstream answered 101 without a valid WebSocket acceptance');
           upstreamSocket.destroy();
-          return fail(502, 'UPSTREAM_UNAVAILABLE');
+          return fail();
         }
         const lines = [`HTTP/1.1 101 ${answer.statusMessage ?? 'Switching Protocols'}`];
         for (let i = 0; i < answer.rawHeaders.length; i += 2) lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
@@ -259,7 +254,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       request.once('error', (error: NodeJS.ErrnoException) => {
         if (CONNECT_ERRORS.has(error.code ?? '')) markDown(upstream, error);
         options.logger.warn({ upstream: upstream.url.origin, code: error.code }, 'proxy: WebSocket upgrade failed');
-        fail(502, 'UPSTREAM_UNAVAILABLE');
+        fail();
       });
       socket.once('error', () => request.destroy());
       request.end();

@@ -10,9 +10,10 @@
  * under 1,000 aborted uploads). Nothing downstream can read such a line differently: upstreams get
  * a request line minigate writes itself.
  */
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorCode } from 'minigate-protocol';
 import { AppError, errorBody, requestId as newRequestId } from '../core/index.js';
+import { errorResponseBytes } from '../http/index.js';
 
 /** What is wrong with an HTTP/1 request the parser let through, or null (HTTP/2 has its own rules). */
 export function requestProblem(req: IncomingMessage): string | null {
@@ -30,15 +31,11 @@ export function requestProblem(req: IncomingMessage): string | null {
   return null;
 }
 
-function errorJson(code: ErrorCode, message?: string): { status: number; text: string; requestId: string } {
+/** Answers a refused request in our shape and closes the connection after; returns its request id. */
+export function refuseRequest(res: ServerResponse, code: ErrorCode, message?: string): string {
   const requestId = newRequestId();
   const { status, body } = errorBody(new AppError(code, message ? { message } : {}), requestId);
-  return { status, text: JSON.stringify(body), requestId };
-}
-
-/** Answers a refused request in our shape and closes the connection after. */
-export function refuseRequest(res: ServerResponse, code: ErrorCode, message?: string): string {
-  const { status, text, requestId } = errorJson(code, message);
+  const text = JSON.stringify(body);
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
@@ -50,12 +47,6 @@ export function refuseRequest(res: ServerResponse, code: ErrorCode, message?: st
 }
 
 /** The same answer as bytes, for a socket the parser gave up on (or an upgrade). */
-export function refusalBytes(code: ErrorCode, message?: string): { bytes: string; requestId: string } {
-  const { status, text, requestId } = errorJson(code, message);
-  return {
-    requestId,
-    bytes:
-      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json; charset=utf-8\r\n` +
-      `content-length: ${Buffer.byteLength(text)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${text}`,
-  };
+export function refusalBytes(code: ErrorCode, message?: string): string {
+  return errorResponseBytes(new AppError(code, message ? { message } : {}), { requestId: newRequestId() });
 }

@@ -6,7 +6,7 @@ export type { HttpContext, ClientInfo, Handler, UpgradeHandler } from './context
 export { header } from './context.js';
 export { Router, routeTo } from './router.js';
 export { readJsonBody, readBody, JSON_BODY_LIMIT_BYTES } from './body.js';
-export { sendJson, rejectUpgrade } from './reply.js';
+export { sendJson, rejectUpgrade, errorResponseBytes } from './reply.js';
 export { armDeadline, extendRequestDeadline } from './deadlines.js';
 export { parseRange } from './range.js';
 export type { Service, ServiceName } from './service.js';
