@@ -1,4 +1,4 @@
-import type { AppError } from '../core/index.js';
+import { every, type AppError } from '../core/index.js';
 import type { Router } from '../http/index.js';
 import type { Limits } from '../limits/index.js';
 import type { Feature, SharedDeps } from '../feature/index.js';
@@ -32,7 +32,7 @@ export interface AuthFeatureDeps extends SharedDeps {
 export function createAuthFeature(deps: AuthFeatureDeps): AuthFeature {
   const { apps, store, clock, logger } = deps;
   const sessions = createSessionService({ store, apps, box: createSecretBox(deps.secretKey, 'session_key'), clock, random: deps.random, logger });
-  let purgeTimer: NodeJS.Timeout | undefined;
+  let stopPurge: (() => void) | undefined;
   return {
     name: 'auth',
     sessions,
@@ -51,16 +51,17 @@ export function createAuthFeature(deps: AuthFeatureDeps): AuthFeature {
     },
     internalRoutes: (router: Router) => registerSessionRoutes(router, sessions, new Set(apps.keys())),
     async start() {
-      purgeTimer = setInterval(() => {
-        sessions
-          .purge(SESSION_PURGE_AFTER_MS)
-          .then((n) => n && logger.info({ deleted: n }, 'session: purged ended sessions'))
-          .catch((error: unknown) => logger.warn({ code: (error as AppError).code }, 'session: purge failed'));
-      }, SESSION_PURGE_INTERVAL_MS);
-      purgeTimer.unref();
+      stopPurge = every(
+        SESSION_PURGE_INTERVAL_MS,
+        async () => {
+          const n = await sessions.purge(SESSION_PURGE_AFTER_MS);
+          if (n) logger.info({ deleted: n }, 'session: purged ended sessions');
+        },
+        (error) => logger.warn({ code: (error as AppError).code }, 'session: purge failed'),
+      );
     },
     async close() {
-      clearInterval(purgeTimer);
+      stopPurge?.();
       await sessions.flush();
     },
   };

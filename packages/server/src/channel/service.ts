@@ -19,7 +19,7 @@ import { sessionOrThrow, tokenFromRequest } from '../auth/index.js';
 import type { Bus, RoomState } from '../bus/index.js';
 import { MEMBERSHIP_TTL_MS } from '../bus/index.js';
 import type { ChannelConfig } from '../config/index.js';
-import { AppError, type Clock, type Logger, type Random, type SharedRedis } from '../core/index.js';
+import { AppError, every, type Clock, type Logger, type Random, type SharedRedis } from '../core/index.js';
 import type { Limits } from '../limits/index.js';
 import { Router, rejectUpgrade, type ClientInfo, type Service } from '../http/index.js';
 import type { Store } from '../store/index.js';
@@ -93,7 +93,7 @@ export function createChannelService(deps: ChannelServiceDeps): ChannelService {
     handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
   });
   const touched = new Map<string, number>();
-  const timers: NodeJS.Timeout[] = [];
+  const stops: (() => void)[] = [];
   let connSeq = 0;
   let closing = false;
 
@@ -278,20 +278,13 @@ export function createChannelService(deps: ChannelServiceDeps): ChannelService {
       `${client.scheme === 'https' ? 'wss' : 'ws'}://${client.host}${config.path}?wafer=${tickets.issue(tokenHash, clock.now())}`,
     start() {
       sessions.onEnded((hashes) => hub.endSessions(hashes, 'session ended'));
-      const every = (ms: number, run: () => void | Promise<void>, what: string) => {
-        const timer = setInterval(() => {
-          Promise.resolve()
-            .then(run)
-            .catch((error: unknown) => logger.warn({ code: (error as AppError).code, err: (error as Error).message }, `channel: ${what} failed`));
-        }, ms);
-        timer.unref();
-        timers.push(timer);
-      };
-      every(REVOCATION_POLL_MS, pollRevocations, 'looking for ended sessions');
-      every(SWEEP_MS, sweep, 'session sweep');
-      every(config.pingInterval, ping, 'ping');
-      every(MEMBERSHIP_TTL_MS / 3, () => deps.state.refresh(hub.memberships()), 'room state refresh');
-      every(
+      const repeat = (ms: number, run: () => unknown, what: string) =>
+        stops.push(every(ms, run, (error) => logger.warn({ code: (error as AppError).code, err: (error as Error).message }, `channel: ${what} failed`)));
+      repeat(REVOCATION_POLL_MS, pollRevocations, 'looking for ended sessions');
+      repeat(SWEEP_MS, sweep, 'session sweep');
+      repeat(config.pingInterval, ping, 'ping');
+      repeat(MEMBERSHIP_TTL_MS / 3, () => deps.state.refresh(hub.memberships()), 'room state refresh');
+      repeat(
         USED_TICKET_PURGE_MS,
         async () => {
           const n = await ticketUses.purge(clock.now());
@@ -302,7 +295,7 @@ export function createChannelService(deps: ChannelServiceDeps): ChannelService {
     },
     async close() {
       closing = true;
-      for (const timer of timers) clearInterval(timer);
+      for (const stop of stops) stop();
       hub.close(CHANNEL_CLOSE.GOING_AWAY, 'server shutting down');
       const deadline = Date.now() + 3_000;
       while (hub.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));

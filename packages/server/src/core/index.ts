@@ -8,3 +8,4 @@ export * from './address-scope.js';
 export * from './private-files.js';
 export * from './redact-url.js';
 export * from './metrics.js';
+export * from './every.js';

@@ -3,7 +3,7 @@
  * register their event kinds (push does); it is started — polling, retrying, purging — once they
  * all have, so a delivery left from the last run never meets a kind with no target yet.
  */
-import type { AppError, Clock, Logger } from '../core/index.js';
+import { every, type AppError, type Clock, type Logger } from '../core/index.js';
 import type { Feature } from '../feature/index.js';
 import type { Store } from '../store/index.js';
 import { createOutbox, type Outbox } from './outbox.js';
@@ -19,22 +19,23 @@ export interface OutboxFeature extends Feature {
 export function createOutboxFeature(deps: { store: Store; clock: Clock; logger: Logger }): OutboxFeature {
   const { store, clock, logger } = deps;
   const outbox = createOutbox({ store, clock, logger });
-  let purgeTimer: NodeJS.Timeout | undefined;
+  let stopPurge: (() => void) | undefined;
   return {
     name: 'outbox',
     outbox,
     async start() {
       outbox.start();
-      purgeTimer = setInterval(() => {
-        store
-          .outboxPurge(clock.now() - OUTBOX_KEEP_MS)
-          .then((n) => n && logger.info({ deleted: n }, 'outbox: purged finished deliveries'))
-          .catch((error: unknown) => logger.warn({ code: (error as AppError).code }, 'outbox: purge failed'));
-      }, OUTBOX_PURGE_INTERVAL_MS);
-      purgeTimer.unref();
+      stopPurge = every(
+        OUTBOX_PURGE_INTERVAL_MS,
+        async () => {
+          const n = await store.outboxPurge(clock.now() - OUTBOX_KEEP_MS);
+          if (n) logger.info({ deleted: n }, 'outbox: purged finished deliveries');
+        },
+        (error) => logger.warn({ code: (error as AppError).code }, 'outbox: purge failed'),
+      );
     },
     async close() {
-      clearInterval(purgeTimer);
+      stopPurge?.();
       await outbox.close();
     },
   };
