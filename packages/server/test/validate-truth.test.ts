@@ -12,6 +12,7 @@ import { runCli, startCli } from './helpers/cli.js';
 import { freePort } from './helpers/pebble.js';
 import { makeCa, makeJks, makeLeaf, makePfx, type TestCa, type TestLeaf } from './helpers/pki.js';
 import { startTcpProxy } from './helpers/tcp-proxy.js';
+import { createServer as createNetServer } from 'node:net';
 
 const APPID = 'wx0123456789abcdef';
 const HOST = 'api.minigate.test';
@@ -264,5 +265,30 @@ describe('a database that is not up yet', () => {
     expect(result.code).toBe(1);
     expect(Date.now() - began).toBeLessThan(10_000);
     expect(result.stderr).not.toContain('tried');
+  });
+});
+
+describe('minigate dev --port N', () => {
+  it('moves HTTPS to N+1, and a taken HTTPS port names --https-port', { timeout: 60_000 }, async () => {
+    const port = await freePort();
+    // Something else holds N+1: the error says which flag moves it.
+    const holder = createNetServer();
+    await new Promise<void>((resolve) => holder.listen(port + 1, '127.0.0.1', resolve));
+    try {
+      const taken = await runCli(['dev', '--port', String(port), '--data', path.join(dir, 'dev-taken')]);
+      expect(taken.code).toBe(1);
+      expect(taken.stderr).toContain(`127.0.0.1:${port + 1} is already in use`);
+      expect(taken.stderr).toContain('choose another port with --https-port N');
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
+    const dev = startCli(['dev', '--json', '--port', String(port), '--data', path.join(dir, 'dev-moved')]);
+    try {
+      const facts = JSON.parse(await dev.waitForLine(/^\{/)) as { url: string; httpsUrl: string };
+      expect(facts.url).toBe(`http://127.0.0.1:${port}`);
+      expect(facts.httpsUrl).toBe(`https://127.0.0.1:${port + 1}`);
+    } finally {
+      await dev.stop();
+    }
   });
 });
