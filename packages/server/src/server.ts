@@ -76,8 +76,11 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     await stack.add(createInternalListenCheck(config, shared));
     await stack.add({ name: 'dataDir', start: async () => makeDataDir(config), close: async () => undefined });
     tls = await stack.add(createTlsFeature(config, shared));
-    edge = await stack.add(createEdgeFeature(config, { ...shared, tls: tls.manager, starting: () => `${stack.starting ?? 'starting'}: starting` }));
-    const { store, secretKey } = (storeFeature = await stack.add(createStoreFeature(config, shared)));
+    const storeStep = createStoreFeature(config, shared);
+    // /readyz says what is under way: a database not up yet, or the step starting.
+    const starting = () => (stack.starting === storeStep.name && storeStep.waiting) || `${stack.starting ?? 'starting'}: starting`;
+    edge = await stack.add(createEdgeFeature(config, { ...shared, tls: tls.manager, starting }));
+    const { store, secretKey } = (storeFeature = await stack.add(storeStep));
     const acme = await stack.add(createAcmeFeature(config, { ...shared, store, tls: tls.manager, acmeCheckIntervalMs: deps.acmeCheckIntervalMs }));
     const { redis } = await stack.add(createRedisFeature(config, shared));
     const { limits } = await stack.add(createLimitsFeature(config, { ...shared, redis }));

@@ -100,7 +100,8 @@ describe('start-up phases', () => {
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     const port = (silent.address() as AddressInfo).port;
     const before = handles();
-    const server = createServer(baseConfig('phases', { listen: { http: '127.0.0.1:0' }, store: `postgres://minigate@127.0.0.1:${port}/minigate` }), { logger: captureLogs().logger });
+    // storeTimeout 0s: give up at the first failure (waiting for a late database: validate-truth.test.ts).
+    const server = createServer(baseConfig('phases', { listen: { http: '127.0.0.1:0' }, store: `postgres://minigate@127.0.0.1:${port}/minigate`, startup: { storeTimeout: '0s' } }), { logger: captureLogs().logger });
     const starting = server.start().then(
       () => new Error('started'),
       (e: unknown) => e as Error,
@@ -175,7 +176,7 @@ describe('a start that fails part-way', () => {
     const file = path.join(dir, 'no-store.yaml');
     writeFileSync(
       file,
-      `dataDir: ${path.join(dir, 'cli2')}\nlisten:\n  http: 127.0.0.1:0\nwechat:\n  apiBase: ${sandbox.url}\napps:\n  - appid: ${APPID}\n    secret: secret\nstore: postgres://postgres@127.0.0.1:1/test\n${REDIS ? `redis: ${REDIS}\n` : ''}`,
+      `dataDir: ${path.join(dir, 'cli2')}\nlisten:\n  http: 127.0.0.1:0\nwechat:\n  apiBase: ${sandbox.url}\napps:\n  - appid: ${APPID}\n    secret: secret\nstore: postgres://postgres@127.0.0.1:1/test\nstartup:\n  storeTimeout: 1s\n${REDIS ? `redis: ${REDIS}\n` : ''}`,
     );
     const result = await runCli(['start', '-c', file]);
     expect(result.code).toBe(1);

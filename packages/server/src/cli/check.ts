@@ -53,9 +53,15 @@ export async function check(argv: string[]): Promise<void> {
       process.stderr.write(`${file}: no domain to check (tls.acme.domains, tls.certificates[].names or routes[].host); give URLs instead\n`);
       process.exit(EXIT_USAGE);
     }
-  } else urls = positionals.map((url) => ({ url, type }));
+  } else urls = positionals.map((url) => ({ url: withScheme(url, type), type }));
 
   const report = await runChecks(urls, { timeoutMs: timeoutS * 1000, ca, resolve });
   process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report, Boolean(process.stdout.isTTY) && !process.env.NO_COLOR));
   process.exitCode = report.exitCode;
+}
+
+/** `api.example.com` means its HTTPS (or WSS) origin: WeChat allows nothing else. */
+function withScheme(url: string, type: CheckType): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) return url;
+  return `${type === 'socket' ? 'wss' : 'https'}://${url}`;
 }

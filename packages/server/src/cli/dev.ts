@@ -91,8 +91,10 @@ export async function dev(argv: string[]): Promise<void> {
   });
   const dataDir = path.resolve(values.data ?? '.minigate');
   const httpPort = port(values.port, DEV_PORT_DEFAULT, '--port');
-  // --port 0 (free ports, for scripts) makes the HTTPS port free too unless it is given.
-  const httpsPort = port(values['https-port'], httpPort === 0 ? 0 : DEV_HTTPS_PORT_DEFAULT, '--https-port');
+  // --port moves HTTPS with it (0: free ports, for scripts; N: N+1), unless --https-port is given:
+  // a second dev server on another --port would otherwise collide on 8443.
+  const httpsPort = port(values['https-port'], values.port === undefined ? DEV_HTTPS_PORT_DEFAULT : httpPort === 0 ? 0 : httpPort + 1, '--https-port');
+  if (httpsPort > 65535) throw new UsageError('--port 65535 leaves no port for HTTPS above it; give --https-port N too');
   const sandboxPort = port(values['sandbox-port'], 0, '--sandbox-port');
   if (values.appid !== undefined && !/^wx[0-9a-zA-Z]{16}$/.test(values.appid)) throw new UsageError('--appid: an AppID such as wx0123456789abcdef');
   const app = devApp(dataDir, values.appid);
@@ -151,6 +153,11 @@ export async function dev(argv: string[]): Promise<void> {
   // The sandbox's clock drives session expiry too, so POST /__sandbox/clock ages sessions.
   const server = createServer(config, { logger, clock });
   await runUntilSignal(server, {
+    // The listener error names the config key; dev users set ports by flag.
+    onStartFailure: (message) => {
+      const flag = message.startsWith('listen.https:') ? '--https-port' : message.startsWith('listen.http:') ? '--port' : undefined;
+      if (flag) process.stderr.write(`minigate dev: choose another port with ${flag} N (0 picks a free one)\n`);
+    },
     onStarted: () => {
       const facts = {
         url: server.urls.http!,

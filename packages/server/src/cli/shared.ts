@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { ConfigError, loadConfig, type Config } from '../config/index.js';
 import { filesConfigIssues } from '../files/index.js';
+import { certificateConfigIssues } from '../tls/index.js';
 import type { MinigateServer } from '../server.js';
 import { EXIT_FAILURE, UsageError } from './errors.js';
 
@@ -18,10 +19,10 @@ export function configFile(given: string | undefined): string {
   return file;
 }
 
-/** Loads the config, or prints every problem and exits 1. */
 /** Config checks that need a feature's knowledge: the features run them at start too. */
-const FEATURE_CHECKS = [filesConfigIssues];
+const FEATURE_CHECKS = [filesConfigIssues, certificateConfigIssues];
 
+/** Loads the config, or prints every problem and exits 1. */
 export function loadOrExit(file: string): Config {
   try {
     return loadConfig({ file, checks: FEATURE_CHECKS });

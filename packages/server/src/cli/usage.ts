@@ -4,7 +4,7 @@ export const devHelp = `minigate dev [--data DIR] [--port N] [--https-port N] [-
 
 Runs minigate for local development, with no config file: SQLite in DIR (default ./.minigate),
 the WeChat sandbox in-process with a registered dev app, on http://127.0.0.1:N (default 8080).
---port 0 picks free ports. --appid gives the dev app the AppID your mini program project uses.
+HTTPS (the dev CA) is on 8443, or on N+1 with --port N, or --https-port N; --port 0 picks free ports. --appid gives the dev app the AppID your mini program project uses.
 The sandbox's control API is also at /__sandbox on minigate's own port, and the playground at
 /playground/. --json prints the facts (url, playground, sandboxUrl, appid, dataDir…) as one line.
 MINIGATE_* variables still apply (e.g. MINIGATE_STORE=postgres://… to use PostgreSQL).`;

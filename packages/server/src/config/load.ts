@@ -126,13 +126,24 @@ export function loadConfig(options: LoadConfigOptions): Config {
   const config: Config = {
     ...parsed,
     dataDir,
-    store: parsed.store ?? `sqlite:${path.join(dataDir, 'minigate.db')}`,
+    store: parsed.store === undefined ? `sqlite:${path.join(dataDir, 'minigate.db')}` : resolveSqlitePath(parsed.store, baseDir),
     source: label,
   };
   const frozen = deepFreeze(config);
   const found = (options.checks ?? []).flatMap((check) => check(frozen).map((p) => ({ where: where(p.path), path: formatPath(p.path), message: p.message })));
   if (found.length) throw new ConfigError(sortProblems(found));
   return frozen;
+}
+
+/**
+ * `sqlite:./x.db` names a file next to the config, like every other path in it: resolved here,
+ * so the database does not land wherever the process happens to start (under systemd, `/`).
+ */
+function resolveSqlitePath(store: string, baseDir: string): string {
+  if (!store.startsWith('sqlite:')) return store;
+  const file = store.slice('sqlite:'.length);
+  if (file === '' || file === ':memory:' || path.isAbsolute(file)) return store;
+  return `sqlite:${path.resolve(baseDir, file)}`;
 }
 
 /** File paths in the config, resolved against the config file's directory. */
@@ -350,9 +361,12 @@ function resolveSecretFiles(
 function describeIssue(issue: z.core.$ZodIssue, where: (p: ConfigPath) => string): ConfigProblem[] {
   const at = issue.path.filter((k): k is string | number => typeof k !== 'symbol');
   if (issue.code === 'unrecognized_keys') {
-    const allowed = Object.keys(schemaAt(at)?.properties ?? {});
+    const properties = schemaAt(at)?.properties ?? {};
+    const allowed = Object.keys(properties);
+    // A secret `x` may also be written `xFile`, so `secretFlie` is a typo of `secretFile`.
+    const candidates = [...allowed, ...allowed.filter((k) => properties[k]?.secret).map((k) => `${k}File`)];
     return issue.keys.map((key) => {
-      const suggestion = closest(key, allowed);
+      const suggestion = closest(key, candidates);
       return {
         where: where([...at, key]),
         path: formatPath([...at, key]),

@@ -23,6 +23,10 @@ export const SESSION_ABSOLUTE_DEFAULT = '30d';
 export const SESSION_MAX_PER_USER_DEFAULT = 10;
 export const WECHAT_TIMEOUT_DEFAULT = '5s';
 export const WECHAT_API_BASE_DEFAULT = 'https://api.weixin.qq.com';
+/** compose and systemd start the database beside minigate: a minute covers a cold MariaDB. */
+export const STORE_TIMEOUT_DEFAULT = '60s';
+/** listen.http when listen.https is not set. */
+export const LISTEN_HTTP_DEFAULT = { host: '127.0.0.1', port: 8080 } as const;
 
 const STORE_URL = /^(sqlite:.+|mysql:\/\/.+|mariadb:\/\/.+|postgres(ql)?:\/\/.+)$/;
 
@@ -113,8 +117,8 @@ export const configSchema = z
     listen: z
       .strictObject({
         http: listenAddress(
-          'Plain HTTP. With listen.https: ACME and CA file-validation paths, everything else redirected (308) to HTTPS. Without: serves all routes (behind a TLS-terminating load balancer).',
-        ).prefault('127.0.0.1:8080'),
+          'Plain HTTP. With listen.https: ACME and CA file-validation paths, everything else redirected (308) to HTTPS; not bound unless given (tls.acme needs it). Without listen.https: serves all routes (behind a TLS-terminating load balancer); default 127.0.0.1:8080.',
+        ).optional(),
         https: listenAddress('HTTPS (and WSS) with the certificates of `tls`.').optional(),
         internal: listenAddress(
           'The internal API for business services, on loopback or a private address. A public address, or 0.0.0.0 / :: on a host with a public interface, needs internal.allowPublic.',
@@ -124,6 +128,9 @@ export const configSchema = z
           .default(true)
           .meta({ description: 'With listen.https: redirect plain HTTP to HTTPS (false serves it too, as minigate dev does for local tools).' }),
       })
+      // Plain HTTP is bound by default only when it is the one listener: beside HTTPS a port
+      // nobody asked for would be a surprise (and a second way in).
+      .transform((listen) => ({ ...listen, http: listen.http ?? (listen.https ? undefined : LISTEN_HTTP_DEFAULT) }))
       .prefault({})
       .meta({ description: 'Where minigate listens.' }),
     tls: tlsSchema,
@@ -186,7 +193,7 @@ export const configSchema = z
       })
       .optional()
       .meta({
-        description: 'Database URL. Default: `sqlite:<dataDir>/minigate.db`.',
+        description: 'Database URL. Default: `sqlite:<dataDir>/minigate.db`. A relative `sqlite:` path is resolved against the config file, like every path in it.',
         secret: true,
       }),
     redis: z
@@ -208,6 +215,15 @@ export const configSchema = z
           'Key that encrypts session_key at rest. Default: generated once into `<dataDir>/secret.key`. Every instance sharing a database needs the same key.',
         secret: true,
       }),
+    startup: z
+      .strictObject({
+        storeTimeout: duration(
+          'How long start waits for a database that is not up yet (retrying with back-off, /readyz answering 503 meanwhile) before it gives up and exits 1. 0s: give up at the first failure.',
+          '0s',
+        ).prefault(STORE_TIMEOUT_DEFAULT),
+      })
+      .prefault({})
+      .meta({ description: 'How start-up waits for what it needs.' }),
     log: z
       .strictObject({
         level: z
@@ -222,6 +238,13 @@ export const configSchema = z
     const tls = config.tls;
     if (config.listen.https && !tls.certificates.length && !tls.acme && !tls.devCa) {
       ctx.addIssue({ code: 'custom', path: ['listen', 'https'], message: 'needs tls.certificates, tls.acme or tls.devCa' });
+    }
+    if (config.listen.https && tls.acme && !config.listen.http) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['listen'],
+        message: 'tls.acme proves the domains with HTTP-01 on port 80: set listen.http (e.g. "0.0.0.0:80"), which also redirects plain HTTP to HTTPS',
+      });
     }
     const seen = new Set<string>();
     if (config.listen.internal && !config.internal) {

@@ -1,6 +1,7 @@
-import type { Config } from '../config/index.js';
+import type { CertificateConfig, Config } from '../config/index.js';
 import { AppError } from '../core/index.js';
 import { readJsonBody, sendJson, type Router } from '../http/index.js';
+import { CertificateError, loadCertificate } from '../tls/index.js';
 import { CHECK_TIMEOUT_MS, runChecks } from './checks.js';
 import type { CheckType } from './types.js';
 
@@ -9,7 +10,8 @@ export function configuredUrls(config: Config): { url: string; type: CheckType }
   if (!config.listen.https) return [];
   const names = new Set<string>();
   for (const name of config.tls.acme?.domains ?? []) names.add(name.toLowerCase());
-  for (const cert of config.tls.certificates) for (const name of cert.names ?? []) names.add(name.toLowerCase());
+  // Without names:, a certificate serves the names in it: those are the domains to check.
+  for (const cert of config.tls.certificates) for (const name of cert.names ?? servedNames(cert)) names.add(name.toLowerCase());
   for (const route of config.routes) if (route.host) names.add(route.host.toLowerCase());
   const port = config.listen.https.port;
   const urls: { url: string; type: CheckType }[] = [];
@@ -20,6 +22,16 @@ export function configuredUrls(config: Config): { url: string; type: CheckType }
     if (config.channel.enabled) urls.push({ url: `wss://${origin}${config.channel.path}`, type: 'socket' });
   }
   return urls;
+}
+
+/** The names a certificate file is for (none when it cannot be read: validate and start say why). */
+function servedNames(cert: CertificateConfig): string[] {
+  try {
+    return loadCertificate(cert).names;
+  } catch (error) {
+    if (error instanceof CertificateError) return [];
+    throw error;
+  }
 }
 
 const TYPES: readonly CheckType[] = ['request', 'socket', 'upload', 'download'];

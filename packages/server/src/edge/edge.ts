@@ -269,7 +269,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
   const listeners: Listener[] = [];
   const makeListener = (name: string, scheme: 'http' | 'https', handle: (ctx: HttpContext) => Promise<void>) => {
     const dispatch = createDispatcher({ logger, client: (req) => clientInfo(req, scheme, trusted), handle });
-    const address = name === 'https' ? httpsAddress! : name === 'internal' ? config.listen.internal! : config.listen.http;
+    const address = name === 'https' ? httpsAddress! : name === 'internal' ? config.listen.internal! : config.listen.http!;
     const listener = createListener({
       name,
       address,
@@ -303,7 +303,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
         if (!deps.tls) throw new Error('listen.https without a TLS manager');
         httpsPort = (await open(makeListener('https', 'https', serve), httpsAddress)).port;
       }
-      await open(makeListener('http', 'http', plain), config.listen.http);
+      if (config.listen.http) await open(makeListener('http', 'http', plain), config.listen.http);
       if (config.listen.internal) {
         const internal = makeListener('internal', 'http', async (ctx) => {
           if (await common(ctx)) return;

@@ -8,7 +8,7 @@ import type { CertificateConfig } from '../config/index.js';
 import { toPem } from './der.js';
 import { KeystoreError, isJks, readJks } from './jks.js';
 import { Pkcs12Error, readPkcs12 } from './pkcs12.js';
-import { atsFindings, chainFindings, nameFindings, validityFindings, type CertificateFinding } from './rules.js';
+import { atsFindings, chainFindings, leafFindings, nameFindings, validityFindings, type CertificateFinding } from './rules.js';
 
 export { EXPIRY_WARNING_DAYS } from './rules.js';
 
@@ -151,9 +151,11 @@ export function inspectCertificate(
   if (!leaf) return { errors: [`${where}: no certificate`], warnings: [] };
   const findings = [
     ...validityFindings(leaf, now),
+    ...leafFindings(leaf),
     ...nameFindings(leaf, material.names),
     ...atsFindings(leaf),
-    ...chainFindings(material.chain, options),
+    // Our own files: a chain out of order is refused (what a remote server sends is only reported, by check).
+    ...chainFindings(material.chain, { ...options, orderIsError: true }),
   ];
   const line = (f: CertificateFinding) => `${where}: ${f.message}; ${f.fix}`;
   return {

@@ -15,7 +15,7 @@ const DAY_MS = 86_400_000;
 const ATS_CURVES: Record<string, number> = { prime256v1: 256, secp384r1: 384, secp521r1: 521 };
 const ATS_HASHES = ['SHA-256', 'SHA-384', 'SHA-512'];
 
-export type CertificateRule = 'not-yet-valid' | 'expired' | 'expires-soon' | 'name' | 'key' | 'signature' | 'chain-order' | 'trust';
+export type CertificateRule = 'not-yet-valid' | 'expired' | 'expires-soon' | 'name' | 'ca-leaf' | 'key' | 'signature' | 'chain-order' | 'trust';
 
 export interface CertificateFinding {
   rule: CertificateRule;
@@ -54,6 +54,22 @@ export function validityFindings(leaf: X509Certificate, now: number): Certificat
     return [{ rule: 'expires-soon', severity: 'warning', message: `expires ${date(to)}, in ${days} days`, fix: 'renew now (tls.acme renews a third of the lifetime ahead)' }];
   }
   return [];
+}
+
+/**
+ * The certificate served must be the site's own: a CA certificate (basicConstraints CA:TRUE)
+ * issued by another CA as the leaf means the key given is an intermediate's, and clients get
+ * the CA, not the site. (A self-signed one is often CA:TRUE by openssl's defaults; the trust
+ * rule speaks about it.)
+ */
+export function leafFindings(leaf: X509Certificate): CertificateFinding[] {
+  if (!leaf.ca || leaf.checkIssued(leaf)) return [];
+  return [{
+    rule: 'ca-leaf',
+    severity: 'error',
+    message: `the key belongs to a CA certificate ("${oneLine(leaf.subject)}"), not to the site's (WeChat: the certificate must be issued to the domain)`,
+    fix: "give the site certificate's own private key (the intermediate goes in the chain, not in key)",
+  }];
 }
 
 /** True when the certificate is valid for the DNS name or IP address (`*.example.com` asks for a wildcard). */
@@ -118,15 +134,20 @@ export function atsFindings(leaf: X509Certificate): CertificateFinding[] {
  * root Node trusts (or one of `trusted`). `devCa`: the chain is the dev CA's, trusted only where
  * the developer installed it, so an unknown root is expected.
  */
-export function chainFindings(chain: readonly X509Certificate[], options: { trusted?: readonly X509Certificate[]; devCa?: boolean } = {}): CertificateFinding[] {
+export function chainFindings(
+  chain: readonly X509Certificate[],
+  options: { trusted?: readonly X509Certificate[]; devCa?: boolean; orderIsError?: boolean } = {},
+): CertificateFinding[] {
   const findings: CertificateFinding[] = [];
   for (let i = 0; i + 1 < chain.length; i++) {
     if (!chain[i]!.checkIssued(chain[i + 1]!)) {
       findings.push({
         rule: 'chain-order',
-        severity: 'warning',
-        message: `certificate ${i + 2} of the file did not issue certificate ${i + 1}`,
-        fix: 'check the order and content of the chain',
+        // Clients build the path from the order served: a chain out of order (or with a stranger
+        // in it) fails on Android (WeChat -202 / ERR_CERT_AUTHORITY_INVALID).
+        severity: options.orderIsError ? 'error' : 'warning',
+        message: `certificate ${i + 2} of the chain did not issue certificate ${i + 1} (WeChat: the full chain must be served in order, leaf first, or Android clients fail with -202)`,
+        fix: 'put the certificates in order: the site certificate, then the intermediate that issued it, then the next',
       });
       break;
     }
