@@ -91,7 +91,7 @@ export const ERRORS = {
   },
   SUBSCRIBE_NOT_GRANTED: {
     status: 409,
-    message: 'minigate holds no grant of this user for this template (none given, used up or revoked); ask with wx.requestSubscribeMessage.',
+    message: 'The user has no grant left for this template (none given, used up or revoked); ask with wx.requestSubscribeMessage.',
   },
   SUBSCRIBE_TEMPLATE_UNKNOWN: { status: 400, message: 'That template is not among the app\'s subscribe message templates.' },
   SUBSCRIBE_DATA_INVALID: {
@@ -179,7 +179,7 @@ export const CLIENT_ERRORS = {
   LOGIN_FAILED: { message: 'No session could be made: wx.login failed or gave no code, or the login answer was not minigate\'s.' },
   CHANNEL_CLOSED: { message: 'The channel closed (or the link dropped) before the call finished; a publish\'s outcome is unknown.' },
   CHANNEL_QUEUE_FULL: { message: 'The channel is not connected and maxQueue frames are already waiting for it.' },
-  SUBSCRIBE_FAILED: { message: 'wx.requestSubscribeMessage failed (no popup shown, or the template ids were refused); nothing was reported.' },
+  SUBSCRIBE_FAILED: { message: 'The wx.requestSubscribeMessage call failed (no popup shown, or the template ids were refused); nothing was reported.' },
   NOT_SUPPORTED: { message: 'This wx API is not available in this runtime (base library too old, or not a mini program).' },
 } as const satisfies Record<string, ClientErrorSpec>;
 

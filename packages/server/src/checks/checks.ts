@@ -1,5 +1,5 @@
 /**
- * Content checks for a user (docs/checks.md): msgSecCheck v2 by session or openid, and
+ * Content checks for a user (docs/internal-api.md, content checks): msgSecCheck v2 by session or openid, and
  * mediaCheckAsync, whose verdict comes later in a `wxa_media_check` push; it is matched to the
  * request by trace_id and handed to the app's webhook through the outbox (kind `media_check`),
  * once, whatever WeChat repeats.

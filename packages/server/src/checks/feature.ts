@@ -1,5 +1,5 @@
 /**
- * Content checks for a user (docs/checks.md): the text check by session, and the media check
+ * Content checks for a user (docs/internal-api.md, content checks): the text check by session, and the media check
  * whose verdict arrives by push and goes to the app's webhook through the outbox. Registers the
  * `media_check` kind (apps[].push.webhook) when made, before the outbox starts.
  */

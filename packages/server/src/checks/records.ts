@@ -1,4 +1,4 @@
-/** Media checks waiting for their result push, in the store (docs/checks.md). */
+/** Media checks waiting for their result push, in the store (docs/internal-api.md, content checks). */
 import { storeOp, type Store } from '../store/index.js';
 
 export interface MediaCheckRecord {
