@@ -598,7 +598,7 @@ const CONTROL_ROUTES = [
   'POST /__sandbox/apps {appid, secret, unionBound?, tokenTtlSeconds?}',
   'POST /__sandbox/check-token {access_token} -> {ok, errcode?}',
   'POST /__sandbox/templates {appid, templateId, keywords, kind?: one-time|long-term}',
-  'POST /__sandbox/subscribe {appid, openid, templateId, count?} (what wx.requestSubscribeMessage grants)',
+  'POST /__sandbox/subscribe {appid, openid, templateId, count?} (credits at WeChat only, no push; subscribe-tap is the user)',
   'POST /__sandbox/pages {appid, pages} (published pages; unset: every page)',
   'POST /__sandbox/push-target {appid, url, token, encodingAESKey?, mode?, format?, ghid?, mediaCheckDelayMs?} (where this app\'s event pushes go)',
   'POST /__sandbox/subscribe-tap {appid, openid, choices: {templateId: accept|reject}, where?: popup|change} (the user taps; pushes the event)',

@@ -130,6 +130,18 @@ describe('subscribe grants', () => {
     expect((await send(openid)).body.error.code).toBe('SUBSCRIBE_NOT_GRANTED');
   });
 
+  it("records each send with its outcome, and WeChat's sent event updates it by msgid", async () => {
+    const { openid } = await h.code();
+    await tap(openid, { [ONCE]: 'accept' });
+    const sent = await send(openid);
+    await send(openid);
+    const sends = () => h.server.store.db.selectFrom('subscribe_sends').select(['outcome', 'msgid', 'errcode']).where('openid', '=', openid).orderBy('created_at').execute();
+    expect((await sends()).map((r) => r.outcome).sort()).toEqual(['not_granted', 'sent']);
+    const report = { ToUserName: 'gh_sandbox00000', FromUserName: openid, CreateTime: 1700000002, MsgType: 'event', Event: 'subscribe_msg_sent_event', SubscribeMsgSentEvent: { List: { TemplateId: ONCE, MsgID: sent.body.msgid, ErrorCode: 0, ErrorStatus: 'success' } } };
+    await h.control('push', { url: `${h.url}/wechat/push/${TEST_APPID}`, appid: TEST_APPID, token: TOKEN, format: 'xml', message: report });
+    expect(await sends()).toContainEqual({ outcome: 'delivered', msgid: sent.body.msgid, errcode: 0 });
+  });
+
   it('a long-term grant is not used up by sends', async () => {
     const { openid } = await h.code();
     await tap(openid, { [LONG]: 'accept' });
