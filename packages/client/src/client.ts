@@ -110,6 +110,17 @@ export interface MinigateClient {
   downloadFile(options: DownloadOptions & NoCallbacks): Task<{ tempFilePath: string; statusCode: number }>;
   downloadFile(options: DownloadOptions): TaskHandle;
   getPhoneNumber(code: string): Promise<{ phoneNumber: string; purePhoneNumber: string; countryCode: string }>;
+  /**
+   * Decrypts open data (wx.getWeRunData, a share ticket's info, …) with the session's key on the
+   * server. `getData` fetches it; when the server says SESSION_KEY_STALE (wx.login ran again
+   * since the session was made), the SDK logs in again, calls `getData` again and retries once.
+   */
+  decrypt<T = Record<string, unknown>>(getData: () => Promise<{ encryptedData: string; iv: string }>): Promise<T>;
+  /**
+   * wx.requestSubscribeMessage, and its result reported to minigate through the session (recorded
+   * as client-reported grants). Resolves with wx's result once the report is in.
+   */
+  requestSubscribeMessage(tmplIds: string[]): Promise<Record<string, string>>;
   /** A channel (WebSocket rooms) on this client's session. */
   channel(options?: ChannelOptions): Channel;
   /** Ends the session on the server and here; open channels close. */
@@ -382,6 +393,30 @@ export function createClient(options: ClientOptions): MinigateClient {
         header: { 'content-type': 'application/json' },
       });
       return res.data;
+    },
+
+    async decrypt<T>(getData: () => Promise<{ encryptedData: string; iv: string }>): Promise<T> {
+      for (let round = 0; ; round++) {
+        const { encryptedData, iv } = await getData();
+        try {
+          const res = await client.request<{ data: T }>({ url: '/auth/decrypt', method: 'POST', data: { encryptedData, iv }, header: { 'content-type': 'application/json' } });
+          return res.data.data;
+        } catch (error) {
+          // The data was sealed with a newer key than the session's: one new login, new data, one retry.
+          if (round > 0 || !(error instanceof MinigateError) || error.code !== 'SESSION_KEY_STALE') throw error;
+          forget(session?.token);
+          await login();
+        }
+      }
+    },
+
+    async requestSubscribeMessage(tmplIds) {
+      if (!wx.requestSubscribeMessage) throw sdkError('NOT_SUPPORTED', 'wx.requestSubscribeMessage is not available');
+      const result = await new Promise<Record<string, string>>((resolve, reject) => {
+        wx.requestSubscribeMessage!({ tmplIds, success: resolve, fail: (err) => reject(sdkError('SUBSCRIBE_FAILED', err.errMsg || 'requestSubscribeMessage failed')) });
+      });
+      await client.request({ url: '/auth/subscriptions', method: 'POST', data: { result }, header: { 'content-type': 'application/json' } });
+      return result;
     },
 
     channel(channelOptions = {}) {

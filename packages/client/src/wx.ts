@@ -52,6 +52,8 @@ export interface Wx {
   setStorageSync(key: string, value: unknown): void;
   removeStorageSync(key: string): void;
   getFileSystemManager?(): { readFileSync(path: string, encoding?: string): string | ArrayBuffer };
+  /** The subscribe message popup: `{[templateId]: 'accept' | 'reject' | 'ban' | 'filter', errMsg}`. */
+  requestSubscribeMessage?(options: { tmplIds: string[] } & WxCallbacks<Record<string, string>>): void;
 }
 
 declare const wx: Wx | undefined;

@@ -89,6 +89,19 @@ export const ERRORS = {
     status: 409,
     message: 'The user has not subscribed to this template (or used up the subscription); ask with wx.requestSubscribeMessage.',
   },
+  SUBSCRIBE_NOT_GRANTED: {
+    status: 409,
+    message: 'The user has no grant left for this template (none given, used up or revoked); ask with wx.requestSubscribeMessage.',
+  },
+  SUBSCRIBE_TEMPLATE_UNKNOWN: { status: 400, message: 'That template is not among the app\'s subscribe message templates.' },
+  SUBSCRIBE_DATA_INVALID: {
+    status: 400,
+    message: 'The message data does not fit the template: a keyword is missing, unknown, empty or too long for its type.',
+  },
+  SESSION_KEY_STALE: {
+    status: 409,
+    message: 'The data was encrypted with a newer session_key (wx.login ran again); log in again, get the data again and retry.',
+  },
   TOKEN_REFRESH_LIMITED: { status: 429, message: 'A forced access_token refresh is not allowed now.' },
   INTERNAL_AUTH_REQUIRED: {
     status: 401,
@@ -166,6 +179,8 @@ export const CLIENT_ERRORS = {
   LOGIN_FAILED: { message: 'No session could be made: wx.login failed or gave no code, or the login answer was not minigate\'s.' },
   CHANNEL_CLOSED: { message: 'The channel closed (or the link dropped) before the call finished; a publish\'s outcome is unknown.' },
   CHANNEL_QUEUE_FULL: { message: 'The channel is not connected and maxQueue frames are already waiting for it.' },
+  SUBSCRIBE_FAILED: { message: 'The wx.requestSubscribeMessage call failed (no popup shown, or the template ids were refused); nothing was reported.' },
+  NOT_SUPPORTED: { message: 'This wx API is not available in this runtime (base library too old, or not a mini program).' },
 } as const satisfies Record<string, ClientErrorSpec>;
 
 /** A code the client SDK raises itself. */

@@ -27,12 +27,20 @@ export function encryptPush(encodingAESKey: string, appid: string, message: stri
   return Buffer.concat([cipher.update(padded), cipher.final()]).toString('base64');
 }
 
-/** `{a: 1, b: 'x'}` → `<xml><a>1</a><b><![CDATA[x]]></b></xml>`. */
+/**
+ * `{a: 1, b: 'x'}` → `<xml><a>1</a><b><![CDATA[x]]></b></xml>`; an object nests, a list repeats its
+ * element (`{E: {List: [x, y]}}` → `<E><List>x</List><List>y</List></E>`, as WeChat's subscribe events).
+ */
 export function toXml(message: Record<string, unknown>): string {
-  const fields = Object.entries(message).map(([name, value]) =>
-    typeof value === 'number' ? `<${name}>${value}</${name}>` : `<${name}><![CDATA[${String(value)}]]></${name}>`,
-  );
-  return `<xml>${fields.join('')}</xml>`;
+  return `<xml>${Object.entries(message).map(([name, value]) => xmlField(name, value)).join('')}</xml>`;
+}
+
+function xmlField(name: string, value: unknown): string {
+  if (Array.isArray(value)) return value.map((item) => xmlField(name, item)).join('');
+  if (typeof value === 'object' && value !== null) {
+    return `<${name}>${Object.entries(value as Record<string, unknown>).map(([k, v]) => xmlField(k, v)).join('')}</${name}>`;
+  }
+  return typeof value === 'number' ? `<${name}>${value}</${name}>` : `<${name}><![CDATA[${String(value)}]]></${name}>`;
 }
 
 export interface PushRequest {

@@ -14,7 +14,7 @@ import {
   type SandboxClock,
 } from './model.js';
 import { sendPush, verifyPushUrl, type PushFormat, type PushMode } from './push.js';
-import { isBinary, type ServiceResult } from './services.js';
+import { isBinary, type PushTarget, type ServiceResult, type SubscribeChoice } from './services.js';
 import { ANONYMOUS_USER_INFO, encryptUserData, sessionKeyHmac, type SandboxUserInfo } from './user-data.js';
 
 /** errmsg texts as WeChat returns them (docs/wechat-api.md §0). */
@@ -163,6 +163,11 @@ async function handle(model: SandboxModel, req: IncomingMessage, res: ServerResp
   send(res, 200, result);
 }
 
+/** Sends an event push to an app's configured push target, as WeChat does (signed, maybe encrypted). */
+function pushTo(model: SandboxModel, target: PushTarget, message: Record<string, unknown>) {
+  return sendPush({ ...target, message, attempts: 1, timeoutMs: 5_000, now: model.now() });
+}
+
 function tokenApp(model: SandboxModel, query: Query): string | undefined {
   const check = model.checkToken(query.get('access_token'));
   return check.ok ? check.appid : undefined;
@@ -283,6 +288,20 @@ const WECHAT_ROUTES: Record<string, (model: SandboxModel, call: ApiCall) => ApiR
   '/cgi-bin/message/subscribe/send': withToken((model, _call, appid, body) =>
     model.services.sendSubscribe(appid, body, (openid) => model.user(appid, openid) !== undefined),
   ),
+  '/wxaapi/newtmpl/gettemplate': withToken((model, _call, appid) => model.services.templateList(appid), { post: false }),
+  '/wxa/media_check_async': withToken((model, _call, appid, body) => {
+    const taken = model.services.mediaCheck(appid, body, (openid) => model.user(appid, openid) !== undefined);
+    if (!('pending' in taken)) return taken;
+    // The verdict goes to the app's push URL a little later, as WeChat's does (within 30 min).
+    const target = model.services.pushTargets.get(appid);
+    if (target) {
+      const pending = taken.pending;
+      setTimeout(() => {
+        pushTo(model, target, model.services.mediaVerdict(pending, target.ghid, model.now())).catch(() => undefined);
+      }, target.mediaCheckDelayMs).unref();
+    }
+    return taken.result;
+  }),
   '/wxa/getwxacodeunlimit': withToken((model, _call, appid, body) => model.services.wxacode(appid, body)),
   '/wxa/generatescheme': withToken((model, _call, appid, body) => model.services.generateScheme(appid, body, model.now())),
   '/wxa/queryscheme': withToken((model, _call, _appid, body) => model.services.queryScheme(body)),
@@ -382,7 +401,9 @@ async function control(
         if (!Array.isArray(keywords) || !keywords.every((k) => typeof k === 'string' && /^[a-z_]+\d+$/.test(k))) {
           throw new SandboxInputError('BAD_REQUEST', 'keywords must be a list like ["thing1", "time2"]');
         }
-        model.services.addTemplate(requireString(body, 'appid'), requireString(body, 'templateId'), keywords as string[]);
+        const kind = body.kind ?? 'one-time';
+        if (kind !== 'one-time' && kind !== 'long-term') throw new SandboxInputError('BAD_REQUEST', 'kind is one-time or long-term');
+        model.services.addTemplate(requireString(body, 'appid'), requireString(body, 'templateId'), keywords as string[], kind);
         return send(res, 200, { ok: true });
       }
       case 'POST /__sandbox/subscribe': {
@@ -390,6 +411,57 @@ async function control(
         if (typeof count !== 'number' || !Number.isInteger(count) || count < 1) throw new SandboxInputError('BAD_REQUEST', 'count must be a positive integer');
         const credits = model.services.addCredits(requireString(body, 'appid'), requireString(body, 'openid'), requireString(body, 'templateId'), count);
         return send(res, 200, { credits });
+      }
+      case 'POST /__sandbox/push-target': {
+        const mode = body.mode ?? 'plaintext';
+        const format = body.format ?? 'json';
+        if (!['plaintext', 'compatible', 'safe'].includes(mode as string)) throw new SandboxInputError('BAD_REQUEST', 'mode is plaintext, compatible or safe');
+        if (!['json', 'xml'].includes(format as string)) throw new SandboxInputError('BAD_REQUEST', 'format is json or xml');
+        const delay = body.mediaCheckDelayMs ?? 50;
+        if (typeof delay !== 'number' || delay < 0 || delay > 600_000) throw new SandboxInputError('BAD_REQUEST', 'mediaCheckDelayMs is 0 to 600000');
+        const appid = requireString(body, 'appid');
+        model.services.pushTargets.set(appid, {
+          appid,
+          url: requireString(body, 'url'),
+          token: requireString(body, 'token'),
+          ...optionalStrings(body, ['encodingAESKey']),
+          mode: mode as PushMode,
+          format: format as PushFormat,
+          ghid: typeof body.ghid === 'string' ? body.ghid : 'gh_sandbox00000',
+          mediaCheckDelayMs: delay,
+        });
+        return send(res, 200, { ok: true });
+      }
+      case 'POST /__sandbox/subscribe-tap': {
+        // The user taps in the requestSubscribeMessage popup (or later in the settings): WeChat
+        // records it and pushes subscribe_msg_popup_event / subscribe_msg_change_event.
+        const appid = requireString(body, 'appid');
+        const openid = requireString(body, 'openid');
+        const where = body.where ?? 'popup';
+        if (where !== 'popup' && where !== 'change') throw new SandboxInputError('BAD_REQUEST', 'where is popup or change');
+        const choices = body.choices;
+        if (typeof choices !== 'object' || choices === null || !Object.values(choices).every((c) => c === 'accept' || c === 'reject')) {
+          throw new SandboxInputError('BAD_REQUEST', 'choices must be {"<templateId>": "accept" | "reject"}');
+        }
+        const applied = model.services.choose(appid, openid, choices as Record<string, SubscribeChoice>, where);
+        const target = model.services.pushTargets.get(appid);
+        if (!target || applied.length === 0) return send(res, 200, { applied, attempts: [] });
+        const items = applied.map((templateId) => ({
+          TemplateId: templateId,
+          SubscribeStatusString: (choices as Record<string, string>)[templateId]!,
+          ...(where === 'popup' ? { PopupScene: '0' } : {}),
+        }));
+        const container = where === 'popup' ? 'SubscribeMsgPopupEvent' : 'SubscribeMsgChangeEvent';
+        const message = {
+          ToUserName: target.ghid,
+          FromUserName: openid,
+          CreateTime: Math.floor(model.now() / 1000),
+          MsgType: 'event',
+          Event: where === 'popup' ? 'subscribe_msg_popup_event' : 'subscribe_msg_change_event',
+          // XML repeats <List> inside the event's element; JSON carries the list under the element's name.
+          [container]: target.format === 'xml' ? { List: items } : items,
+        };
+        return send(res, 200, { applied, attempts: await pushTo(model, target, message) });
       }
       case 'POST /__sandbox/pages': {
         const pages = body.pages;
@@ -525,9 +597,11 @@ async function control(
 const CONTROL_ROUTES = [
   'POST /__sandbox/apps {appid, secret, unionBound?, tokenTtlSeconds?}',
   'POST /__sandbox/check-token {access_token} -> {ok, errcode?}',
-  'POST /__sandbox/templates {appid, templateId, keywords}',
-  'POST /__sandbox/subscribe {appid, openid, templateId, count?} (what wx.requestSubscribeMessage grants)',
+  'POST /__sandbox/templates {appid, templateId, keywords, kind?: one-time|long-term}',
+  'POST /__sandbox/subscribe {appid, openid, templateId, count?} (credits at WeChat only, no push; subscribe-tap is the user)',
   'POST /__sandbox/pages {appid, pages} (published pages; unset: every page)',
+  'POST /__sandbox/push-target {appid, url, token, encodingAESKey?, mode?, format?, ghid?, mediaCheckDelayMs?} (where this app\'s event pushes go)',
+  'POST /__sandbox/subscribe-tap {appid, openid, choices: {templateId: accept|reject}, where?: popup|change} (the user taps; pushes the event)',
   'GET /__sandbox/messages?appid= (subscribe messages sent)',
   'POST /__sandbox/push {url, appid, token, encodingAESKey?, mode?, format?, message, attempts?} (WeChat → your push URL)',
   'POST /__sandbox/push-verify {url, token} (the echostr check of the console)',

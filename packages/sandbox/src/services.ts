@@ -18,6 +18,33 @@ export function isBinary(result: unknown): result is BinaryResult {
 
 interface Template {
   keywords: string[];
+  /** One-time grants are used by a send; long-term ones are not (§8.3). */
+  kind: 'one-time' | 'long-term';
+}
+
+/** A user's choice for one template, in the popup or in the settings. */
+export type SubscribeChoice = 'accept' | 'reject';
+
+/** Where an app's event pushes go (set with POST /__sandbox/push-target). */
+export interface PushTarget {
+  appid: string;
+  url: string;
+  token: string;
+  encodingAESKey?: string;
+  mode: 'plaintext' | 'compatible' | 'safe';
+  format: 'json' | 'xml';
+  /** The mini program's original id, ToUserName of its pushes. */
+  ghid: string;
+  mediaCheckDelayMs: number;
+}
+
+/** A mediaCheckAsync request whose verdict is still to be pushed. */
+export interface PendingMediaCheck {
+  traceId: string;
+  appid: string;
+  openid: string;
+  mediaUrl: string;
+  scene: number;
 }
 
 export interface SentMessage {
@@ -39,6 +66,9 @@ const MAX_LINK_EXPIRY_MS = 30 * 86_400_000;
 export class SandboxServices {
   private readonly templates = new Map<string, Template>(); // appid/templateId
   private readonly credits = new Map<string, number>(); // appid/openid/templateId
+  private readonly longTerm = new Set<string>(); // appid/openid/templateId
+  private nextTrace = 0;
+  readonly pushTargets = new Map<string, PushTarget>();
   private readonly pages = new Map<string, Set<string>>(); // appid → published pages
   readonly messages: SentMessage[] = [];
   private nextMsgid = 0n;
@@ -46,8 +76,76 @@ export class SandboxServices {
   reviewWords = ['review-word'];
   private readonly schemes = new Map<string, Record<string, unknown>>();
 
-  addTemplate(appid: string, templateId: string, keywords: string[]): void {
-    this.templates.set(`${appid}/${templateId}`, { keywords });
+  addTemplate(appid: string, templateId: string, keywords: string[], kind: 'one-time' | 'long-term' = 'one-time'): void {
+    this.templates.set(`${appid}/${templateId}`, { keywords, kind });
+  }
+
+  /** `/wxaapi/newtmpl/gettemplate`: the account's templates (type 2 one-time, 3 long-term). */
+  templateList(appid: string): ServiceResult {
+    const data = [...this.templates.entries()]
+      .filter(([key]) => key.startsWith(`${appid}/`))
+      .map(([key, t]) => ({
+        priTmplId: key.slice(appid.length + 1),
+        title: 'Sandbox template',
+        content: t.keywords.map((k) => `${k}:{{${k}.DATA}}`).join('\n'),
+        example: t.keywords.map((k) => `${k}:example`).join('\n'),
+        type: t.kind === 'long-term' ? 3 : 2,
+      }));
+    return { errcode: 0, errmsg: 'ok', data };
+  }
+
+  /**
+   * What a tap does at WeChat: in the popup, accept grants one send of a one-time template (or
+   * the long-term subscription); in the settings (change), reject takes everything back.
+   * Unknown templates are skipped; returns the templates it applied to.
+   */
+  choose(appid: string, openid: string, choices: Record<string, SubscribeChoice>, where: 'popup' | 'change'): string[] {
+    const applied: string[] = [];
+    for (const [templateId, choice] of Object.entries(choices)) {
+      const template = this.templates.get(`${appid}/${templateId}`);
+      if (!template) continue;
+      const key = `${appid}/${openid}/${templateId}`;
+      if (choice === 'accept' && template.kind === 'long-term') this.longTerm.add(key);
+      else if (choice === 'accept' && where === 'popup') this.credits.set(key, (this.credits.get(key) ?? 0) + 1);
+      else if (choice === 'reject' && where === 'change') {
+        this.credits.set(key, 0);
+        this.longTerm.delete(key);
+      }
+      applied.push(templateId);
+    }
+    return applied;
+  }
+
+  /** `/wxa/media_check_async`: takes the request; the verdict is pushed later (§8.2). */
+  mediaCheck(appid: string, body: Record<string, unknown>, userExists: (openid: string) => boolean): { errcode: number } | { pending: PendingMediaCheck; result: ServiceResult } {
+    if (body.version !== 2 && body.version !== '2') return { errcode: 40097 };
+    if (typeof body.openid !== 'string' || !userExists(body.openid)) return { errcode: 40003 };
+    const scene = Number(body.scene);
+    if (!Number.isInteger(scene) || scene < 1 || scene > 4) return { errcode: 40129 };
+    if (typeof body.media_url !== 'string' || !/^https?:\/\//.test(body.media_url)) return { errcode: 40097 };
+    if (body.media_type !== 1 && body.media_type !== 2) return { errcode: 40097 };
+    const hex = createHash('sha1').update(`${appid}/${body.media_url}/${this.nextTrace++}`).digest('hex');
+    const traceId = `${hex.slice(0, 8)}-${hex.slice(8, 16)}-${hex.slice(16, 24)}`;
+    return { pending: { traceId, appid, openid: body.openid, mediaUrl: body.media_url, scene }, result: { errcode: 0, errmsg: 'ok', trace_id: traceId } };
+  }
+
+  /** The wxa_media_check push for a check: risky when the URL says "risky", else pass. */
+  mediaVerdict(check: PendingMediaCheck, ghid: string, now: number): Record<string, unknown> {
+    const risky = check.mediaUrl.includes('risky');
+    // The label is a string in these pushes (§8.2).
+    const [suggest, label] = risky ? ['risky', '20002'] : ['pass', '100'];
+    return {
+      ToUserName: ghid,
+      FromUserName: check.openid,
+      CreateTime: Math.floor(now / 1000),
+      MsgType: 'event',
+      Event: 'wxa_media_check',
+      appid: check.appid,
+      trace_id: check.traceId,
+      version: 2,
+      result: { suggest, label },
+      detail: [{ strategy: 'content_model', errcode: 0, suggest, label, prob: risky ? 90 : 0 }],
+    };
   }
 
   addCredits(appid: string, openid: string, templateId: string, count: number): number {
@@ -110,9 +208,11 @@ export class SandboxServices {
     }
     if (!this.pageOk(appid, body.page, true)) return { errcode: 41030 };
     const key = `${appid}/${touser}/${templateId}`;
-    const credits = this.credits.get(key) ?? 0;
-    if (credits <= 0) return { errcode: 43101 };
-    this.credits.set(key, credits - 1);
+    if (!this.longTerm.has(key)) {
+      const credits = this.credits.get(key) ?? 0;
+      if (credits <= 0) return { errcode: 43101 };
+      this.credits.set(key, credits - 1);
+    }
     const msgid = (MSGID_BASE + this.nextMsgid++).toString();
     this.messages.push({ msgid, appid, touser, templateId: templateId as string, ...(typeof body.page === 'string' ? { page: body.page } : {}), data: data as Record<string, unknown> });
     return { errcode: 0, errmsg: 'ok', msgid: { __exactInteger: msgid } };

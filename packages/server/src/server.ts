@@ -1,8 +1,8 @@
 /**
  * `createServer(config, deps)`: minigate assembled from its features. start() starts them in
  * order: the certificates and the listeners first (/healthz answers, /readyz says 503 NOT_READY
- * with what is starting), then the store, ACME, Redis, limits, token, gateway, auth, channel,
- * files, push and doctor, and last the routes (ready). A failure closes what had started, in
+ * with what is starting), then the store, ACME, Redis, limits, token, gateway, subscribe, auth,
+ * channel, files, checks, push and doctor, and last the routes (ready). A failure closes what had started, in
  * reverse, and is thrown again. close() drains every feature, then closes them in reverse.
  */
 import type { AppConfig, Config } from './config/index.js';
@@ -14,12 +14,14 @@ import { createFeatureStack, StartError, type SharedDeps } from './feature/index
 import { boundUrl, createEdgeFeature, type EdgeFeature } from './edge/index.js';
 import { createAuthFeature, type SessionService } from './auth/index.js';
 import { createChannelFeature, type ChannelFeature } from './channel/index.js';
+import { createChecksFeature } from './checks/index.js';
 import { createDoctorFeature } from './doctor/index.js';
 import { createFilesFeature } from './files/index.js';
 import { createGatewayFeature } from './gateway/index.js';
 import { createLimitsFeature } from './limits/index.js';
 import { createOutboxFeature } from './outbox/index.js';
 import { createPushFeature } from './push/index.js';
+import { createSubscribeFeature } from './subscribe/index.js';
 import { createTokenFeature, type TokenManager } from './token/index.js';
 import { createAcmeFeature, createInternalListenCheck, createRedisFeature, createStoreFeature, createTlsFeature, makeDataDir, type StoreFeature, type TlsFeature } from './startup/index.js';
 import type { Store } from './store/index.js';
@@ -86,16 +88,29 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     const { limits } = await stack.add(createLimitsFeature(config, { ...shared, redis }));
     tokens = (await stack.add(createTokenFeature({ ...shared, wechat, store, redis }))).tokens;
     const gateway = await stack.add(createGatewayFeature({ ...shared, tokens, wechat }));
+    const subscribe = await stack.add(createSubscribeFeature({ ...shared, store, gateway: gateway.gateway }));
     let channel: ChannelFeature | undefined;
     const auth = await stack.add(
-      createAuthFeature({ ...shared, store, secretKey: secretKey.key, wechat, limits, phoneNumber: gateway.phoneNumber, tunnelUrl: () => channel?.tunnelUrl }),
+      createAuthFeature({
+        ...shared,
+        store,
+        secretKey: secretKey.key,
+        wechat,
+        limits,
+        phoneNumber: gateway.phoneNumber,
+        call: gateway.gateway.call,
+        reportSubscriptions: (appid, openid, result) => subscribe.subscriptions.report(appid, openid, result),
+        tunnelUrl: () => channel?.tunnelUrl,
+      }),
     );
     sessions = auth.sessions;
     const features = { ...shared, store, redis, sessions, secretKey: secretKey.key, limits };
     if (config.channel.enabled) channel = await stack.add(createChannelFeature(config, features));
     if (config.files.enabled) await stack.add(createFilesFeature(config, features));
     const outbox = createOutboxFeature({ ...shared, store });
-    await stack.add(createPushFeature(config, { ...features, outbox: outbox.outbox, ...(channel ? { publish: channel.publish } : {}) }));
+    const checks = await stack.add(createChecksFeature(config, { ...shared, store, gateway: gateway.gateway, sessions, outbox: outbox.outbox }));
+    const observers = [subscribe.subscriptions.onPush, checks.checks.onPush];
+    await stack.add(createPushFeature(config, { ...features, outbox: outbox.outbox, observers, ...(channel ? { publish: channel.publish } : {}) }));
     await stack.add(createDoctorFeature(config, shared));
     // Started once every feature has registered its event kinds.
     await stack.add(outbox);

@@ -20,7 +20,7 @@ const CONTRACT = ['feature'];
 /** Floors: the toolkits features stand on. */
 const FLOORS = ['http', 'store', 'bus', 'wechat', 'tls', 'limits', 'outbox'];
 /** Features: may import the bottom, the floors and (through index.ts, without a cycle) each other. */
-const FEATURES = ['auth', 'token', 'gateway', 'push', 'channel', 'files', 'doctor'];
+const FEATURES = ['auth', 'token', 'gateway', 'push', 'channel', 'files', 'doctor', 'subscribe', 'checks'];
 
 /**
  * Which folders each folder may import. Folders not listed here (cli/) and the files at the top of

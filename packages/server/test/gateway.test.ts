@@ -1,7 +1,7 @@
 /**
  * The access_token manager and the WeChat API gateway, in one process against the sandbox:
  * caching and single flight, recovery after WeChat refuses a token, forced refresh limits,
- * back-off, and the internal API's helpers (phone, content check, subscribe messages, wxacode,
+ * back-off, and the internal API's helpers (phone, content check, wxacode,
  * links) and passthrough.
  */
 import { createHash } from 'node:crypto';
@@ -170,49 +170,7 @@ describe('helpers', () => {
     expect(bad).toMatchObject({ status: 400, body: { error: { code: 'BAD_REQUEST', message: expect.stringContaining('scene') } } });
   });
 
-  describe('subscribe messages', () => {
-    let openid: string;
-    beforeAll(async () => {
-      openid = (await h.code()).openid;
-      await h.control('templates', { appid: TEST_APPID, templateId: 'TPL_ORDER', keywords: ['thing1', 'time2'] });
-    });
-    const send = () =>
-      h.internal('POST', `/v1/apps/${TEST_APPID}/subscribe-messages`, {
-        touser: openid,
-        templateId: 'TPL_ORDER',
-        data: { thing1: { value: 'coffee' }, time2: { value: '2026-11-22 10:00' } },
-        page: 'pages/order?id=7',
-      });
-
-    it('sends with a credit and returns the 64-bit msgid exactly, as a string', async () => {
-      await h.control('subscribe', { appid: TEST_APPID, openid, templateId: 'TPL_ORDER', count: 1 });
-      const sent = await send();
-      expect(sent.status).toBe(200);
-      expect(sent.body.msgid).toMatch(/^\d{19}$/);
-      const messages = (await (await fetch(`${h.sandbox.url}/__sandbox/messages?appid=${TEST_APPID}`)).json()) as { messages: { msgid: string }[] };
-      expect(messages.messages.map((m) => m.msgid)).toContain(sent.body.msgid);
-      expect(BigInt(sent.body.msgid) > BigInt(Number.MAX_SAFE_INTEGER)).toBe(true);
-    });
-
-    it('says SUBSCRIBE_REFUSED without a credit, and WECHAT_BAD_ARGUMENT for wrong data', async () => {
-      expect((await send()).body.error.code).toBe('SUBSCRIBE_REFUSED');
-      await h.control('subscribe', { appid: TEST_APPID, openid, templateId: 'TPL_ORDER', count: 1 });
-      const wrong = await h.internal('POST', `/v1/apps/${TEST_APPID}/subscribe-messages`, { touser: openid, templateId: 'TPL_ORDER', data: { thing1: { value: 'x' } } });
-      expect(wrong).toMatchObject({ status: 400, body: { error: { code: 'WECHAT_BAD_ARGUMENT', message: expect.stringContaining('47003') } } });
-    });
-
-    it('never retries after a timeout or -1, and says the outcome is unknown', async () => {
-      await h.control('subscribe', { appid: TEST_APPID, openid, templateId: 'TPL_ORDER', count: 5 });
-      const before = await stats('/cgi-bin/message/subscribe/send');
-      await h.control('faults', { path: '/cgi-bin/message/subscribe/send', delayMs: 6_000, times: 1 });
-      const timedOut = await send();
-      expect(timedOut).toMatchObject({ status: 504, body: { error: { code: 'WECHAT_OUTCOME_UNKNOWN' } } });
-      await h.control('faults', { path: '/cgi-bin/message/subscribe/send', errcode: -1, times: 1 });
-      const busy = await send();
-      expect(busy.body.error.code).toBe('WECHAT_OUTCOME_UNKNOWN');
-      expect((await stats('/cgi-bin/message/subscribe/send')) - before).toBe(2);
-    });
-  });
+  // Subscribe messages (grants, data checks, msgid, no retry on doubt): test/subscribe.test.ts.
 
   it('passes a 2 MB wxacode image through byte for byte, and through the helper', async () => {
     const request = { scene: 'order=7', width: 820 };

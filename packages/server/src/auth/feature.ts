@@ -8,11 +8,15 @@ import { registerSessionRoutes } from './internal-routes.js';
 import type { LoginDeps } from './login.js';
 import { createAuthServices } from './routes.js';
 import { createSecretBox } from './secret-box.js';
+import { createSessionKeyTools, type TokenCall } from './session-key.js';
 import { createSessionService, type SessionService } from './sessions.js';
 
 /** Ended sessions are kept this long (so a revoked token is told "revoked", not "invalid"). */
 export const SESSION_PURGE_AFTER_MS = 7 * 86_400_000;
 export const SESSION_PURGE_INTERVAL_MS = 3_600_000;
+
+/** Reports of wx.requestSubscribeMessage per user: a person taps a popup a few times a minute at most. */
+export const SUBSCRIPTION_REPORTS_LIMIT = { rate: { points: 10, durationMs: 60_000 }, burst: 0 };
 
 export interface AuthFeature extends Feature {
   readonly sessions: SessionService;
@@ -24,6 +28,10 @@ export interface AuthFeatureDeps extends SharedDeps {
   wechat: WechatClient;
   limits: Limits;
   phoneNumber: NonNullable<LoginDeps['phoneNumber']>;
+  /** Records the client's report of a wx.requestSubscribeMessage result (the subscribe feature's). */
+  reportSubscriptions?: LoginDeps['reportSubscriptions'];
+  /** A WeChat call with the access_token (the gateway's), for the session-key tools. */
+  call: TokenCall;
   /** The channel's Wafer tunnel URLs, asked for when the routes are made (channels start after auth). */
   tunnelUrl: () => LoginDeps['tunnelUrl'] | undefined;
 }
@@ -32,6 +40,7 @@ export interface AuthFeatureDeps extends SharedDeps {
 export function createAuthFeature(deps: AuthFeatureDeps): AuthFeature {
   const { apps, store, clock, logger } = deps;
   const sessions = createSessionService({ store, apps, box: createSecretBox(deps.secretKey, 'session_key'), clock, random: deps.random, logger });
+  const keys = createSessionKeyTools({ sessions, call: deps.call, clock, logger });
   let stopPurge: (() => void) | undefined;
   return {
     name: 'auth',
@@ -46,10 +55,14 @@ export function createAuthFeature(deps: AuthFeatureDeps): AuthFeature {
         phoneNumber: deps.phoneNumber,
         savePhone: (appid, openid, phone) => store.setUserPhone(appid, openid, phone),
         limits: deps.limits,
+        keys,
+        ...(deps.reportSubscriptions
+          ? { reportSubscriptions: deps.reportSubscriptions, subscriptionsLimit: deps.limits.forRoute({ path: '/auth/subscriptions', rateLimit: SUBSCRIPTION_REPORTS_LIMIT }) }
+          : {}),
         ...(tunnelUrl ? { tunnelUrl } : {}),
       });
     },
-    internalRoutes: (router: Router) => registerSessionRoutes(router, sessions, new Set(apps.keys())),
+    internalRoutes: (router: Router) => registerSessionRoutes(router, sessions, new Set(apps.keys()), keys),
     async start() {
       stopPurge = every(
         SESSION_PURGE_INTERVAL_MS,

@@ -1,7 +1,8 @@
 export { createSessionService, SESSION_CACHE_TTL_MS, LAST_SEEN_WRITE_INTERVAL_MS } from './sessions.js';
 export type { SessionService, ActiveSession, SessionCheck, SessionFailure, SessionLookup, NewSession } from './sessions.js';
 export { createAuthServices, toUserInfo } from './routes.js';
-export { optionalSession, requireSession, sessionOrThrow } from './require-session.js';
+export { optionalSession, requireSession, sessionForApp, sessionOrThrow } from './require-session.js';
+export { createSessionKeyTools, DECRYPT_MAX_AGE_S, type SessionKeyTools, type TokenCall } from './session-key.js';
 export { login, resolveApp, USER_DATA_MAX_AGE_S, type LoginDeps } from './login.js';
 export { createSecretBox, type SecretBox } from './secret-box.js';
 export { loadSecretKey, checkKeyAgainstStore, decodeSecretKey, SECRET_KEY_FILE, type SecretKeySource } from './secret-key.js';

@@ -1,10 +1,32 @@
 /** The internal API's session part: business services look sessions up and end them. */
 import type { ErrorCode } from 'minigate-protocol';
 import { AppError } from '../core/index.js';
-import { sendJson, type Router } from '../http/index.js';
+import { readJsonBody, sendJson, type Router } from '../http/index.js';
+import { sessionForApp } from './require-session.js';
+import type { SessionKeyTools } from './session-key.js';
 import type { SessionService } from './sessions.js';
 
-export function registerSessionRoutes(router: Router, sessions: SessionService, apps: ReadonlySet<string>): void {
+export function registerSessionRoutes(router: Router, sessions: SessionService, apps: ReadonlySet<string>, keys?: SessionKeyTools): void {
+  const appOf = (appid: string | undefined) => {
+    if (!apps.has(appid ?? '')) throw new AppError('APP_UNKNOWN' satisfies ErrorCode);
+    return appid!;
+  };
+  if (keys) {
+    // By the session token the mini program sent: whether WeChat still holds its session_key, and
+    // a new key for the user (the old one stops working; the session keeps the new one).
+    router.add('POST', '/v1/apps/:appid/session-key/check', async (ctx) => {
+      const appid = appOf(ctx.params.appid);
+      const session = await sessionForApp(sessions, appid, (await readJsonBody(ctx.req)).session);
+      sendJson(ctx.res, 200, { valid: await keys.check(session) });
+    });
+    router.add('POST', '/v1/apps/:appid/session-key/reset', async (ctx) => {
+      const appid = appOf(ctx.params.appid);
+      const session = await sessionForApp(sessions, appid, (await readJsonBody(ctx.req)).session);
+      await keys.reset(session);
+      sendJson(ctx.res, 200, { reset: true });
+    });
+  }
+
   router.add('GET', '/v1/sessions/:id', async (ctx) => {
     const found = await sessions.byId(ctx.params.id ?? '');
     if (!found) throw new AppError('NOT_FOUND', { message: 'No session with that id.' });

@@ -8,6 +8,7 @@ import type { AppConfig } from '../config/index.js';
 import { AppError, isAppError, type Clock } from '../core/index.js';
 import type { Limits } from '../limits/index.js';
 import { decryptOpenData, verifyRawDataSignature, type WechatClient } from '../wechat/index.js';
+import type { SessionKeyTools } from './session-key.js';
 import type { NewSession, SessionService } from './sessions.js';
 
 /** Encrypted user data older than this (by its watermark) is refused. */
@@ -37,6 +38,12 @@ export interface LoginDeps {
   savePhone?: (appid: string, openid: string, phoneNumber: string) => Promise<boolean>;
   /** Login and phone limits (docs/limits.md). */
   limits?: Pick<Limits, 'beforeLogin' | 'loginFailed' | 'beforePhone'>;
+  /** Records a wx.requestSubscribeMessage result the client reports (POST /auth/subscriptions). */
+  reportSubscriptions?: (appid: string, openid: string, result: unknown) => Promise<{ recorded: string[] }>;
+  /** The limit on those reports, per user. */
+  subscriptionsLimit?: ((user: string | null, address: string) => Promise<void>) | undefined;
+  /** Decrypt with the session's key (POST /auth/decrypt), when the gateway is there. */
+  keys?: Pick<SessionKeyTools, 'decrypt'>;
   /** The Wafer tunnel's socket URL for a session (GET /weapp/tunnel), when channels are on. */
   tunnelUrl?: (client: { scheme: 'http' | 'https'; host: string }, tokenHash: string) => string;
 }

@@ -23,3 +23,14 @@ export async function optionalSession(sessions: Pick<SessionService, 'check'>, r
   const check = await sessions.check(tokenFromRequest(req));
   return check.ok ? check.session : null;
 }
+
+/**
+ * The live session behind a token a business service passes on (internal API), which must be of
+ * `appid`: a session of another app is refused like an unknown one.
+ */
+export async function sessionForApp(sessions: Pick<SessionService, 'check'>, appid: string, token: unknown): Promise<ActiveSession> {
+  if (typeof token !== 'string' || token === '') throw new AppError('SESSION_MISSING', { message: 'session: the session token the mini program sent (from /auth/login).' });
+  const session = sessionOrThrow(await sessions.check(token));
+  if (session.appid !== appid) throw new AppError('SESSION_INVALID', { message: 'That session belongs to another app.' });
+  return session;
+}

@@ -85,6 +85,26 @@ export function createAuthServices(deps: LoginDeps): Service[] {
     sendJson(ctx.res, 200, phone);
   });
 
+  // The SDK reports what the user chose in wx.requestSubscribeMessage: recorded as client-reported,
+  // one grant per accepted template at most (docs/subscribe.md).
+  router.add('POST', '/subscriptions', async (ctx) => {
+    const session = await requireSession(deps.sessions, ctx.req);
+    if (!deps.reportSubscriptions) throw new AppError('NOT_FOUND');
+    await deps.subscriptionsLimit?.(`${session.appid}:${session.openid}`, ctx.client.ip);
+    const body = await readJsonBody(ctx.req);
+    sendJson(ctx.res, 200, await deps.reportSubscriptions(session.appid, session.openid, body.result));
+  });
+
+  // Open data fetched after login (wx.getWeRunData, group info, …): decrypted with the session's
+  // key; SESSION_KEY_STALE tells the SDK to log in again, get the data again and retry once.
+  router.add('POST', '/decrypt', async (ctx) => {
+    const session = await requireSession(deps.sessions, ctx.req);
+    const body = await readJsonBody(ctx.req);
+    if (!deps.keys) throw new AppError('NOT_FOUND');
+    const data = await deps.keys.decrypt(session, { encryptedData: body.encryptedData, iv: body.iv });
+    sendJson(ctx.res, 200, { data });
+  });
+
   router.add('POST', '/logout', async (ctx) => {
     const token = tokenFromRequest(ctx.req);
     if (token === undefined) throw new AppError('SESSION_MISSING');

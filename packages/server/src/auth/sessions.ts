@@ -8,7 +8,7 @@
  */
 import type { AppConfig } from '../config/index.js';
 import type { Clock, Logger, Random } from '../core/index.js';
-import type { SessionRecord, Store, UserRecord } from '../store/index.js';
+import { storeOp, type SessionRecord, type Store, type UserRecord } from '../store/index.js';
 import type { SecretBox } from './secret-box.js';
 import { hashToken, isWellFormedToken, newToken } from './tokens.js';
 
@@ -79,6 +79,8 @@ export interface SessionService {
   userOf(session: ActiveSession): Promise<UserRecord | null>;
   /** WeChat's session_key for a live session (server side only; never sent out). */
   sessionKey(session: ActiveSession): Promise<string | null>;
+  /** Keeps a new session_key on a session (after resetUserSessionKey). */
+  setSessionKey(session: ActiveSession, sessionKey: string): Promise<void>;
   /** Deletes sessions that ended long ago. */
   purge(olderThanMs: number): Promise<number>;
   /** Waits for last-seen writes in flight. */
@@ -280,6 +282,11 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       const key = box.open(record.sessionKey);
       if (key === null) logger.error({ tokenHash: session.tokenHash.slice(0, 8) }, 'session: session_key does not open with this secret key');
       return key;
+    },
+
+    async setSessionKey(session, sessionKey) {
+      const sealed = box.seal(sessionKey);
+      await storeOp('setSessionKey', () => store.db.updateTable('sessions').set({ session_key: sealed }).where('token_hash', '=', session.tokenHash).execute());
     },
 
     purge: (olderThanMs) => store.purgeSessions(clock.now() - olderThanMs),

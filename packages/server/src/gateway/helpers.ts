@@ -105,6 +105,32 @@ export async function msgSecCheck(
   };
 }
 
+// ---- mediaCheckAsync (§8.2) -----------------------------------------------------------------
+
+/** Sends a picture or a sound to be checked; the verdict comes later as a push with this trace id. */
+export async function mediaCheckAsync(
+  gateway: Gateway,
+  appid: string,
+  input: { openid: unknown; scene: unknown; mediaUrl: unknown; mediaType: unknown },
+): Promise<{ traceId: string }> {
+  const openid = text(input.openid, 'openid', 128, OPENID);
+  const scene = Number(input.scene);
+  if (!Number.isInteger(scene) || scene < 1 || scene > 4) throw badArgument('scene', '1 profile, 2 comment, 3 forum or 4 social log');
+  const mediaUrl = text(input.mediaUrl, 'mediaUrl', 2048, /^https?:\/\/[^\s]+$/);
+  const mediaType = input.mediaType === 'audio' ? 1 : input.mediaType === 'image' ? 2 : 0;
+  if (mediaType === 0) throw badArgument('mediaType', '"image" or "audio"');
+  const body = await gateway.call<{ trace_id?: unknown }>(appid, {
+    path: '/wxa/media_check_async',
+    method: 'POST',
+    body: { media_url: mediaUrl, media_type: mediaType, version: 2, scene, openid },
+    errors: ARGUMENT_ERRORS,
+  });
+  if (typeof body.trace_id !== 'string' || body.trace_id === '' || body.trace_id.length > 128) {
+    throw new AppError('WECHAT_ERROR', { message: 'WeChat took the media check without a trace_id.', details: { path: '/wxa/media_check_async' } });
+  }
+  return { traceId: body.trace_id };
+}
+
 // ---- subscribe message (§8.3) --------------------------------------------------------------
 
 export async function sendSubscribeMessage(

@@ -7,7 +7,7 @@ import { AppError } from '../core/index.js';
 import { readBody, readJsonBody, sendJson, type HttpContext, type Router } from '../http/index.js';
 import type { TokenManager } from '../token/index.js';
 import { PASSTHROUGH_MAX_BODY_BYTES, type Gateway } from './gateway.js';
-import { msgSecCheck, phoneNumber, sendSubscribeMessage, urlLink, urlScheme, wxacode } from './helpers.js';
+import { phoneNumber, urlLink, urlScheme, wxacode } from './helpers.js';
 
 export interface GatewayRouteDeps {
   apps: ReadonlyMap<string, AppConfig>;
@@ -66,26 +66,7 @@ export function registerGatewayRoutes(router: Router, deps: GatewayRouteDeps): v
     router.add('POST', path, async (ctx) => sendJson(ctx.res, 200, await run(appOf(deps, ctx), await readJsonBody(ctx.req))));
 
   json('/v1/apps/:appid/phone-number', (appid, body) => phoneNumber(gateway, appid, { code: body.code, openid: body.openid }));
-  json('/v1/apps/:appid/msg-sec-check', (appid, body) =>
-    msgSecCheck(gateway, appid, {
-      openid: body.openid,
-      scene: body.scene,
-      content: body.content,
-      nickname: body.nickname,
-      title: body.title,
-      signature: body.signature,
-    }),
-  );
-  json('/v1/apps/:appid/subscribe-messages', (appid, body) =>
-    sendSubscribeMessage(gateway, appid, {
-      touser: body.touser,
-      templateId: body.templateId,
-      data: body.data,
-      page: body.page,
-      miniprogramState: body.miniprogramState,
-      lang: body.lang,
-    }),
-  );
+  // msg-sec-check and subscribe-messages are the checks and subscribe features' (they need the user).
   json('/v1/apps/:appid/url-scheme', (appid, body) => urlScheme(gateway, appid, body));
   json('/v1/apps/:appid/url-link', (appid, body) => urlLink(gateway, appid, body));
 

@@ -8,6 +8,8 @@ export interface PushFeatureDeps extends SharedDeps {
   outbox: Outbox;
   /** Publishes into a channel room; absent when channels are off. */
   publish?: PushReceiverDeps['publish'];
+  /** Features that act on pushes (subscribe, checks). */
+  observers?: PushReceiverDeps['observers'];
 }
 
 /** WeChat's message push: the receiver, which queues each push in the outbox for the app's webhook. */
@@ -21,6 +23,7 @@ export function createPushFeature(config: Config, deps: PushFeatureDeps): Featur
     clock,
     logger,
     ...(deps.publish ? { publish: deps.publish } : {}),
+    ...(deps.observers ? { observers: deps.observers } : {}),
   });
   return {
     name: 'push',

@@ -41,7 +41,15 @@ export interface PushReceiverDeps {
   logger: Logger;
   /** Publishes into a channel room (`apps[].push.room`); absent when channels are off. */
   publish?: (room: string, event: string, data: unknown) => Promise<unknown>;
+  /**
+   * Features that act on pushes (subscribe grants, media check results): each new push (not a
+   * repeat) is given to them after it is queued and before `success` goes back.
+   */
+  observers?: readonly PushObserver[];
 }
+
+/** A feature's reaction to a push; its failure is logged, the push is still taken. */
+export type PushObserver = (appid: string, message: Record<string, unknown>) => Promise<void>;
 
 /** The channel event a push becomes: push.<Event> for events, push.<MsgType> for messages. */
 export function pushEventName(message: Record<string, unknown>): string {
@@ -168,6 +176,14 @@ export function createPushService(deps: PushReceiverDeps): Service {
     const event: PushEvent = { appid: app.appid, receivedAt: clock.now(), format, message, raw: text };
     const id = await outbox.enqueue({ kind: PUSH_KIND, appid: app.appid, dedupKey: dedupKey(message), payload: { ...event } });
     if (id !== null && push.room) toRoom(push.room, id, event);
+    if (id !== null) {
+      for (const observe of deps.observers ?? []) {
+        // The push is in the outbox already: a failure here must not make WeChat send it again.
+        await observe(app.appid, message).catch((error: unknown) =>
+          logger.error({ appid: app.appid, event: message.Event, code: (error as AppError).code, err: (error as Error).message }, 'push: a feature failed to act on the push'),
+        );
+      }
+    }
     logger.info({ appid: app.appid, msgType: message.MsgType, event: message.Event, repeat: id === null }, id !== null ? 'push: received' : 'push: repeat dropped');
     ctx.res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': 7 });
     ctx.res.end('success');

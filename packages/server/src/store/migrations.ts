@@ -160,6 +160,50 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0010_subscribe_grants': {
+    async up(db: Kysely<any>) {
+      // Subscribe message grants per user and template, the sends made against them, and the
+      // media checks waiting for their result push (docs/subscribe.md).
+      await db.schema
+        .createTable('subscribe_grants')
+        .addColumn('appid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('openid', 'varchar(128)', (c) => c.notNull())
+        .addColumn('template_id', 'varchar(128)', (c) => c.notNull())
+        .addColumn('kind', 'varchar(16)', (c) => c.notNull())
+        .addColumn('count', 'integer', (c) => c.notNull())
+        .addColumn('source', 'varchar(8)', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('subscribe_grants_pk', ['appid', 'openid', 'template_id'])
+        .execute();
+      await db.schema
+        .createTable('subscribe_sends')
+        .addColumn('id', 'varchar(32)', (c) => c.primaryKey())
+        .addColumn('appid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('openid', 'varchar(128)', (c) => c.notNull())
+        .addColumn('template_id', 'varchar(128)', (c) => c.notNull())
+        .addColumn('outcome', 'varchar(16)', (c) => c.notNull())
+        .addColumn('msgid', 'varchar(32)')
+        .addColumn('errcode', 'integer')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('subscribe_sends_user').on('subscribe_sends').columns(['appid', 'openid', 'created_at']).execute();
+      await db.schema
+        .createTable('media_checks')
+        .addColumn('trace_id', 'varchar(128)', (c) => c.primaryKey())
+        .addColumn('appid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('openid', 'varchar(128)', (c) => c.notNull())
+        .addColumn('media_url', 'text', (c) => c.notNull())
+        .addColumn('media_type', 'integer', (c) => c.notNull())
+        .addColumn('scene', 'integer', (c) => c.notNull())
+        .addColumn('meta', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('result_at', 'bigint')
+        .addColumn('suggest', 'varchar(16)')
+        .addColumn('label', 'integer')
+        .execute();
+      await db.schema.createIndex('media_checks_created').on('media_checks').column('created_at').execute();
+    },
+  },
 };
 
 /** The names of all migrations, in order. */

@@ -108,7 +108,54 @@ export interface UsedTicketsTable {
   expires_at: number;
 }
 
+/** What a user granted for a subscribe message template (docs/subscribe.md). */
+export interface SubscribeGrantsTable {
+  appid: string;
+  openid: string;
+  template_id: string;
+  /** `one-time` grants are counted and used up by sends; `long-term` ones are not. */
+  kind: 'one-time' | 'long-term';
+  /** One-time sends left (0 after a revoke or a 43101). */
+  count: number;
+  /** Who said so last: WeChat's push, or the client SDK's report. */
+  source: 'push' | 'client';
+  updated_at: number;
+}
+
+/** Each send minigate made (or refused before WeChat), with its outcome. */
+export interface SubscribeSendsTable {
+  id: string;
+  appid: string;
+  openid: string;
+  template_id: string;
+  /** sent, refused (43101), failed (another WeChat error) or unknown (no answer). */
+  outcome: string;
+  msgid: string | null;
+  errcode: number | null;
+  created_at: number;
+}
+
+/** A mediaCheckAsync request, waiting for its result push (matched by trace_id). */
+export interface MediaChecksTable {
+  trace_id: string;
+  appid: string;
+  openid: string;
+  media_url: string;
+  media_type: number;
+  scene: number;
+  /** JSON of what the business service asked to get back with the result. */
+  meta: string | null;
+  created_at: number;
+  /** Set once, by whichever receiver took the result first. */
+  result_at: number | null;
+  suggest: string | null;
+  label: number | null;
+}
+
 export interface Database {
+  subscribe_grants: SubscribeGrantsTable;
+  subscribe_sends: SubscribeSendsTable;
+  media_checks: MediaChecksTable;
   used_tickets: UsedTicketsTable;
   files: FilesTable;
   uploads: UploadsTable;
