@@ -23,6 +23,7 @@ import { createPushFeature } from './push/index.js';
 import { createTokenFeature, type TokenManager } from './token/index.js';
 import { createAcmeFeature, createInternalListenCheck, createRedisFeature, createStoreFeature, createTlsFeature, makeDataDir, type StoreFeature, type TlsFeature } from './startup/index.js';
 import type { Store } from './store/index.js';
+import type { MountedRouter } from './http/index.js';
 import { createWechatClient, type WechatClient } from './wechat/index.js';
 
 export { StartError };
@@ -50,6 +51,8 @@ export interface MinigateServer {
   readonly tokens: TokenManager;
   readonly wechat: WechatClient;
   readonly logger: Logger;
+  /** Every router served and where, by API (empty until started): what the OpenAPI documents describe. */
+  served(): { public: MountedRouter[]; internal: MountedRouter[] };
   start(): Promise<void>;
   close(): Promise<void>;
 }
@@ -138,6 +141,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     },
     wechat,
     logger,
+    served: () => edge?.served() ?? { public: [], internal: [] },
     start,
     close,
   };

@@ -2,10 +2,11 @@
 import type { ErrorCode } from 'minigate-protocol';
 import { AppError } from '../core/index.js';
 import { sendJson, type Router } from '../http/index.js';
+import { operations } from './schemas.js';
 import type { SessionService } from './sessions.js';
 
 export function registerSessionRoutes(router: Router, sessions: SessionService, apps: ReadonlySet<string>): void {
-  router.add('GET', '/v1/sessions/:id', async (ctx) => {
+  router.route('GET', '/v1/sessions/:id', operations.sessionById, async (ctx) => {
     const found = await sessions.byId(ctx.params.id ?? '');
     if (!found) throw new AppError('NOT_FOUND', { message: 'No session with that id.' });
     const { record } = found;
@@ -25,11 +26,11 @@ export function registerSessionRoutes(router: Router, sessions: SessionService, 
     });
   });
 
-  router.add('DELETE', '/v1/sessions/:id', async (ctx) => {
+  router.route('DELETE', '/v1/sessions/:id', operations.revokeById, async (ctx) => {
     sendJson(ctx.res, 200, { revoked: await sessions.revokeById(ctx.params.id ?? '', 'internal') });
   });
 
-  router.add('DELETE', '/v1/apps/:appid/users/:openid/sessions', async (ctx) => {
+  router.route('DELETE', '/v1/apps/:appid/users/:openid/sessions', operations.revokeUser, async (ctx) => {
     const appid = ctx.params.appid ?? '';
     if (!apps.has(appid)) throw new AppError('APP_UNKNOWN' satisfies ErrorCode);
     sendJson(ctx.res, 200, { revoked: await sessions.revokeUser(appid, ctx.params.openid ?? '', 'internal') });
