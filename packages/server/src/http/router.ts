@@ -69,6 +69,8 @@ export class Router {
     const lookup = method === 'HEAD' ? ['HEAD', 'GET'] : [method];
     const exact = this.exact.get(path);
     if (exact) return pick(exact, lookup, {});
+    // Health is asked on every request; most routers have no patterns to split the path for.
+    if (this.patterns.length === 0) return null;
     const segments = path.split('/');
     for (const route of this.patterns) {
       const tail = route.segments[route.segments.length - 1] === '*';
