@@ -25,6 +25,7 @@ import { createSubscribeFeature } from './subscribe/index.js';
 import { createTokenFeature, type TokenManager } from './token/index.js';
 import { createAcmeFeature, createInternalListenCheck, createRedisFeature, createStoreFeature, createTlsFeature, makeDataDir, type StoreFeature, type TlsFeature } from './startup/index.js';
 import type { Store } from './store/index.js';
+import type { MountedRouter } from './http/index.js';
 import { createWechatClient, type WechatClient } from './wechat/index.js';
 
 export { StartError };
@@ -52,6 +53,8 @@ export interface MinigateServer {
   readonly tokens: TokenManager;
   readonly wechat: WechatClient;
   readonly logger: Logger;
+  /** Every router served and where, by API (empty until started): what the OpenAPI documents describe. */
+  served(): { public: MountedRouter[]; internal: MountedRouter[] };
   start(): Promise<void>;
   close(): Promise<void>;
 }
@@ -156,6 +159,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     },
     wechat,
     logger,
+    served: () => edge?.served() ?? { public: [], internal: [] },
     start,
     close,
   };

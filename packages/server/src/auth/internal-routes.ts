@@ -2,6 +2,7 @@
 import type { ErrorCode } from 'minigate-protocol';
 import { AppError } from '../core/index.js';
 import { readJsonBody, sendJson, type Router } from '../http/index.js';
+import { operations } from './schemas.js';
 import { sessionForApp } from './require-session.js';
 import type { SessionKeyTools } from './session-key.js';
 import type { SessionService } from './sessions.js';
@@ -14,12 +15,12 @@ export function registerSessionRoutes(router: Router, sessions: SessionService, 
   if (keys) {
     // By the session token the mini program sent: whether WeChat still holds its session_key, and
     // a new key for the user (the old one stops working; the session keeps the new one).
-    router.add('POST', '/v1/apps/:appid/session-key/check', async (ctx) => {
+    router.route('POST', '/v1/apps/:appid/session-key/check', operations.sessionKeyCheck, async (ctx) => {
       const appid = appOf(ctx.params.appid);
       const session = await sessionForApp(sessions, appid, (await readJsonBody(ctx.req)).session);
       sendJson(ctx.res, 200, { valid: await keys.check(session) });
     });
-    router.add('POST', '/v1/apps/:appid/session-key/reset', async (ctx) => {
+    router.route('POST', '/v1/apps/:appid/session-key/reset', operations.sessionKeyReset, async (ctx) => {
       const appid = appOf(ctx.params.appid);
       const session = await sessionForApp(sessions, appid, (await readJsonBody(ctx.req)).session);
       await keys.reset(session);
@@ -27,7 +28,7 @@ export function registerSessionRoutes(router: Router, sessions: SessionService, 
     });
   }
 
-  router.add('GET', '/v1/sessions/:id', async (ctx) => {
+  router.route('GET', '/v1/sessions/:id', operations.sessionById, async (ctx) => {
     const found = await sessions.byId(ctx.params.id ?? '');
     if (!found) throw new AppError('NOT_FOUND', { message: 'No session with that id.' });
     const { record } = found;
@@ -47,11 +48,11 @@ export function registerSessionRoutes(router: Router, sessions: SessionService, 
     });
   });
 
-  router.add('DELETE', '/v1/sessions/:id', async (ctx) => {
+  router.route('DELETE', '/v1/sessions/:id', operations.revokeById, async (ctx) => {
     sendJson(ctx.res, 200, { revoked: await sessions.revokeById(ctx.params.id ?? '', 'internal') });
   });
 
-  router.add('DELETE', '/v1/apps/:appid/users/:openid/sessions', async (ctx) => {
+  router.route('DELETE', '/v1/apps/:appid/users/:openid/sessions', operations.revokeUser, async (ctx) => {
     const appid = ctx.params.appid ?? '';
     if (!apps.has(appid)) throw new AppError('APP_UNKNOWN' satisfies ErrorCode);
     sendJson(ctx.res, 200, { revoked: await sessions.revokeUser(appid, ctx.params.openid ?? '', 'internal') });

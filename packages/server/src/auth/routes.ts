@@ -12,10 +12,11 @@ import type {
   WaferUserInfo,
 } from 'minigate-protocol';
 import { AppError, errorHeaders } from '../core/index.js';
-import { Router, header, readJsonBody, sendJson, type HttpContext, type Service } from '../http/index.js';
+import { Router, header, readBodyAs, readJsonBody, sendJson, type HttpContext, type Service } from '../http/index.js';
 import type { UserRecord } from '../store/index.js';
 import { login, resolveApp, type LoginDeps } from './login.js';
 import { requireSession } from './require-session.js';
+import { LoginRequest, PhoneRequest, operations } from './schemas.js';
 import { tokenFromRequest } from './tokens.js';
 
 export function toUserInfo(user: UserRecord): UserInfo {
@@ -40,8 +41,8 @@ function toWaferUserInfo(session: { openid: string; unionid: string | null }, us
 /** The login and session routes: `auth` (mounted at /auth) and Wafer2's `wafer` (at /weapp). */
 export function createAuthServices(deps: LoginDeps): Service[] {
   const router = new Router();
-  router.add('POST', '/login', async (ctx) => {
-    const body = await readJsonBody(ctx.req);
+  router.route('POST', '/login', operations.login, async (ctx) => {
+    const body = await readBodyAs(ctx, LoginRequest);
     const app = resolveApp(deps.apps, ctx.req, body.appid);
     const created = await login(deps, app, {
       code: body.code,
@@ -60,7 +61,7 @@ export function createAuthServices(deps: LoginDeps): Service[] {
     sendJson(ctx.res, 200, response);
   });
 
-  router.add('GET', '/session', async (ctx) => {
+  router.route('GET', '/session', operations.session, async (ctx) => {
     const session = await requireSession(deps.sessions, ctx.req);
     const user = await deps.sessions.userOf(session);
     const response: SessionResponse = {
@@ -74,9 +75,9 @@ export function createAuthServices(deps: LoginDeps): Service[] {
   });
 
   // The mini program's getPhoneNumber button gives a code; the number is saved on the user.
-  router.add('POST', '/phone', async (ctx) => {
+  router.route('POST', '/phone', operations.phone, async (ctx) => {
     const session = await requireSession(deps.sessions, ctx.req);
-    const body = await readJsonBody(ctx.req);
+    const body = await readBodyAs(ctx, PhoneRequest);
     if (!deps.phoneNumber || !deps.savePhone) throw new AppError('NOT_FOUND');
     await deps.limits?.beforePhone(session.appid, session.openid);
     const phone = await deps.phoneNumber(session.appid, body.code, session.openid);
@@ -87,7 +88,7 @@ export function createAuthServices(deps: LoginDeps): Service[] {
 
   // The SDK reports what the user chose in wx.requestSubscribeMessage: recorded as client-reported,
   // one grant per accepted template at most (docs/subscribe.md).
-  router.add('POST', '/subscriptions', async (ctx) => {
+  router.route('POST', '/subscriptions', operations.subscriptions, async (ctx) => {
     const session = await requireSession(deps.sessions, ctx.req);
     if (!deps.reportSubscriptions) throw new AppError('NOT_FOUND');
     await deps.subscriptionsLimit?.(`${session.appid}:${session.openid}`, ctx.client.ip);
@@ -97,7 +98,7 @@ export function createAuthServices(deps: LoginDeps): Service[] {
 
   // Open data fetched after login (wx.getWeRunData, group info, …): decrypted with the session's
   // key; SESSION_KEY_STALE tells the SDK to log in again, get the data again and retry once.
-  router.add('POST', '/decrypt', async (ctx) => {
+  router.route('POST', '/decrypt', operations.decrypt, async (ctx) => {
     const session = await requireSession(deps.sessions, ctx.req);
     const body = await readJsonBody(ctx.req);
     if (!deps.keys) throw new AppError('NOT_FOUND');
@@ -105,7 +106,7 @@ export function createAuthServices(deps: LoginDeps): Service[] {
     sendJson(ctx.res, 200, { data });
   });
 
-  router.add('POST', '/logout', async (ctx) => {
+  router.route('POST', '/logout', operations.logout, async (ctx) => {
     const token = tokenFromRequest(ctx.req);
     if (token === undefined) throw new AppError('SESSION_MISSING');
     // Idempotent: logging out an ended session is not an error.
@@ -136,9 +137,9 @@ export function createAuthServices(deps: LoginDeps): Service[] {
       waferError(ctx, error);
     }
   };
-  wafer.add(['GET', 'POST'], '/login', waferLogin);
+  wafer.route(['GET', 'POST'], '/login', operations.waferLogin, waferLogin);
 
-  wafer.add('GET', '/user', async (ctx) => {
+  wafer.route('GET', '/user', operations.waferUser, async (ctx) => {
     try {
       const session = await requireSession(deps.sessions, ctx.req);
       const user = await deps.sessions.userOf(session);
@@ -149,7 +150,7 @@ export function createAuthServices(deps: LoginDeps): Service[] {
   });
 
   // Wafer's 信道: the socket URL (with a one-minute ticket, as Wafer's client sends no headers on it).
-  wafer.add('GET', '/tunnel', async (ctx) => {
+  wafer.route('GET', '/tunnel', operations.waferTunnel, async (ctx) => {
     try {
       if (!deps.tunnelUrl) throw new AppError('NOT_FOUND', { message: 'Channels are off (channel.enabled).' });
       const session = await requireSession(deps.sessions, ctx.req);

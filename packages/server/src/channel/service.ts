@@ -9,6 +9,7 @@
  * subprotocol `minigate.token.<token>` next to `minigate` (browsers cannot set headers).
  * Never the session token in the URL.
  */
+import { operations } from './schemas.js';
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -266,7 +267,7 @@ export function createChannelService(deps: ChannelServiceDeps): ChannelService {
   }
 
   const router = new Router();
-  router.add('GET', '/', () => {
+  router.route('GET', '/', operations.socket, () => {
     throw new AppError('BAD_REQUEST', { message: 'This is a WebSocket endpoint: connect with wss:// and a session (docs/channels.md).' });
   });
 

@@ -1,3 +1,4 @@
+import { operations } from './schemas.js';
 import type { CertificateConfig, Config } from '../config/index.js';
 import { AppError } from '../core/index.js';
 import { readJsonBody, sendJson, type Router } from '../http/index.js';
@@ -40,7 +41,7 @@ const MAX_URLS = 10;
 
 /** `POST /v1/check {urls: [{url, type?}], resolve?: {name: ip}}` → the --json report, for the admin console. */
 export function registerCheckRoutes(router: Router): void {
-  router.add('POST', '/v1/check', async (ctx) => {
+  router.route('POST', '/v1/check', operations.check, async (ctx) => {
     const body = await readJsonBody(ctx.req);
     const list = Array.isArray(body.urls) ? body.urls : typeof body.url === 'string' ? [{ url: body.url, type: body.type }] : null;
     if (!list || list.length === 0 || list.length > MAX_URLS) throw new AppError('BAD_REQUEST', { message: `urls: 1 to ${MAX_URLS} of {url, type?}.` });

@@ -16,7 +16,8 @@ import { optionalSession, requireSession, type SessionService } from '../auth/in
 import type { Limits } from '../limits/index.js';
 import { forwardingHeaders, identityHeaders } from './headers.js';
 import { clientInfo, trustedProxies, type TrustedProxies } from './forwarded.js';
-import { rejectUpgrade, routeTo, sendJson, type HttpContext, type Router, type Service } from '../http/index.js';
+import { Router, rejectUpgrade, routeTo, sendJson, type HttpContext, type MountedRouter, type Service } from '../http/index.js';
+import { edgeOperations } from './openapi.js';
 import { ALLOWED_METHODS, createDispatcher } from './dispatch.js';
 import { createListener, localUrl, type Listener } from './listener.js';
 import { createProxy, type Proxy } from './proxy.js';
@@ -63,6 +64,8 @@ export interface Edge {
   addresses(): Record<string, AddressInfo>;
   /** Base URLs by listener name. */
   urls(): Record<string, string>;
+  /** Every router served and where (for the OpenAPI documents and the drift test); empty before mount(). */
+  served(): { public: MountedRouter[]; internal: MountedRouter[] };
 }
 
 function hstsValue(hsts: Config['tls']['hsts']): string | undefined {
@@ -190,19 +193,20 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
   }
   if (deps.services) mount(deps as EdgeRoutes);
 
-  /** What every listener answers the same way: health and CA file validation. */
-  async function common(ctx: HttpContext): Promise<boolean> {
-    if (ctx.path === '/healthz') {
-      sendJson(ctx.res, 200, { ok: true });
-      return true;
-    }
-    if (ctx.path === '/readyz') {
-      if (!mounted) {
-        sendNotReady(ctx);
-        return true;
-      }
+  /** Health, answered on every listener and to any method. */
+  const commonRouter = new Router()
+    .route('GET', '/healthz', edgeOperations.healthz, (ctx) => sendJson(ctx.res, 200, { ok: true }))
+    .route('GET', '/readyz', edgeOperations.readyz, async (ctx) => {
+      if (!mounted) return sendNotReady(ctx);
       await mounted.ready();
       sendJson(ctx.res, 200, { ok: true });
+    });
+
+  /** What every listener answers the same way: health and CA file validation. */
+  async function common(ctx: HttpContext): Promise<boolean> {
+    const health = commonRouter.match('GET', ctx.path);
+    if (health && 'handler' in health) {
+      await health.handler(ctx);
       return true;
     }
     if (pki && ctx.path.startsWith('/.well-known/pki-validation/')) {
@@ -325,6 +329,18 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       for (const proxy of proxies) proxy.destroy();
     },
     mount,
+    served() {
+      if (!mounted) return { public: [], internal: [] };
+      const moved = config.routes.filter((r) => r.service);
+      const services = mounted.services.flatMap((s) => {
+        const at = moved.filter((r) => r.service === s.name).map((r) => normalizePrefix(r.path));
+        return (at.length ? at : [s.defaultPath]).map((prefix) => ({ prefix, router: s.router }));
+      });
+      return {
+        public: [{ prefix: '', router: commonRouter }, ...services],
+        internal: mounted.internal ? [{ prefix: '', router: commonRouter }, { prefix: '', router: mounted.internal.router }] : [],
+      };
+    },
     addresses() {
       return Object.fromEntries(listeners.filter((l) => l.address).map((l) => [l.name, l.address!]));
     },

@@ -4,7 +4,8 @@ import type { Config } from '../config/index.js';
 import { StartError, type Feature, type SharedDeps } from '../feature/index.js';
 import type { Limits } from '../limits/index.js';
 import { createEdge, type Edge } from './edge.js';
-import { Router } from '../http/index.js';
+import { Router, sendJson, type MountedRouter } from '../http/index.js';
+import { edgeOperations, openApiDocuments } from './openapi.js';
 import type { TlsManager } from '../tls/index.js';
 
 export interface EdgeFeature extends Feature {
@@ -14,6 +15,8 @@ export interface EdgeFeature extends Feature {
   urls(): Record<string, string>;
   /** The last step of a start: every feature's routes served, /readyz answers 200. */
   routes(deps: EdgeRoutesDeps): Feature;
+  /** Every router served and where (empty until the routes are mounted). */
+  served(): { public: MountedRouter[]; internal: MountedRouter[] };
 }
 
 export interface EdgeFeatureDeps extends Pick<SharedDeps, 'logger' | 'clock'> {
@@ -44,6 +47,7 @@ export function createEdgeFeature(config: Config, deps: EdgeFeatureDeps): EdgeFe
     name: 'edge',
     addresses: () => edge.addresses(),
     urls: () => edge.urls(),
+    served: () => edge.served(),
     async start() {
       try {
         await edge.start();
@@ -65,6 +69,12 @@ export function createEdgeFeature(config: Config, deps: EdgeFeatureDeps): EdgeFe
       async start() {
         const internalRouter = new Router();
         for (const feature of routes.features) feature.internalRoutes?.(internalRouter);
+        // Made on first request (after every route is in), then kept: the routes do not change.
+        let documents: ReturnType<typeof openApiDocuments> | undefined;
+        const document = (api: 'public' | 'internal') => (documents ??= openApiDocuments(edge.served()))[api];
+        internalRouter
+          .route('GET', '/openapi/public.json', edgeOperations.publicDocument, (ctx) => sendJson(ctx.res, 200, document('public')))
+          .route('GET', '/openapi/internal.json', edgeOperations.internalDocument, (ctx) => sendJson(ctx.res, 200, document('internal')));
         edge.mount({
           sessions: routes.sessions,
           services: routes.features.flatMap((feature) => feature.services?.() ?? []),

@@ -4,6 +4,7 @@
  * storage first and the row to the store after, so a row always has its bytes; bytes without a
  * row (a crash between the two, a failed delete) are swept.
  */
+import { operations } from './schemas.js';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough } from 'node:stream';
@@ -441,8 +442,8 @@ export function createFilesService(deps: FilesDeps): FilesService {
   // ---- routes ------------------------------------------------------------------------------
 
   const router = new Router();
-  router.add('POST', '/', bodyRoute(upload));
-  router.add('GET', '/', async (ctx) => {
+  router.route('POST', '/', operations.upload, bodyRoute(upload));
+  router.route('GET', '/', operations.list, async (ctx) => {
     const me = await session(ctx);
     const query = new URLSearchParams(ctx.query);
     const limit = Math.min(100, Math.max(1, Number(query.get('limit') ?? 20) || 20));
@@ -450,24 +451,24 @@ export function createFilesService(deps: FilesDeps): FilesService {
     const files = await records.list(me.appid, me.openid, limit, Number.isFinite(before) ? before : undefined);
     sendJson(ctx.res, 200, { files: files.map((f) => describe(ctx, f)), ...(files.length === limit ? { next: files[files.length - 1]!.createdAt } : {}) });
   });
-  router.add('POST', '/uploads', createUpload);
-  router.add('GET', '/uploads/:uid', uploadStatus);
-  router.add('PUT', '/uploads/:uid/parts/:n', bodyRoute(putPart));
-  router.add('POST', '/uploads/:uid/complete', complete);
-  router.add('DELETE', '/uploads/:uid', async (ctx) => {
+  router.route('POST', '/uploads', operations.createUpload, createUpload);
+  router.route('GET', '/uploads/:uid', operations.uploadStatus, uploadStatus);
+  router.route('PUT', '/uploads/:uid/parts/:n', operations.putPart, bodyRoute(putPart));
+  router.route('POST', '/uploads/:uid/complete', operations.complete, complete);
+  router.route('DELETE', '/uploads/:uid', operations.abort, async (ctx) => {
     const { upload } = await ownUpload(ctx);
     await dropUpload(upload.id);
     sendJson(ctx.res, 200, { aborted: true });
   });
-  router.add('GET', '/:id', download);
-  router.add('DELETE', '/:id', async (ctx) => {
+  router.route('GET', '/:id', operations.download, download);
+  router.route('DELETE', '/:id', operations.remove, async (ctx) => {
     const { file } = await owned(ctx, ctx.params.id ?? '');
     await records.remove(file.id);
     // A failed removal leaves bytes without a row, which the sweep takes later.
     await storage.remove(file.storageKey).catch((error: unknown) => logger.warn({ file: file.id, err: (error as Error).message }, 'files: bytes not removed; the sweep will'));
     sendJson(ctx.res, 200, { deleted: true });
   });
-  router.add('POST', '/:id/link', async (ctx) => {
+  router.route('POST', '/:id/link', operations.link, async (ctx) => {
     const { file } = await owned(ctx, ctx.params.id ?? '');
     const body = ctx.req.headers['content-length'] === '0' || !ctx.req.headers['content-type'] ? {} : await readJsonBody(ctx.req);
     const link = signedPath(file, body.ttl);
@@ -519,14 +520,14 @@ export function createFilesService(deps: FilesDeps): FilesService {
     };
     // No request host here: the file's path, for the service to put behind its own host.
     const facts = (file: FileRecord) => ({ ...describeWith(`${config.path}/${file.id}`, file), appid: file.appid, openid: file.openid });
-    internal.add('GET', '/v1/files/:id', async (ctx) => sendJson(ctx.res, 200, facts(await found(ctx.params.id ?? ''))));
-    internal.add('DELETE', '/v1/files/:id', async (ctx) => {
+    internal.route('GET', '/v1/files/:id', operations.internalGet, async (ctx) => sendJson(ctx.res, 200, facts(await found(ctx.params.id ?? ''))));
+    internal.route('DELETE', '/v1/files/:id', operations.internalRemove, async (ctx) => {
       const file = await found(ctx.params.id ?? '');
       await records.remove(file.id);
       await storage.remove(file.storageKey).catch(() => undefined);
       sendJson(ctx.res, 200, { deleted: true });
     });
-    internal.add('POST', '/v1/files/:id/link', async (ctx) => {
+    internal.route('POST', '/v1/files/:id/link', operations.internalLink, async (ctx) => {
       const file = await found(ctx.params.id ?? '');
       const body = await readJsonBody(ctx.req);
       sendJson(ctx.res, 200, signedPath(file, body.ttl));

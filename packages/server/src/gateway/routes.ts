@@ -4,9 +4,10 @@
  */
 import type { AppConfig } from '../config/index.js';
 import { AppError } from '../core/index.js';
-import { readBody, readJsonBody, sendJson, type HttpContext, type Router } from '../http/index.js';
+import { readBody, readBodyAs, readJsonBody, sendJson, type HttpContext, type Operation, type Router } from '../http/index.js';
 import type { TokenManager } from '../token/index.js';
 import { PASSTHROUGH_MAX_BODY_BYTES, type Gateway } from './gateway.js';
+import { RejectedRequest, operations } from './schemas.js';
 import { phoneNumber, urlLink, urlScheme, wxacode } from './helpers.js';
 
 export interface GatewayRouteDeps {
@@ -24,24 +25,21 @@ function appOf(deps: GatewayRouteDeps, ctx: HttpContext): string {
 export function registerGatewayRoutes(router: Router, deps: GatewayRouteDeps): void {
   const { tokens, gateway } = deps;
 
-  router.add('GET', '/v1/apps/:appid/access-token', async (ctx) => {
+  router.route('GET', '/v1/apps/:appid/access-token', operations.accessToken, async (ctx) => {
     sendJson(ctx.res, 200, await tokens.get(appOf(deps, ctx)));
   });
 
-  router.add('POST', '/v1/apps/:appid/access-token/refresh', async (ctx) => {
+  router.route('POST', '/v1/apps/:appid/access-token/refresh', operations.refresh, async (ctx) => {
     sendJson(ctx.res, 200, await tokens.forceRefresh(appOf(deps, ctx)));
   });
 
-  router.add('POST', '/v1/apps/:appid/access-token/rejected', async (ctx) => {
+  router.route('POST', '/v1/apps/:appid/access-token/rejected', operations.rejected, async (ctx) => {
     const appid = appOf(deps, ctx);
-    const body = await readJsonBody(ctx.req);
-    if (typeof body.accessToken !== 'string' || body.accessToken.length === 0 || body.accessToken.length > 2048) {
-      throw new AppError('BAD_REQUEST', { message: 'accessToken: the token WeChat refused (40001, 42001 or 40014).' });
-    }
+    const body = await readBodyAs(ctx, RejectedRequest);
     sendJson(ctx.res, 200, await tokens.recover(appid, body.accessToken));
   });
 
-  router.add(['GET', 'POST'], '/v1/apps/:appid/wechat/*', async (ctx) => {
+  router.route(['GET', 'POST'], '/v1/apps/:appid/wechat/*', operations.passthrough, async (ctx) => {
     const appid = appOf(deps, ctx);
     // The router answers HEAD with the GET handler; WeChat has no HEAD APIs.
     if (ctx.req.method === 'HEAD') throw new AppError('METHOD_NOT_ALLOWED', { details: { allowed: ['GET', 'POST'] } });
@@ -62,15 +60,15 @@ export function registerGatewayRoutes(router: Router, deps: GatewayRouteDeps): v
     ctx.res.end(answer.body);
   });
 
-  const json = (path: string, run: (appid: string, body: Record<string, unknown>) => Promise<unknown>) =>
-    router.add('POST', path, async (ctx) => sendJson(ctx.res, 200, await run(appOf(deps, ctx), await readJsonBody(ctx.req))));
+  const json = (path: string, operation: Operation, run: (appid: string, body: Record<string, unknown>) => Promise<unknown>) =>
+    router.route('POST', path, operation, async (ctx) => sendJson(ctx.res, 200, await run(appOf(deps, ctx), await readJsonBody(ctx.req))));
 
-  json('/v1/apps/:appid/phone-number', (appid, body) => phoneNumber(gateway, appid, { code: body.code, openid: body.openid }));
+  json('/v1/apps/:appid/phone-number', operations.phoneNumber, (appid, body) => phoneNumber(gateway, appid, { code: body.code, openid: body.openid }));
   // msg-sec-check and subscribe-messages are the checks and subscribe features' (they need the user).
-  json('/v1/apps/:appid/url-scheme', (appid, body) => urlScheme(gateway, appid, body));
-  json('/v1/apps/:appid/url-link', (appid, body) => urlLink(gateway, appid, body));
+  json('/v1/apps/:appid/url-scheme', operations.urlScheme, (appid, body) => urlScheme(gateway, appid, body));
+  json('/v1/apps/:appid/url-link', operations.urlLink, (appid, body) => urlLink(gateway, appid, body));
 
-  router.add('POST', '/v1/apps/:appid/wxacode', async (ctx) => {
+  router.route('POST', '/v1/apps/:appid/wxacode', operations.wxacode, async (ctx) => {
     const appid = appOf(deps, ctx);
     const body = await readJsonBody(ctx.req);
     const image = await wxacode(gateway, appid, { ...body, scene: body.scene });

@@ -10,3 +10,8 @@ export { sendJson, rejectUpgrade, errorResponseBytes } from './reply.js';
 export { armDeadline, extendRequestDeadline } from './deadlines.js';
 export { parseRange } from './range.js';
 export type { Service, ServiceName } from './service.js';
+export type { Operation, ResponseDoc, Security, Agree } from './operation.js';
+export { ErrorResponse, parseWith, readBodyAs, issueMessage } from './operation.js';
+export type { MountedRouter, DocumentInfo } from './openapi.js';
+export { openApiDocument, openApiPath, undocumentedRoutes } from './openapi.js';
+export type { RouteEntry } from './router.js';

@@ -3,6 +3,14 @@
  */
 import { AppError } from '../core/index.js';
 import type { Handler, HttpContext } from './context.js';
+import type { Operation } from './operation.js';
+
+/** One method and path as registered, with its description when it has one. */
+export interface RouteEntry {
+  method: string;
+  path: string;
+  operation: Operation | undefined;
+}
 
 interface PatternRoute {
   segments: string[];
@@ -17,8 +25,20 @@ interface PatternRoute {
 export class Router {
   private readonly exact = new Map<string, Map<string, Handler>>();
   private readonly patterns: PatternRoute[] = [];
+  private readonly entries: RouteEntry[] = [];
 
-  add(methods: string | string[], path: string, handler: Handler): this {
+  /** A documented route: its operation goes into the OpenAPI document (see docs/design.md). */
+  route(methods: string | string[], path: string, operation: Operation, handler: Handler): this {
+    return this.add(methods, path, handler, operation);
+  }
+
+  /** Every method and path registered, in order (for the documents and the drift test). */
+  list(): readonly RouteEntry[] {
+    return this.entries;
+  }
+
+  /** A route without a description; the drift test refuses it on a served router. */
+  add(methods: string | string[], path: string, handler: Handler, operation?: Operation): this {
     const list = Array.isArray(methods) ? methods : [methods];
     let handlers: Map<string, Handler>;
     if (path.includes('/:') || path.endsWith('/*')) {
@@ -36,6 +56,7 @@ export class Router {
     for (const method of list) {
       if (handlers.has(method)) throw new Error(`route ${method} ${path} is defined twice`);
       handlers.set(method, handler);
+      this.entries.push({ method, path, operation });
     }
     return this;
   }
@@ -48,6 +69,8 @@ export class Router {
     const lookup = method === 'HEAD' ? ['HEAD', 'GET'] : [method];
     const exact = this.exact.get(path);
     if (exact) return pick(exact, lookup, {});
+    // Health is asked on every request; most routers have no patterns to split the path for.
+    if (this.patterns.length === 0) return null;
     const segments = path.split('/');
     for (const route of this.patterns) {
       const tail = route.segments[route.segments.length - 1] === '*';

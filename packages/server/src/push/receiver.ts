@@ -9,6 +9,7 @@
  * `push.webhook` (the target this feature registers). With
  * `apps[].push.room` a new message is also published into that channel room at once.
  */
+import { operations } from './schemas.js';
 import { createHash } from 'node:crypto';
 import type { AppConfig } from '../config/index.js';
 import { AppError, type Clock, type Logger } from '../core/index.js';
@@ -138,7 +139,7 @@ export function createPushService(deps: PushReceiverDeps): Service {
     );
   }
 
-  router.add('GET', '/:appid', (ctx) => {
+  router.route('GET', '/:appid', operations.verify, (ctx) => {
     const { push } = pushConfig(ctx);
     const query = new URLSearchParams(ctx.query);
     const signature = { token: push.token, timestamp: query.get('timestamp') ?? '', nonce: query.get('nonce') ?? '', signature: query.get('signature') ?? '' };
@@ -149,7 +150,7 @@ export function createPushService(deps: PushReceiverDeps): Service {
     ctx.res.end(echostr);
   });
 
-  router.add('POST', '/:appid', async (ctx) => {
+  router.route('POST', '/:appid', operations.receive, async (ctx) => {
     const { app, push } = pushConfig(ctx);
     const query = new URLSearchParams(ctx.query);
     const timestamp = query.get('timestamp') ?? '';

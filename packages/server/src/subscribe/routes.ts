@@ -1,5 +1,6 @@
 /** The internal API's subscribe part: send with a grant, and a user's grants. */
 import type { AppConfig } from '../config/index.js';
+import { operations } from './schemas.js';
 import { AppError } from '../core/index.js';
 import { readJsonBody, sendJson, type Router } from '../http/index.js';
 import type { Subscriptions } from './subscribe.js';
@@ -10,7 +11,7 @@ export function registerSubscribeRoutes(router: Router, deps: { apps: ReadonlyMa
     return appid!;
   };
 
-  router.add('POST', '/v1/apps/:appid/subscribe-messages', async (ctx) => {
+  router.route('POST', '/v1/apps/:appid/subscribe-messages', operations.send, async (ctx) => {
     const appid = appOf(ctx.params.appid);
     const body = await readJsonBody(ctx.req);
     sendJson(
@@ -27,7 +28,7 @@ export function registerSubscribeRoutes(router: Router, deps: { apps: ReadonlyMa
     );
   });
 
-  router.add('GET', '/v1/apps/:appid/users/:openid/subscriptions', async (ctx) => {
+  router.route('GET', '/v1/apps/:appid/users/:openid/subscriptions', operations.grants, async (ctx) => {
     const appid = appOf(ctx.params.appid);
     const openid = ctx.params.openid ?? '';
     if (!/^[A-Za-z0-9_-]{1,128}$/.test(openid)) throw new AppError('BAD_REQUEST', { message: 'openid: the user\'s openid.' });
