@@ -11,13 +11,15 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import type { RouteConfig, Config, ListenAddress } from '../config/index.js';
-import { AppError, type Clock, type Logger } from '../core/index.js';
+import { AppError, NO_METRICS, type Clock, type Logger, type Metrics } from '../core/index.js';
 import { optionalSession, requireSession, type SessionService } from '../auth/index.js';
 import type { Limits } from '../limits/index.js';
 import { forwardingHeaders, identityHeaders } from './headers.js';
 import { clientInfo, trustedProxies, type TrustedProxies } from './forwarded.js';
 import { rejectUpgrade, routeTo, sendJson, type HttpContext, type Router, type Service } from '../http/index.js';
 import { ALLOWED_METHODS, createDispatcher } from './dispatch.js';
+import { trustedRequestId } from './request-id.js';
+import { requestId as newRequestId } from '../core/index.js';
 import { createListener, localUrl, type Listener } from './listener.js';
 import { createProxy, type Proxy } from './proxy.js';
 import { applyRequestTarget } from './request-target.js';
@@ -52,7 +54,16 @@ export type EdgeDeps = {
   tls?: TlsManager;
   /** What is starting (`store: starting`), for /readyz before mount(). */
   starting?: () => string;
+  metrics?: Metrics;
+  /** GET /metrics on listen.internal (docs/metrics.md), when metrics are on. */
+  exporter?: MetricsExporter;
 } & (EdgeRoutes | { [K in keyof EdgeRoutes]?: undefined });
+
+/** What /metrics serves: the exposition text (the whole worker group's) and its content type. */
+export interface MetricsExporter {
+  readonly contentType: string;
+  scrape(): Promise<string>;
+}
 
 export interface Edge {
   start(): Promise<void>;
@@ -73,6 +84,9 @@ function hstsValue(hsts: Config['tls']['hsts']): string | undefined {
 
 export function createEdge(config: Config, deps: EdgeDeps): Edge {
   const { logger } = deps;
+  const metrics = deps.metrics ?? NO_METRICS;
+  const upstreamLatency = metrics.histogram('minigate_proxy_upstream_duration_seconds', 'Time until a proxied upstream began its answer, by route.', ['route']);
+  const upstreamErrors = metrics.counter('minigate_proxy_upstream_errors_total', 'Proxied requests the upstream failed (connect, timeout, reset), by route.', ['route', 'kind']);
   let mounted: EdgeRoutes | undefined;
   let table: RouteTable | undefined;
   const notReady = () => new AppError('NOT_READY');
@@ -93,7 +107,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
   }
 
   function toRoute(served: EdgeRoutes, route: RouteConfig, index: number): EdgeRoute {
-    const base = { host: route.host, path: route.path, auth: route.auth, maxBodyBytes: route.maxBodyBytes };
+    const base = { host: route.host, path: route.path, label: routeLabel(route), auth: route.auth, maxBodyBytes: route.maxBodyBytes };
     if (route.service) {
       const service = served.services.find((s) => s.name === route.service);
       // The config refuses a route to a service that is off; this is for configs built another way.
@@ -103,7 +117,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
         auth: 'none',
         plainHttp: service.plainHttp,
         upgrade: service.upgrade,
-        handle: (ctx, rest) => routeTo(service.router, ctx, rest || '/'),
+          handle: (ctx, rest) => routeTo(service.router, ctx, rest || '/'),
       };
     }
     if (route.redirect) {
@@ -126,12 +140,18 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
           await limit(session ? `${session.appid}:${session.openid}` : null, client.ip);
           return session;
         };
+    /** The session checked, noted on the request for its access line. */
+    const admitRequest = async (ctx: HttpContext) => {
+      const session = await admit(ctx.req, ctx.client);
+      if (session) [ctx.appid, ctx.openid] = [session.appid, session.openid];
+      return session;
+    };
     if (route.static) {
       const serve = createStaticHandler({ root: route.static, spa: route.spa });
       return {
         ...base,
         handle: async (ctx, rest) => {
-          await admit(ctx.req, ctx.client);
+          await admitRequest(ctx);
           await serve(ctx, rest);
         },
       };
@@ -143,12 +163,16 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       logger,
       prefix: normalizePrefix(route.path),
       dropBearer: route.auth !== 'none' || !route.forwardAuthorization,
+      observe: {
+        latency: upstreamLatency.bind({ route: routeLabel(route) }),
+        error: (kind) => upstreamErrors.inc({ route: routeLabel(route), kind }),
+      },
     });
     proxies.push(proxy);
-    const extraHeaders = async (req: IncomingMessage, client: HttpContext['client']) => {
-      const session = await admit(req, client);
+    const extraHeaders = async (session: Awaited<ReturnType<typeof admit>>, client: HttpContext['client'], requestId: string) => {
       return {
         ...forwardingHeaders(client),
+        'x-request-id': requestId,
         ...(session && config.upstreamSecret
           ? identityHeaders(
               { appid: session.appid, openid: session.openid, unionid: session.unionid, session: session.tokenHash },
@@ -160,9 +184,12 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     };
     return {
       ...base,
-      handle: async (ctx, rest) => proxy.handle(ctx, rest, await extraHeaders(ctx.req, ctx.client)),
+      handle: async (ctx, rest) => proxy.handle(ctx, rest, await extraHeaders(await admitRequest(ctx), ctx.client, ctx.requestId)),
       upgrade: (req, socket, head, rest, client) => {
-        extraHeaders(req, client).then(
+        const requestId = (client.viaTrustedProxy && trustedRequestId(req.headers['x-request-id'])) || newRequestId();
+        admit(req, client).then(
+          (session) => extraHeaders(session, client, requestId),
+        ).then(
           (extra) => proxy.upgrade(req, socket, head, rest, extra),
           (error: unknown) => rejectUpgrade(socket, error),
         );
@@ -178,6 +205,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       .map(
         (s): EdgeRoute => ({
           path: s.defaultPath,
+          label: s.defaultPath,
           auth: 'none',
           maxBodyBytes: 0,
           plainHttp: s.plainHttp,
@@ -193,10 +221,12 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
   /** What every listener answers the same way: health and CA file validation. */
   async function common(ctx: HttpContext): Promise<boolean> {
     if (ctx.path === '/healthz') {
+      ctx.route = '/healthz';
       sendJson(ctx.res, 200, { ok: true });
       return true;
     }
     if (ctx.path === '/readyz') {
+      ctx.route = '/readyz';
       if (!mounted) {
         sendNotReady(ctx);
         return true;
@@ -217,6 +247,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     if (!table) return sendNotReady(ctx);
     const found = table.match(ctx.client.host, ctx.path);
     if (!found) throw new AppError('NOT_FOUND');
+    ctx.route = found.route.label;
     await found.route.handle(ctx, found.rest);
   }
 
@@ -236,7 +267,11 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     if (!httpsAddress || !config.listen.httpRedirect || ctx.client.viaTrustedProxy) return serve(ctx);
     if (await common(ctx)) return;
     const found = table?.match(ctx.client.host, ctx.path);
-    if (found?.route.plainHttp) return found.route.handle(ctx, found.rest);
+    if (found?.route.plainHttp) {
+      ctx.route = found.route.label;
+      return found.route.handle(ctx, found.rest);
+    }
+    ctx.route = 'https-redirect';
     const host = ctx.client.host.replace(/:\d+$/, '');
     if (!host) throw new AppError('BAD_REQUEST', { message: 'The request has no Host header.' });
     const port = httpsPort && httpsPort !== 443 ? `:${httpsPort}` : '';
@@ -268,7 +303,15 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
 
   const listeners: Listener[] = [];
   const makeListener = (name: string, scheme: 'http' | 'https', handle: (ctx: HttpContext) => Promise<void>) => {
-    const dispatch = createDispatcher({ logger, client: (req) => clientInfo(req, scheme, trusted), handle });
+    const dispatch = createDispatcher({
+      logger,
+      client: (req) => clientInfo(req, scheme, trusted),
+      handle,
+      listener: name,
+      metrics,
+      access: config.log.access,
+      accessSample: config.log.accessSample,
+    });
     const address = name === 'https' ? httpsAddress! : name === 'internal' ? config.listen.internal! : config.listen.http;
     const listener = createListener({
       name,
@@ -310,7 +353,24 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
           if (!mounted) return sendNotReady(ctx);
           const { limits, internal } = mounted;
           await limits?.beforeInternalAuth(ctx.client.ip);
-          if (!internal || !internalAuthorized(ctx.req.headers.authorization, internal.token)) {
+          const authorization = ctx.req.headers.authorization;
+          const exporter = deps.exporter;
+          if (exporter && ctx.path === '/metrics') {
+            ctx.route = '/metrics';
+            // The internal token, or metrics.token: a scraper need not hold the internal API's key.
+            const metricsToken = config.metrics.token;
+            if (!(internal && internalAuthorized(authorization, internal.token)) && !(metricsToken && internalAuthorized(authorization, metricsToken))) {
+              await limits?.internalAuthFailed(ctx.client.ip);
+              throw new AppError('INTERNAL_AUTH_REQUIRED');
+            }
+            if (ctx.req.method !== 'GET' && ctx.req.method !== 'HEAD') throw new AppError('METHOD_NOT_ALLOWED', { details: { allowed: ['GET', 'HEAD'] } });
+            const text = await exporter.scrape();
+            ctx.res.writeHead(200, { 'content-type': exporter.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+            ctx.res.end(ctx.req.method === 'HEAD' ? undefined : text);
+            return;
+          }
+          ctx.route = 'internal';
+          if (!internal || !internalAuthorized(authorization, internal.token)) {
             await limits?.internalAuthFailed(ctx.client.ip);
             throw new AppError('INTERNAL_AUTH_REQUIRED');
           }
@@ -334,6 +394,11 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       );
     },
   };
+}
+
+/** A route's metrics label: its configured host and path (bounded by the config, never the raw URL). */
+function routeLabel(route: RouteConfig): string {
+  return (route.host ?? '') + route.path;
 }
 
 /** `Authorization: Bearer <token>`, compared in constant time. */
