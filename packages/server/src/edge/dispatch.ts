@@ -57,7 +57,7 @@ export function createDispatcher(options: DispatchOptions) {
         route: ctx?.route || undefined,
         path,
         status,
-        bytes: length === undefined ? undefined : Number(length),
+        bytes: length === undefined ? ctx?.bytes : Number(length),
         ms: Math.round(elapsed * 10) / 10,
         upstreamMs: ctx?.upstreamMs,
         ua: req.headers['user-agent']?.slice(0, 200),
@@ -119,7 +119,7 @@ export function createDispatcher(options: DispatchOptions) {
       return fail(error);
     }
     try {
-      ctx = { req, res, requestId, path, query, params: {}, client, route: '', appid: undefined, openid: undefined, upstreamMs: undefined };
+      ctx = { req, res, requestId, path, query, params: {}, client, route: '', appid: undefined, openid: undefined, upstreamMs: undefined, bytes: undefined };
       const result = handle(ctx);
       if (result) result.catch(fail);
     } catch (error) {

@@ -181,6 +181,7 @@ export function createProxy(options: ProxyOptions): Proxy {
                 res.on('drain', () => c.resume());
               },
               onResponseData(c, chunk) {
+                ctx.bytes = (ctx.bytes ?? 0) + chunk.length;
                 if (!res.write(chunk)) c.pause();
               },
               onResponseEnd() {

@@ -24,6 +24,8 @@ export interface HttpContext {
   openid?: string | undefined;
   /** Time until the upstream's answer began, for proxied requests. */
   upstreamMs?: number | undefined;
+  /** Body bytes sent, where the answer has no content-length (a streamed proxied answer). */
+  bytes?: number | undefined;
 }
 
 /** The client of a request: its address and the scheme and host it used (behind trusted proxies, theirs). */
