@@ -182,7 +182,7 @@ describe('one process', () => {
 
   it('takes metrics.token too, and answers a wrong or missing bearer with 401 INTERNAL_AUTH_REQUIRED', async () => {
     expect((await scrape(at.internal, METRICS_TOKEN)).status).toBe(200);
-    for (const headers of [{}, { authorization: `Bearer ${user.token}` }, { authorization: `Bearer ${METRICS_TOKEN}x` }, { authorization: 'Basic eDp5' }]) {
+    for (const headers of [{} as Record<string, string>, { authorization: `Bearer ${user.token}` }, { authorization: `Bearer ${METRICS_TOKEN}x` }, { authorization: 'Basic eDp5' }]) {
       const answer = await call(`${at.internal}/metrics`, 'GET', headers);
       expect(answer.status).toBe(401);
       expect(JSON.parse(answer.text).error.code).toBe('INTERNAL_AUTH_REQUIRED');
