@@ -145,10 +145,12 @@ describe('one process', () => {
   let accessToken: string;
 
   beforeAll(async () => {
-    at = await startInstance(configFile('one', ['trustedProxies: [127.0.0.1]', 'metrics:', `  token: ${METRICS_TOKEN}`]));
+    at = await startInstance(configFile('one', ['trustedProxies: [127.0.0.1]', 'metrics:', `  token: ${METRICS_TOKEN}`, 'limits:', '  login: 3/m']));
     user = await login(at.url);
     await login(at.url);
     expect((await call(`${at.url}/auth/login`, 'POST', {}, { code: 'never-issued-code' })).status).toBe(400);
+    // The fourth login from this address in a minute is over limits.login.
+    expect((await call(`${at.url}/auth/login`, 'POST', {}, { code: 'over-the-limit' })).status).toBe(429);
     expect((await call(`${at.url}/api/hello`, 'GET', { authorization: `Bearer ${user.token}` })).status).toBe(200);
     const token = await call(`${at.internal}/v1/apps/${APPID}/access-token`, 'GET', { authorization: `Bearer ${INTERNAL}` });
     expect(token.status, token.text).toBe(200);
@@ -167,6 +169,8 @@ describe('one process', () => {
     expect(text).toContain('# TYPE minigate_proxy_upstream_errors_total counter');
     expect(sample(text, 'minigate_logins_total', 'outcome="ok"')).toBe(2);
     expect(sample(text, 'minigate_logins_total', 'outcome="refused",code="AUTH_CODE_INVALID"')).toBe(1);
+    expect(sample(text, 'minigate_logins_total', 'outcome="refused",code="RATE_LIMITED"')).toBe(1);
+    expect(sample(text, 'minigate_rate_limited_total', 'limit="limits.login"')).toBe(1);
     expect(sample(text, 'minigate_sessions_active', `appid="${APPID}"`)).toBe(2);
     expect(sample(text, 'minigate_wechat_calls_total', 'endpoint="/sns/jscode2session",errcode="0"')).toBe(2);
     expect(sample(text, 'minigate_wechat_calls_total', 'endpoint="/sns/jscode2session",errcode="40029"')).toBe(1);
