@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCli, type RunningCli } from './helpers/cli.js';
+import { startHarness } from './helpers/harness.js';
 
 const APPID = 'wx7e57000000003e01';
 const SECRET = 'metrics-app-secret-0123456789abcdef';
@@ -259,5 +260,24 @@ describe('workers: 2', () => {
     // The primary hands connections to the workers in turn, so each served about half: the count
     // is N only when both workers' registries were added up.
     await at.cli.stop();
+  });
+});
+
+describe('certificates', () => {
+  it('minigate_certificate_expiry_seconds shows the dev certificate, named by its first name', { timeout: 60_000 }, async () => {
+    const h = await startHarness({
+      config: { listen: { https: '127.0.0.1:0', internal: '127.0.0.1:0' }, tls: { devCa: true }, internal: { token: INTERNAL } },
+    });
+    try {
+      const answer = await h.internal('GET', '/metrics');
+      expect(answer.status).toBe(200);
+      const text = answer.raw.toString('utf8');
+      const seconds = sample(text, 'minigate_certificate_expiry_seconds', 'name="localhost"');
+      // The dev leaf lives for weeks to a few hundred days; 0 would mean the family is missing.
+      expect(seconds).toBeGreaterThan(86_400);
+      expect(seconds).toBeLessThan(400 * 86_400);
+    } finally {
+      await h.close();
+    }
   });
 });
