@@ -8,7 +8,7 @@
 import type { AppConfig, Config } from './config/index.js';
 import { systemClock } from './core/index.js';
 import { createLogger, type Logger } from './core/index.js';
-import { NO_METRICS } from './core/index.js';
+import { NO_METRICS, createPrometheus, type Prometheus } from './core/index.js';
 import { cryptoRandom } from './core/index.js';
 import { createFeatureStack, StartError, type SharedDeps } from './feature/index.js';
 import { boundUrl, createEdgeFeature, type EdgeFeature } from './edge/index.js';
@@ -65,10 +65,13 @@ export interface MinigateServer {
  * await server.start();
  */
 export function createServer(config: Config, deps: ServerDeps = {}): MinigateServer {
-  const logger = deps.logger ?? createLogger({ level: config.log.level });
+  const logger = deps.logger ?? createLogger({ level: config.log.level, pretty: config.log.format === 'pretty' });
   const apps: ReadonlyMap<string, AppConfig> = new Map(config.apps.map((app) => [app.appid, app]));
-  const shared: SharedDeps = { apps, logger, clock: deps.clock ?? systemClock, random: deps.random ?? cryptoRandom, metrics: deps.metrics ?? NO_METRICS };
-  const wechat = createWechatClient({ apiBase: config.wechat.apiBase, timeoutMs: config.wechat.timeout, logger });
+  // metrics.enabled: Prometheus behind the neutral Metrics interface; GET /metrics serves it.
+  const prometheus: Prometheus | undefined = !deps.metrics && config.metrics.enabled ? createPrometheus() : undefined;
+  const metrics = deps.metrics ?? prometheus ?? NO_METRICS;
+  const shared: SharedDeps = { apps, logger, clock: deps.clock ?? systemClock, random: deps.random ?? cryptoRandom, metrics };
+  const wechat = createWechatClient({ apiBase: config.wechat.apiBase, timeoutMs: config.wechat.timeout, logger, metrics });
   const stack = createFeatureStack((feature, error) => logger.warn({ feature: feature.name, err: (error as Error).message }, 'close failed'));
   let storeFeature: StoreFeature | undefined;
   let tls: TlsFeature | undefined;
@@ -84,7 +87,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     const storeStep = createStoreFeature(config, shared);
     // /readyz says what is under way: a database not up yet, or the step starting.
     const starting = () => (stack.starting === storeStep.name && storeStep.waiting) || `${stack.starting ?? 'starting'}: starting`;
-    edge = await stack.add(createEdgeFeature(config, { ...shared, tls: tls.manager, starting }));
+    edge = await stack.add(createEdgeFeature(config, { ...shared, tls: tls.manager, starting, ...(prometheus ? { exporter: prometheus } : {}) }));
     const { store, secretKey } = (storeFeature = await stack.add(storeStep));
     const acme = await stack.add(createAcmeFeature(config, { ...shared, store, tls: tls.manager, acmeCheckIntervalMs: deps.acmeCheckIntervalMs }));
     const { redis } = await stack.add(createRedisFeature(config, shared));

@@ -48,6 +48,7 @@ export function createAuthFeature(deps: AuthFeatureDeps): AuthFeature {
     services() {
       const tunnelUrl = deps.tunnelUrl();
       return createAuthServices({
+        logins: deps.metrics.counter('minigate_logins_total', 'Logins by app, outcome (ok, refused) and error code.', ['appid', 'outcome', 'code']),
         apps,
         wechat: deps.wechat,
         sessions,
@@ -64,6 +65,7 @@ export function createAuthFeature(deps: AuthFeatureDeps): AuthFeature {
     },
     internalRoutes: (router: Router) => registerSessionRoutes(router, sessions, new Set(apps.keys()), keys),
     async start() {
+      watchSessions(deps);
       stopPurge = every(
         SESSION_PURGE_INTERVAL_MS,
         async () => {
@@ -78,4 +80,30 @@ export function createAuthFeature(deps: AuthFeatureDeps): AuthFeature {
       await sessions.flush();
     },
   };
+}
+
+/** Seconds a scrape reuses the last count of active sessions (the count is one query). */
+export const SESSION_GAUGE_CACHE_MS = 5_000;
+
+/** minigate_sessions_active: open sessions per app, read from the store at scrape, cached a few seconds. */
+function watchSessions(deps: AuthFeatureDeps): void {
+  let cached: { at: number; rows: { appid: string; n: number }[] } | undefined;
+  deps.metrics.gauge('minigate_sessions_active', 'Sessions neither ended nor revoked, per app (from the store).', ['appid'], {
+    // Every worker reads the same table: the group's figure is any one's, not their sum.
+    aggregate: 'max',
+    collect: async (gauge) => {
+      const now = deps.clock.now();
+      if (!cached || now - cached.at > SESSION_GAUGE_CACHE_MS) {
+        const rows = await deps.store.db
+          .selectFrom('sessions')
+          .select(['appid', (eb) => eb.fn.countAll<number>().as('n')])
+          .where('revoked_at', 'is', null)
+          .where('expires_at', '>', now)
+          .groupBy('appid')
+          .execute();
+        cached = { at: now, rows: rows.map((r) => ({ appid: r.appid, n: Number(r.n) })) };
+      }
+      for (const appid of deps.apps.keys()) gauge.set(cached.rows.find((r) => r.appid === appid)?.n ?? 0, { appid });
+    },
+  });
 }

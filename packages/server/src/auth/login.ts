@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { AppConfig } from '../config/index.js';
-import { AppError, isAppError, type Clock } from '../core/index.js';
+import { AppError, isAppError, type Clock, type CounterHandle } from '../core/index.js';
 import type { Limits } from '../limits/index.js';
 import { decryptOpenData, verifyRawDataSignature, type WechatClient } from '../wechat/index.js';
 import type { SessionKeyTools } from './session-key.js';
@@ -46,6 +46,8 @@ export interface LoginDeps {
   keys?: Pick<SessionKeyTools, 'decrypt'>;
   /** The Wafer tunnel's socket URL for a session (GET /weapp/tunnel), when channels are on. */
   tunnelUrl?: (client: { scheme: 'http' | 'https'; host: string }, tokenHash: string) => string;
+  /** minigate_logins_total (appid, outcome, code). */
+  logins?: CounterHandle;
 }
 
 /**
@@ -90,8 +92,19 @@ export function pickProfile(source: Record<string, unknown>): Record<string, unk
   return Object.keys(profile).length ? profile : null;
 }
 
-/** A login from the client at `address` (the real client address, for the limits). */
+/** A login from the client at `address` (the real client address, for the limits), counted by outcome. */
 export async function login(deps: LoginDeps, app: AppConfig, input: LoginInput, address: string): Promise<NewSession> {
+  try {
+    const created = await attempt(deps, app, input, address);
+    deps.logins?.inc({ appid: app.appid, outcome: 'ok', code: '' });
+    return created;
+  } catch (error) {
+    deps.logins?.inc({ appid: app.appid, outcome: 'refused', code: error instanceof AppError ? error.code : 'INTERNAL' });
+    throw error;
+  }
+}
+
+async function attempt(deps: LoginDeps, app: AppConfig, input: LoginInput, address: string): Promise<NewSession> {
   if (typeof input.code !== 'string' || !CODE_PATTERN.test(input.code)) {
     throw new AppError('BAD_REQUEST', { message: 'code must be the string wx.login gave (1 to 128 visible ASCII characters).' });
   }

@@ -149,7 +149,7 @@ export async function dev(argv: string[]): Promise<void> {
     throw error;
   }
 
-  const logger = createLogger({ level: config.log.level, pretty: process.stderr.isTTY && !values.json });
+  const logger = createLogger({ level: config.log.level, pretty: values.json ? false : (config.log.format ?? 'pretty') === 'pretty' });
   // The sandbox's clock drives session expiry too, so POST /__sandbox/clock ages sessions.
   const server = createServer(config, { logger, clock });
   await runUntilSignal(server, {

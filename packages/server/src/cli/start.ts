@@ -7,7 +7,7 @@ import { isWorker, reportToPrimary, runPrimary, workerCount } from './workers.js
 export async function start(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } } });
   const config = loadOrExit(configFile(values.config));
-  const logger = createLogger({ level: config.log.level, pretty: process.stderr.isTTY });
+  const logger = createLogger({ level: config.log.level, pretty: config.log.format === undefined ? Boolean(process.stderr.isTTY) : config.log.format === 'pretty' });
   // One line on stdout for people and scripts, whatever the log level: the addresses as bound.
   const announce = (urls: Record<string, string>) =>
     process.stdout.write(`minigate listening on ${urls.https ?? urls.http}\n${urls.internal ? `minigate internal API on ${urls.internal}\n` : ''}`);

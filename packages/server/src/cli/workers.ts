@@ -10,6 +10,7 @@ import type { Config } from '../config/index.js';
 import type { Logger } from '../core/index.js';
 import { serveClusterHub } from '../bus/index.js';
 import { serveLimitsInPrimary } from '../limits/index.js';
+import { serveClusterMetrics } from '../core/index.js';
 import { StartError } from '../feature/index.js';
 import { createStoreFeature } from '../startup/index.js';
 import { EXIT_FAILURE } from './errors.js';
@@ -76,6 +77,8 @@ export async function runPrimary(config: Config, logger: Logger, onListening: (u
   // Without Redis, the workers' limits are counted here (rate-limiter-flexible's own IPC
   // messages, marked channel: 'rate_limiter_flexible'; ours are marked mg: or type:).
   if (!config.redis && config.limits.enabled) serveLimitsInPrimary();
+  // One scrape of any worker's /metrics is answered with every worker's figures added up here.
+  if (config.metrics.enabled) serveClusterMetrics();
   for (let i = 0; i < count; i++) fork();
 
   return new Promise((resolve) => {

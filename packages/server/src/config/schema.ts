@@ -230,9 +230,32 @@ export const configSchema = z
           .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
           .default('info')
           .meta({ description: 'Least severe level written.' }),
+        format: z
+          .enum(['json', 'pretty'])
+          .optional()
+          .meta({ description: 'json: one JSON object per line (for collectors); pretty: one readable line per event. Default: json, pretty under `minigate dev`.' }),
+        access: z
+          .enum(['all', 'errors', 'off'])
+          .default('all')
+          .meta({ description: 'Access lines: every request, only answers with status 400 or above, or none (busy sites).' }),
+        accessSample: z
+          .number()
+          .gt(0)
+          .max(1)
+          .default(1)
+          .meta({ description: 'Share of successful requests given an access line (0.1: one in ten); error answers are always logged.' }),
       })
       .prefault({})
-      .meta({ description: 'Logging (JSON lines on stderr).' }),
+      .meta({ description: 'Logging (on stderr).' }),
+    metrics: z
+      .strictObject({
+        enabled: z.boolean().default(true).meta({ description: 'Serve GET /metrics (Prometheus text) on listen.internal.' }),
+        token: secret('A bearer token for /metrics only (a scraper then needs no internal.token); internal.token is accepted too.')
+          .refine((t) => t.length >= 32, { error: 'must be at least 32 characters (e.g. openssl rand -hex 32)' })
+          .optional(),
+      })
+      .prefault({})
+      .meta({ description: 'Prometheus metrics (docs/metrics.md).' }),
   })
   .superRefine((config, ctx) => {
     const tls = config.tls;

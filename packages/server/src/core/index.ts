@@ -9,3 +9,4 @@ export * from './private-files.js';
 export * from './redact-url.js';
 export * from './metrics.js';
 export * from './every.js';
+export * from './prometheus.js';

@@ -7,25 +7,40 @@
  */
 export interface CounterHandle {
   inc(labels?: Record<string, string>, by?: number): void;
+  /** The counter for fixed label values, resolved once (for hot paths: no lookup per call). */
+  bind(labels: Record<string, string>): { inc(by?: number): void };
 }
 
 export interface HistogramHandle {
   observe(value: number, labels?: Record<string, string>): void;
+  /** The histogram for fixed label values, resolved once. */
+  bind(labels: Record<string, string>): { observe(value: number): void };
 }
 
 export interface GaugeHandle {
   set(value: number, labels?: Record<string, string>): void;
 }
 
+export interface GaugeOptions {
+  /** Called at each scrape to set the gauge (e.g. a count read from the store). */
+  collect?: (gauge: GaugeHandle) => void | Promise<void>;
+  /**
+   * How the values of several worker processes combine: `sum` (connections each holds, the
+   * default) or `max` (a figure every worker reads from the same place, such as the store).
+   */
+  aggregate?: 'sum' | 'max';
+}
+
 export interface Metrics {
   counter(name: string, help: string, labels?: readonly string[]): CounterHandle;
   histogram(name: string, help: string, labels?: readonly string[], buckets?: readonly number[]): HistogramHandle;
-  gauge(name: string, help: string, labels?: readonly string[]): GaugeHandle;
+  gauge(name: string, help: string, labels?: readonly string[], options?: GaugeOptions): GaugeHandle;
 }
 
-const noCounter: CounterHandle = { inc: () => undefined };
-const noHistogram: HistogramHandle = { observe: () => undefined };
-const noGauge: GaugeHandle = { set: () => undefined };
+const noop = () => undefined;
+const noCounter: CounterHandle = { inc: noop, bind: () => ({ inc: noop }) };
+const noHistogram: HistogramHandle = { observe: noop, bind: () => ({ observe: noop }) };
+const noGauge: GaugeHandle = { set: noop };
 
 /** Records nothing. */
 export const NO_METRICS: Metrics = {

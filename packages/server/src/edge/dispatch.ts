@@ -3,8 +3,10 @@
  * error wire shape, and an access log line per request.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AppError, errorBody, errorHeaders, requestId as newRequestId, type Logger } from '../core/index.js';
+import { AppError, errorBody, errorHeaders, requestId as newRequestId, type Logger, type Metrics } from '../core/index.js';
 import { sendJson, type ClientInfo, type HttpContext } from '../http/index.js';
+import { createRequestMetrics } from './request-metrics.js';
+import { trustedRequestId } from './request-id.js';
 import { applyRequestTarget } from './request-target.js';
 
 /** What `OPTIONS *` and a refused CONNECT list. */
@@ -16,28 +18,51 @@ export interface DispatchOptions {
   client: (req: IncomingMessage) => ClientInfo;
   /** Answers the request; throw an AppError (or return a rejected promise) for an error answer. */
   handle: (ctx: HttpContext) => void | Promise<void>;
+  /** The listener's name, a label of the request metrics. */
+  listener?: string;
+  metrics?: Metrics;
+  /** log.access and log.accessSample: which requests get an access line. */
+  access?: 'all' | 'errors' | 'off';
+  accessSample?: number;
 }
 
 /** The request listener for a node:http(s) server: answers errors in our shape, logs one line. */
 export function createDispatcher(options: DispatchOptions) {
   const { logger, handle } = options;
+  const record = options.metrics ? createRequestMetrics(options.metrics, options.listener ?? 'http') : undefined;
+  const access = options.access ?? 'all';
+  const sample = options.accessSample ?? 1;
   return (req: IncomingMessage, res: ServerResponse): void => {
     const started = performance.now();
-    const requestId = newRequestId();
+    let requestId = newRequestId();
     const method = req.method ?? 'GET';
     let path = '';
     let query = '';
+    let ctx: HttpContext | undefined;
     res.setHeader('x-request-id', requestId);
 
     let failure: unknown;
     const finish = () => {
       const status = res.statusCode;
+      const elapsed = performance.now() - started;
+      record?.(ctx?.route || 'unmatched', method, status, elapsed / 1000);
+      // Error answers always get their line (unless access lines are off); successes may be sampled.
+      const quiet = status < 400 && (access !== 'all' || (sample < 1 && Math.random() >= sample));
+      if (failure === undefined && (quiet || access === 'off')) return;
+      const length = res.getHeader('content-length');
       const entry: Record<string, unknown> = {
         requestId,
+        client: ctx?.client.ip ?? req.socket.remoteAddress,
         method,
+        route: ctx?.route || undefined,
         path,
         status,
-        ms: Math.round((performance.now() - started) * 10) / 10,
+        bytes: length === undefined ? ctx?.bytes : Number(length),
+        ms: Math.round(elapsed * 10) / 10,
+        upstreamMs: ctx?.upstreamMs,
+        ua: req.headers['user-agent']?.slice(0, 200),
+        appid: ctx?.appid,
+        openid: ctx?.openid,
       };
       if (failure instanceof AppError && failure.code === 'SHUTTING_DOWN') {
         // Expected while draining: the client is told to retry elsewhere; no stack to read.
@@ -47,7 +72,7 @@ export function createDispatcher(options: DispatchOptions) {
         entry.err = failure instanceof AppError && failure.cause !== undefined ? failure.cause : failure;
         if (failure instanceof AppError && failure.details) entry.details = failure.details;
         logger.error(entry, 'request failed');
-      } else {
+      } else if (!quiet && access !== 'off') {
         if (failure instanceof AppError) entry.code = failure.code;
         logger.info(entry, 'request');
       }
@@ -83,13 +108,19 @@ export function createDispatcher(options: DispatchOptions) {
         return;
       }
       client = options.client(req);
+      // Behind a trusted proxy its X-Request-Id is kept (when plain and short), so one id follows the request.
+      if (client.viaTrustedProxy) {
+        const given = trustedRequestId(req.headers['x-request-id']);
+        if (given) res.setHeader('x-request-id', (requestId = given));
+      }
     } catch (error) {
       // A refused target is logged raw, never with its query (which may carry secrets).
       if (!path) path = (req.url ?? '/').split('?', 1)[0]!;
       return fail(error);
     }
     try {
-      const result = handle({ req, res, requestId, path, query, params: {}, client });
+      ctx = { req, res, requestId, path, query, params: {}, client, route: '', appid: undefined, openid: undefined, upstreamMs: undefined, bytes: undefined };
+      const result = handle(ctx);
       if (result) result.catch(fail);
     } catch (error) {
       fail(error);

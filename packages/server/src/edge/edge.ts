@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import type { RouteConfig, Config, ListenAddress } from '../config/index.js';
-import { AppError, type Clock, type Logger } from '../core/index.js';
+import { AppError, NO_METRICS, type Clock, type Logger, type Metrics } from '../core/index.js';
 import { optionalSession, requireSession, type SessionService } from '../auth/index.js';
 import type { Limits } from '../limits/index.js';
 import { forwardingHeaders, identityHeaders } from './headers.js';
@@ -19,6 +19,8 @@ import { clientInfo, trustedProxies, type TrustedProxies } from './forwarded.js'
 import { Router, rejectUpgrade, routeTo, sendJson, type HttpContext, type MountedRouter, type Service } from '../http/index.js';
 import { edgeOperations } from './openapi.js';
 import { ALLOWED_METHODS, createDispatcher } from './dispatch.js';
+import { trustedRequestId } from './request-id.js';
+import { requestId as newRequestId } from '../core/index.js';
 import { createListener, localUrl, type Listener } from './listener.js';
 import { createProxy, type Proxy } from './proxy.js';
 import { applyRequestTarget } from './request-target.js';
@@ -53,7 +55,16 @@ export type EdgeDeps = {
   tls?: TlsManager;
   /** What is starting (`store: starting`), for /readyz before mount(). */
   starting?: () => string;
+  metrics?: Metrics;
+  /** GET /metrics on listen.internal (docs/metrics.md), when metrics are on. */
+  exporter?: MetricsExporter;
 } & (EdgeRoutes | { [K in keyof EdgeRoutes]?: undefined });
+
+/** What /metrics serves: the exposition text (the whole worker group's) and its content type. */
+export interface MetricsExporter {
+  readonly contentType: string;
+  scrape(): Promise<string>;
+}
 
 export interface Edge {
   start(): Promise<void>;
@@ -76,6 +87,9 @@ function hstsValue(hsts: Config['tls']['hsts']): string | undefined {
 
 export function createEdge(config: Config, deps: EdgeDeps): Edge {
   const { logger } = deps;
+  const metrics = deps.metrics ?? NO_METRICS;
+  const upstreamLatency = metrics.histogram('minigate_proxy_upstream_duration_seconds', 'Time until a proxied upstream began its answer, by route.', ['route']);
+  const upstreamErrors = metrics.counter('minigate_proxy_upstream_errors_total', 'Proxied requests the upstream failed (connect, timeout, reset), by route.', ['route', 'kind']);
   let mounted: EdgeRoutes | undefined;
   let table: RouteTable | undefined;
   const notReady = () => new AppError('NOT_READY');
@@ -96,7 +110,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
   }
 
   function toRoute(served: EdgeRoutes, route: RouteConfig, index: number): EdgeRoute {
-    const base = { host: route.host, path: route.path, auth: route.auth, maxBodyBytes: route.maxBodyBytes };
+    const base = { host: route.host, path: route.path, label: routeLabel(route), auth: route.auth, maxBodyBytes: route.maxBodyBytes };
     if (route.service) {
       const service = served.services.find((s) => s.name === route.service);
       // The config refuses a route to a service that is off; this is for configs built another way.
@@ -106,7 +120,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
         auth: 'none',
         plainHttp: service.plainHttp,
         upgrade: service.upgrade,
-        handle: (ctx, rest) => routeTo(service.router, ctx, rest || '/'),
+          handle: (ctx, rest) => routeTo(service.router, ctx, rest || '/'),
       };
     }
     if (route.redirect) {
@@ -129,12 +143,18 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
           await limit(session ? `${session.appid}:${session.openid}` : null, client.ip);
           return session;
         };
+    /** The session checked, noted on the request for its access line. */
+    const admitRequest = async (ctx: HttpContext) => {
+      const session = await admit(ctx.req, ctx.client);
+      if (session) [ctx.appid, ctx.openid] = [session.appid, session.openid];
+      return session;
+    };
     if (route.static) {
       const serve = createStaticHandler({ root: route.static, spa: route.spa });
       return {
         ...base,
         handle: async (ctx, rest) => {
-          await admit(ctx.req, ctx.client);
+          await admitRequest(ctx);
           await serve(ctx, rest);
         },
       };
@@ -146,12 +166,16 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       logger,
       prefix: normalizePrefix(route.path),
       dropBearer: route.auth !== 'none' || !route.forwardAuthorization,
+      observe: {
+        latency: upstreamLatency.bind({ route: routeLabel(route) }),
+        error: (kind) => upstreamErrors.inc({ route: routeLabel(route), kind }),
+      },
     });
     proxies.push(proxy);
-    const extraHeaders = async (req: IncomingMessage, client: HttpContext['client']) => {
-      const session = await admit(req, client);
+    const extraHeaders = async (session: Awaited<ReturnType<typeof admit>>, client: HttpContext['client'], requestId: string) => {
       return {
         ...forwardingHeaders(client),
+        'x-request-id': requestId,
         ...(session && config.upstreamSecret
           ? identityHeaders(
               { appid: session.appid, openid: session.openid, unionid: session.unionid, session: session.tokenHash },
@@ -163,9 +187,12 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     };
     return {
       ...base,
-      handle: async (ctx, rest) => proxy.handle(ctx, rest, await extraHeaders(ctx.req, ctx.client)),
+      handle: async (ctx, rest) => proxy.handle(ctx, rest, await extraHeaders(await admitRequest(ctx), ctx.client, ctx.requestId)),
       upgrade: (req, socket, head, rest, client) => {
-        extraHeaders(req, client).then(
+        const requestId = (client.viaTrustedProxy && trustedRequestId(req.headers['x-request-id'])) || newRequestId();
+        admit(req, client).then(
+          (session) => extraHeaders(session, client, requestId),
+        ).then(
           (extra) => proxy.upgrade(req, socket, head, rest, extra),
           (error: unknown) => rejectUpgrade(socket, error),
         );
@@ -181,6 +208,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       .map(
         (s): EdgeRoute => ({
           path: s.defaultPath,
+          label: s.defaultPath,
           auth: 'none',
           maxBodyBytes: 0,
           plainHttp: s.plainHttp,
@@ -195,12 +223,26 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
 
   /** Health, answered on every listener and to any method. */
   const commonRouter = new Router()
-    .route('GET', '/healthz', edgeOperations.healthz, (ctx) => sendJson(ctx.res, 200, { ok: true }))
+    .route('GET', '/healthz', edgeOperations.healthz, (ctx) => {
+      ctx.route = '/healthz';
+      sendJson(ctx.res, 200, { ok: true });
+    })
     .route('GET', '/readyz', edgeOperations.readyz, async (ctx) => {
+      ctx.route = '/readyz';
       if (!mounted) return sendNotReady(ctx);
       await mounted.ready();
       sendJson(ctx.res, 200, { ok: true });
     });
+
+  /** GET /metrics on the internal listener (its own bearer check: the internal token or metrics.token). */
+  const exporter = deps.exporter;
+  const metricsRouter = exporter
+    ? new Router().route('GET', '/metrics', edgeOperations.metrics, async (ctx) => {
+        const text = await exporter.scrape();
+        ctx.res.writeHead(200, { 'content-type': exporter.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+        ctx.res.end(ctx.req.method === 'HEAD' ? undefined : text);
+      })
+    : undefined;
 
   /** What every listener answers the same way: health and CA file validation. */
   async function common(ctx: HttpContext): Promise<boolean> {
@@ -221,6 +263,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     if (!table) return sendNotReady(ctx);
     const found = table.match(ctx.client.host, ctx.path);
     if (!found) throw new AppError('NOT_FOUND');
+    ctx.route = found.route.label;
     await found.route.handle(ctx, found.rest);
   }
 
@@ -240,7 +283,11 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     if (!httpsAddress || !config.listen.httpRedirect || ctx.client.viaTrustedProxy) return serve(ctx);
     if (await common(ctx)) return;
     const found = table?.match(ctx.client.host, ctx.path);
-    if (found?.route.plainHttp) return found.route.handle(ctx, found.rest);
+    if (found?.route.plainHttp) {
+      ctx.route = found.route.label;
+      return found.route.handle(ctx, found.rest);
+    }
+    ctx.route = 'https-redirect';
     const host = ctx.client.host.replace(/:\d+$/, '');
     if (!host) throw new AppError('BAD_REQUEST', { message: 'The request has no Host header.' });
     const port = httpsPort && httpsPort !== 443 ? `:${httpsPort}` : '';
@@ -272,7 +319,15 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
 
   const listeners: Listener[] = [];
   const makeListener = (name: string, scheme: 'http' | 'https', handle: (ctx: HttpContext) => Promise<void>) => {
-    const dispatch = createDispatcher({ logger, client: (req) => clientInfo(req, scheme, trusted), handle });
+    const dispatch = createDispatcher({
+      logger,
+      client: (req) => clientInfo(req, scheme, trusted),
+      handle,
+      listener: name,
+      metrics,
+      access: config.log.access,
+      accessSample: config.log.accessSample,
+    });
     const address = name === 'https' ? httpsAddress! : name === 'internal' ? config.listen.internal! : config.listen.http!;
     const listener = createListener({
       name,
@@ -314,7 +369,19 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
           if (!mounted) return sendNotReady(ctx);
           const { limits, internal } = mounted;
           await limits?.beforeInternalAuth(ctx.client.ip);
-          if (!internal || !internalAuthorized(ctx.req.headers.authorization, internal.token)) {
+          const authorization = ctx.req.headers.authorization;
+          if (metricsRouter && ctx.path === '/metrics') {
+            ctx.route = '/metrics';
+            // The internal token, or metrics.token: a scraper need not hold the internal API's key.
+            const metricsToken = config.metrics.token;
+            if (!(internal && internalAuthorized(authorization, internal.token)) && !(metricsToken && internalAuthorized(authorization, metricsToken))) {
+              await limits?.internalAuthFailed(ctx.client.ip);
+              throw new AppError('INTERNAL_AUTH_REQUIRED');
+            }
+            return routeTo(metricsRouter, ctx, ctx.path);
+          }
+          ctx.route = 'internal';
+          if (!internal || !internalAuthorized(authorization, internal.token)) {
             await limits?.internalAuthFailed(ctx.client.ip);
             throw new AppError('INTERNAL_AUTH_REQUIRED');
           }
@@ -338,7 +405,9 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       });
       return {
         public: [{ prefix: '', router: commonRouter }, ...services],
-        internal: mounted.internal ? [{ prefix: '', router: commonRouter }, { prefix: '', router: mounted.internal.router }] : [],
+        internal: mounted.internal
+          ? [{ prefix: '', router: commonRouter }, ...(metricsRouter ? [{ prefix: '', router: metricsRouter }] : []), { prefix: '', router: mounted.internal.router }]
+          : [],
       };
     },
     addresses() {
@@ -350,6 +419,11 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       );
     },
   };
+}
+
+/** A route's metrics label: its configured host and path (bounded by the config, never the raw URL). */
+function routeLabel(route: RouteConfig): string {
+  return (route.host ?? '') + route.path;
 }
 
 /** `Authorization: Bearer <token>`, compared in constant time. */

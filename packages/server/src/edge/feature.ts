@@ -3,7 +3,7 @@ import type { SessionService } from '../auth/index.js';
 import type { Config } from '../config/index.js';
 import { StartError, type Feature, type SharedDeps } from '../feature/index.js';
 import type { Limits } from '../limits/index.js';
-import { createEdge, type Edge } from './edge.js';
+import { createEdge, type Edge, type MetricsExporter } from './edge.js';
 import { Router, sendJson, type MountedRouter } from '../http/index.js';
 import { edgeOperations, openApiDocuments } from './openapi.js';
 import type { TlsManager } from '../tls/index.js';
@@ -19,7 +19,9 @@ export interface EdgeFeature extends Feature {
   served(): { public: MountedRouter[]; internal: MountedRouter[] };
 }
 
-export interface EdgeFeatureDeps extends Pick<SharedDeps, 'logger' | 'clock'> {
+export interface EdgeFeatureDeps extends Pick<SharedDeps, 'logger' | 'clock'>, Partial<Pick<SharedDeps, 'metrics'>> {
+  /** Serves GET /metrics on listen.internal. */
+  exporter?: MetricsExporter;
   tls?: TlsManager | undefined;
   /** What is starting, for /readyz until the routes are mounted. */
   starting: () => string;
@@ -40,7 +42,14 @@ export interface EdgeRoutesDeps {
  * NOT_READY until routes() has mounted every feature's public and internal routes.
  */
 export function createEdgeFeature(config: Config, deps: EdgeFeatureDeps): EdgeFeature {
-  const edge: Edge = createEdge(config, { logger: deps.logger, clock: deps.clock, starting: deps.starting, ...(deps.tls ? { tls: deps.tls } : {}) });
+  const edge: Edge = createEdge(config, {
+    logger: deps.logger,
+    clock: deps.clock,
+    starting: deps.starting,
+    ...(deps.tls ? { tls: deps.tls } : {}),
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    ...(deps.exporter ? { exporter: deps.exporter } : {}),
+  });
   let closing: Promise<void> | undefined;
   const stop = () => (closing ??= edge.close());
   return {

@@ -20,6 +20,12 @@ export const edgeOperations = {
     tags: ['health'],
     responses: { 200: { description: 'Ready.', schema: Ok }, 503: { description: 'Still starting (NOT_READY, naming the step) or the database is down.' } },
   },
+  metrics: {
+    summary: 'Prometheus metrics of the whole process group (docs/metrics.md); the internal token or metrics.token.',
+    tags: ['metrics'],
+    security: 'internal',
+    responses: { 200: { description: 'The Prometheus text exposition format.', contentType: 'text/plain; version=0.0.4' }, 401: { description: 'No or a wrong bearer token (INTERNAL_AUTH_REQUIRED).' } },
+  },
   publicDocument: {
     summary: 'This server\'s public API as an OpenAPI 3.1 document.',
     tags: ['openapi'],

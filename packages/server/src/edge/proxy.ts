@@ -35,6 +35,8 @@ export interface ProxyOptions {
   logger: Logger;
   /** The route prefix, replaced by the upstream URL's path when it has one (nginx's proxy_pass rule). */
   prefix: string;
+  /** Upstream latency (until the answer's headers) and failures of this route, bound to its label. */
+  observe?: { latency: { observe(seconds: number): void }; error: (code: string) => void };
 }
 
 interface Upstream {
@@ -158,6 +160,7 @@ export function createProxy(options: ProxyOptions): Proxy {
             if (!res.writableFinished) controller?.abort(new Error('client went away'));
           };
           res.once('close', onClientGone);
+          const sent = performance.now();
           upstream.pool.dispatch(
             {
               path: targetPath(upstream, rest, ctx.query),
@@ -171,10 +174,14 @@ export function createProxy(options: ProxyOptions): Proxy {
               },
               onResponseStart(c, statusCode, answerHeaders, statusMessage) {
                 started = true;
+                const seconds = (performance.now() - sent) / 1000;
+                ctx.upstreamMs = Math.round(seconds * 10_000) / 10;
+                options.observe?.latency.observe(seconds);
                 res.writeHead(statusCode, statusMessage, upstreamResponseHeaders(answerHeaders as IncomingHttpHeaders));
                 res.on('drain', () => c.resume());
               },
               onResponseData(c, chunk) {
+                ctx.bytes = (ctx.bytes ?? 0) + chunk.length;
                 if (!res.write(chunk)) c.pause();
               },
               onResponseEnd() {
@@ -197,6 +204,7 @@ export function createProxy(options: ProxyOptions): Proxy {
                 if (cannotConnect) markDown(upstream, error);
                 // Without a body nothing was consumed, so another upstream may take the request.
                 if (cannotConnect && !hasBody && attempt < candidates.length) return tryNext();
+                options.observe?.error(code === 'UND_ERR_HEADERS_TIMEOUT' ? 'timeout' : cannotConnect ? 'connect' : 'reset');
                 reject(
                   new AppError(code === 'UND_ERR_HEADERS_TIMEOUT' ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE', {
                     cause: error,
@@ -253,6 +261,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       });
       request.once('error', (error: NodeJS.ErrnoException) => {
         if (CONNECT_ERRORS.has(error.code ?? '')) markDown(upstream, error);
+        options.observe?.error(CONNECT_ERRORS.has(error.code ?? '') ? 'connect' : 'reset');
         options.logger.warn({ upstream: upstream.url.origin, code: error.code }, 'proxy: WebSocket upgrade failed');
         fail();
       });

@@ -111,7 +111,7 @@ describe('request-target normalisation', () => {
   });
 
   // The routing the edge does after normalising, with the upstream path a proxy route builds.
-  const route = (path: string, auth: EdgeRoute['auth']): EdgeRoute => ({ path, auth, maxBodyBytes: 0, handle: () => undefined });
+  const route = (path: string, auth: EdgeRoute['auth']): EdgeRoute => ({ path, label: path, auth, maxBodyBytes: 0, handle: () => undefined });
   const table = new RouteTable([route('/open', 'none'), route('/api', 'required'), route('/n/int', 'none')]);
   const upstreamBase: Record<string, string> = { '/open': '/open', '/n/int': '/internal' };
 

@@ -12,6 +12,8 @@ export interface EdgeRoute {
   host?: string;
   /** The configured path, for messages. */
   path: string;
+  /** The route's name in metrics and access lines (its configured host and path). */
+  label: string;
   auth: AuthMode;
   maxBodyBytes: number;
   /** Answers a request; `rest` is the path after the prefix (starts with `/`, or is ``). */

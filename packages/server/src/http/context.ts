@@ -17,6 +17,15 @@ export interface HttpContext {
   params: Record<string, string>;
   /** Who and how, as the edge established it (see forwarded.ts). */
   readonly client: ClientInfo;
+  /** The matched route as configured (`/api`), for metrics and the access line; `` until matched. */
+  route: string;
+  /** The session's app and user, once a route has checked one (for the access line only). */
+  appid?: string | undefined;
+  openid?: string | undefined;
+  /** Time until the upstream's answer began, for proxied requests. */
+  upstreamMs?: number | undefined;
+  /** Body bytes sent, where the answer has no content-length (a streamed proxied answer). */
+  bytes?: number | undefined;
 }
 
 /** The client of a request: its address and the scheme and host it used (behind trusted proxies, theirs). */

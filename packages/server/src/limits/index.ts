@@ -13,7 +13,7 @@ import type { Config, LimitsConfig, Rate, RouteRateLimit } from '../config/index
 import type { SharedRedis } from '../core/index.js';
 import type { Feature, SharedDeps } from '../feature/index.js';
 import { AppError } from '../core/index.js';
-import type { Logger } from '../core/index.js';
+import { NO_METRICS, type Logger, type Metrics } from '../core/index.js';
 import { createCounter, createLimitStore, type Counter, type LimitStoreOptions } from './counter.js';
 
 export { serveLimitsInPrimary, retrySeconds, type LimitStoreOptions } from './counter.js';
@@ -38,6 +38,8 @@ export interface Limits {
 export interface LimitsDeps {
   logger: Logger;
   store: LimitStoreOptions;
+  /** minigate_rate_limited_total (limit). */
+  metrics?: Metrics;
 }
 
 /** The error past a limit: which one, and when to come back. */
@@ -90,9 +92,13 @@ export function createLimits(config: LimitsConfig, deps: LimitsDeps): Limits {
   const channelUpgrades = counter('channelUpgrades', config.channelUpgrades);
   const internalAuthFailures = counter('internalAuthFailures', config.internalAuthFailures);
 
+  const refusals = (deps.metrics ?? NO_METRICS).counter('minigate_rate_limited_total', 'Requests refused 429 RATE_LIMITED, by the limit that refused them.', ['limit']);
   /** Throws past the limit (seconds > 0). */
   const check = (limit: string, seconds: number) => {
-    if (seconds > 0) throw rateLimited(limit, seconds);
+    if (seconds > 0) {
+      refusals.inc({ limit });
+      throw rateLimited(limit, seconds);
+    }
   };
 
   return {
@@ -133,7 +139,10 @@ export function createLimits(config: LimitsConfig, deps: LimitsDeps): Limits {
         const seconds = await steady.take(key);
         if (seconds === 0) return;
         const more = extra ? await extra.take(key) : seconds;
-        if (more > 0) throw rateLimited(label, Math.min(seconds, more));
+        if (more > 0) {
+          refusals.inc({ limit: label });
+          throw rateLimited(label, Math.min(seconds, more));
+        }
       };
     },
   };
@@ -145,7 +154,7 @@ export interface LimitsFeature extends Feature {
 }
 
 /** limits.*: one count for every process — Redis across instances, the primary across workers, else here. */
-export function createLimitsFeature(config: Config, deps: Pick<SharedDeps, 'logger'> & { redis?: SharedRedis | undefined }): LimitsFeature {
+export function createLimitsFeature(config: Config, deps: Pick<SharedDeps, 'logger'> & Partial<Pick<SharedDeps, 'metrics'>> & { redis?: SharedRedis | undefined }): LimitsFeature {
   let limits: Limits = NO_LIMITS;
   return {
     name: 'limits',
@@ -155,6 +164,7 @@ export function createLimitsFeature(config: Config, deps: Pick<SharedDeps, 'logg
     async start() {
       limits = createLimits(config.limits, {
         logger: deps.logger,
+        ...(deps.metrics ? { metrics: deps.metrics } : {}),
         store: deps.redis ? { kind: 'redis', client: deps.redis.client } : cluster.isWorker ? { kind: 'cluster' } : { kind: 'memory' },
       });
     },

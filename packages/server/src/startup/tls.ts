@@ -6,7 +6,7 @@ import { X509Certificate } from 'node:crypto';
 import type { Config } from '../config/index.js';
 import type { CertificateConfig } from '../config/index.js';
 import type { Clock } from '../core/index.js';
-import type { Logger } from '../core/index.js';
+import type { Logger, Metrics } from '../core/index.js';
 import { warnIfReadable } from '../core/index.js';
 import { StartError, type Feature } from '../feature/index.js';
 import type { Store } from '../store/index.js';
@@ -44,9 +44,19 @@ export interface AcmeFeatureDeps {
 }
 
 /** The certificate files and the dev CA: needed before the HTTPS listener can be bound. */
-export function createTlsFeature(config: Config, deps: { logger: Logger; clock: Clock }): TlsFeature {
+export function createTlsFeature(config: Config, deps: { logger: Logger; clock: Clock; metrics?: Metrics }): TlsFeature {
   const { logger, clock } = deps;
   let manager: TlsManager | undefined;
+  // Per certificate, named by its first SNI name (few, from the config or ACME; never a path with secrets).
+  deps.metrics?.gauge('minigate_certificate_expiry_seconds', 'Seconds until each certificate in use expires, by its first name.', ['name'], {
+    aggregate: 'max',
+    collect: (gauge) => {
+      for (const material of manager?.materials() ?? []) {
+        const leaf = material.chain[0];
+        if (leaf) gauge.set((Date.parse(leaf.validTo) - clock.now()) / 1000, { name: material.names[0] ?? material.source });
+      }
+    },
+  });
   let devCaFile: string | undefined;
   return {
     name: 'tls',

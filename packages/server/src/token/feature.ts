@@ -9,7 +9,7 @@ export interface TokenFeature extends Feature {
   readonly tokens: TokenManager;
 }
 
-export interface TokenFeatureDeps extends Pick<SharedDeps, 'apps' | 'clock' | 'logger'> {
+export interface TokenFeatureDeps extends Pick<SharedDeps, 'apps' | 'clock' | 'logger'>, Partial<Pick<SharedDeps, 'metrics'>> {
   wechat: WechatClient;
   store: Store;
   redis?: SharedRedis | undefined;
@@ -25,6 +25,7 @@ export function createTokenFeature(deps: TokenFeatureDeps): TokenFeature {
     store,
     clock,
     logger,
+    metrics: deps.metrics,
   });
   return { name: 'token', tokens, start: async () => undefined, close: async () => undefined };
 }

@@ -15,7 +15,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { AppConfig } from '../config/index.js';
-import { AppError, type Clock, type Logger } from '../core/index.js';
+import { AppError, NO_METRICS, type Clock, type Logger, type Metrics } from '../core/index.js';
 import type { Store } from '../store/index.js';
 import type { WechatClient } from '../wechat/index.js';
 import type { TokenRecord, TokenShare } from './shared.js';
@@ -75,6 +75,7 @@ export interface TokenManagerDeps {
   store: Store;
   clock: Clock;
   logger: Logger;
+  metrics?: Metrics;
 }
 
 function lifetime(record: TokenRecord): number {
@@ -100,6 +101,15 @@ export function createTokenManager(deps: TokenManagerDeps): TokenManager {
   // Its own lease owner: a forced refresh must not take over (and then free) a normal one's lease.
   const forceOwner = `${owner}-force`;
   const states = new Map<string, AppState>();
+  const metrics = deps.metrics ?? NO_METRICS;
+  const refreshes = metrics.counter('minigate_token_refreshes_total', 'access_token refreshes by app and outcome (ok, failed).', ['appid', 'outcome']);
+  // This process's view of each token: a worker that never needed one shows nothing, so the group takes the max.
+  metrics.gauge('minigate_token_expiry_seconds', 'Seconds until the access_token this process holds expires, per app.', ['appid'], {
+    aggregate: 'max',
+    collect: (gauge) => {
+      for (const [appid, state] of states) if (state.record) gauge.set(Math.max(0, (state.record.expiresAt - clock.now()) / 1000), { appid });
+    },
+  });
 
   const stateOf = (appid: string): AppState => {
     let state = states.get(appid);
@@ -177,12 +187,14 @@ export function createTokenManager(deps: TokenManagerDeps): TokenManager {
         await share.write(appid, record, rejected);
         state.failures = 0;
         state.retryAt = 0;
+        refreshes.inc({ appid, outcome: 'ok' });
         logger.info({ appid, expiresAt: record.expiresAt, lock: share.lockKind }, 'token: refreshed');
         return adopt(state, (await share.read(appid)) ?? record);
       } catch (error) {
         const delay = FETCH_RETRY_DELAYS_MS[Math.min(state.failures, FETCH_RETRY_DELAYS_MS.length - 1)]!;
         state.failures++;
         state.retryAt = clock.now() + delay;
+        refreshes.inc({ appid, outcome: 'failed' });
         logger.error({ appid, code: (error as AppError).code, retryInMs: delay }, 'token: refresh failed; the cached token stays in use while it lasts');
         if (usable(state.record, rejected)) return state.record!;
         throw error;

@@ -9,7 +9,7 @@
  * URLs are never logged with their query, which carries the AppSecret, codes and access tokens.
  */
 import type { ErrorCode } from 'minigate-protocol';
-import { AppError, type Logger } from '../core/index.js';
+import { AppError, NO_METRICS, type Logger, type Metrics } from '../core/index.js';
 
 /** Back-off before each retry of a `-1` answer. */
 export const BUSY_RETRY_DELAYS_MS = [200, 600] as const;
@@ -20,6 +20,8 @@ export interface WechatClientOptions {
   apiBase: string;
   timeoutMs: number;
   logger: Logger;
+  /** minigate_wechat_calls_total and minigate_wechat_call_duration_seconds (docs/metrics.md). */
+  metrics?: Metrics;
   busyRetryDelaysMs?: readonly number[];
   sleep?: (ms: number) => Promise<void>;
 }
@@ -121,6 +123,9 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
   const delays = options.busyRetryDelaysMs ?? BUSY_RETRY_DELAYS_MS;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const log = options.logger;
+  const metrics = options.metrics ?? NO_METRICS;
+  const calls = metrics.counter('minigate_wechat_calls_total', 'Calls to WeChat by endpoint and errcode (0: success; unavailable: no answer).', ['endpoint', 'errcode']);
+  const latency = metrics.histogram('minigate_wechat_call_duration_seconds', 'Time of one HTTP exchange with WeChat, by endpoint.', ['endpoint']);
 
   /** One HTTP exchange; transport failures become WECHAT_UNAVAILABLE or WECHAT_OUTCOME_UNKNOWN. */
   async function send(
@@ -135,6 +140,7 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
       const timedOut = (error as Error).name === 'TimeoutError' || (error as { cause?: Error }).cause?.name === 'TimeoutError';
       const cause = timedOut ? 'timeout' : causeText(error);
       const notSent = NOT_SENT.has(cause);
+      calls.inc({ endpoint: endpointLabel(path), errcode: 'unavailable' });
       log.warn({ wechat: path, ms: Math.round(performance.now() - started), cause }, timedOut ? 'wechat: no answer in time' : what);
       return new AppError(sideEffect && !notSent ? 'WECHAT_OUTCOME_UNKNOWN' : 'WECHAT_UNAVAILABLE', { cause: error, details: { path } });
     };
@@ -157,7 +163,9 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
     }
     const headers: Record<string, string> = {};
     response.headers.forEach((value, name) => (headers[name] = value));
-    log.debug({ wechat: path, status: response.status, bytes: body.length, ms: Math.round(performance.now() - started) }, 'wechat: answered');
+    const seconds = (performance.now() - started) / 1000;
+    latency.observe(seconds, { endpoint: endpointLabel(path) });
+    log.debug({ wechat: path, status: response.status, bytes: body.length, ms: Math.round(seconds * 1000) }, 'wechat: answered');
     return { status: response.status, headers, body };
   }
 
@@ -198,6 +206,7 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
     for (let attempt = 0; ; attempt++) {
       const body = await once(request);
       const errcode = typeof body.errcode === 'number' ? body.errcode : Number(body.errcode ?? 0);
+      calls.inc({ endpoint: endpointLabel(request.path), errcode: Number.isInteger(errcode) ? String(errcode) : 'invalid' });
       if (!errcode) return body as T;
       const errmsg = typeof body.errmsg === 'string' ? body.errmsg : '';
       if (errcode === -1 && !request.sideEffect && request.retryOnBusy !== false && attempt < delays.length) {
@@ -238,6 +247,11 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
       };
     },
   };
+}
+
+/** A bounded label for a WeChat path: the path itself when it is a plain API path, else `other`. */
+function endpointLabel(path: string): string {
+  return path.length <= 64 && /^\/[A-Za-z0-9_/.-]*$/.test(path) ? path : 'other';
 }
 
 async function readLimited(response: Response, limit: number): Promise<Buffer> {

@@ -1,0 +1,131 @@
+/**
+ * The Metrics interface on prom-client, and `GET /metrics` text for one process or for a group
+ * of node:cluster workers. Features only see Metrics (core/metrics.ts); this file is the one
+ * place prom-client is named.
+ *
+ * Workers: each worker keeps its own registry; a scrape that reaches any worker asks the primary,
+ * which collects every worker's registry over IPC (prom-client's AggregatorRegistry) and answers
+ * with the sum, so one scrape counts the whole group.
+ */
+import cluster from 'node:cluster';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CounterHandle, GaugeHandle, GaugeOptions, HistogramHandle, Metrics } from './metrics.js';
+
+/** Latency buckets in seconds: 1 ms to 10 s. */
+export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** How long the primary waits for the workers' registries. */
+export const CLUSTER_SCRAPE_TIMEOUT_MS = 5_000;
+
+export interface Prometheus extends Metrics {
+  readonly registry: Registry;
+  readonly contentType: string;
+  /** The exposition text: this process's, or (in a worker) the whole group's, via the primary. */
+  scrape(): Promise<string>;
+}
+
+const SCRAPE_REQUEST = 'mg:metrics-scrape';
+const SCRAPE_ANSWER = 'mg:metrics-answer';
+interface ScrapeMessage {
+  type: typeof SCRAPE_REQUEST | typeof SCRAPE_ANSWER;
+  id: number;
+  text?: string;
+  error?: string;
+}
+
+export function createPrometheus(options: { defaultMetrics?: boolean } = {}): Prometheus {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'minigate_' });
+  // Registered once per name: two features asking for one family share it.
+  const made = new Map<string, unknown>();
+  const once = <T>(name: string, make: () => T): T => {
+    if (!made.has(name)) made.set(name, make());
+    return made.get(name) as T;
+  };
+
+  const prometheus: Prometheus = {
+    registry,
+    contentType: registry.contentType,
+    counter(name, help, labels = []): CounterHandle {
+      const counter = once(name, () => new Counter({ name, help, labelNames: [...labels], registers: [registry] }));
+      return {
+        inc: (values, by = 1) => (values ? counter.inc(values, by) : counter.inc(by)),
+        bind: (values) => counter.labels(values),
+      };
+    },
+    histogram(name, help, labels = [], buckets = LATENCY_BUCKETS): HistogramHandle {
+      const histogram = once(name, () => new Histogram({ name, help, labelNames: [...labels], buckets: [...buckets], registers: [registry] }));
+      return {
+        observe: (value, values) => (values ? histogram.observe(values, value) : histogram.observe(value)),
+        bind: (values) => histogram.labels(values),
+      };
+    },
+    gauge(name, help, labels = [], gaugeOptions: GaugeOptions = {}): GaugeHandle {
+      const handle: GaugeHandle = { set: (value, values) => (values ? gauge.set(values, value) : gauge.set(value)) };
+      const collect = gaugeOptions.collect;
+      const gauge: Gauge = once(
+        name,
+        () =>
+          new Gauge({
+            name,
+            help,
+            labelNames: [...labels],
+            registers: [registry],
+            aggregator: gaugeOptions.aggregate ?? 'sum',
+            ...(collect ? { collect: () => collect(handle) } : {}),
+          }),
+      );
+      return handle;
+    },
+    async scrape() {
+      return cluster.isWorker ? scrapeViaPrimary() : registry.metrics();
+    },
+  };
+  if (cluster.isWorker) {
+    // Answers the primary's requests for this worker's registry (the constructor adds the listener).
+    AggregatorRegistry.setRegistries([registry]);
+    new AggregatorRegistry();
+  }
+  return prometheus;
+}
+
+let nextId = 0;
+const waiting = new Map<number, { resolve: (text: string) => void; reject: (error: Error) => void }>();
+let listening = false;
+
+/** In a worker: asks the primary for the group's metrics. */
+function scrapeViaPrimary(): Promise<string> {
+  if (!listening) {
+    listening = true;
+    process.on('message', (message: ScrapeMessage) => {
+      if (message?.type !== SCRAPE_ANSWER) return;
+      const pending = waiting.get(message.id);
+      waiting.delete(message.id);
+      if (message.error !== undefined) pending?.reject(new Error(message.error));
+      else pending?.resolve(message.text ?? '');
+    });
+  }
+  const id = ++nextId;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      waiting.delete(id);
+      reject(new Error('the primary did not answer the metrics scrape'));
+    }, CLUSTER_SCRAPE_TIMEOUT_MS + 1_000);
+    waiting.set(id, {
+      resolve: (text) => (clearTimeout(timer), resolve(text)),
+      reject: (error) => (clearTimeout(timer), reject(error)),
+    });
+    process.send?.({ type: SCRAPE_REQUEST, id } satisfies ScrapeMessage);
+  });
+}
+
+/** In the primary: answers workers' scrapes with every worker's metrics added up. */
+export function serveClusterMetrics(): void {
+  const aggregator = new AggregatorRegistry();
+  cluster.on('message', (worker, message: ScrapeMessage) => {
+    if (message?.type !== SCRAPE_REQUEST) return;
+    aggregator.clusterMetrics().then(
+      (text) => worker.isConnected() && worker.send({ type: SCRAPE_ANSWER, id: message.id, text } satisfies ScrapeMessage),
+      (error: Error) => worker.isConnected() && worker.send({ type: SCRAPE_ANSWER, id: message.id, error: error.message } satisfies ScrapeMessage),
+    );
+  });
+}
