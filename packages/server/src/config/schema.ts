@@ -123,6 +123,16 @@ export const configSchema = z
           .boolean()
           .default(true)
           .meta({ description: 'With listen.https: redirect plain HTTP to HTTPS (false serves it too, as minigate dev does for local tools).' }),
+        publicHttpsPort: z
+          .number()
+          .int()
+          .min(1)
+          .max(65535)
+          .optional()
+          .meta({
+            description:
+              'The port clients reach HTTPS on when it differs from the port of listen.https (a container or NAT mapping 443 to 8443): the HTTP→HTTPS redirect points there. Default: the port listen.https binds.',
+          }),
       })
       .prefault({})
       .meta({ description: 'Where minigate listens.' }),
@@ -222,6 +232,9 @@ export const configSchema = z
     const tls = config.tls;
     if (config.listen.https && !tls.certificates.length && !tls.acme && !tls.devCa) {
       ctx.addIssue({ code: 'custom', path: ['listen', 'https'], message: 'needs tls.certificates, tls.acme or tls.devCa' });
+    }
+    if (config.listen.publicHttpsPort !== undefined && !config.listen.https) {
+      ctx.addIssue({ code: 'custom', path: ['listen', 'publicHttpsPort'], message: 'needs listen.https (it is the public port of that listener)' });
     }
     const seen = new Set<string>();
     if (config.listen.internal && !config.internal) {
