@@ -268,9 +268,9 @@ async function checkImage() {
   const inspect = JSON.parse(podman('image', 'inspect', IMAGE).stdout)[0];
   const cfg = inspect.Config;
   if (cfg.User !== 'minigate') fail(`image user is ${JSON.stringify(cfg.User)}, expected minigate`);
-  if (!cfg.Healthcheck?.Test?.join(' ').includes('/healthz') && !cfg.Healthcheck?.Test?.join(' ').includes('HEALTHCHECK_URL')) {
-    fail(`image has no health check: ${JSON.stringify(cfg.Healthcheck)}`);
-  }
+  // podman reports the health check beside Config, Docker inside it.
+  const healthcheck = inspect.Healthcheck ?? cfg.Healthcheck;
+  if (!healthcheck?.Test?.join(' ').includes('MINIGATE_HEALTHCHECK_URL')) fail(`image has no health check: ${JSON.stringify(healthcheck)}`);
   if (!cfg.Entrypoint?.[0]?.endsWith('tini')) fail(`entrypoint is not tini: ${JSON.stringify(cfg.Entrypoint)}`);
   const facts = podman(
     'run', '--rm', '--network', 'host', IMAGE, 'sh', '-c',
