@@ -202,7 +202,7 @@ function runContainer(name, config, volume) {
     'run', '-d', '--name', name, '--network', 'host',
     '-v', `${config}:/etc/minigate:ro`,
     '-v', `${volume}:/data`,
-    '-e', `MINIGATE_HEALTHCHECK_URL=http://127.0.0.1:${PORTS.http}/healthz`,
+    '-e', `HEALTHCHECK_URL=http://127.0.0.1:${PORTS.http}/healthz`,
     IMAGE,
   );
   cleanups.push(() => sh('podman', ['rm', '-f', '-t', '0', name], { allowFail: true }));
@@ -270,7 +270,7 @@ async function checkImage() {
   if (cfg.User !== 'minigate') fail(`image user is ${JSON.stringify(cfg.User)}, expected minigate`);
   // podman reports the health check beside Config, Docker inside it.
   const healthcheck = inspect.Healthcheck ?? cfg.Healthcheck;
-  if (!healthcheck?.Test?.join(' ').includes('MINIGATE_HEALTHCHECK_URL')) fail(`image has no health check: ${JSON.stringify(healthcheck)}`);
+  if (!healthcheck?.Test?.join(' ').includes('HEALTHCHECK_URL')) fail(`image has no health check: ${JSON.stringify(healthcheck)}`);
   if (!cfg.Entrypoint?.[0]?.endsWith('tini')) fail(`entrypoint is not tini: ${JSON.stringify(cfg.Entrypoint)}`);
   const facts = podman(
     'run', '--rm', '--network', 'host', IMAGE, 'sh', '-c',

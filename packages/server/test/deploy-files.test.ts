@@ -95,7 +95,7 @@ describe('deploy/Dockerfile', () => {
     expect(final).toMatch(/install -d -m 0700 -o minigate -g minigate \/data/);
     expect(final).toMatch(/^ENTRYPOINT \["\/usr\/bin\/tini", "--"\]$/m);
     expect(final).toMatch(/^CMD \["minigate", "start", "-c", "\/etc\/minigate\/minigate.yaml"\]$/m);
-    expect(final).toMatch(/^HEALTHCHECK [\s\S]*MINIGATE_HEALTHCHECK_URL/m);
-    expect(final).toMatch(/MINIGATE_HEALTHCHECK_URL=http:\/\/127\.0\.0\.1:80\/healthz/);
+    expect(final).toMatch(/^HEALTHCHECK [\s\S]*HEALTHCHECK_URL/m);
+    expect(final).toMatch(/HEALTHCHECK_URL=http:\/\/127\.0\.0\.1:80\/healthz/);
   });
 });
