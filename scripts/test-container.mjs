@@ -20,6 +20,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -300,15 +301,21 @@ async function withMariaDb() {
   if (!pid1.endsWith('tini')) fail(`PID 1 is ${pid1}, expected tini`);
   log('image HEALTHCHECK passes; PID 1 is tini');
 
-  const redirect = await fetch(`http://127.0.0.1:${PORTS.http}/auth/session?x=1`, { redirect: 'manual', headers: { host: `api.example.test:${PORTS.http}` } });
-  const location = redirect.headers.get('location');
-  if (redirect.status !== 308 || location !== 'https://api.example.test/auth/session?x=1') fail(`redirect: ${redirect.status} ${location}`);
+  // fetch cannot set Host; node:http can.
+  const redirect = await new Promise((resolve, reject) => {
+    httpRequest({ host: '127.0.0.1', port: PORTS.http, path: '/auth/session?x=1', headers: { host: `api.example.test:${PORTS.http}` }, agent: false }, (res) => {
+      res.resume();
+      resolve(res);
+    }).on('error', reject).end();
+  });
+  const location = redirect.headers.location;
+  if (redirect.statusCode !== 308 || location !== 'https://api.example.test/auth/session?x=1') fail(`redirect: ${redirect.statusCode} ${location}`);
   log(`HTTP → ${location} (listen.publicHttpsPort 443, bound ${PORTS.https})`);
 
   const { token, openid } = await login();
   if ((await sessionStatus(token)) !== 200) fail('the new session is not valid');
-  const [rows] = await mysql([[`SELECT COUNT(*) AS n FROM \`${DATABASE}\`.users WHERE openid = ?`, [openid]]]);
-  if (Number(rows.n) !== 1) fail(`no user row for ${openid} in MariaDB`);
+  const [[row]] = await mysql([[`SELECT COUNT(*) AS n FROM \`${DATABASE}\`.users WHERE openid = ?`, [openid]]]);
+  if (Number(row?.n) !== 1) fail(`no user row for ${openid} in MariaDB`);
   log('login through the sandbox over HTTPS; the user row is in MariaDB');
 
   const ms = stopWithSigterm(name);
