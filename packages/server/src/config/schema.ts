@@ -127,6 +127,16 @@ export const configSchema = z
           .boolean()
           .default(true)
           .meta({ description: 'With listen.https: redirect plain HTTP to HTTPS (false serves it too, as minigate dev does for local tools).' }),
+        publicHttpsPort: z
+          .number()
+          .int()
+          .min(1)
+          .max(65535)
+          .optional()
+          .meta({
+            description:
+              'The port clients reach HTTPS on when it differs from the port of listen.https (a container or NAT mapping 443 to 8443): the HTTP→HTTPS redirect points there. Default: the port listen.https binds.',
+          }),
       })
       // Plain HTTP is bound by default only when it is the one listener: beside HTTPS a port
       // nobody asked for would be a surprise (and a second way in).
@@ -268,6 +278,9 @@ export const configSchema = z
         path: ['listen'],
         message: 'tls.acme proves the domains with HTTP-01 on port 80: set listen.http (e.g. "0.0.0.0:80"), which also redirects plain HTTP to HTTPS',
       });
+    }
+    if (config.listen.publicHttpsPort !== undefined && !config.listen.https) {
+      ctx.addIssue({ code: 'custom', path: ['listen', 'publicHttpsPort'], message: 'needs listen.https (it is the public port of that listener)' });
     }
     const seen = new Set<string>();
     if (config.listen.internal && !config.internal) {

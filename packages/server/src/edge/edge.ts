@@ -3,8 +3,9 @@
  * (built-in services, proxy, static files, redirects), with sessions checked where a route asks.
  *
  * listen.http, when listen.https exists, answers only ACME challenges, CA file validation and
- * health, and redirects the rest to HTTPS (308) — unless the request comes from a trusted proxy
- * that terminated TLS, which is served as if it came over HTTPS.
+ * health, and redirects the rest to HTTPS (308, to listen.publicHttpsPort when set; https-redirect.ts)
+ * — unless the request comes from a trusted proxy that terminated TLS, which is served as if it
+ * came over HTTPS.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -23,6 +24,7 @@ import { trustedRequestId } from './request-id.js';
 import { requestId as newRequestId } from '../core/index.js';
 import { createListener, localUrl, type Listener } from './listener.js';
 import { createProxy, type Proxy } from './proxy.js';
+import { httpsRedirectLocation } from './https-redirect.js';
 import { applyRequestTarget } from './request-target.js';
 import { RouteTable, normalizePrefix, type EdgeRoute } from './route-table.js';
 import { createStaticHandler } from './static.js';
@@ -288,10 +290,8 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       return found.route.handle(ctx, found.rest);
     }
     ctx.route = 'https-redirect';
-    const host = ctx.client.host.replace(/:\d+$/, '');
-    if (!host) throw new AppError('BAD_REQUEST', { message: 'The request has no Host header.' });
-    const port = httpsPort && httpsPort !== 443 ? `:${httpsPort}` : '';
-    ctx.res.writeHead(308, { location: `https://${host}${port}${ctx.path}${ctx.query ? `?${ctx.query}` : ''}`, 'content-length': 0 });
+    const location = httpsRedirectLocation(ctx.client.host, config.listen.publicHttpsPort ?? httpsPort, ctx.path, ctx.query);
+    ctx.res.writeHead(308, { location, 'content-length': 0 });
     ctx.res.end();
   }
 
