@@ -46,7 +46,8 @@ async function main() {
   process.stdout.write(`     npm install took ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
 
   // 3. minigate dev there.
-  child = spawn('npx', ['minigate', 'dev', '--port', '0', '--json'], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group: npx does not pass SIGTERM on to minigate, so the group is signalled.
+  child = spawn('npx', ['minigate', 'dev', '--port', '0', '--json'], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const facts = await new Promise((resolve, reject) => {
@@ -98,14 +99,27 @@ async function main() {
   check(got.data === 'hello from the tarballs', 'a channel message comes back through the room');
 }
 
+function groupAlive(pgid) {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 try {
   await main();
 } catch (error) {
   check(false, error.message);
 } finally {
   if (child && child.exitCode === null) {
-    child.kill('SIGTERM');
-    await new Promise((resolve) => child.once('exit', resolve));
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    process.kill(-child.pid, 'SIGTERM');
+    await exited;
+    // minigate itself (npx's child) drains before it exits; wait for the group to be empty.
+    for (let i = 0; i < 100 && groupAlive(child.pid); i++) await new Promise((r) => setTimeout(r, 100));
+    check(!groupAlive(child.pid), 'minigate dev stops on SIGTERM');
   }
   if (keep) process.stdout.write(`kept ${work}\n`);
   else rmSync(work, { recursive: true, force: true });
