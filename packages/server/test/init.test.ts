@@ -105,6 +105,26 @@ describe('minigate init', () => {
     }
   }, 60_000);
 
+  it('start and validate read the .env beside the config; a variable already set wins; a MINIGATE_* typo in it is named', async () => {
+    const dir = newDir();
+    const made = await runCli([...baseFlags(), '-c', path.join(dir, 'site.yaml')], { cwd: tmpdir(), env: { WX_APP_SECRET: SECRET } });
+    expect(made.code).toBe(0);
+    expect(existsSync(path.join(dir, '.env'))).toBe(true); // beside the config, not in the working directory
+    // Without the .env the secret is missing: proof that validate read it.
+    const withEnv = await runCli(['validate', '-c', path.join(dir, 'site.yaml')], { cwd: tmpdir() });
+    expect(withEnv.code).toBe(0);
+    const overridden = await runCli(['validate', '-c', path.join(dir, 'site.yaml')], { cwd: tmpdir(), env: { MINIGATE_STORE: 'postgres://u@db.internal/x' } });
+    expect(overridden.stdout).toContain('store postgres://u@db.internal/x');
+    writeFileSync(path.join(dir, '.env'), `WX_APP_SECRET=${SECRET}\nMINIGATE_STOER=x\n`);
+    const typo = await runCli(['validate', '-c', path.join(dir, 'site.yaml')], { cwd: tmpdir() });
+    expect(typo.code).toBe(1);
+    expect(typo.stderr).toContain('MINIGATE_STOER');
+    rmSync(path.join(dir, '.env'));
+    const without = await runCli(['validate', '-c', path.join(dir, 'site.yaml')], { cwd: tmpdir() });
+    expect(without.code).toBe(1);
+    expect(without.stderr).toContain('WX_APP_SECRET is not set');
+  });
+
   it('never overwrites without --force, and names the file; --force rewrites both (the .env 0600 again)', async () => {
     const dir = newDir();
     writeFileSync(path.join(dir, 'minigate.yaml'), 'mine\n');
