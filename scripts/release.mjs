@@ -79,6 +79,9 @@ function main(argv) {
   }
   bumpManifests(manifests, version).forEach((m, i) => writeFileSync(files[i], `${JSON.stringify(m, null, 2)}\n`));
   run('npm', ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund'], { stdio: 'inherit' });
+  // A clean build: a dist/ file whose source is gone must not ship.
+  for (const p of PACKAGES) rmSync(join(root, p, 'dist'), { recursive: true, force: true });
+  rmSync(join(root, 'packages/client/miniprogram_dist'), { recursive: true, force: true });
   run('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
   const out = join(root, 'dist-release');
   rmSync(out, { recursive: true, force: true });
