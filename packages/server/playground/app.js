@@ -56,7 +56,33 @@ function toast(text) {
   toastTimer = setTimeout(() => (node.hidden = true), 2500);
 }
 
-const describe = (error) => (error && error.code ? `${error.code}: ${error.message}` : String(error?.message ?? error));
+/**
+ * An error in the page's language: a Chinese phrase, with the stable code in brackets for looking
+ * it up (docs/errors.md). The English message goes to the console for the developer.
+ */
+const ZH = {
+  NETWORK: '网络不通',
+  TIMEOUT: '超时了',
+  ABORTED: '已取消',
+  LOGIN_FAILED: '登录没成功',
+  CHANNEL_CLOSED: '连接已断开',
+  CHANNEL_QUEUE_FULL: '未连接，待发的消息太多',
+  SESSION_MISSING: '还没登录',
+  SESSION_INVALID: '登录已失效',
+  SESSION_EXPIRED: '登录已过期',
+  SESSION_REVOKED: '已退出登录',
+  AUTH_CODE_INVALID: '登录凭证无效或已过期',
+  AUTH_CODE_USED: '登录凭证已用过',
+  RATE_LIMITED: '操作太频繁，稍后再试',
+  BODY_TOO_LARGE: '文件太大',
+  WECHAT_UNAVAILABLE: '微信接口暂时不可用',
+};
+function describe(error) {
+  const code = error && typeof error.code === 'string' ? error.code : '';
+  if (error?.message) console.info('[playground]', code, error.message);
+  const phrase = ZH[code] ?? (/^HTTP_\d+$/.test(code) ? `服务器返回 ${code.slice(5)}` : '出错了');
+  return code && !code.startsWith('HTTP_') ? `${phrase}（${code}）` : phrase;
+}
 const nick = (openid) => openid.slice(-4);
 const hue = (openid) => [...openid].reduce((h, c) => (h * 31 + c.charCodeAt(0)) % 360, 7);
 
@@ -101,7 +127,7 @@ $('#login').addEventListener('click', async () => {
     await client.login();
     await started();
   } catch (error) {
-    toast(`登录失败 ${describe(error)}`);
+    toast(`登录失败：${describe(error)}`);
   } finally {
     $('#login').disabled = false;
   }
@@ -115,6 +141,9 @@ $('#logout').addEventListener('click', async () => {
   members.clear();
   shown.clear();
   $('#messages').replaceChildren();
+  // The next user must not see this one's pictures.
+  $('#pictures').replaceChildren();
+  $('#upload-status').innerHTML = UPLOAD_HINT;
   renderPresence();
   setChatState('closed');
   renderMe();
@@ -197,7 +226,7 @@ $('#composer').addEventListener('submit', async (event) => {
     await channel.publish(ROOM, 'speak', { text }); // resolves on the server's ack
   } catch (error) {
     input.value = text;
-    toast(`没发出去 ${describe(error)}`);
+    toast(`没发出去：${describe(error)}`);
   }
 });
 
@@ -206,6 +235,8 @@ $('#composer').addEventListener('submit', async (event) => {
 function formatSize(bytes) {
   return bytes < 1024 ? `${bytes} B` : bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
+
+const UPLOAD_HINT = $('#upload-status').innerHTML;
 
 async function roundTrip(filePath) {
   const status = $('#upload-status');
@@ -234,7 +265,7 @@ async function roundTrip(filePath) {
     $('#pictures').prepend(item);
     status.textContent = '上传再下载回来的图片：';
   } catch (error) {
-    status.textContent = `失败 ${describe(error)}`;
+    status.textContent = `上传失败：${describe(error)}`;
   }
 }
 

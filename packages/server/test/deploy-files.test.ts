@@ -57,7 +57,7 @@ describe('deploy/compose.yaml', () => {
   it('publishes 80 and 443, never listen.internal', () => {
     const config = loadSample();
     const published = (minigate.ports ?? []).map((p) => Number(p.split(':').pop()));
-    expect(published.sort()).toEqual([config.listen.http.port, config.listen.https!.port].sort());
+    expect(published.sort()).toEqual([config.listen.http!.port, config.listen.https!.port].sort());
     expect(published).not.toContain(config.listen.internal!.port);
   });
 

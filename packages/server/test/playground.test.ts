@@ -23,6 +23,7 @@ let dir: string;
 let dev: RunningCli;
 let browser: Browser;
 let playground: string;
+let devUrl: string;
 const contexts: BrowserContext[] = [];
 
 beforeAll(async () => {
@@ -30,6 +31,7 @@ beforeAll(async () => {
   dev = startCli(['dev', '--port', '0', '--https-port', '0', '--data', path.join(dir, 'data'), '--json']);
   const facts = JSON.parse(await dev.waitForLine(/^\{/)) as { url: string; playground: string };
   playground = facts.playground;
+  devUrl = facts.url;
   expect(playground).toBe(`${facts.url}/playground/`);
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'], timeout: STEP });
 });
@@ -174,7 +176,65 @@ describe('playground', () => {
       expect(readFileSync(file).subarray(0, 8)).toEqual(PNG_SIGNATURE);
     }
 
+    // Logging out leaves nothing of Bob for the next user: no picture, the hint back.
+    await bob.page.click('#tab-me');
+    await bob.page.click('#logout');
+    await bob.page.waitForSelector('#login:not([hidden])');
+    await bob.page.click('#tab-pics');
+    expect(await bob.page.$$eval('#pictures > *', (nodes) => nodes.length)).toBe(0);
+    expect(await bob.page.textContent('#upload-status')).toContain('登录后选一张图片');
+
     expect(alice.errors).toEqual([]);
     expect(bob.errors).toEqual([]);
   }, 90_000);
+
+  /** Whether an element lies wholly inside the viewport (what the tests can see of a DOMRect). */
+  const inside = (page: Page, selector: string) =>
+    page.$eval(selector, (node) => {
+      const r = (node as unknown as { getBoundingClientRect(): { top: number; bottom: number; left: number; right: number } }).getBoundingClientRect();
+      const w = globalThis as unknown as { innerWidth: number; innerHeight: number };
+      return r.top >= 0 && r.left >= 0 && r.bottom <= w.innerHeight && r.right <= w.innerWidth;
+    });
+
+  it('fits a laptop (1280×820) and a phone (390×844): / leads there, the tab bar is whole, the text matches the layout', async () => {
+    mkdirSync(RESULTS, { recursive: true });
+    for (const [width, height, name, where] of [
+      [1280, 820, 'playground-1280x820.png', 'on the right'],
+      [390, 844, 'playground-390x844.png', 'in the panel below'],
+    ] as const) {
+      const context = await browser.newContext({ viewport: { width, height } });
+      contexts.push(context);
+      context.setDefaultTimeout(STEP);
+      const page = await context.newPage();
+      // The URL minigate dev prints, without a path: a page that goes on to the playground.
+      await page.goto(`${devUrl}/`);
+      await page.waitForURL(playground);
+      await page.waitForSelector('#login');
+      expect(await inside(page, '.tabbar'), `${width}×${height}: the tab bar is cut`).toBe(true);
+      const intro = await page.$eval('.intro p', (node) => (node as unknown as { innerText: string }).innerText);
+      expect(intro).toContain(where);
+      const file = path.join(RESULTS, name);
+      rmSync(file, { force: true });
+      await page.screenshot({ path: file });
+    }
+  }, 60_000);
+
+  it('says what went wrong in one language: a Chinese phrase and the code', async () => {
+    // WeChat refuses the next codes (40029: invalid code), so the login fails as it would for real.
+    const fault = await fetch(`${devUrl}/__sandbox/faults`, { method: 'POST', body: JSON.stringify({ path: '/sns/jscode2session', errcode: 40029, times: 5 }) });
+    expect(fault.status).toBeLessThan(300);
+    try {
+      const context = await browser.newContext({ viewport: { width: 1280, height: 820 } });
+      contexts.push(context);
+      context.setDefaultTimeout(STEP);
+      const page = await context.newPage();
+      await page.goto(playground);
+      await page.click('#login');
+      await page.waitForSelector('#toast:not([hidden])');
+      const text = (await page.textContent('#toast'))!;
+      expect(text).toMatch(/^登录失败：[^A-Za-z]+（[A-Z_]+）$/);
+    } finally {
+      await fetch(`${devUrl}/__sandbox/faults`, { method: 'DELETE' });
+    }
+  }, 60_000);
 });

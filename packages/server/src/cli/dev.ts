@@ -71,6 +71,25 @@ function writePlaygroundConfig(dataDir: string, appid: string): string {
   return dir;
 }
 
+/**
+ * A page for `/` that sends the browser on to the playground: a new user opens the printed URL
+ * and should land somewhere, not on a JSON 404. Other unknown paths still answer NOT_FOUND.
+ */
+function writeRootPage(dataDir: string): string {
+  const dir = path.join(dataDir, 'root');
+  mkdirSync(dir, { recursive: true });
+  const html = [
+    '<!doctype html>',
+    '<meta charset="utf-8">',
+    '<meta http-equiv="refresh" content="0; url=/playground/">',
+    '<title>minigate dev</title>',
+    '<p>minigate dev is running. The playground is at <a href="/playground/">/playground/</a>.</p>',
+    '',
+  ].join('\n');
+  writeFileSync(path.join(dir, 'index.html'), html);
+  return dir;
+}
+
 function port(text: string | undefined, fallback: number, flag: string): number {
   if (text === undefined) return fallback;
   if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) throw new UsageError(`${flag} must be a port number (0 picks a free one)`);
@@ -112,6 +131,7 @@ export async function dev(argv: string[]): Promise<void> {
   }
 
   const playgroundConfigDir = writePlaygroundConfig(dataDir, app.appid);
+  const rootPageDir = writeRootPage(dataDir);
   const sdkDir = clientBundleDir();
   if (!existsSync(path.join(sdkDir, 'minigate-client.mjs'))) {
     process.stderr.write(`minigate dev: ${path.join(sdkDir, 'minigate-client.mjs')} is missing (npm run build makes it); the playground will not load\n`);
@@ -133,6 +153,8 @@ export async function dev(argv: string[]): Promise<void> {
         routes: [
           // The playground: a mini program on minigate-client, played in a browser (docs/client.md#the-playground).
           { path: '/playground', static: PLAYGROUND_DIR },
+          // `/` (exactly: the directory has only index.html) sends a browser on to the playground.
+          { path: '/', static: rootPageDir },
           { path: '/playground/sdk', static: sdkDir },
           { path: '/playground/dev', static: playgroundConfigDir },
           // The sandbox's control API on minigate's origin, so the page's wx.login gets codes without CORS.

@@ -1,12 +1,13 @@
 /** The `minigate` command: one thin file per subcommand. */
 import { readFileSync } from 'node:fs';
 import { EXIT_USAGE, UsageError } from './errors.js';
-import { checkHelp, devHelp, migrateHelp, sandboxHelp, startHelp, validateHelp } from './usage.js';
+import { checkHelp, devHelp, initHelp, migrateHelp, sandboxHelp, startHelp, validateHelp } from './usage.js';
 
 type Run = (argv: string[]) => void | Promise<void>;
 
 // Commands load on use, so `--help` and `validate` stay quick.
 const commands: Record<string, { help: string; load: () => Promise<Run> }> = {
+  init: { help: initHelp, load: async () => (await import('./init.js')).init },
   dev: { help: devHelp, load: async () => (await import('./dev.js')).dev },
   start: { help: startHelp, load: async () => (await import('./start.js')).start },
   validate: { help: validateHelp, load: async () => (await import('./validate.js')).validate },
@@ -20,6 +21,7 @@ const overview = `minigate — a self-hosted backend and edge server for WeChat 
 Usage: minigate <command> [options]
 
 Commands:
+  init       write a first minigate.yaml and .env (asks, or takes flags with --yes)
   dev        run locally with no config: SQLite, the WeChat sandbox, a dev app
   start      run from minigate.yaml (-c FILE)
   validate   check a config file and list every problem

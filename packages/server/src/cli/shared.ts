@@ -1,5 +1,7 @@
 /** What every CLI command shares: config loading with readable errors, and the run loop. */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseEnv } from 'node:util';
 import { ConfigError, loadConfig, type Config } from '../config/index.js';
 import { filesConfigIssues } from '../files/index.js';
 import { certificateConfigIssues } from '../tls/index.js';
@@ -22,10 +24,27 @@ export function configFile(given: string | undefined): string {
 /** Config checks that need a feature's knowledge: the features run them at start too. */
 const FEATURE_CHECKS = [filesConfigIssues, certificateConfigIssues];
 
+/**
+ * The environment a config file sees: process.env over the `.env` file beside it (if any). systemd's
+ * EnvironmentFile= and compose's env_file read the same file, so one file serves `minigate start`
+ * by hand, under systemd and in a container; a variable already set wins, as it does there.
+ */
+export function configEnv(file: string, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const envFile = path.join(path.dirname(path.resolve(file)), '.env');
+  let text: string;
+  try {
+    text = readFileSync(envFile, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return env;
+    throw new ConfigError([{ where: envFile, path: '', message: `cannot read the file (${(error as NodeJS.ErrnoException).code})` }]);
+  }
+  return { ...parseEnv(text), ...env };
+}
+
 /** Loads the config, or prints every problem and exits 1. */
 export function loadOrExit(file: string): Config {
   try {
-    return loadConfig({ file, checks: FEATURE_CHECKS });
+    return loadConfig({ file, env: configEnv(file), checks: FEATURE_CHECKS });
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${file}: ${error.problems.length} problem${error.problems.length === 1 ? '' : 's'}\n${error.message}\n`);

@@ -1,5 +1,17 @@
 /** Usage texts, kept apart from the commands so `--help` loads nothing else. */
 
+export const initHelp = `minigate init [-c FILE] [--yes] [--force] [--domain NAME] [--appid WXID]
+              [--secret-env NAME | --secret-file FILE] [--store sqlite|mysql://…|postgres://…]
+              [--acme-email EMAIL | --cert FILE --key FILE | --pfx FILE | --jks FILE] [--upstream URL]
+
+Writes a commented minigate.yaml (default ./minigate.yaml; -c names another) and a .env beside it
+(mode 0600) for the secrets: the AppSecret (taken from the variable --secret-env names, default
+WX_APP_SECRET, in init's own environment, so it never sits in your shell history), the store URL,
+the keystore password (TLS_PASSWORD) and a fresh upstream secret. On a terminal it asks for what
+the flags leave out; --yes asks nothing. It never overwrites either file without --force. Then it
+prints the next commands and the lines for the WeChat console (开发管理 → 开发设置 → 服务器域名).
+minigate start, validate and migrate read the .env beside the config (variables already set win).`;
+
 export const devHelp = `minigate dev [--data DIR] [--port N] [--https-port N] [--sandbox-port N] [--appid WXID] [--json]
 
 Runs minigate for local development, with no config file: SQLite in DIR (default ./.minigate),
@@ -11,7 +23,8 @@ MINIGATE_* variables still apply (e.g. MINIGATE_STORE=postgres://… to use Post
 
 export const startHelp = `minigate start [-c FILE]
 
-Runs minigate from a config file (default: $MINIGATE_CONFIG, else ./minigate.yaml). Every key
+Runs minigate from a config file (default: $MINIGATE_CONFIG, else ./minigate.yaml), with the
+variables of a .env file beside it (those already set win). Every key
 can be overridden by an environment variable MINIGATE_<KEY_PATH>, e.g. MINIGATE_STORE,
 MINIGATE_LISTEN_HTTP, MINIGATE_APPS_0_SECRET. SIGTERM drains and exits.`;
 
