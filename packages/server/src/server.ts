@@ -30,6 +30,8 @@ export { StartError };
 export interface ServerDeps extends Partial<Omit<SharedDeps, 'apps'>> {
   /** How often ACME renewal is checked (tests shorten it). */
   acmeCheckIntervalMs?: number;
+  /** Bind the listeners last, once ready (a worker joining others that serve; see the edge feature). */
+  listenWhenReady?: boolean;
 }
 
 export interface MinigateServer {
@@ -76,7 +78,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     await stack.add(createInternalListenCheck(config, shared));
     await stack.add({ name: 'dataDir', start: async () => makeDataDir(config), close: async () => undefined });
     tls = await stack.add(createTlsFeature(config, shared));
-    edge = await stack.add(createEdgeFeature(config, { ...shared, tls: tls.manager, starting: () => `${stack.starting ?? 'starting'}: starting` }));
+    edge = await stack.add(createEdgeFeature(config, { ...shared, tls: tls.manager, starting: () => `${stack.starting ?? 'starting'}: starting`, listenWhenReady: deps.listenWhenReady }));
     const { store, secretKey } = (storeFeature = await stack.add(createStoreFeature(config, shared)));
     const acme = await stack.add(createAcmeFeature(config, { ...shared, store, tls: tls.manager, acmeCheckIntervalMs: deps.acmeCheckIntervalMs }));
     const { redis } = await stack.add(createRedisFeature(config, shared));
