@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 const src = (pkg: string) => fileURLToPath(new URL(`./packages/${pkg}/src/index.ts`, import.meta.url));
 
@@ -15,6 +15,8 @@ export default defineConfig({
   },
   test: {
     include: ['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts'],
+    // Suites with their own npm script (pm2, …): vitest.slow.config.ts.
+    exclude: [...configDefaults.exclude, 'packages/*/test/slow/**'],
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 60_000,

@@ -33,6 +33,8 @@ export { StartError };
 export interface ServerDeps extends Partial<Omit<SharedDeps, 'apps'>> {
   /** How often ACME renewal is checked (tests shorten it). */
   acmeCheckIntervalMs?: number;
+  /** Bind the listeners last, once ready (a worker joining others that serve; see the edge feature). */
+  listenWhenReady?: boolean;
 }
 
 export interface MinigateServer {
@@ -87,7 +89,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     const storeStep = createStoreFeature(config, shared);
     // /readyz says what is under way: a database not up yet, or the step starting.
     const starting = () => (stack.starting === storeStep.name && storeStep.waiting) || `${stack.starting ?? 'starting'}: starting`;
-    edge = await stack.add(createEdgeFeature(config, { ...shared, tls: tls.manager, starting, ...(prometheus ? { exporter: prometheus } : {}) }));
+    edge = await stack.add(createEdgeFeature(config, { ...shared, tls: tls.manager, starting, listenWhenReady: deps.listenWhenReady, ...(prometheus ? { exporter: prometheus } : {}) }));
     const { store, secretKey } = (storeFeature = await stack.add(storeStep));
     const acme = await stack.add(createAcmeFeature(config, { ...shared, store, tls: tls.manager, acmeCheckIntervalMs: deps.acmeCheckIntervalMs }));
     const { redis } = await stack.add(createRedisFeature(config, shared));

@@ -5,7 +5,7 @@ export { optionalSession, requireSession, sessionForApp, sessionOrThrow } from '
 export { createSessionKeyTools, DECRYPT_MAX_AGE_S, type SessionKeyTools, type TokenCall } from './session-key.js';
 export { login, resolveApp, USER_DATA_MAX_AGE_S, type LoginDeps } from './login.js';
 export { createSecretBox, type SecretBox } from './secret-box.js';
-export { loadSecretKey, checkKeyAgainstStore, decodeSecretKey, SECRET_KEY_FILE, type SecretKeySource } from './secret-key.js';
+export { loadSecretKey, checkKeyAgainstStore, decodeSecretKey, keyFingerprint, SECRET_KEY_FILE, FINGERPRINT_META_KEY, type SecretKeySource } from './secret-key.js';
 export { hashToken, tokenFromRequest, isWellFormedToken } from './tokens.js';
 export { registerSessionRoutes } from './internal-routes.js';
 export { createAuthFeature, SESSION_PURGE_AFTER_MS, SESSION_PURGE_INTERVAL_MS, type AuthFeature, type AuthFeatureDeps } from './feature.js';

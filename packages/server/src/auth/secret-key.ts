@@ -10,7 +10,7 @@ import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'no
 import path from 'node:path';
 
 export const SECRET_KEY_FILE = 'secret.key';
-const FINGERPRINT_META_KEY = 'secret_key_fingerprint';
+export const FINGERPRINT_META_KEY = 'secret_key_fingerprint';
 
 /** Decodes 64 hex digits or base64(url) of 32 bytes. */
 export function decodeSecretKey(text: string): Buffer {

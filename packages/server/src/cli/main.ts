@@ -1,7 +1,7 @@
 /** The `minigate` command: one thin file per subcommand. */
 import { readFileSync } from 'node:fs';
 import { EXIT_USAGE, UsageError } from './errors.js';
-import { checkHelp, devHelp, initHelp, migrateHelp, sandboxHelp, startHelp, validateHelp } from './usage.js';
+import { backupHelp, checkHelp, devHelp, exportHelp, importHelp, initHelp, migrateHelp, sandboxHelp, startHelp, validateHelp } from './usage.js';
 
 type Run = (argv: string[]) => void | Promise<void>;
 
@@ -13,6 +13,9 @@ const commands: Record<string, { help: string; load: () => Promise<Run> }> = {
   validate: { help: validateHelp, load: async () => (await import('./validate.js')).validate },
   check: { help: checkHelp, load: async () => (await import('./check.js')).check },
   migrate: { help: migrateHelp, load: async () => (await import('./migrate.js')).migrate },
+  backup: { help: backupHelp, load: async () => (await import('./data.js')).backupCommand },
+  export: { help: exportHelp, load: async () => (await import('./data.js')).exportCommand },
+  import: { help: importHelp, load: async () => (await import('./data.js')).importCommand },
   sandbox: { help: sandboxHelp, load: async () => (await import('./sandbox.js')).sandbox },
 };
 
@@ -27,6 +30,9 @@ Commands:
   validate   check a config file and list every problem
   check      tell whether a domain satisfies WeChat's server-domain rules
   migrate    apply database migrations and exit
+  backup     copy the SQLite database, or print the mysqldump / pg_dump line
+  export     write users, sessions, files, shared state and the secret key to a file
+  import     load an export into another store (SQLite, MySQL/MariaDB, PostgreSQL)
   sandbox    run the WeChat API sandbox alone
 
 minigate help <command> shows a command's options.`;

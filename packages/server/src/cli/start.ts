@@ -2,10 +2,15 @@ import { parseArgs } from 'node:util';
 import { createLogger } from '../core/index.js';
 import { createServer } from '../server.js';
 import { configFile, loadOrExit, runUntilSignal } from './shared.js';
-import { isWorker, reportToPrimary, runPrimary, workerCount } from './workers.js';
+import { EXIT_FAILURE } from './errors.js';
+import { FOREIGN_CLUSTER_MESSAGE, isForeignClusterWorker, isWorker, joinsServingWorkers, reportToPrimary, runPrimary, workerCount } from './workers.js';
 
 export async function start(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } } });
+  if (isForeignClusterWorker()) {
+    process.stderr.write(`minigate: ${FOREIGN_CLUSTER_MESSAGE}\n`);
+    process.exit(EXIT_FAILURE);
+  }
   const config = loadOrExit(configFile(values.config));
   const logger = createLogger({ level: config.log.level, pretty: config.log.format === undefined ? Boolean(process.stderr.isTTY) : config.log.format === 'pretty' });
   // One line on stdout for people and scripts, whatever the log level: the addresses as bound.
@@ -15,7 +20,7 @@ export async function start(argv: string[]): Promise<void> {
     await runPrimary(config, logger, announce);
     return;
   }
-  const server = createServer(config, { logger });
+  const server = createServer(config, { logger, listenWhenReady: joinsServingWorkers() });
   if (isWorker()) {
     await runUntilSignal(server, {
       worker: true,

@@ -48,6 +48,25 @@ export const migrateHelp = `minigate migrate [-c FILE]
 Applies pending database migrations to the configured store and exits. (minigate start also
 migrates; this is for deploy pipelines that migrate first.)`;
 
+export const backupHelp = `minigate backup --out FILE [-c FILE] [--force]
+
+SQLite: copies the database to FILE (0600) while minigate runs (SQLite's online backup).
+MySQL/MariaDB and PostgreSQL: prints the mysqldump / pg_dump line to run (the password is read
+from MYSQL_PWD / PGPASSWORD, never printed). Keep the secret key with the backup.`;
+
+export const exportHelp = `minigate export --out FILE [-c FILE] [--force]
+
+Writes the deployment to FILE (JSON lines, 0600): users, live sessions, file metadata, the shared
+state (access tokens, ACME), pending outbox rows, and the secret key. Stored file contents are
+not included. See docs/operations.md.`;
+
+export const importHelp = `minigate import FILE [-c FILE] [--force]
+
+Loads a minigate export into the configured store, in one transaction, and writes the secret key
+to dataDir (unless the config sets secretKey, which must then be the same key). The store must be
+empty; --force replaces its users, sessions, files, kv and outbox rows. Refuses a file from a
+newer minigate.`;
+
 export const sandboxHelp = `minigate sandbox [--port N] [--host H] [--app APPID:SECRET]... [--token-ttl SECONDS]
 
 Runs the WeChat sandbox alone: a local HTTP server that answers like api.weixin.qq.com

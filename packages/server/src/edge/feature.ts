@@ -25,6 +25,12 @@ export interface EdgeFeatureDeps extends Pick<SharedDeps, 'logger' | 'clock'>, P
   tls?: TlsManager | undefined;
   /** What is starting, for /readyz until the routes are mounted. */
   starting: () => string;
+  /**
+   * Bind the listeners only once the routes are mounted, instead of first. For a worker that
+   * joins others already serving (a rolling restart): the cluster primary sends connections to
+   * a worker as soon as it listens, and they would get 503 NOT_READY while it starts.
+   */
+  listenWhenReady?: boolean | undefined;
 }
 
 export interface EdgeRoutesDeps {
@@ -38,7 +44,7 @@ export interface EdgeRoutesDeps {
 }
 
 /**
- * The listeners, bound early: /healthz answers at once, /readyz and the rest answer 503
+ * The listeners, bound early (unless listenWhenReady): /healthz answers at once, /readyz and the rest answer 503
  * NOT_READY until routes() has mounted every feature's public and internal routes.
  */
 export function createEdgeFeature(config: Config, deps: EdgeFeatureDeps): EdgeFeature {
@@ -58,17 +64,7 @@ export function createEdgeFeature(config: Config, deps: EdgeFeatureDeps): EdgeFe
     urls: () => edge.urls(),
     served: () => edge.served(),
     async start() {
-      try {
-        await edge.start();
-      } catch (error) {
-        const failure = error as NodeJS.ErrnoException & { listener?: string; where?: string };
-        throw new StartError(
-          failure.code === 'EADDRINUSE'
-            ? `listen.${failure.listener}: ${failure.where} is already in use; choose another port`
-            : `listen.${failure.listener ?? 'http'}: cannot listen on ${failure.where ?? ''} (${failure.code ?? failure.message})`,
-          { cause: error },
-        );
-      }
+      if (!deps.listenWhenReady) await bind();
     },
     // Listeners stop accepting and in-flight requests finish, while the other features drain.
     drain: stop,
@@ -92,8 +88,23 @@ export function createEdgeFeature(config: Config, deps: EdgeFeatureDeps): EdgeFe
           ready: routes.ready,
           ...(routes.acmeChallenge ? { acmeChallenge: routes.acmeChallenge } : {}),
         });
+        if (deps.listenWhenReady) await bind();
       },
       close: async () => undefined,
     }),
   };
+
+  async function bind(): Promise<void> {
+    try {
+      await edge.start();
+    } catch (error) {
+      const failure = error as NodeJS.ErrnoException & { listener?: string; where?: string };
+      throw new StartError(
+        failure.code === 'EADDRINUSE'
+          ? `listen.${failure.listener}: ${failure.where} is already in use; choose another port`
+          : `listen.${failure.listener ?? 'http'}: cannot listen on ${failure.where ?? ''} (${failure.code ?? failure.message})`,
+        { cause: error },
+      );
+    }
+  }
 }

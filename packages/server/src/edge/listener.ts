@@ -32,6 +32,12 @@ export const MAX_HEADER_BYTES = 16 * 1024;
 export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** How long close() waits for in-flight requests before cutting connections. */
 export const DRAIN_GRACE_MS = 10_000;
+/**
+ * How long a connection accepted just before a drain may take to send its request (answered with
+ * `connection: close`) before it is dropped. Without it, a worker replaced in a rolling restart
+ * drops connections the cluster primary had just handed it.
+ */
+export const FRESH_GRACE_MS = 1_000;
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -176,7 +182,10 @@ export function createListener(options: ListenerOptions): Listener {
           resolve();
         });
         server.closeIdleConnections?.();
-        for (const socket of fresh) socket.destroy();
+        const quiet = setTimeout(() => {
+          for (const socket of fresh) socket.destroy();
+        }, Math.min(FRESH_GRACE_MS, graceMs));
+        quiet.unref();
         for (const session of sessions) session.close();
       }),
   };

@@ -1,0 +1,89 @@
+/**
+ * The export file of `minigate export` / `import`: JSON lines. The first line is a header
+ * (format version, minigate version, migration level, row counts, the secret key); each other
+ * line is one row: {"table": name, "row": {column: value}}. Only the tables that make a
+ * deployment move: users, live sessions, file metadata, the shared state (kv: tokens, ACME) and
+ * pending outbox rows. Leases, used tunnel tickets and half-done uploads stay behind.
+ */
+import { z } from 'zod';
+
+export const FORMAT = 'minigate-export';
+export const FORMAT_VERSION = 1;
+
+const text = z.string();
+const nullableText = z.string().nullable();
+const int = z.number().int().nonnegative();
+const nullableInt = int.nullable();
+
+/** Each table's columns, in the order rows are written and inserted (parents before children). */
+export const TABLES = {
+  users: z.strictObject({
+    appid: text,
+    openid: text,
+    unionid: nullableText,
+    profile: nullableText,
+    phone_number: nullableText,
+    first_seen_at: int,
+    last_seen_at: int,
+  }),
+  sessions: z.strictObject({
+    token_hash: z.string().regex(/^[0-9a-f]{64}$/),
+    appid: text,
+    openid: text,
+    unionid: nullableText,
+    session_key: nullableText,
+    created_at: int,
+    last_seen_at: int,
+    expires_at: int,
+    revoked_at: nullableInt,
+    revoked_reason: nullableText,
+  }),
+  files: z.strictObject({
+    id: text,
+    appid: text,
+    openid: text,
+    name: text,
+    content_type: text,
+    size: int,
+    sha256: text,
+    storage_key: text,
+    access: z.enum(['private', 'public']),
+    meta: nullableText,
+    created_at: int,
+  }),
+  kv: z.strictObject({ key: text, value: text, updated_at: int }),
+  outbox: z.strictObject({
+    id: text,
+    kind: text,
+    appid: text,
+    dedup_key: text,
+    payload: text,
+    status: z.literal('pending'),
+    attempts: int,
+    next_attempt_at: int,
+    created_at: int,
+    delivered_at: nullableInt,
+    last_error: nullableText,
+  }),
+} as const;
+
+export type TableName = keyof typeof TABLES;
+export const TABLE_NAMES = Object.keys(TABLES) as TableName[];
+
+const counts = z.strictObject(Object.fromEntries(TABLE_NAMES.map((t) => [t, int])) as Record<TableName, typeof int>);
+
+export const Header = z.strictObject({
+  format: z.literal(FORMAT),
+  formatVersion: z.number().int(),
+  minigate: text,
+  /** The last migration the source had applied. */
+  migration: text,
+  source: z.enum(['sqlite', 'mysql', 'postgres']),
+  exportedAt: int,
+  counts,
+  /** The server's secret key, hex: session_key is encrypted with it. */
+  secretKey: z.string().regex(/^[0-9a-f]{64}$/),
+});
+export type Header = z.infer<typeof Header>;
+
+export const Line = z.strictObject({ table: z.enum(TABLE_NAMES as [TableName, ...TableName[]]), row: z.record(z.string(), z.unknown()) });
