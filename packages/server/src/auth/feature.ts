@@ -26,6 +26,8 @@ export interface AuthFeatureDeps extends SharedDeps {
   phoneNumber: NonNullable<LoginDeps['phoneNumber']>;
   /** The channel's Wafer tunnel URLs, asked for when the routes are made (channels start after auth). */
   tunnelUrl: () => LoginDeps['tunnelUrl'] | undefined;
+  /** admin.recordClientInfo: keep each login's client address and user agent. */
+  recordClientInfo?: boolean;
 }
 
 /** Sessions (login, check, revoke), their routes on both listeners, and the purge of ended ones. */
@@ -46,6 +48,7 @@ export function createAuthFeature(deps: AuthFeatureDeps): AuthFeature {
         phoneNumber: deps.phoneNumber,
         savePhone: (appid, openid, phone) => store.setUserPhone(appid, openid, phone),
         limits: deps.limits,
+        recordClientInfo: deps.recordClientInfo ?? false,
         ...(tunnelUrl ? { tunnelUrl } : {}),
       });
     },

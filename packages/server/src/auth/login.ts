@@ -39,6 +39,8 @@ export interface LoginDeps {
   limits?: Pick<Limits, 'beforeLogin' | 'loginFailed' | 'beforePhone'>;
   /** The Wafer tunnel's socket URL for a session (GET /weapp/tunnel), when channels are on. */
   tunnelUrl?: (client: { scheme: 'http' | 'https'; host: string }, tokenHash: string) => string;
+  /** Record the client address and user agent on the session (admin.recordClientInfo). */
+  recordClientInfo?: boolean;
 }
 
 /**
@@ -83,8 +85,11 @@ export function pickProfile(source: Record<string, unknown>): Record<string, unk
   return Object.keys(profile).length ? profile : null;
 }
 
+/** Longer user agents are cut (the column holds 512). */
+const USER_AGENT_MAX_CHARS = 512;
+
 /** A login from the client at `address` (the real client address, for the limits). */
-export async function login(deps: LoginDeps, app: AppConfig, input: LoginInput, address: string): Promise<NewSession> {
+export async function login(deps: LoginDeps, app: AppConfig, input: LoginInput, address: string, userAgent?: string): Promise<NewSession> {
   if (typeof input.code !== 'string' || !CODE_PATTERN.test(input.code)) {
     throw new AppError('BAD_REQUEST', { message: 'code must be the string wx.login gave (1 to 128 visible ASCII characters).' });
   }
@@ -136,5 +141,6 @@ export async function login(deps: LoginDeps, app: AppConfig, input: LoginInput, 
     if (typeof parsed === 'object' && parsed !== null) profile = pickProfile(parsed as Record<string, unknown>);
   }
 
-  return deps.sessions.create({ app, openid: wx.openid, unionid, sessionKey: wx.sessionKey, profile });
+  const client = deps.recordClientInfo ? { address, userAgent: (userAgent ?? '').slice(0, USER_AGENT_MAX_CHARS) || null } : undefined;
+  return deps.sessions.create({ app, openid: wx.openid, unionid, sessionKey: wx.sessionKey, profile, ...(client ? { client } : {}) });
 }

@@ -1,7 +1,7 @@
 /** The `minigate` command: one thin file per subcommand. */
 import { readFileSync } from 'node:fs';
 import { EXIT_USAGE, UsageError } from './errors.js';
-import { checkHelp, devHelp, migrateHelp, sandboxHelp, startHelp, validateHelp } from './usage.js';
+import { adminHelp, checkHelp, devHelp, migrateHelp, sandboxHelp, startHelp, validateHelp } from './usage.js';
 
 type Run = (argv: string[]) => void | Promise<void>;
 
@@ -13,6 +13,7 @@ const commands: Record<string, { help: string; load: () => Promise<Run> }> = {
   check: { help: checkHelp, load: async () => (await import('./check.js')).check },
   migrate: { help: migrateHelp, load: async () => (await import('./migrate.js')).migrate },
   sandbox: { help: sandboxHelp, load: async () => (await import('./sandbox.js')).sandbox },
+  admin: { help: adminHelp, load: async () => (await import('./admin.js')).admin },
 };
 
 const overview = `minigate — a self-hosted backend and edge server for WeChat Mini Programs
@@ -26,6 +27,7 @@ Commands:
   check      tell whether a domain satisfies WeChat's server-domain rules
   migrate    apply database migrations and exit
   sandbox    run the WeChat API sandbox alone
+  admin      add, list, remove admin console users or change a password
 
 minigate help <command> shows a command's options.`;
 

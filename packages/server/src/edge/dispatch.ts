@@ -16,6 +16,8 @@ export interface DispatchOptions {
   client: (req: IncomingMessage) => ClientInfo;
   /** Answers the request; throw an AppError (or return a rejected promise) for an error answer. */
   handle: (ctx: HttpContext) => void | Promise<void>;
+  /** Told the status of every answered request (the admin console's request and error counts). */
+  onAnswered?: ((status: number) => void) | undefined;
 }
 
 /** The request listener for a node:http(s) server: answers errors in our shape, logs one line. */
@@ -32,6 +34,7 @@ export function createDispatcher(options: DispatchOptions) {
     let failure: unknown;
     const finish = () => {
       const status = res.statusCode;
+      options.onAnswered?.(status);
       const entry: Record<string, unknown> = {
         requestId,
         method,

@@ -3,7 +3,7 @@ import type { SessionService } from '../auth/index.js';
 import type { Config } from '../config/index.js';
 import { StartError, type Feature, type SharedDeps } from '../feature/index.js';
 import type { Limits } from '../limits/index.js';
-import { createEdge, type Edge } from './edge.js';
+import { createEdge, type ConsoleMount, type Edge } from './edge.js';
 import { Router } from '../http/index.js';
 import type { TlsManager } from '../tls/index.js';
 
@@ -20,6 +20,8 @@ export interface EdgeFeatureDeps extends Pick<SharedDeps, 'logger' | 'clock'> {
   tls?: TlsManager | undefined;
   /** What is starting, for /readyz until the routes are mounted. */
   starting: () => string;
+  /** Told the status of every answered request (counts for the admin console). */
+  onAnswered?: ((status: number) => void) | undefined;
 }
 
 export interface EdgeRoutesDeps {
@@ -30,6 +32,8 @@ export interface EdgeRoutesDeps {
   /** Resolves when the server can serve (the database answers). */
   ready: () => Promise<void>;
   acmeChallenge?: ((token: string) => Promise<string | null>) | undefined;
+  /** The admin console, when it runs. */
+  console?: ConsoleMount | undefined;
 }
 
 /**
@@ -37,7 +41,13 @@ export interface EdgeRoutesDeps {
  * NOT_READY until routes() has mounted every feature's public and internal routes.
  */
 export function createEdgeFeature(config: Config, deps: EdgeFeatureDeps): EdgeFeature {
-  const edge: Edge = createEdge(config, { logger: deps.logger, clock: deps.clock, starting: deps.starting, ...(deps.tls ? { tls: deps.tls } : {}) });
+  const edge: Edge = createEdge(config, {
+    logger: deps.logger,
+    clock: deps.clock,
+    starting: deps.starting,
+    ...(deps.tls ? { tls: deps.tls } : {}),
+    ...(deps.onAnswered ? { onAnswered: deps.onAnswered } : {}),
+  });
   let closing: Promise<void> | undefined;
   const stop = () => (closing ??= edge.close());
   return {
@@ -72,6 +82,7 @@ export function createEdgeFeature(config: Config, deps: EdgeFeatureDeps): EdgeFe
           limits: routes.limits,
           ready: routes.ready,
           ...(routes.acmeChallenge ? { acmeChallenge: routes.acmeChallenge } : {}),
+          ...(routes.console ? { console: routes.console } : {}),
         });
       },
       close: async () => undefined,
