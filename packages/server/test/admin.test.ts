@@ -207,7 +207,7 @@ describe('the console in Chromium', () => {
     // Markup from outsiders is text: no element made from it, no script run.
     expect(await page.locator('#session-table td .ua').first().textContent()).toBe(HOSTILE_UA);
     expect(await page.locator('#users img, #session-table script').count()).toBe(0);
-    expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+    expect(await page.evaluate(() => (globalThis as unknown as { __xss?: number }).__xss)).toBeUndefined();
     expect(await page.locator('#session-table').textContent()).toContain('127.0.0.1');
     await screenshot(page, 'users-desktop');
 
@@ -294,7 +294,7 @@ describe('the console in Chromium', () => {
         await screenshot(page, `${name}-${size}`);
       }
       // Nothing wider than the screen on a phone: tables scroll inside their box.
-      if (size === 'phone') expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(SIZES.phone.width);
+      if (size === 'phone') expect(await page.evaluate(() => (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document.documentElement.scrollWidth)).toBeLessThanOrEqual(SIZES.phone.width);
       expect((page as Page & { problems?: string[] }).problems).toEqual([]);
       await page.context().close();
     }
