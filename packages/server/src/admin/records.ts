@@ -65,8 +65,8 @@ export interface FileRow {
   createdAt: number;
 }
 
-/** LIKE patterns take the operator's text literally. */
-const likeLiteral = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
+/** LIKE patterns take the operator's text literally ('!' escapes: a backslash means different things in MySQL and PostgreSQL literals). */
+const likeLiteral = (text: string) => text.replace(/[!%_]/g, (c) => `!${c}`);
 
 export function createAdminRecords(store: Store) {
   const db = store.db;
@@ -154,7 +154,7 @@ export function createAdminRecords(store: Store) {
         let query = db.selectFrom('users').select(['appid', 'openid', 'unionid', 'first_seen_at', 'last_seen_at']).orderBy('last_seen_at', 'desc').limit(limit);
         if (text) {
           const pattern = `%${likeLiteral(text)}%`;
-          query = query.where((eb) => eb.or([eb('openid', 'like', sql<string>`${pattern} escape '\\'`), eb('unionid', 'like', sql<string>`${pattern} escape '\\'`)]));
+          query = query.where((eb) => eb.or([eb('openid', 'like', sql<string>`${pattern} escape '!'`), eb('unionid', 'like', sql<string>`${pattern} escape '!'`)]));
         }
         return (await query.execute()).map((r) => ({ appid: r.appid, openid: r.openid, unionid: r.unionid, firstSeenAt: n(r.first_seen_at), lastSeenAt: n(r.last_seen_at) }));
       }),

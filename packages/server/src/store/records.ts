@@ -49,8 +49,9 @@ export function toSessionRecord(row: Selectable<SessionsTable>): SessionRecord {
     expiresAt: Number(row.expires_at),
     revokedAt: row.revoked_at === null ? null : Number(row.revoked_at),
     revokedReason: row.revoked_reason,
-    clientAddress: row.client_address ?? null,
-    userAgent: row.user_agent ?? null,
+    // Only when recorded (admin.recordClientInfo), so records from before read as they did.
+    ...(row.client_address ? { clientAddress: row.client_address } : {}),
+    ...(row.user_agent ? { userAgent: row.user_agent } : {}),
   };
 }
 
