@@ -94,6 +94,8 @@ export function createAdminFeature(config: Config, deps: AdminFeatureDeps): Admi
       },
     },
     async start() {
+      // Made now, so that the first login with an unknown name takes no longer than later ones.
+      await decoyHash();
       sampler.start();
       stops.push(() => sampler.stop());
       instanceList?.start();
