@@ -209,7 +209,7 @@ describe('the console in Chromium', () => {
     expect(await page.locator('#users img, #session-table script').count()).toBe(0);
     expect(await page.evaluate(() => (globalThis as unknown as { __xss?: number }).__xss)).toBeUndefined();
     expect(await page.locator('#session-table').textContent()).toContain('127.0.0.1');
-    await screenshot(page, 'users-desktop');
+    await screenshot(page, 'user-sessions-desktop');
 
     await page.click('#session-table button:text-is("Revoke")');
     await page.waitForSelector('#session-table .pill.revoked', { timeout: STEP });
@@ -220,7 +220,7 @@ describe('the console in Chromium', () => {
     await page.click('#nav-audit');
     await page.waitForSelector('#audit td:text-is("session.revoke")', { timeout: STEP });
     expect(await page.locator('#audit').textContent()).toContain('alice');
-    await screenshot(page, 'audit-desktop');
+    await screenshot(page, 'audit-after-revoke-desktop');
     expect((page as Page & { problems?: string[] }).problems).toEqual([]);
     await page.context().close();
   }, 60_000);
@@ -244,7 +244,7 @@ describe('the console in Chromium', () => {
     const shown = await page.content();
     const { accessToken } = await h.server.tokens.get(TEST_APPID);
     expect(shown).not.toContain(accessToken);
-    await screenshot(page, 'tokens-desktop');
+    await screenshot(page, 'tokens-refreshed-desktop');
     await page.context().close();
   }, 60_000);
 
@@ -266,7 +266,7 @@ describe('the console in Chromium', () => {
     await page.waitForSelector('#outbox td:has-text("3")', { timeout: STEP });
     await page.waitForSelector('#outbox code:has-text("order service busy")', { timeout: STEP });
     expect(await page.locator('#outbox').textContent()).toContain('HTTP 500: order service busy: database locked');
-    await screenshot(page, 'outbox-desktop');
+    await screenshot(page, 'outbox-failed-desktop');
     await page.click('#outbox button:text-is("Retry")');
     await eventually(() => webhook.received.length, (n) => n === 4, 20_000);
     expect(webhook.received[3]!.ok).toBe(true);
@@ -385,6 +385,32 @@ describe('the console API', () => {
     const page = await fetch(admin);
     expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
     expect(page.headers.get('x-frame-options')).toBe('DENY');
+  }, 30_000);
+
+  it('publishes a server message to a room (members get it, it is in the history), runs a check, deletes nothing unknown; all audited', async () => {
+    const a = await apiLogin('alice');
+    const { code } = await h.code({ openid: 'oRoomMember' });
+    const token = (await h.login({ code })).body.token as string;
+    const socket = await connect(`${h.url.replace(/^http/, 'ws')}/channel`, { token });
+    const joined = socket.next((f) => f.type === 'joined');
+    socket.send({ type: 'join', room: 'chat:ops' });
+    await joined;
+    const message = socket.next((f) => f.type === 'message' && f.event === 'notice');
+    const published = await call('POST', 'channels/chat:ops/publish', { cookie: a.cookie, csrf: a.csrf, body: { event: 'notice', data: { text: '<b>maintenance</b>' } } });
+    expect(published.status).toBe(200);
+    expect((await message).data).toEqual({ text: '<b>maintenance</b>' });
+    const room = await call('GET', 'channels/chat:ops', { cookie: a.cookie });
+    expect(room.body.members).toContain('oRoomMember');
+    expect(room.body.history.at(-1)).toMatchObject({ event: 'notice', data: { text: '<b>maintenance</b>' } });
+    expect((await call('GET', 'channels', { cookie: a.cookie })).body.rooms).toContainEqual({ room: 'chat:ops', users: 1 });
+    const check = await call('POST', 'check', { cookie: a.cookie, csrf: a.csrf, body: {} });
+    expect(check.body.report).toMatchObject({ version: 1, results: [] });
+    expect((await call('GET', 'certificates', { cookie: a.cookie })).body.check.report.exitCode).toBe(0);
+    const missing = await call('POST', 'files/nosuchfile/delete', { cookie: a.cookie, csrf: a.csrf, body: {} });
+    expect(missing.body.error.code).toBe('FILE_NOT_FOUND');
+    const actions = (await call('GET', 'audit', { cookie: a.cookie })).body.entries.map((e: { action: string }) => e.action);
+    expect(actions.slice(0, 2)).toEqual(['check.run', 'channel.publish']);
+    socket.close();
   }, 30_000);
 
   it('never answers with a secret: no access_token, password hash or TOTP secret in any page of the API', async () => {
