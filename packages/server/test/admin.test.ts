@@ -186,7 +186,7 @@ describe('the admin CLI', () => {
     const again = await runCli(['admin', 'add', 'alice', '-c', configFile, '--password-file', path.join(dir, 'password')], { timeoutMs: 30_000 });
     expect(again.stderr).toContain('already exists');
     expect((await runCli(['admin', 'remove', 'nobody', '-c', configFile], { timeoutMs: 30_000 })).code).toBe(1);
-  });
+  }, 120_000);
 });
 
 describe('the console in Chromium', () => {
