@@ -107,6 +107,9 @@ export const ERRORS = {
     status: 401,
     message: 'The internal API needs "Authorization: Bearer <internal.token>".',
   },
+  ADMIN_AUTH_REQUIRED: { status: 401, message: 'Log in to the admin console first (the session is missing, unknown or idle too long).' },
+  ADMIN_LOGIN_FAILED: { status: 401, message: 'Wrong admin name, password or TOTP code.' },
+  ADMIN_CSRF: { status: 403, message: 'This admin write lacks the X-CSRF-Token header of its session; reload the console.' },
   RANGE_NOT_SATISFIABLE: { status: 416, message: 'The requested byte range is outside the file.' },
   UPSTREAM_UNAVAILABLE: {
     status: 502,

@@ -5,6 +5,7 @@
  * channel, files, checks, push and doctor, and last the routes (ready). A failure closes what had started, in
  * reverse, and is thrown again. close() drains every feature, then closes them in reverse.
  */
+import { readFileSync } from 'node:fs';
 import type { AppConfig, Config } from './config/index.js';
 import { systemClock } from './core/index.js';
 import { createLogger, type Logger } from './core/index.js';
@@ -15,6 +16,7 @@ import { boundUrl, createEdgeFeature, type EdgeFeature } from './edge/index.js';
 import { createAuthFeature, type SessionService } from './auth/index.js';
 import { createChannelFeature, type ChannelFeature } from './channel/index.js';
 import { createChecksFeature } from './checks/index.js';
+import { createAdminFeature, type AdminFeature } from './admin/index.js';
 import { createDoctorFeature } from './doctor/index.js';
 import { createFilesFeature } from './files/index.js';
 import { createGatewayFeature } from './gateway/index.js';
@@ -61,6 +63,10 @@ export interface MinigateServer {
   close(): Promise<void>;
 }
 
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
 /**
  * @example
  * const server = createServer(loadConfig({ file: 'minigate.yaml' }));
@@ -80,6 +86,12 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
   let edge: EdgeFeature | undefined;
   let sessions: SessionService | undefined;
   let tokens: TokenManager | undefined;
+  // Requests answered and errors among them, for the admin console's charts.
+  const traffic = { requests: 0, errors: 0 };
+  const onAnswered = (status: number) => {
+    traffic.requests++;
+    if (status >= 500) traffic.errors++;
+  };
 
   async function start(): Promise<void> {
     // Listeners first: /healthz answers, /readyz says what is still starting.
@@ -89,7 +101,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     const storeStep = createStoreFeature(config, shared);
     // /readyz says what is under way: a database not up yet, or the step starting.
     const starting = () => (stack.starting === storeStep.name && storeStep.waiting) || `${stack.starting ?? 'starting'}: starting`;
-    edge = await stack.add(createEdgeFeature(config, { ...shared, tls: tls.manager, starting, listenWhenReady: deps.listenWhenReady, ...(prometheus ? { exporter: prometheus } : {}) }));
+    edge = await stack.add(createEdgeFeature(config, { ...shared, tls: tls.manager, starting, listenWhenReady: deps.listenWhenReady, onAnswered, ...(prometheus ? { exporter: prometheus } : {}) }));
     const { store, secretKey } = (storeFeature = await stack.add(storeStep));
     const acme = await stack.add(createAcmeFeature(config, { ...shared, store, tls: tls.manager, acmeCheckIntervalMs: deps.acmeCheckIntervalMs }));
     const { redis } = await stack.add(createRedisFeature(config, shared));
@@ -109,20 +121,37 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
         call: gateway.gateway.call,
         reportSubscriptions: (appid, openid, result) => subscribe.subscriptions.report(appid, openid, result),
         tunnelUrl: () => channel?.tunnelUrl,
+        recordClientInfo: config.admin.recordClientInfo,
       }),
     );
     sessions = auth.sessions;
     const features = { ...shared, store, redis, sessions, secretKey: secretKey.key, limits };
     if (config.channel.enabled) channel = await stack.add(createChannelFeature(config, features));
-    if (config.files.enabled) await stack.add(createFilesFeature(config, features));
+    const files = config.files.enabled ? await stack.add(createFilesFeature(config, features)) : undefined;
     const outbox = createOutboxFeature({ ...shared, store });
     const checks = await stack.add(createChecksFeature(config, { ...shared, store, gateway: gateway.gateway, sessions, outbox: outbox.outbox }));
     const observers = [subscribe.subscriptions.onPush, checks.checks.onPush];
     await stack.add(createPushFeature(config, { ...features, outbox: outbox.outbox, observers, ...(channel ? { publish: channel.publish } : {}) }));
     await stack.add(createDoctorFeature(config, shared));
+    // The console reads the other features' services, given here rather than imported sideways.
+    let admin: AdminFeature | undefined;
+    if (config.admin.enabled && (config.listen.internal || (config.admin.public && config.listen.https))) {
+      admin = await stack.add(
+        createAdminFeature(config, {
+          ...features,
+          tokens,
+          outbox: outbox.outbox,
+          tls: tls.manager,
+          channel,
+          files,
+          traffic: () => ({ ...traffic }),
+          version: packageVersion(),
+        }),
+      );
+    }
     // Started once every feature has registered its event kinds.
     await stack.add(outbox);
-    await stack.add(edge.routes({ sessions, limits, features: stack.features, ready: () => store.ping(), acmeChallenge: acme.challenge }));
+    await stack.add(edge.routes({ sessions, limits, features: stack.features, ready: () => store.ping(), acmeChallenge: acme.challenge, console: admin?.console }));
     const urls = edge.urls();
     logger.info({ url: urls.https ?? urls.http, urls, store: store.redactedUrl, apps: [...apps.keys()] }, 'minigate started');
   }

@@ -328,10 +328,10 @@ describe('webhook delivery', () => {
     await until(() => webhook.of('retry-1').length === 1);
     const id = webhook.of('retry-1')[0]!.id;
     const entry = () => h.server.store.outboxGet(id);
-    expect(await eventually(entry, (e) => e?.attempts === 1)).toMatchObject({ status: 'pending', lastError: 'HTTP 500' });
+    expect(await eventually(entry, (e) => e?.attempts === 1)).toMatchObject({ status: 'pending', lastError: 'HTTP 500: ok' });
     // The second attempt comes 1 s later; the third 5 s after that (the clock is moved on here).
     await until(() => webhook.of('retry-1').length === 2, 4_000);
-    expect(await eventually(entry, (e) => e?.attempts === 2)).toMatchObject({ status: 'pending', lastError: 'HTTP 503' });
+    expect(await eventually(entry, (e) => e?.attempts === 2)).toMatchObject({ status: 'pending', lastError: 'HTTP 503: ok' });
     await pause(1_200);
     expect(webhook.of('retry-1')).toHaveLength(2);
     h.clock.advance(5_000);

@@ -34,6 +34,8 @@ export interface AuthFeatureDeps extends SharedDeps {
   call: TokenCall;
   /** The channel's Wafer tunnel URLs, asked for when the routes are made (channels start after auth). */
   tunnelUrl: () => LoginDeps['tunnelUrl'] | undefined;
+  /** admin.recordClientInfo: keep each login's client address and user agent. */
+  recordClientInfo?: boolean;
 }
 
 /** Sessions (login, check, revoke), their routes on both listeners, and the purge of ended ones. */
@@ -60,6 +62,7 @@ export function createAuthFeature(deps: AuthFeatureDeps): AuthFeature {
         ...(deps.reportSubscriptions
           ? { reportSubscriptions: deps.reportSubscriptions, subscriptionsLimit: deps.limits.forRoute({ path: '/auth/subscriptions', rateLimit: SUBSCRIPTION_REPORTS_LIMIT }) }
           : {}),
+        recordClientInfo: deps.recordClientInfo ?? false,
         ...(tunnelUrl ? { tunnelUrl } : {}),
       });
     },

@@ -48,6 +48,8 @@ export interface LoginDeps {
   tunnelUrl?: (client: { scheme: 'http' | 'https'; host: string }, tokenHash: string) => string;
   /** minigate_logins_total (appid, outcome, code). */
   logins?: CounterHandle;
+  /** Record the client address and user agent on the session (admin.recordClientInfo). */
+  recordClientInfo?: boolean;
 }
 
 /**
@@ -92,10 +94,13 @@ export function pickProfile(source: Record<string, unknown>): Record<string, unk
   return Object.keys(profile).length ? profile : null;
 }
 
+/** Longer user agents are cut (the column holds 512). */
+const USER_AGENT_MAX_CHARS = 512;
+
 /** A login from the client at `address` (the real client address, for the limits), counted by outcome. */
-export async function login(deps: LoginDeps, app: AppConfig, input: LoginInput, address: string): Promise<NewSession> {
+export async function login(deps: LoginDeps, app: AppConfig, input: LoginInput, address: string, userAgent?: string): Promise<NewSession> {
   try {
-    const created = await attempt(deps, app, input, address);
+    const created = await attempt(deps, app, input, address, userAgent);
     deps.logins?.inc({ appid: app.appid, outcome: 'ok', code: '' });
     return created;
   } catch (error) {
@@ -104,7 +109,7 @@ export async function login(deps: LoginDeps, app: AppConfig, input: LoginInput, 
   }
 }
 
-async function attempt(deps: LoginDeps, app: AppConfig, input: LoginInput, address: string): Promise<NewSession> {
+async function attempt(deps: LoginDeps, app: AppConfig, input: LoginInput, address: string, userAgent: string | undefined): Promise<NewSession> {
   if (typeof input.code !== 'string' || !CODE_PATTERN.test(input.code)) {
     throw new AppError('BAD_REQUEST', { message: 'code must be the string wx.login gave (1 to 128 visible ASCII characters).' });
   }
@@ -156,5 +161,6 @@ async function attempt(deps: LoginDeps, app: AppConfig, input: LoginInput, addre
     if (typeof parsed === 'object' && parsed !== null) profile = pickProfile(parsed as Record<string, unknown>);
   }
 
-  return deps.sessions.create({ app, openid: wx.openid, unionid, sessionKey: wx.sessionKey, profile });
+  const client = deps.recordClientInfo ? { address, userAgent: (userAgent ?? '').slice(0, USER_AGENT_MAX_CHARS) || null } : undefined;
+  return deps.sessions.create({ app, openid: wx.openid, unionid, sessionKey: wx.sessionKey, profile, ...(client ? { client } : {}) });
 }

@@ -54,6 +54,8 @@ export interface SessionService {
     unionid: string | null;
     sessionKey: string;
     profile: Record<string, unknown> | null;
+    /** Where the login came from, recorded when admin.recordClientInfo is on. */
+    client?: { address: string; userAgent: string | null };
   }): Promise<NewSession>;
   /** Checks a token; "no session" is a result, not a throw. Store failures throw STORE_UNAVAILABLE. */
   check(token: string | undefined): Promise<SessionCheck>;
@@ -198,6 +200,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         expiresAt: now + input.app.session.absolute,
         revokedAt: null,
         revokedReason: null,
+        ...(input.client ? { clientAddress: input.client.address.slice(0, 64), userAgent: input.client.userAgent } : {}),
       };
       const { user, revokedHashes } = await store.saveLogin({
         session: record,

@@ -14,7 +14,21 @@ export interface ChannelFeature extends Feature {
   tunnelUrl: ChannelService['tunnelUrl'];
   /** Publishes from the server side (pushes to a user's sockets). */
   publish(room: string, event: string, data: unknown): Promise<unknown>;
+  /** What the admin console shows: connections and rooms here, a room's members and history. */
+  inspect: ChannelInspect;
 }
+
+export interface ChannelInspect {
+  /** Connections on this instance. */
+  connections(): number;
+  /** Rooms with members on this instance. */
+  rooms(): { room: string; users: number }[];
+  /** Members (every instance), connections here, the room's rule and its recent history. */
+  room(name: string): Promise<{ room: string; members: string[]; connections: number; policy: unknown; history: unknown[] }>;
+}
+
+/** History entries the console shows at most. */
+const CONSOLE_HISTORY = 50;
 
 export interface ChannelFeatureDeps extends SharedDeps {
   store: Store;
@@ -53,6 +67,15 @@ export function createChannelFeature(config: Config, deps: ChannelFeatureDeps): 
     name: 'channel',
     tunnelUrl: channel.tunnelUrl,
     publish: (room, event, data) => channel.hub.serverPublish(room, event, data),
+    inspect: {
+      connections: () => channel.hub.connections.size,
+      rooms: () => [...channel.hub.memberships()].map(([room, users]) => ({ room, users: users.length })),
+      async room(name) {
+        const described = await channel.hub.describe(name);
+        const entries = await state.history(name, CONSOLE_HISTORY).catch(() => [] as string[]);
+        return { ...described, history: entries.map((e) => JSON.parse(e) as unknown) };
+      },
+    },
     services: () => [channel.service],
     internalRoutes: (router: Router) => registerChannelRoutes(router, channel.hub),
     async start() {

@@ -1,7 +1,7 @@
 /** The `minigate` command: one thin file per subcommand. */
 import { readFileSync } from 'node:fs';
 import { EXIT_USAGE, UsageError } from './errors.js';
-import { backupHelp, checkHelp, devHelp, exportHelp, importHelp, initHelp, migrateHelp, sandboxHelp, startHelp, validateHelp } from './usage.js';
+import { adminHelp, backupHelp, checkHelp, devHelp, exportHelp, importHelp, initHelp, migrateHelp, sandboxHelp, startHelp, validateHelp } from './usage.js';
 
 type Run = (argv: string[]) => void | Promise<void>;
 
@@ -17,6 +17,7 @@ const commands: Record<string, { help: string; load: () => Promise<Run> }> = {
   export: { help: exportHelp, load: async () => (await import('./data.js')).exportCommand },
   import: { help: importHelp, load: async () => (await import('./data.js')).importCommand },
   sandbox: { help: sandboxHelp, load: async () => (await import('./sandbox.js')).sandbox },
+  admin: { help: adminHelp, load: async () => (await import('./admin.js')).admin },
 };
 
 const overview = `minigate — a self-hosted backend and edge server for WeChat Mini Programs
@@ -34,6 +35,7 @@ Commands:
   export     write users, sessions, files, shared state and the secret key to a file
   import     load an export into another store (SQLite, MySQL/MariaDB, PostgreSQL)
   sandbox    run the WeChat API sandbox alone
+  admin      add, list, remove admin console users or change a password
 
 minigate help <command> shows a command's options.`;
 

@@ -73,3 +73,14 @@ Runs the WeChat sandbox alone: a local HTTP server that answers like api.weixin.
 (jscode2session, token, stable_token, checksession, getuserphonenumber) plus its control API
 under /__sandbox/ (GET /__sandbox lists it). Point wechat.apiBase at it. --token-ttl gives
 the apps' access tokens a shorter life than WeChat's 7200 s, to watch rotations.`;
+
+export const adminHelp = `minigate admin add NAME [--totp] [--password-file F] [-c FILE]
+minigate admin list [-c FILE]
+minigate admin remove NAME [-c FILE]
+minigate admin passwd NAME [--totp] [--password-file F] [-c FILE]
+
+Manages the users of the admin console (admin.path on listen.internal). The password is asked
+twice on a terminal, or read from --password-file F or the first line of standard input; at
+least 10 characters. --totp also makes a TOTP secret and prints it once with its otpauth:// URI
+(for an authenticator app); from then on the console asks for the 6-digit code too. remove and
+passwd end the user's console sessions.`;

@@ -8,6 +8,8 @@ export { configReference } from './reference.js';
 export type { CertificateConfig, TlsConfig, RouteConfig } from './schema-edge.js';
 export type { ChannelConfig, RoomRule } from './schema-channel.js';
 export type { FilesConfig } from './schema-files.js';
+export type { AdminConfig } from './schema-admin.js';
+export { ADMIN_PATH_DEFAULT } from './schema-admin.js';
 export type { LimitsConfig, Rate, RouteRateLimit } from './schema-limits.js';
 export { parseRate, formatRate } from './schema-limits.js';
 export { KNOWN_TYPES, type FileType } from './file-types.js';

@@ -15,6 +15,7 @@ import { ROOM_NAME } from 'minigate-protocol';
 import { roomCovered } from './room-match.js';
 import { routeSchema, tlsSchema, type RouteConfig } from './schema-edge.js';
 import { duration, filePath, listenAddress, secret } from './schema-types.js';
+import { adminSchema } from './schema-admin.js';
 import { internalListenProblem, isWildcard, listenExposure } from '../core/index.js';
 import { isIP } from 'node:net';
 
@@ -153,6 +154,7 @@ export const configSchema = z
       }),
     channel: channelSchema,
     files: filesSchema.prefault({}),
+    admin: adminSchema,
     limits: limitsSchema,
     trustedProxies: z
       .array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, { error: 'expected an IP address or CIDR such as 10.0.0.0/8' }))

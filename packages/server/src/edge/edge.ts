@@ -41,8 +41,21 @@ export interface EdgeRoutes {
   acmeChallenge?: (token: string) => Promise<string | null>;
   /** The internal API, served on listen.internal behind its bearer token. */
   internal?: { token: string; router: Router };
+  /**
+   * The admin console: served under its path before the internal bearer check (it has its own
+   * cookie sessions), and on the HTTPS listener too when `public`.
+   */
+  console?: ConsoleMount;
   /** Internal token failures and routes[].rateLimit (docs/limits.md). */
   limits?: Pick<Limits, 'beforeInternalAuth' | 'internalAuthFailed' | 'forRoute'>;
+}
+
+export interface ConsoleMount {
+  /** Starts and ends with `/`. */
+  path: string;
+  public: boolean;
+  /** `rest` is the path after `path`, starting with `/`. */
+  handle: (ctx: HttpContext, rest: string) => Promise<void>;
 }
 
 /**
@@ -60,6 +73,8 @@ export type EdgeDeps = {
   metrics?: Metrics;
   /** GET /metrics on listen.internal (docs/metrics.md), when metrics are on. */
   exporter?: MetricsExporter;
+  /** Told the status of every answered request (counts for the admin console). */
+  onAnswered?: (status: number) => void;
 } & (EdgeRoutes | { [K in keyof EdgeRoutes]?: undefined });
 
 /** What /metrics serves: the exposition text (the whole worker group's) and its content type. */
@@ -260,9 +275,25 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     return false;
   }
 
+  /** Serves the admin console when the path is under its path; false otherwise. */
+  async function serveConsole(ctx: HttpContext): Promise<boolean> {
+    const mount = mounted?.console;
+    if (!mount) return false;
+    const bare = mount.path.slice(0, -1);
+    if (ctx.path === bare) {
+      ctx.res.writeHead(308, { location: mount.path, 'content-length': 0 });
+      ctx.res.end();
+      return true;
+    }
+    if (!ctx.path.startsWith(mount.path)) return false;
+    await mount.handle(ctx, ctx.path.slice(bare.length));
+    return true;
+  }
+
   async function serve(ctx: HttpContext): Promise<void> {
     if (await common(ctx)) return;
     if (!table) return sendNotReady(ctx);
+    if (ctx.client.scheme === 'https' && mounted?.console?.public && (await serveConsole(ctx))) return;
     const found = table.match(ctx.client.host, ctx.path);
     if (!found) throw new AppError('NOT_FOUND');
     ctx.route = found.route.label;
@@ -327,6 +358,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       metrics,
       access: config.log.access,
       accessSample: config.log.accessSample,
+      onAnswered: deps.onAnswered,
     });
     const address = name === 'https' ? httpsAddress! : name === 'internal' ? config.listen.internal! : config.listen.http!;
     const listener = createListener({
@@ -367,6 +399,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
         const internal = makeListener('internal', 'http', async (ctx) => {
           if (await common(ctx)) return;
           if (!mounted) return sendNotReady(ctx);
+          if (await serveConsole(ctx)) return;
           const { limits, internal } = mounted;
           await limits?.beforeInternalAuth(ctx.client.ip);
           const authorization = ctx.req.headers.authorization;

@@ -3,7 +3,7 @@ import type { SessionService } from '../auth/index.js';
 import type { Config } from '../config/index.js';
 import { StartError, type Feature, type SharedDeps } from '../feature/index.js';
 import type { Limits } from '../limits/index.js';
-import { createEdge, type Edge, type MetricsExporter } from './edge.js';
+import { createEdge, type ConsoleMount, type Edge, type MetricsExporter } from './edge.js';
 import { Router, sendJson, type MountedRouter } from '../http/index.js';
 import { edgeOperations, openApiDocuments } from './openapi.js';
 import type { TlsManager } from '../tls/index.js';
@@ -31,6 +31,8 @@ export interface EdgeFeatureDeps extends Pick<SharedDeps, 'logger' | 'clock'>, P
    * a worker as soon as it listens, and they would get 503 NOT_READY while it starts.
    */
   listenWhenReady?: boolean | undefined;
+  /** Told the status of every answered request (counts for the admin console). */
+  onAnswered?: ((status: number) => void) | undefined;
 }
 
 export interface EdgeRoutesDeps {
@@ -41,6 +43,8 @@ export interface EdgeRoutesDeps {
   /** Resolves when the server can serve (the database answers). */
   ready: () => Promise<void>;
   acmeChallenge?: ((token: string) => Promise<string | null>) | undefined;
+  /** The admin console, when it runs. */
+  console?: ConsoleMount | undefined;
 }
 
 /**
@@ -55,6 +59,7 @@ export function createEdgeFeature(config: Config, deps: EdgeFeatureDeps): EdgeFe
     ...(deps.tls ? { tls: deps.tls } : {}),
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     ...(deps.exporter ? { exporter: deps.exporter } : {}),
+    ...(deps.onAnswered ? { onAnswered: deps.onAnswered } : {}),
   });
   let closing: Promise<void> | undefined;
   const stop = () => (closing ??= edge.close());
@@ -87,6 +92,7 @@ export function createEdgeFeature(config: Config, deps: EdgeFeatureDeps): EdgeFe
           limits: routes.limits,
           ready: routes.ready,
           ...(routes.acmeChallenge ? { acmeChallenge: routes.acmeChallenge } : {}),
+          ...(routes.console ? { console: routes.console } : {}),
         });
         if (deps.listenWhenReady) await bind();
       },

@@ -2,7 +2,7 @@
  * The edge: the HTTP and HTTPS listeners with their limits, the route table (proxy, static
  * files, built-in services), forwarded headers, the request-target checks, and WebSocket upgrades.
  */
-export { createEdge, type Edge, type EdgeDeps } from './edge.js';
+export { createEdge, type ConsoleMount, type Edge, type EdgeDeps } from './edge.js';
 export {
   createListener,
   boundUrl,

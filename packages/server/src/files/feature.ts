@@ -28,7 +28,12 @@ export interface FilesFeatureDeps extends SharedDeps {
 }
 
 /** Uploads and downloads (files.enabled): the service, its storage and its sweeps. */
-export function createFilesFeature(config: Config, deps: FilesFeatureDeps): Feature {
+export interface FilesFeature extends Feature {
+  /** Deletes a file by id (the admin console); false when unknown. */
+  remove(id: string): Promise<boolean>;
+}
+
+export function createFilesFeature(config: Config, deps: FilesFeatureDeps): FilesFeature {
   let files: FilesService | undefined;
   const make = () =>
     (files ??= createFilesService({
@@ -43,6 +48,7 @@ export function createFilesFeature(config: Config, deps: FilesFeatureDeps): Feat
     }));
   return {
     name: 'files',
+    remove: (id) => make().remove(id),
     validate() {
       const filesDir = path.resolve(config.dataDir, config.files.storage.dir ?? 'files');
       const [problem] = filesConfigIssues(config);

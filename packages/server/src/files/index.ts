@@ -5,4 +5,4 @@ export { createS3Storage } from './s3.js';
 export { sniff, cleanName, KNOWN_TYPES, type FileType } from './sniff.js';
 export type { FileStorage, ObjectWriter } from './storage.js';
 export { createStorage } from './create-storage.js';
-export { createFilesFeature, filesConfigIssues, type FilesFeatureDeps } from './feature.js';
+export { createFilesFeature, filesConfigIssues, type FilesFeature, type FilesFeatureDeps } from './feature.js';

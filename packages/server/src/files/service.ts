@@ -50,6 +50,8 @@ export interface FilesService {
   /** The internal API's file routes (business services look files up and delete them). */
   registerInternal(router: Router): void;
   records: FileRecords;
+  /** Deletes a file (row, then bytes); false when there is no such file (the admin console). */
+  remove(id: string): Promise<boolean>;
   /** Removes expired uploads, crash leftovers and bytes without a row. */
   sweep(): Promise<{ uploads: number; incomplete: number; orphans: number }>;
   start(): void;
@@ -538,6 +540,13 @@ export function createFilesService(deps: FilesDeps): FilesService {
     service: { name: 'files', defaultPath: config.path, router },
     registerInternal,
     records,
+    async remove(id) {
+      const file = await records.remove(id);
+      if (!file) return false;
+      // A failed removal leaves bytes without a row, which the sweep takes later.
+      await storage.remove(file.storageKey).catch((error: unknown) => logger.warn({ file: file.id, err: (error as Error).message }, 'files: bytes not removed; the sweep will'));
+      return true;
+    },
     sweep,
     start() {
       const run = () => sweep().catch((error: unknown) => logger.warn({ err: (error as Error).message }, 'files: sweep failed'));

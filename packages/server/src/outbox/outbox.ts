@@ -87,6 +87,11 @@ export interface Outbox {
   enqueue(event: OutboxEvent): Promise<string | null>;
   /** Looks for work now instead of at the next poll. */
   kick(): void;
+  /**
+   * An operator's retry: a delivery not yet delivered (pending or given up) is sent now, its
+   * attempts kept. False when it is unknown or already delivered.
+   */
+  retryNow(id: string): Promise<boolean>;
   start(): void;
   /** Stops polling and waits (briefly) for deliveries under way. */
   close(): Promise<void>;
@@ -104,6 +109,29 @@ interface Target {
  */
 function storedKey(kind: string, key: string): string {
   return kind === PUSH_KIND ? key : `${kind}:${key}`;
+}
+
+/** The first ANSWER_KEEP_CHARS of a refusal's body, on one line; never waits for a body that does not come. */
+const ANSWER_KEEP_CHARS = 200;
+async function answerStart(response: Response): Promise<string> {
+  const reader = response.body?.getReader();
+  if (!reader) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    const timeout = new Promise<null>((resolve) => setTimeout(() => resolve(null), 1_000).unref());
+    while (size < ANSWER_KEEP_CHARS * 4) {
+      const read = await Promise.race([reader.read(), timeout]);
+      if (!read || read.done) break;
+      chunks.push(read.value);
+      size += read.value.length;
+    }
+  } catch {
+    // The answer broke off: what arrived is enough.
+  } finally {
+    reader.cancel().catch(() => undefined);
+  }
+  return Buffer.concat(chunks).toString('utf8').replace(/\s+/g, ' ').trim().slice(0, ANSWER_KEEP_CHARS);
 }
 
 /**
@@ -159,13 +187,15 @@ export function createOutbox(deps: OutboxDeps): Outbox {
         redirect: 'manual',
         signal: AbortSignal.any([abort.signal, AbortSignal.timeout(timeoutMs)]),
       });
-      await response.body?.cancel();
       if (response.status >= 200 && response.status < 300) {
+        await response.body?.cancel();
         await store.outboxDone(entry.id, clock.now());
         logger.info({ appid: entry.appid, kind: entry.kind, id: entry.id, attempt: entry.attempts + 1 }, `${entry.kind}: delivered to the webhook`);
         return;
       }
-      failure = `HTTP ${response.status}`;
+      // The start of the webhook's answer, so an operator sees why it refused.
+      const answer = await answerStart(response);
+      failure = `HTTP ${response.status}${answer ? `: ${answer}` : ''}`;
     } catch (error) {
       const e = error as Error & { cause?: { code?: string } };
       failure = e.name === 'TimeoutError' ? `no answer in ${timeoutMs} ms` : (e.cause?.code ?? e.message);
@@ -238,6 +268,11 @@ export function createOutbox(deps: OutboxDeps): Outbox {
       return id;
     },
     kick,
+    async retryNow(id) {
+      const changed = await store.outboxRetryNow(id, clock.now());
+      if (changed) kick();
+      return changed;
+    },
     start() {
       timer = setInterval(kick, deps.pollMs ?? POLL_MS);
       timer.unref();

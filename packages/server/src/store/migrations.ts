@@ -160,6 +160,49 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0008_admin': {
+    async up(db: Kysely<any>) {
+      // The admin console: its users (password hash with its parameters; the TOTP secret sealed
+      // with the deployment's secret key, as session keys are), its sessions (by token hash) and
+      // the audit log of every write made through it.
+      await db.schema
+        .createTable('admin_users')
+        .addColumn('name', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('password_hash', 'varchar(255)', (c) => c.notNull())
+        .addColumn('totp_secret', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('admin_sessions')
+        .addColumn('token_hash', 'char(64)', (c) => c.primaryKey())
+        .addColumn('name', 'varchar(64)', (c) => c.notNull())
+        .addColumn('csrf', 'char(64)', (c) => c.notNull())
+        .addColumn('address', 'varchar(64)')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_seen_at', 'bigint', (c) => c.notNull())
+        .addForeignKeyConstraint('admin_sessions_user_fk', ['name'], 'admin_users', ['name'], (fk) => fk.onDelete('cascade'))
+        .execute();
+      await db.schema
+        .createTable('audit_log')
+        .addColumn('id', 'varchar(32)', (c) => c.primaryKey())
+        .addColumn('at', 'bigint', (c) => c.notNull())
+        .addColumn('actor', 'varchar(64)', (c) => c.notNull())
+        .addColumn('action', 'varchar(64)', (c) => c.notNull())
+        .addColumn('target', 'varchar(255)')
+        .addColumn('address', 'varchar(64)')
+        .addColumn('detail', 'text')
+        .execute();
+      await db.schema.createIndex('audit_log_at').on('audit_log').column('at').execute();
+    },
+  },
+  '0009_sessions_client_info': {
+    async up(db: Kysely<any>) {
+      // Where a mini program session logged in from, for the admin console (admin.recordClientInfo);
+      // personal information, cleared after admin.clientInfoRetention.
+      await db.schema.alterTable('sessions').addColumn('client_address', 'varchar(64)').execute();
+      await db.schema.alterTable('sessions').addColumn('user_agent', 'varchar(512)').execute();
+    },
+  },
   '0010_subscribe_grants': {
     async up(db: Kysely<any>) {
       // Subscribe message grants per user and template, the sends made against them, and the

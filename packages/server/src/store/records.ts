@@ -21,6 +21,9 @@ export interface SessionRecord {
   expiresAt: number;
   revokedAt: number | null;
   revokedReason: string | null;
+  /** Where the login came from (admin.recordClientInfo); absent when not recorded. */
+  clientAddress?: string | null;
+  userAgent?: string | null;
 }
 
 export interface UserRecord {
@@ -46,6 +49,9 @@ export function toSessionRecord(row: Selectable<SessionsTable>): SessionRecord {
     expiresAt: Number(row.expires_at),
     revokedAt: row.revoked_at === null ? null : Number(row.revoked_at),
     revokedReason: row.revoked_reason,
+    // Only when recorded (admin.recordClientInfo), so records from before read as they did.
+    ...(row.client_address ? { clientAddress: row.client_address } : {}),
+    ...(row.user_agent ? { userAgent: row.user_agent } : {}),
   };
 }
 
@@ -136,6 +142,8 @@ export async function insertSession(db: Executor, session: SessionRecord): Promi
       expires_at: session.expiresAt,
       revoked_at: session.revokedAt,
       revoked_reason: session.revokedReason,
+      ...(session.clientAddress !== undefined ? { client_address: session.clientAddress } : {}),
+      ...(session.userAgent !== undefined ? { user_agent: session.userAgent } : {}),
     })
     .execute();
 }

@@ -16,6 +16,9 @@ export interface SessionsTable {
   expires_at: number;
   revoked_at: number | null;
   revoked_reason: string | null;
+  /** Recorded at login when admin.recordClientInfo (migration 0009); cleared after its retention. */
+  client_address?: string | null;
+  user_agent?: string | null;
 }
 
 export interface UsersTable {
@@ -108,6 +111,35 @@ export interface UsedTicketsTable {
   expires_at: number;
 }
 
+export interface AdminUsersTable {
+  name: string;
+  /** scrypt with its parameters and salt (admin/password.ts). */
+  password_hash: string;
+  /** Sealed with the secret key; null without TOTP. */
+  totp_secret: string | null;
+  created_at: number;
+}
+
+export interface AdminSessionsTable {
+  token_hash: string;
+  name: string;
+  /** The CSRF token every write must carry in X-CSRF-Token. */
+  csrf: string;
+  address: string | null;
+  created_at: number;
+  last_seen_at: number;
+}
+
+export interface AuditLogTable {
+  id: string;
+  at: number;
+  actor: string;
+  action: string;
+  target: string | null;
+  address: string | null;
+  detail: string | null;
+}
+
 /** What a user granted for a subscribe message template (docs/subscribe.md). */
 export interface SubscribeGrantsTable {
   appid: string;
@@ -153,6 +185,9 @@ export interface MediaChecksTable {
 }
 
 export interface Database {
+  admin_users: AdminUsersTable;
+  admin_sessions: AdminSessionsTable;
+  audit_log: AuditLogTable;
   subscribe_grants: SubscribeGrantsTable;
   subscribe_sends: SubscribeSendsTable;
   media_checks: MediaChecksTable;

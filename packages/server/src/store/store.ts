@@ -85,6 +85,10 @@ export interface Store {
   /** Records a failed attempt: try again at `nextAt`, or give up when `nextAt` is null. */
   outboxRetry(id: string, attempts: number, nextAt: number | null, error: string): Promise<void>;
   outboxGet(id: string): Promise<OutboxEntry | null>;
+  /** The latest deliveries, newest first (the admin console); `status` narrows them. */
+  outboxRecent(limit: number, status?: OutboxEntry['status']): Promise<OutboxEntry[]>;
+  /** Makes a delivery not yet delivered due now (an operator's retry); false when delivered or unknown. */
+  outboxRetryNow(id: string, now: number): Promise<boolean>;
   /** Deletes finished deliveries (delivered or given up) created before `before`; returns how many. */
   outboxPurge(before: number): Promise<number>;
   /** A cheap round trip, to see the database answers. */
@@ -308,6 +312,22 @@ export async function createStore(options: StoreOptions): Promise<Store> {
       guard('outboxGet', async () => {
         const row = await db.selectFrom('outbox').selectAll().where('id', '=', id).executeTakeFirst();
         return row ? toOutboxEntry(row) : null;
+      }),
+    outboxRecent: (limit, status) =>
+      guard('outboxRecent', async () => {
+        let query = db.selectFrom('outbox').selectAll().orderBy('created_at', 'desc').orderBy('id').limit(limit);
+        if (status) query = query.where('status', '=', status);
+        return (await query.execute()).map(toOutboxEntry);
+      }),
+    outboxRetryNow: (id, now) =>
+      guard('outboxRetryNow', async () => {
+        const result = await db
+          .updateTable('outbox')
+          .set({ status: 'pending', next_attempt_at: now })
+          .where('id', '=', id)
+          .where('status', '!=', 'delivered')
+          .executeTakeFirst();
+        return Number(result.numUpdatedRows) > 0;
       }),
     outboxPurge: (before) =>
       guard('outboxPurge', async () => {

@@ -15,7 +15,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { AppConfig } from '../config/index.js';
-import { AppError, NO_METRICS, type Clock, type Logger, type Metrics } from '../core/index.js';
+import { AppError, NO_METRICS, isAppError, type Clock, type Logger, type Metrics } from '../core/index.js';
 import type { Store } from '../store/index.js';
 import type { WechatClient } from '../wechat/index.js';
 import type { TokenRecord, TokenShare } from './shared.js';
@@ -56,6 +56,20 @@ export interface TokenManager {
   recover(appid: string, rejected: string): Promise<AccessToken>;
   /** The leak procedure: invalidate the current token now (20 a day, 30 s apart). */
   forceRefresh(appid: string): Promise<AccessToken>;
+  /** What this instance knows of an app's token, for the admin console: never the token itself. */
+  status(appid: string): TokenStatus;
+}
+
+export interface TokenStatus {
+  appid: string;
+  /** When the token in use was fetched and when it expires (epoch ms); null before the first. */
+  fetchedAt: number | null;
+  expiresAt: number | null;
+  /** Refreshes this instance made (forced ones included) since it started. */
+  refreshes: number;
+  forcedRefreshes: number;
+  /** The last refresh failure here, or null. */
+  lastError: { at: number; code: string; message: string } | null;
 }
 
 interface AppState {
@@ -66,6 +80,9 @@ interface AppState {
   /** When the shared record was last looked at. */
   checkedAt: number;
   checking?: boolean;
+  refreshes: number;
+  forced: number;
+  lastError: TokenStatus['lastError'];
 }
 
 export interface TokenManagerDeps {
@@ -95,6 +112,13 @@ function usableUntil(record: TokenRecord): number {
   return record.expiresAt - Math.min(EXPIRY_MARGIN_MS, lifetime(record) / 20);
 }
 
+/** A failure as the console shows it: the registry code and message (WeChat's errcode is in it), never a secret. */
+function failureOf(error: unknown, at: number): NonNullable<TokenStatus['lastError']> {
+  const e = error as { code?: unknown; message?: unknown; details?: unknown };
+  const details = e.details && typeof e.details === 'object' ? JSON.stringify(e.details).slice(0, 300) : '';
+  return { at, code: typeof e.code === 'string' ? e.code : 'INTERNAL', message: `${typeof e.message === 'string' ? e.message : ''}${details ? ` ${details}` : ''}`.slice(0, 500) };
+}
+
 export function createTokenManager(deps: TokenManagerDeps): TokenManager {
   const { apps, wechat, share, clock, logger } = deps;
   const owner = randomBytes(8).toString('hex');
@@ -114,7 +138,7 @@ export function createTokenManager(deps: TokenManagerDeps): TokenManager {
   const stateOf = (appid: string): AppState => {
     let state = states.get(appid);
     if (!state) {
-      state = { failures: 0, retryAt: 0, checkedAt: 0 };
+      state = { failures: 0, retryAt: 0, checkedAt: 0, refreshes: 0, forced: 0, lastError: null };
       states.set(appid, state);
     }
     return state;
@@ -147,7 +171,7 @@ export function createTokenManager(deps: TokenManagerDeps): TokenManager {
     return { token: body.access_token, expiresAt: fetchedAt + body.expires_in * 1000, fetchedAt };
   }
 
-  /** A record good enough to hand out without a refresh. */
+    /** A record good enough to hand out without a refresh. */
   // Not type predicates: "not fresh" must not narrow a record away.
   const fresh = (record: TokenRecord | null | undefined, rejected?: string): boolean =>
     !!record && record.token !== rejected && clock.now() < refreshAt(record);
@@ -188,6 +212,7 @@ export function createTokenManager(deps: TokenManagerDeps): TokenManager {
         state.failures = 0;
         state.retryAt = 0;
         refreshes.inc({ appid, outcome: 'ok' });
+        state.refreshes++;
         logger.info({ appid, expiresAt: record.expiresAt, lock: share.lockKind }, 'token: refreshed');
         return adopt(state, (await share.read(appid)) ?? record);
       } catch (error) {
@@ -195,6 +220,7 @@ export function createTokenManager(deps: TokenManagerDeps): TokenManager {
         state.failures++;
         state.retryAt = clock.now() + delay;
         refreshes.inc({ appid, outcome: 'failed' });
+        state.lastError = failureOf(error, clock.now());
         logger.error({ appid, code: (error as AppError).code, retryInMs: delay }, 'token: refresh failed; the cached token stays in use while it lasts');
         if (usable(state.record, rejected)) return state.record!;
         throw error;
@@ -276,6 +302,8 @@ export function createTokenManager(deps: TokenManagerDeps): TokenManager {
         // A forced token replaces the old one even if the old one would expire later.
         await share.replace(appid, record);
         state.record = record;
+        state.refreshes++;
+        state.forced++;
         logger.warn(
           { appid },
           app.tokenMode === 'classic'
@@ -283,9 +311,24 @@ export function createTokenManager(deps: TokenManagerDeps): TokenManager {
             : 'token: forced refresh done; the previous token no longer works',
         );
         return toToken(record);
+      } catch (error) {
+        if (!isAppError(error, 'TOKEN_REFRESH_LIMITED')) state.lastError = failureOf(error, clock.now());
+        throw error;
       } finally {
         await share.unlock(appid, forceOwner);
       }
+    },
+
+    status(appid) {
+      const state = stateOf(appid);
+      return {
+        appid,
+        fetchedAt: state.record?.fetchedAt ?? null,
+        expiresAt: state.record?.expiresAt ?? null,
+        refreshes: state.refreshes,
+        forcedRefreshes: state.forced,
+        lastError: state.lastError,
+      };
     },
   };
 }

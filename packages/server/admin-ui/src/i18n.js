@@ -1,0 +1,40 @@
+// Labels in English and Chinese; the browser's language picks (zh* → Chinese).
+const en = {
+  title: 'minigate admin', login: 'Log in', logout: 'Log out', name: 'Name', password: 'Password', totp: 'TOTP code (if set)',
+  loginFailed: 'Wrong name, password or code.', overview: 'Overview', users: 'Users & sessions', tokens: 'Apps & tokens',
+  channels: 'Channels', files: 'Files', outbox: 'Push & outbox', certificates: 'Certificates', audit: 'Audit log',
+  version: 'Version', uptime: 'Uptime', instances: 'Instances', rps: 'Requests/s', errorRate: 'Error rate', loginsToday: 'Logins today',
+  openSessions: 'Open sessions', connections: 'Channel connections', daysLeft: 'days left', lastHour: 'Last hour',
+  requests: 'Requests', errors: 'Errors', logins: 'Logins', filter: 'Filter…', search: 'Search openid / unionid', go: 'Search',
+  appid: 'AppID', openid: 'OpenID', unionid: 'UnionID', firstSeen: 'First seen', lastSeen: 'Last seen', sessionsOf: 'Sessions of',
+  created: 'Created', status: 'Status', address: 'Client address', userAgent: 'User agent', revoke: 'Revoke', revokeAll: 'Revoke all',
+  tokenAge: 'Token age', expiresIn: 'Expires in', refreshes: 'Refreshes', forced: 'Forced', lastError: 'Last error', forceRefresh: 'Force refresh',
+  mode: 'Mode', room: 'Room', members: 'Members', history: 'Recent history', publish: 'Publish', event: 'Event', data: 'Data (JSON)',
+  owner: 'Owner openid', storage: 'Storage used', size: 'Size', type: 'Type', fileName: 'Name', delete: 'Delete', kind: 'Kind',
+  attempts: 'Attempts', retry: 'Retry', all: 'All', pending: 'Pending', delivered: 'Delivered', failed: 'Failed', names: 'Names',
+  issuer: 'Issuer', expires: 'Expires', source: 'Source', acme: 'ACME', checkNow: 'Check now', lastCheck: 'Last check', url: 'URL',
+  check: 'Check', verdict: 'Verdict', detail: 'Detail', none: 'Nothing here.', at: 'When', actor: 'Who', action: 'What', target: 'Target',
+  done: 'Done.', confirm: 'Are you sure?', off: 'off', on: 'on', host: 'Host', pid: 'PID', started: 'Started', self: 'this one',
+  noCheck: 'No check run yet.', files_count: 'files', enabled: 'enabled', disabled: 'disabled', domains: 'Domains', directory: 'Directory',
+  seconds: 's', from: 'From', never: '—', id: 'ID',
+};
+const zh = {
+  title: 'minigate 管理后台', login: '登录', logout: '退出', name: '用户名', password: '密码', totp: '动态验证码（如已设置）',
+  loginFailed: '用户名、密码或验证码错误。', overview: '概览', users: '用户与会话', tokens: '应用与令牌', channels: '频道',
+  files: '文件', outbox: '推送与发件箱', certificates: '证书', audit: '审计日志', version: '版本', uptime: '运行时间',
+  instances: '实例', rps: '每秒请求', errorRate: '错误率', loginsToday: '今日登录', openSessions: '有效会话', connections: '频道连接',
+  daysLeft: '天后过期', lastHour: '最近一小时', requests: '请求', errors: '错误', logins: '登录', filter: '筛选…',
+  search: '搜索 openid / unionid', go: '搜索', appid: 'AppID', openid: 'OpenID', unionid: 'UnionID', firstSeen: '首次出现',
+  lastSeen: '最近活动', sessionsOf: '会话：', created: '创建时间', status: '状态', address: '客户端地址', userAgent: '用户代理',
+  revoke: '吊销', revokeAll: '全部吊销', tokenAge: '令牌已用', expiresIn: '剩余有效', refreshes: '刷新次数', forced: '强制',
+  lastError: '最近错误', forceRefresh: '强制刷新', mode: '模式', room: '房间', members: '成员', history: '最近消息', publish: '发布',
+  event: '事件', data: '数据（JSON）', owner: '所有者 openid', storage: '已用存储', size: '大小', type: '类型', fileName: '文件名',
+  delete: '删除', kind: '类型', attempts: '尝试次数', retry: '重试', all: '全部', pending: '等待中', delivered: '已送达', failed: '失败',
+  names: '域名', issuer: '签发者', expires: '到期', source: '来源', acme: 'ACME', checkNow: '立即检查', lastCheck: '上次检查',
+  url: 'URL', check: '检查项', verdict: '结果', detail: '详情', none: '暂无数据。', at: '时间', actor: '操作人', action: '操作',
+  target: '对象', done: '完成。', confirm: '确定吗？', off: '关', on: '开', host: '主机', pid: 'PID', started: '启动于', self: '本实例',
+  noCheck: '尚未检查。', files_count: '个文件', enabled: '已启用', disabled: '未启用', domains: '域名', directory: '目录', seconds: '秒',
+  from: '来源', never: '—', id: 'ID',
+};
+export const lang = (navigator.language || 'en').toLowerCase().startsWith('zh') ? 'zh' : 'en';
+export const t = (key) => (lang === 'zh' ? zh : en)[key] ?? key;
