@@ -140,7 +140,7 @@ describe('export and import', () => {
     exported = path.join(dir, 'source.jsonl');
     const r = await runCli(['export', '-c', sourceConfig, '--out', exported]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/1 users, 1 sessions, 1 files, 1 kv, 1 outbox/);
+    expect(r.stdout).toMatch(/1 users, 1 sessions, 1 files, 1 kv, 0 subscribe_grants, 0 admin_users, 0 audit_log, 1 outbox/);
   }, 60_000);
 
   it('writes a private file with a versioned header and the secret key', () => {

@@ -11,6 +11,7 @@ import { createSandbox, type Sandbox } from 'minigate-sandbox';
 import { runCli, startCli } from './helpers/cli.js';
 import { freePort } from './helpers/pebble.js';
 import { makeCa, makeJks, makeLeaf, makePfx, type TestCa, type TestLeaf } from './helpers/pki.js';
+import { createTestDatabase } from './helpers/databases.js';
 import { startTcpProxy } from './helpers/tcp-proxy.js';
 import { createServer as createNetServer } from 'node:net';
 
@@ -207,8 +208,9 @@ describe('minigate check', () => {
 
 describe('a database that is not up yet', () => {
   it('start listens, answers /readyz 503 with the reason, and serves once the database comes up 10 s late', { timeout: 60_000 }, async () => {
-    if (!POSTGRES) throw new Error('TEST_POSTGRES_URL is needed (CI=1)');
-    const target = new URL(POSTGRES);
+    // A database of its own: the shared one may hold another test's secret-key fingerprint.
+    const database = await createTestDatabase('postgres');
+    const target = new URL(database.url);
     const proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
     await proxy.cut('refuse');
     const httpPort = await freePort();
@@ -239,10 +241,13 @@ describe('a database that is not up yet', () => {
       const waits = cli.stderr().split('\n').filter((l) => l.includes('the database is not reachable yet'));
       expect(waits).toHaveLength(1);
       expect(waits[0]).toContain('startup.storeTimeout');
+      // The log is written asynchronously: it may trail the "listening" line a little.
+      for (let i = 0; i < 50 && !/the database is up/.test(cli.stderr()); i++) await new Promise((r) => setTimeout(r, 100));
       expect(cli.stderr()).toMatch(/"attempts":\d+.*the database is up/);
     } finally {
       await cli.stop();
       await proxy.close();
+      await database.drop();
     }
   });
 

@@ -2,8 +2,8 @@
  * The export file of `minigate export` / `import`: JSON lines. The first line is a header
  * (format version, minigate version, migration level, row counts, the secret key); each other
  * line is one row: {"table": name, "row": {column: value}}. Only the tables that make a
- * deployment move: users, live sessions, file metadata, the shared state (kv: tokens, ACME) and
- * pending outbox rows. Leases, used tunnel tickets and half-done uploads stay behind.
+ * deployment move: users, live sessions, file metadata, the shared state (kv: tokens, ACME), the
+ * users' subscribe grants, the admin console's accounts and audit log, and pending outbox rows. Leases, used tunnel tickets and half-done uploads stay behind.
  */
 import { z } from 'zod';
 
@@ -37,6 +37,8 @@ export const TABLES = {
     expires_at: int,
     revoked_at: nullableInt,
     revoked_reason: nullableText,
+    client_address: nullableText,
+    user_agent: nullableText,
   }),
   files: z.strictObject({
     id: text,
@@ -52,6 +54,25 @@ export const TABLES = {
     created_at: int,
   }),
   kv: z.strictObject({ key: text, value: text, updated_at: int }),
+  subscribe_grants: z.strictObject({
+    appid: text,
+    openid: text,
+    template_id: text,
+    kind: z.enum(['one-time', 'long-term']),
+    count: int,
+    source: z.enum(['push', 'client']),
+    updated_at: int,
+  }),
+  admin_users: z.strictObject({ name: text, password_hash: text, totp_secret: nullableText, created_at: int }),
+  audit_log: z.strictObject({
+    id: text,
+    at: int,
+    actor: text,
+    action: text,
+    target: nullableText,
+    address: nullableText,
+    detail: nullableText,
+  }),
   outbox: z.strictObject({
     id: text,
     kind: text,

@@ -644,6 +644,27 @@ function createClient(options) {
       });
       return res.data;
     },
+    async decrypt(getData) {
+      for (let round = 0; ; round++) {
+        const { encryptedData, iv } = await getData();
+        try {
+          const res = await client.request({ url: "/auth/decrypt", method: "POST", data: { encryptedData, iv }, header: { "content-type": "application/json" } });
+          return res.data.data;
+        } catch (error) {
+          if (round > 0 || !(error instanceof MinigateError) || error.code !== "SESSION_KEY_STALE") throw error;
+          forget(session == null ? void 0 : session.token);
+          await login();
+        }
+      }
+    },
+    async requestSubscribeMessage(tmplIds) {
+      if (!wx2.requestSubscribeMessage) throw sdkError("NOT_SUPPORTED", "wx.requestSubscribeMessage is not available");
+      const result = await new Promise((resolve, reject) => {
+        wx2.requestSubscribeMessage({ tmplIds, success: resolve, fail: (err) => reject(sdkError("SUBSCRIBE_FAILED", err.errMsg || "requestSubscribeMessage failed")) });
+      });
+      await client.request({ url: "/auth/subscriptions", method: "POST", data: { result }, header: { "content-type": "application/json" } });
+      return result;
+    },
     channel(channelOptions = {}) {
       var _a2;
       const channel = createChannel(__spreadValues({
