@@ -1,4 +1,5 @@
 /** What every CLI command shares: config loading with readable errors, and the run loop. */
+import cluster from 'node:cluster';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
@@ -96,8 +97,11 @@ export async function runUntilSignal(server: MinigateServer, options: RunOptions
         () => {
           server.logger.flush?.();
           process.exitCode = 0;
-          // A cluster worker's IPC channel would keep it alive.
-          if (options.worker) process.disconnect?.();
+          // A cluster worker's IPC channel would keep it alive. cluster's disconnect, not the bare
+          // process.disconnect(): it waits for the primary's answer, so a connection the primary
+          // handed over just before our listeners closed is received (and handed back) first,
+          // not left open in the primary with no worker to answer it.
+          if (options.worker) cluster.worker?.disconnect();
         },
         (error: unknown) => {
           process.stderr.write(`minigate: error while stopping: ${(error as Error).message}\n`);

@@ -33,11 +33,14 @@ export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** How long close() waits for in-flight requests before cutting connections. */
 export const DRAIN_GRACE_MS = 10_000;
 /**
- * How long a connection accepted just before a drain may take to send its request (answered with
- * `connection: close`) before it is dropped. Without it, a worker replaced in a rolling restart
- * drops connections the cluster primary had just handed it.
+ * While draining, an HTTP/1 connection with no request in progress is closed only once it has
+ * been quiet this long (no request started or answered, or accepted this long ago). Closing an
+ * idle keep-alive connection at once races a client that is writing its next request on it (the
+ * client sees a reset); a busy client sends that request within milliseconds and gets its answer
+ * with `connection: close` instead. It also covers a connection the cluster primary handed this
+ * worker just before the drain, whose request is still on its way.
  */
-export const FRESH_GRACE_MS = 1_000;
+export const DRAIN_QUIET_MS = 500;
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -121,18 +124,34 @@ export function createListener(options: ListenerOptions): Listener {
     });
   }
 
-  // Connections that have not sent a request yet (a client's spare pooled connection): Node does
-  // not count them as idle, so close() would wait the whole grace for them. HTTP/1 only: an
-  // HTTP/2 session is told to go away instead.
-  const fresh = new Set<Socket>();
+  // HTTP/1 connections with the number of requests in progress and when they last went quiet,
+  // for the drain to close each one only when it is truly idle. HTTP/2 sessions are told to go
+  // away instead.
+  const connections = new Map<Socket, { busy: number; quietSince: number }>();
+  const answering = new Set<ServerResponse>();
   if (!options.http2) {
     server.on(options.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
-      fresh.add(socket);
-      socket.once('close', () => fresh.delete(socket));
+      connections.set(socket, { busy: 0, quietSince: Date.now() });
+      socket.once('close', () => connections.delete(socket));
     });
-    server.on('request', (req: IncomingMessage) => fresh.delete(req.socket as Socket));
-    server.on('upgrade', (req: IncomingMessage) => fresh.delete(req.socket as Socket));
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const state = connections.get(req.socket as Socket);
+      if (!state) return;
+      state.busy++;
+      answering.add(res);
+      res.once('close', () => {
+        answering.delete(res);
+        state.busy--;
+        state.quietSince = Date.now();
+      });
+    });
+    // An upgraded socket (WebSocket) is no longer the listener's to close.
+    server.on('upgrade', (req: IncomingMessage) => connections.delete(req.socket as Socket));
   }
+  const closeQuiet = () => {
+    const now = Date.now();
+    for (const [socket, state] of connections) if (state.busy === 0 && now - state.quietSince >= DRAIN_QUIET_MS) socket.destroy();
+  };
 
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     logger.debug({ listener: options.name, code: error.code }, 'http: bad request from client');
@@ -174,18 +193,31 @@ export function createListener(options: ListenerOptions): Listener {
         draining = true;
         const timer = setTimeout(() => server.closeAllConnections?.(), graceMs);
         timer.unref();
-        // Connections that finish their request while draining become idle: close them as they do.
-        const sweep = setInterval(() => server.closeIdleConnections?.(), 100);
-        server.close(() => {
+        // Connections that finish their request while draining close themselves (`connection:
+        // close`); the quiet ones are closed here.
+        const sweep = setInterval(options.http2 ? () => server.closeIdleConnections?.() : closeQuiet, 100);
+        const done = () => {
           clearTimeout(timer);
           clearInterval(sweep);
           resolve();
-        });
-        server.closeIdleConnections?.();
-        const quiet = setTimeout(() => {
-          for (const socket of fresh) socket.destroy();
-        }, Math.min(FRESH_GRACE_MS, graceMs));
-        quiet.unref();
+        };
+        if (options.http2) {
+          server.close(done);
+          server.closeIdleConnections?.();
+        } else {
+          // Node's close() (>= 19) also closes every idle keep-alive connection at once: the race
+          // DRAIN_QUIET_MS is there to avoid. Everything else it does (stop accepting, which in a
+          // cluster worker tells the primary to route elsewhere; stop the deadline checks) is kept.
+          server.closeIdleConnections = () => undefined;
+          try {
+            server.close(done);
+          } finally {
+            delete (server as Partial<HttpServer>).closeIdleConnections;
+          }
+          // Requests already in progress: their answers, not yet sent, end the connection too.
+          for (const res of answering) if (!res.headersSent && res.req.httpVersionMajor === 1) res.setHeader('connection', 'close');
+          closeQuiet();
+        }
         for (const session of sessions) session.close();
       }),
   };

@@ -1,5 +1,6 @@
 /**
- * `npm run test:pm2` (not part of `npm test`: it starts a pm2 daemon and takes ~20 s).
+ * `npm run test:pm2` (not part of `npm test`: it starts a pm2 daemon and takes about a minute;
+ * `.ci/run` runs it after `npm test`).
  *
  * minigate under pm2 as deploy/ecosystem.config.cjs runs it: fork mode, minigate's own primary
  * with two workers. Under a steady load of keep-alive and fresh-connection requests,
@@ -95,7 +96,8 @@ function get(url: string, agent: http.Agent | false, headers: Record<string, str
       res.on('end', () => resolve(res.statusCode ?? 0));
       res.on('error', reject);
     });
-    req.on('error', reject);
+    // Which kind of connection failed, for the failure list: a reused keep-alive one or a new one.
+    req.on('error', (error) => reject(Object.assign(error, { reused: req.reusedSocket })));
     req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
   });
 }
@@ -158,6 +160,7 @@ describe('minigate under pm2 (fork mode, deploy/ecosystem.config.cjs)', () => {
     let running = true;
     const failures: string[] = [];
     let done = 0;
+    let signalled = 0;
     const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 4 });
     const loop = async (url: string, agent: http.Agent | false, headers: Record<string, string> = {}) => {
       while (running) {
@@ -165,7 +168,8 @@ describe('minigate under pm2 (fork mode, deploy/ecosystem.config.cjs)', () => {
           const status = await get(url, agent, headers);
           if (status !== 200) failures.push(`${url} (${agent ? 'keep-alive' : 'new connection'}): HTTP ${status}`);
         } catch (error) {
-          failures.push(`${url} (${agent ? 'keep-alive' : 'new connection'}): ${(error as Error).message}`);
+          const kind = (error as { reused?: boolean }).reused ? 'reused keep-alive connection' : agent ? 'new keep-alive connection' : 'new connection';
+          failures.push(`${url} (${kind}, ${Date.now() - signalled} ms after the signal): ${(error as Error).message}`);
         }
         done++;
       }
@@ -179,6 +183,7 @@ describe('minigate under pm2 (fork mode, deploy/ecosystem.config.cjs)', () => {
       loop(`${base}/auth/session`, false, auth),
     ];
     await new Promise((r) => setTimeout(r, 500));
+    signalled = Date.now();
     await pm2('sendSignal', 'SIGUSR2', NAME);
     const after = await until(
       'every worker replaced',
@@ -188,12 +193,13 @@ describe('minigate under pm2 (fork mode, deploy/ecosystem.config.cjs)', () => {
       },
       60_000,
     );
+    const rolled = Date.now() - signalled;
     await new Promise((r) => setTimeout(r, 500));
     running = false;
     await Promise.all(loops);
     keepAlive.destroy();
 
-    console.log(`pm2 rolling restart: ${done} requests, ${failures.length} failed`);
+    console.log(`pm2 rolling restart: ${done} requests, ${failures.length} failed; the roll took ${rolled} ms`);
     expect(failures).toEqual([]);
     expect(done).toBeGreaterThan(200);
     expect(after).toHaveLength(2);
