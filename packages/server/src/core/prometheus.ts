@@ -9,7 +9,7 @@
  */
 import cluster from 'node:cluster';
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { CounterHandle, GaugeHandle, GaugeOptions, HistogramHandle, Metrics } from './metrics.js';
+import type { CounterHandle, CounterSamples, GaugeHandle, GaugeOptions, HistogramHandle, MetricSample, Metrics } from './metrics.js';
 
 /** Latency buckets in seconds: 1 ms to 10 s. */
 export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -21,6 +21,10 @@ export interface Prometheus extends Metrics {
   readonly contentType: string;
   /** The exposition text: this process's, or (in a worker) the whole group's, via the primary. */
   scrape(): Promise<string>;
+  /** Families' samples: this process's, or (in a worker) the whole group's, read from the group's scrape. */
+  readonly samples: CounterSamples;
+  /** True in a node:cluster worker: `samples` are the group's sums. */
+  readonly readsGroup: boolean;
 }
 
 const SCRAPE_REQUEST = 'mg:metrics-scrape';
@@ -79,6 +83,17 @@ export function createPrometheus(options: { defaultMetrics?: boolean } = {}): Pr
     async scrape() {
       return cluster.isWorker ? scrapeViaPrimary() : registry.metrics();
     },
+    readsGroup: cluster.isWorker,
+    async samples(names) {
+      // A worker's own registry counts only its share; the primary's sum is one scrape away.
+      if (cluster.isWorker) return parseSamples(await scrapeViaPrimary(), names);
+      const found: Record<string, MetricSample[]> = {};
+      for (const name of names) {
+        const metric = registry.getSingleMetric(name);
+        if (metric) found[name] = (await metric.get()).values.map((v) => ({ labels: stringLabels(v.labels), value: v.value }));
+      }
+      return found;
+    },
   };
   if (cluster.isWorker) {
     // Answers the primary's requests for this worker's registry (the constructor adds the listener).
@@ -128,4 +143,31 @@ export function serveClusterMetrics(): void {
       (error: Error) => worker.isConnected() && worker.send({ type: SCRAPE_ANSWER, id: message.id, error: error.message } satisfies ScrapeMessage),
     );
   });
+}
+
+const stringLabels = (labels: Record<string, string | number | undefined>): Record<string, string> =>
+  Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, String(v ?? '')]));
+
+const SAMPLE_LINE = /^([A-Za-z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/;
+const LABEL_PAIR = /([A-Za-z_]\w*)="((?:[^"\\]|\\.)*)"/g;
+const unescape = (value: string) => value.replace(/\\(.)/g, (_m, c: string) => (c === 'n' ? '\n' : c));
+
+/**
+ * The samples of the named families in exposition text (prom-client's own output; only the plain
+ * `name{labels} value` lines of those families are read: no comments, no suffixed series).
+ */
+export function parseSamples(text: string, names: readonly string[]): Record<string, MetricSample[]> {
+  const wanted = new Set(names);
+  const found: Record<string, MetricSample[]> = {};
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const match = SAMPLE_LINE.exec(line);
+    if (!match || !wanted.has(match[1]!)) continue;
+    const value = Number(match[3]);
+    if (!Number.isFinite(value)) continue;
+    const labels: Record<string, string> = {};
+    for (const pair of (match[2] ?? '').matchAll(LABEL_PAIR)) labels[pair[1]!] = unescape(pair[2]!);
+    (found[match[1]!] ??= []).push({ labels, value });
+  }
+  return found;
 }
