@@ -138,7 +138,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
           tls: tls.manager,
           channel,
           files,
-          metricSamples: prometheus ? { samples: prometheus.samples, readsGroup: prometheus.readsGroup } : undefined,
+          metricSamples: prometheus ? { samples: prometheus.samples, inWorker: prometheus.inWorker } : undefined,
           version: packageVersion(),
         }),
       );

@@ -143,7 +143,7 @@ function Overview() {
           <${Chart} label=${t('errors')} points=${points} field="errors" color="#dc2626" />
           <${Chart} label=${t('logins')} points=${points} field="logins" color="#16a34a" />
         </div>
-        <p class="muted" id="charts-note"><small>${t(o.metrics === 'group' ? 'fromGroup' : 'fromProcess')}</small></p>`}
+        <p class="muted" id="charts-note"><small>${t(o.metrics === 'worker' ? 'fromWorker' : 'fromProcess')}</small></p>`}
     <h3>${t('instances')}</h3>
     <${Table} id="instances" rows=${o.instances} columns=${[
       { key: 'host', label: t('host') },

@@ -24,9 +24,9 @@ export interface AdminFeatureDeps extends SharedDeps, Omit<AdminServiceDeps, 'co
   redis?: SharedRedis | undefined;
   /**
    * The metrics registry's samples, for the charts (read every 10 s); absent with metrics off.
-   * `readsGroup`: the samples are every worker's sum (a worker asks the primary).
+   * `inWorker`: the samples are this worker's share of a `workers` group.
    */
-  metricSamples?: { samples: CounterSamples; readsGroup: boolean } | undefined;
+  metricSamples?: { samples: CounterSamples; inWorker: boolean } | undefined;
   version: string;
 }
 
@@ -46,7 +46,7 @@ export function createAdminFeature(config: Config, deps: AdminFeatureDeps): Admi
   const box = createSecretBox(deps.secretKey, 'admin totp');
   const totp = createTotpCheck(() => clock.now());
   const source = deps.metricSamples;
-  const traffic: TrafficSource = !source ? 'off' : source.readsGroup ? 'group' : 'process';
+  const traffic: TrafficSource = !source ? 'off' : source.inWorker ? 'worker' : 'process';
   const sampler = createSampler(() => readTraffic(source!.samples), () => clock.now());
 
   async function authenticate(name: string, password: string, code: string | undefined): Promise<boolean> {

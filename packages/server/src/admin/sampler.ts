@@ -6,8 +6,8 @@
 export const SAMPLE_EVERY_MS = 10_000;
 export const SAMPLE_POINTS = 360;
 
-/** Where the numbers come from: nowhere (metrics.enabled false), this process, or every worker of its group. */
-export type TrafficSource = 'off' | 'process' | 'group';
+/** Where the numbers come from: nowhere (metrics.enabled false), this process, or this worker of a `workers` group. */
+export type TrafficSource = 'off' | 'process' | 'worker';
 
 export interface Counters {
   requests: number;

@@ -35,8 +35,8 @@ export const OutboxQuery = z.object({ status: z.enum(['pending', 'delivered', 'f
 const ms = z.number().meta({ description: 'Epoch milliseconds.' });
 const Csrf = z.object({ name: z.string(), csrf: z.string().meta({ description: 'Send it as X-CSRF-Token on every write.' }) });
 const Instance = z.object({ id: z.string(), host: z.string(), pid: z.number(), startedAt: ms, self: z.boolean() });
-const Traffic = z.enum(['off', 'process', 'group']).meta({
-  description: "Where the charts' numbers come from: off (metrics.enabled is false), process (this process), group (every worker of this process group).",
+const Traffic = z.enum(['off', 'process', 'worker']).meta({
+  description: "Where the charts' numbers come from: off (metrics.enabled is false), process (this process), worker (this worker of a `workers` group; GET /metrics has the group's sums).",
 });
 const Overview = z.object({
   version: z.string(),

@@ -21,10 +21,13 @@ export interface Prometheus extends Metrics {
   readonly contentType: string;
   /** The exposition text: this process's, or (in a worker) the whole group's, via the primary. */
   scrape(): Promise<string>;
-  /** Families' samples: this process's, or (in a worker) the whole group's, read from the group's scrape. */
+  /**
+   * Families' samples from this process's registry. In a worker that is this worker's share: the
+   * group's sums cost a scrape of every worker (every gauge's collect) and are left to /metrics.
+   */
   readonly samples: CounterSamples;
-  /** True in a node:cluster worker: `samples` are the group's sums. */
-  readonly readsGroup: boolean;
+  /** True in a node:cluster worker: `samples` are this worker's only. */
+  readonly inWorker: boolean;
 }
 
 const SCRAPE_REQUEST = 'mg:metrics-scrape';
@@ -83,10 +86,9 @@ export function createPrometheus(options: { defaultMetrics?: boolean } = {}): Pr
     async scrape() {
       return cluster.isWorker ? scrapeViaPrimary() : registry.metrics();
     },
-    readsGroup: cluster.isWorker,
+    inWorker: cluster.isWorker,
     async samples(names) {
-      // A worker's own registry counts only its share; the primary's sum is one scrape away.
-      if (cluster.isWorker) return parseSamples(await scrapeViaPrimary(), names);
+      // Counters have no collect callback: reading two families costs no store query.
       const found: Record<string, MetricSample[]> = {};
       for (const name of names) {
         const metric = registry.getSingleMetric(name);
@@ -148,26 +150,3 @@ export function serveClusterMetrics(): void {
 const stringLabels = (labels: Record<string, string | number | undefined>): Record<string, string> =>
   Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, String(v ?? '')]));
 
-const SAMPLE_LINE = /^([A-Za-z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/;
-const LABEL_PAIR = /([A-Za-z_]\w*)="((?:[^"\\]|\\.)*)"/g;
-const unescape = (value: string) => value.replace(/\\(.)/g, (_m, c: string) => (c === 'n' ? '\n' : c));
-
-/**
- * The samples of the named families in exposition text (prom-client's own output; only the plain
- * `name{labels} value` lines of those families are read: no comments, no suffixed series).
- */
-export function parseSamples(text: string, names: readonly string[]): Record<string, MetricSample[]> {
-  const wanted = new Set(names);
-  const found: Record<string, MetricSample[]> = {};
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    const match = SAMPLE_LINE.exec(line);
-    if (!match || !wanted.has(match[1]!)) continue;
-    const value = Number(match[3]);
-    if (!Number.isFinite(value)) continue;
-    const labels: Record<string, string> = {};
-    for (const pair of (match[2] ?? '').matchAll(LABEL_PAIR)) labels[pair[1]!] = unescape(pair[2]!);
-    (found[match[1]!] ??= []).push({ labels, value });
-  }
-  return found;
-}
