@@ -86,12 +86,6 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
   let edge: EdgeFeature | undefined;
   let sessions: SessionService | undefined;
   let tokens: TokenManager | undefined;
-  // Requests answered and errors among them, for the admin console's charts.
-  const traffic = { requests: 0, errors: 0 };
-  const onAnswered = (status: number) => {
-    traffic.requests++;
-    if (status >= 500) traffic.errors++;
-  };
 
   async function start(): Promise<void> {
     // Listeners first: /healthz answers, /readyz says what is still starting.
@@ -101,7 +95,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     const storeStep = createStoreFeature(config, shared);
     // /readyz says what is under way: a database not up yet, or the step starting.
     const starting = () => (stack.starting === storeStep.name && storeStep.waiting) || `${stack.starting ?? 'starting'}: starting`;
-    edge = await stack.add(createEdgeFeature(config, { ...shared, tls: tls.manager, starting, listenWhenReady: deps.listenWhenReady, onAnswered, ...(prometheus ? { exporter: prometheus } : {}) }));
+    edge = await stack.add(createEdgeFeature(config, { ...shared, tls: tls.manager, starting, listenWhenReady: deps.listenWhenReady, ...(prometheus ? { exporter: prometheus } : {}) }));
     const { store, secretKey } = (storeFeature = await stack.add(storeStep));
     const acme = await stack.add(createAcmeFeature(config, { ...shared, store, tls: tls.manager, acmeCheckIntervalMs: deps.acmeCheckIntervalMs }));
     const { redis } = await stack.add(createRedisFeature(config, shared));
@@ -144,7 +138,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
           tls: tls.manager,
           channel,
           files,
-          traffic: () => ({ ...traffic }),
+          metricSamples: prometheus ? { samples: prometheus.samples, inWorker: prometheus.inWorker } : undefined,
           version: packageVersion(),
         }),
       );

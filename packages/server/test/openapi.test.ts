@@ -144,3 +144,36 @@ describe('the served API and its documents', () => {
     }
   });
 });
+
+describe('the admin console API in the documents', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    // A moved console, also served on the public side.
+    h = await startHarness({ config: { listen: { internal: '127.0.0.1:0' }, internal: { token: INTERNAL_TOKEN }, admin: { path: '/ops/console/', public: true } } });
+  });
+  afterAll(async () => h?.close());
+
+  it('is listed at its configured path, internal and (with admin.public) public, with the cookie and CSRF schemes', async () => {
+    const { public: pub, internal } = h.server.served();
+    const consoleApi = (list: readonly MountedRouter[]) => list.find((m) => m.prefix === '/ops/console/api');
+    expect(consoleApi(internal)).toBeDefined();
+    expect(consoleApi(pub)?.router).toBe(consoleApi(internal)?.router);
+    expect(undocumentedRoutes(internal)).toEqual([]);
+    const doc = (await h.internal('GET', '/openapi/internal.json')).body;
+    expect(doc.paths['/ops/console/api/login'].post.security).toEqual([]);
+    expect(doc.paths['/ops/console/api/overview'].get.security).toEqual([{ adminCookie: [] }]);
+    expect(doc.paths['/ops/console/api/sessions/{id}/revoke'].post.security).toEqual([{ adminCookie: [], adminCsrf: [] }]);
+    expect(doc.components.securitySchemes.adminCookie).toMatchObject({ type: 'apiKey', in: 'cookie', name: 'minigate_admin' });
+    expect(doc.components.securitySchemes.adminCsrf).toMatchObject({ type: 'apiKey', in: 'header', name: 'X-CSRF-Token' });
+    expect(doc.paths['/ops/console/api/login'].post.requestBody.content['application/json'].schema).toMatchObject({ type: 'object', required: ['name', 'password'] });
+    expect(Object.keys(doc.paths).some((p) => p.startsWith('/admin/'))).toBe(false);
+    expect(Object.keys((await h.internal('GET', '/openapi/public.json')).body.paths)).toContain('/ops/console/api/login');
+  });
+
+  it('catches a route planted on the console router without an operation', () => {
+    const { internal } = h.server.served();
+    const consoleApi = internal.find((m) => m.prefix === '/ops/console/api')!;
+    consoleApi.router.add('POST', '/planted/:id', () => undefined);
+    expect(undocumentedRoutes(internal)).toEqual(['POST /ops/console/api/planted/{id}']);
+  });
+});

@@ -131,16 +131,19 @@ function Overview() {
   const points = series?.points ?? [];
   const card = (label, value, id) => html`<div class="card" id=${id}><small>${label}</small><b>${value}</b></div>`;
   return html`<div class="cards">
-      ${card(t('version'), o.version)}${card(t('uptime'), duration(o.uptimeSeconds))}${card(t('rps'), o.requestsPerSecond)}
-      ${card(t('errorRate'), percent(o.errorRate))}${card(t('loginsToday'), o.loginsToday, 'logins-today')}${card(t('openSessions'), o.openSessions, 'open-sessions')}
+      ${card(t('version'), o.version)}${card(t('uptime'), duration(o.uptimeSeconds))}${card(t('rps'), o.requestsPerSecond ?? t('off'))}
+      ${card(t('errorRate'), o.errorRate === null ? t('off') : percent(o.errorRate))}${card(t('loginsToday'), o.loginsToday, 'logins-today')}${card(t('openSessions'), o.openSessions, 'open-sessions')}
       ${card(t('connections'), o.channelConnections ?? t('off'))}
       ${o.certificates.map((c) => card(c.names.join(', '), `${c.daysLeft} ${t('daysLeft')}`))}
     </div>
-    <div class="charts">
-      <${Chart} label=${t('requests')} points=${points} field="requests" color="#2563eb" />
-      <${Chart} label=${t('errors')} points=${points} field="errors" color="#dc2626" />
-      <${Chart} label=${t('logins')} points=${points} field="logins" color="#16a34a" />
-    </div>
+    ${o.metrics === 'off'
+      ? html`<p class="muted" id="charts-note">${t('metricsOff')}</p>`
+      : html`<div class="charts">
+          <${Chart} label=${t('requests')} points=${points} field="requests" color="#2563eb" />
+          <${Chart} label=${t('errors')} points=${points} field="errors" color="#dc2626" />
+          <${Chart} label=${t('logins')} points=${points} field="logins" color="#16a34a" />
+        </div>
+        <p class="muted" id="charts-note"><small>${t(o.metrics === 'worker' ? 'fromWorker' : 'fromProcess')}</small></p>`}
     <h3>${t('instances')}</h3>
     <${Table} id="instances" rows=${o.instances} columns=${[
       { key: 'host', label: t('host') },

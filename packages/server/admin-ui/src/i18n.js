@@ -17,6 +17,8 @@ const en = {
   done: 'Done.', confirm: 'Are you sure?', off: 'off', on: 'on', host: 'Host', pid: 'PID', started: 'Started', self: 'this one',
   noCheck: 'No check run yet.', files_count: 'files', enabled: 'enabled', disabled: 'disabled', domains: 'Domains', directory: 'Directory',
   seconds: 's', from: 'From', never: '—', id: 'ID',
+  metricsOff: 'Metrics are off (metrics.enabled: false): no charts.', fromProcess: 'From the metrics of this process.',
+  fromWorker: 'From the metrics of the worker that answered (workers: each counts its share; /metrics has the sums).',
 };
 const zh = {
   title: 'minigate 管理后台', login: '登录', logout: '退出', name: '用户名', password: '密码', totp: '动态验证码（如已设置）',
@@ -35,6 +37,7 @@ const zh = {
   target: '对象', done: '完成。', confirm: '确定吗？', off: '关', on: '开', host: '主机', pid: 'PID', started: '启动于', self: '本实例',
   noCheck: '尚未检查。', files_count: '个文件', enabled: '已启用', disabled: '未启用', domains: '域名', directory: '目录', seconds: '秒',
   from: '来源', never: '—', id: 'ID',
+  metricsOff: '指标已关闭（metrics.enabled: false），无图表。', fromProcess: '数据来自本进程的指标。', fromWorker: '数据来自应答本页的 worker 的指标（每个 worker 只计自己的部分；/metrics 为总和）。',
 };
 export const lang = (navigator.language || 'en').toLowerCase().startsWith('zh') ? 'zh' : 'en';
 export const t = (key) => (lang === 'zh' ? zh : en)[key] ?? key;

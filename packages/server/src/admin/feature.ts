@@ -1,8 +1,8 @@
 import type { Config } from '../config/index.js';
-import { every, type AppError, type SharedRedis } from '../core/index.js';
+import { every, type AppError, type CounterSamples, type SharedRedis } from '../core/index.js';
 import { createSecretBox } from '../auth/index.js';
 import type { Feature, SharedDeps } from '../feature/index.js';
-import { routeTo, type HttpContext } from '../http/index.js';
+import { routeTo, type HttpContext, type Router } from '../http/index.js';
 import type { Store } from '../store/index.js';
 import { createAdminApi } from './api.js';
 import { createConsoleSessions } from './console-session.js';
@@ -10,7 +10,8 @@ import { createInstanceList } from './instances.js';
 import { createLoginDelay } from './login-delay.js';
 import { decoyHash, verifyPassword } from './password.js';
 import { createAdminRecords } from './records.js';
-import { createSampler, type Counters } from './sampler.js';
+import { createSampler, type TrafficSource } from './sampler.js';
+import { readTraffic } from './traffic.js';
 import { createAdminServices, type AdminServiceDeps } from './services.js';
 import { createTotpCheck } from './totp.js';
 import { CONSOLE_HEADERS, loadConsoleUi } from './ui.js';
@@ -21,14 +22,17 @@ export interface AdminFeatureDeps extends SharedDeps, Omit<AdminServiceDeps, 'co
   store: Store;
   secretKey: Buffer;
   redis?: SharedRedis | undefined;
-  /** Requests and errors answered by this process so far (the charts read it every 10 s). */
-  traffic: () => Pick<Counters, 'requests' | 'errors'>;
+  /**
+   * The metrics registry's samples, for the charts (read every 10 s); absent with metrics off.
+   * `inWorker`: the samples are this worker's share of a `workers` group.
+   */
+  metricSamples?: { samples: CounterSamples; inWorker: boolean } | undefined;
   version: string;
 }
 
 export interface AdminFeature extends Feature {
   /** What the edge serves under admin.path (before the internal bearer check). */
-  readonly console: { path: string; public: boolean; handle: (ctx: HttpContext, rest: string) => Promise<void> };
+  readonly console: { path: string; public: boolean; handle: (ctx: HttpContext, rest: string) => Promise<void>; api: Router };
 }
 
 /** The admin console (admin.enabled): its page, its JSON API, its sessions, the audit log and their purges. */
@@ -41,13 +45,9 @@ export function createAdminFeature(config: Config, deps: AdminFeatureDeps): Admi
   const services = createAdminServices({ ...deps, config, clock, startedAt, ...(instanceList ? { instances: instanceList.list } : {}) });
   const box = createSecretBox(deps.secretKey, 'admin totp');
   const totp = createTotpCheck(() => clock.now());
-  let loginsBase: number | undefined;
-  const sampler = createSampler(async () => {
-    // Logins: sessions created (every instance) since this one started.
-    const logins = await records.loginCount();
-    loginsBase ??= logins;
-    return { ...deps.traffic(), logins: logins - loginsBase };
-  }, () => clock.now());
+  const source = deps.metricSamples;
+  const traffic: TrafficSource = !source ? 'off' : source.inWorker ? 'worker' : 'process';
+  const sampler = createSampler(() => readTraffic(source!.samples), () => clock.now());
 
   async function authenticate(name: string, password: string, code: string | undefined): Promise<boolean> {
     const user = await records.getUser(name);
@@ -71,6 +71,7 @@ export function createAdminFeature(config: Config, deps: AdminFeatureDeps): Admi
     authenticate,
     services,
     sampler,
+    traffic,
     clock,
     logger,
     startedAt,
@@ -84,6 +85,7 @@ export function createAdminFeature(config: Config, deps: AdminFeatureDeps): Admi
     console: {
       path: admin.path,
       public: admin.public,
+      api,
       async handle(ctx, rest) {
         if (rest.startsWith('/api/')) {
           for (const [name, value] of Object.entries(CONSOLE_HEADERS)) ctx.res.setHeader(name, value);
@@ -96,8 +98,10 @@ export function createAdminFeature(config: Config, deps: AdminFeatureDeps): Admi
     async start() {
       // Made now, so that the first login with an unknown name takes no longer than later ones.
       await decoyHash();
-      sampler.start();
-      stops.push(() => sampler.stop());
+      if (source) {
+        sampler.start();
+        stops.push(() => sampler.stop());
+      }
       instanceList?.start();
       const warn = (what: string) => (error: unknown) => logger.warn({ code: (error as AppError).code }, `admin: ${what} failed`);
       stops.push(

@@ -196,8 +196,6 @@ export function createAdminRecords(store: Store) {
           .executeTakeFirstOrThrow();
         return { loginsSince: n(logins.c), open: n(open.c) };
       }),
-    /** Logins (sessions created) in all, for the chart's counter. */
-    loginCount: () => storeOp('adminLoginCount', async () => n((await db.selectFrom('sessions').select((eb) => eb.fn.countAll().as('c')).executeTakeFirstOrThrow()).c)),
     /** Clears client address and user agent of sessions created before `before` (admin.clientInfoRetention). */
     clearClientInfo: (before: number) =>
       storeOp('adminClearClientInfo', async () =>

@@ -1,11 +1,13 @@
 /**
  * The charts' data: every SAMPLE_EVERY_MS the counter function is read and the difference to
- * the last reading kept, SAMPLE_POINTS points (an hour). The counter function is the seam to the
- * metrics: today it counts in this module's deps (admin/feature.ts); it can be pointed at the
- * metrics registry without changing the console.
+ * the last reading kept, SAMPLE_POINTS points (an hour). The counters come from the metrics
+ * registry (admin/traffic.ts): with metrics off there is nothing to chart.
  */
 export const SAMPLE_EVERY_MS = 10_000;
 export const SAMPLE_POINTS = 360;
+
+/** Where the numbers come from: nowhere (metrics.enabled false), this process, or this worker of a `workers` group. */
+export type TrafficSource = 'off' | 'process' | 'worker';
 
 export interface Counters {
   requests: number;

@@ -31,6 +31,15 @@ export interface GaugeOptions {
   aggregate?: 'sum' | 'max';
 }
 
+/** One sample of a metric family: its labels and value. */
+export interface MetricSample {
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Reads families by name (counters and gauges): each one's samples; a family not registered is absent. */
+export type CounterSamples = (names: readonly string[]) => Promise<Record<string, MetricSample[]>>;
+
 export interface Metrics {
   counter(name: string, help: string, labels?: readonly string[]): CounterHandle;
   histogram(name: string, help: string, labels?: readonly string[], buckets?: readonly number[]): HistogramHandle;

@@ -9,7 +9,7 @@
  */
 import cluster from 'node:cluster';
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { CounterHandle, GaugeHandle, GaugeOptions, HistogramHandle, Metrics } from './metrics.js';
+import type { CounterHandle, CounterSamples, GaugeHandle, GaugeOptions, HistogramHandle, MetricSample, Metrics } from './metrics.js';
 
 /** Latency buckets in seconds: 1 ms to 10 s. */
 export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -21,6 +21,13 @@ export interface Prometheus extends Metrics {
   readonly contentType: string;
   /** The exposition text: this process's, or (in a worker) the whole group's, via the primary. */
   scrape(): Promise<string>;
+  /**
+   * Families' samples from this process's registry. In a worker that is this worker's share: the
+   * group's sums cost a scrape of every worker (every gauge's collect) and are left to /metrics.
+   */
+  readonly samples: CounterSamples;
+  /** True in a node:cluster worker: `samples` are this worker's only. */
+  readonly inWorker: boolean;
 }
 
 const SCRAPE_REQUEST = 'mg:metrics-scrape';
@@ -79,6 +86,16 @@ export function createPrometheus(options: { defaultMetrics?: boolean } = {}): Pr
     async scrape() {
       return cluster.isWorker ? scrapeViaPrimary() : registry.metrics();
     },
+    inWorker: cluster.isWorker,
+    async samples(names) {
+      // Counters have no collect callback: reading two families costs no store query.
+      const found: Record<string, MetricSample[]> = {};
+      for (const name of names) {
+        const metric = registry.getSingleMetric(name);
+        if (metric) found[name] = (await metric.get()).values.map((v) => ({ labels: stringLabels(v.labels), value: v.value }));
+      }
+      return found;
+    },
   };
   if (cluster.isWorker) {
     // Answers the primary's requests for this worker's registry (the constructor adds the listener).
@@ -129,3 +146,7 @@ export function serveClusterMetrics(): void {
     );
   });
 }
+
+const stringLabels = (labels: Record<string, string | number | undefined>): Record<string, string> =>
+  Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, String(v ?? '')]));
+

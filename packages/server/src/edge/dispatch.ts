@@ -24,8 +24,6 @@ export interface DispatchOptions {
   /** log.access and log.accessSample: which requests get an access line. */
   access?: 'all' | 'errors' | 'off';
   accessSample?: number;
-  /** Told the status of every answered request (the admin console's request and error counts). */
-  onAnswered?: ((status: number) => void) | undefined;
 }
 
 /** The request listener for a node:http(s) server: answers errors in our shape, logs one line. */
@@ -46,7 +44,6 @@ export function createDispatcher(options: DispatchOptions) {
     let failure: unknown;
     const finish = () => {
       const status = res.statusCode;
-      options.onAnswered?.(status);
       const elapsed = performance.now() - started;
       record?.(ctx?.route || 'unmatched', method, status, elapsed / 1000);
       // Error answers always get their line (unless access lines are off); successes may be sampled.

@@ -56,6 +56,8 @@ export interface ConsoleMount {
   public: boolean;
   /** `rest` is the path after `path`, starting with `/`. */
   handle: (ctx: HttpContext, rest: string) => Promise<void>;
+  /** The console's JSON API, served under `{path}api` (listed by served() for the documents). */
+  api: Router;
 }
 
 /**
@@ -73,8 +75,6 @@ export type EdgeDeps = {
   metrics?: Metrics;
   /** GET /metrics on listen.internal (docs/metrics.md), when metrics are on. */
   exporter?: MetricsExporter;
-  /** Told the status of every answered request (counts for the admin console). */
-  onAnswered?: (status: number) => void;
 } & (EdgeRoutes | { [K in keyof EdgeRoutes]?: undefined });
 
 /** What /metrics serves: the exposition text (the whole worker group's) and its content type. */
@@ -358,7 +358,6 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       metrics,
       access: config.log.access,
       accessSample: config.log.accessSample,
-      onAnswered: deps.onAnswered,
     });
     const address = name === 'https' ? httpsAddress! : name === 'internal' ? config.listen.internal! : config.listen.http!;
     const listener = createListener({
@@ -436,11 +435,16 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
         const at = moved.filter((r) => r.service === s.name).map((r) => normalizePrefix(r.path));
         return (at.length ? at : [s.defaultPath]).map((prefix) => ({ prefix, router: s.router }));
       });
+      // The console's API is part of the internal API, and of the public one with admin.public.
+      const consoleApi = mounted.console ? { prefix: `${mounted.console.path}api`, router: mounted.console.api } : undefined;
       return {
-        public: [{ prefix: '', router: commonRouter }, ...services],
-        internal: mounted.internal
-          ? [{ prefix: '', router: commonRouter }, ...(metricsRouter ? [{ prefix: '', router: metricsRouter }] : []), { prefix: '', router: mounted.internal.router }]
-          : [],
+        public: [{ prefix: '', router: commonRouter }, ...services, ...(consoleApi && mounted.console?.public ? [consoleApi] : [])],
+        internal: [
+          ...(mounted.internal
+            ? [{ prefix: '', router: commonRouter }, ...(metricsRouter ? [{ prefix: '', router: metricsRouter }] : []), { prefix: '', router: mounted.internal.router }]
+            : []),
+          ...(consoleApi && config.listen.internal ? [consoleApi] : []),
+        ],
       };
     },
     addresses() {

@@ -31,8 +31,6 @@ export interface EdgeFeatureDeps extends Pick<SharedDeps, 'logger' | 'clock'>, P
    * a worker as soon as it listens, and they would get 503 NOT_READY while it starts.
    */
   listenWhenReady?: boolean | undefined;
-  /** Told the status of every answered request (counts for the admin console). */
-  onAnswered?: ((status: number) => void) | undefined;
 }
 
 export interface EdgeRoutesDeps {
@@ -59,7 +57,6 @@ export function createEdgeFeature(config: Config, deps: EdgeFeatureDeps): EdgeFe
     ...(deps.tls ? { tls: deps.tls } : {}),
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     ...(deps.exporter ? { exporter: deps.exporter } : {}),
-    ...(deps.onAnswered ? { onAnswered: deps.onAnswered } : {}),
   });
   let closing: Promise<void> | undefined;
   const stop = () => (closing ??= edge.close());

@@ -46,7 +46,29 @@ function schemaOf(schema: z.ZodType, io: 'input' | 'output'): Record<string, unk
 const SECURITY_SCHEMES = {
   session: { type: 'http', scheme: 'bearer', description: 'The token from POST /auth/login (Authorization: Bearer <token>).' },
   internal: { type: 'http', scheme: 'bearer', description: 'internal.token from the configuration (Authorization: Bearer <token>).' },
+  adminCookie: {
+    type: 'apiKey',
+    in: 'cookie',
+    name: 'minigate_admin',
+    description: 'The admin console session: an HttpOnly, SameSite=Strict cookie set by POST {admin.path}api/login.',
+  },
+  adminCsrf: {
+    type: 'apiKey',
+    in: 'header',
+    name: 'X-CSRF-Token',
+    description: 'The console session\'s CSRF token (from login or GET {admin.path}api/session), required with the cookie on every console write.',
+  },
 } as const;
+type SchemeName = keyof typeof SECURITY_SCHEMES;
+
+/** The schemes an operation needs, all at once (one requirement object: cookie AND header for a console write). */
+const REQUIREMENTS: Record<Security, SchemeName[]> = {
+  none: [],
+  session: ['session'],
+  internal: ['internal'],
+  adminCookie: ['adminCookie'],
+  adminCsrf: ['adminCookie', 'adminCsrf'],
+};
 
 function parametersOf(path: string, operation: Operation): Record<string, unknown>[] {
   const names = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]!);
@@ -90,7 +112,7 @@ function operationObject(path: string, method: string, operation: Operation): Re
     operationId: `${method.toLowerCase()}${path.replace(/[{}]/g, '').replace(/[^A-Za-z0-9]+(.)?/g, (_m, c?: string) => (c ? c.toUpperCase() : ''))}`,
     summary: operation.summary,
     tags: operation.tags,
-    security: security === 'none' ? [] : [{ [security]: [] }],
+    security: security === 'none' ? [] : [Object.fromEntries(REQUIREMENTS[security].map((name) => [name, []]))],
     ...(parameters.length ? { parameters } : {}),
     ...(body ? { requestBody: body } : {}),
     responses,
@@ -100,17 +122,17 @@ function operationObject(path: string, method: string, operation: Operation): Re
 /** The document for the routers as mounted (undocumented routes are left out; the drift test finds them). */
 export function openApiDocument(info: DocumentInfo, mounted: readonly MountedRouter[]): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
-  const used = new Set<Security>();
+  const used = new Set<SchemeName>();
   for (const { prefix, router } of mounted) {
     for (const entry of router.list()) {
       if (!entry.operation) continue;
       const path = openApiPath(prefix, entry.path);
       (paths[path] ??= {})[entry.method.toLowerCase()] = operationObject(path, entry.method, entry.operation);
-      used.add(entry.operation.security ?? 'none');
+      for (const name of REQUIREMENTS[entry.operation.security ?? 'none']) used.add(name);
     }
   }
   const sorted = Object.fromEntries(Object.keys(paths).sort().map((p) => [p, paths[p]]));
-  const securitySchemes = Object.fromEntries(Object.entries(SECURITY_SCHEMES).filter(([name]) => used.has(name as Security)));
+  const securitySchemes = Object.fromEntries(Object.entries(SECURITY_SCHEMES).filter(([name]) => used.has(name as SchemeName)));
   return {
     openapi: '3.1.0',
     info,

@@ -8,8 +8,11 @@ import { AppError } from '../core/index.js';
 import type { HttpContext } from './context.js';
 import { readJsonBody } from './body.js';
 
-/** How a caller proves who it is: a session token, the internal bearer token, or nothing. */
-export type Security = 'session' | 'internal' | 'none';
+/**
+ * How a caller proves who it is: a session token, the internal bearer token, the admin console's
+ * cookie (reads), the cookie plus its CSRF header (console writes), or nothing.
+ */
+export type Security = 'session' | 'internal' | 'adminCookie' | 'adminCsrf' | 'none';
 
 export interface ResponseDoc {
   description: string;
