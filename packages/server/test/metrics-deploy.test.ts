@@ -43,6 +43,8 @@ describe('deploy files', () => {
       expect(names.length, rule.alert).toBeGreaterThan(0);
       names.forEach(expectExported);
     }
+    // Backing up is measured where it happens: the outbox's depth, not a proxy such as failures.
+    expect(all.find((r) => r.alert === 'MinigateOutboxBackingUp')?.expr).toContain('minigate_outbox_pending');
   });
 
   it('the Grafana dashboard is JSON and names only exported metrics', () => {

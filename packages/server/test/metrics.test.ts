@@ -8,6 +8,7 @@
  * line; a trusted proxy's plain id is kept, a hostile one (unicode, 10 KB, spaces) and any id from
  * an untrusted peer are replaced.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import { connect } from 'node:net';
@@ -15,7 +16,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, startCli, type RunningCli } from './helpers/cli.js';
-import { startHarness } from './helpers/harness.js';
+import { createTestDatabase } from './helpers/databases.js';
+import { startHarness, TEST_APPID, type Harness } from './helpers/harness.js';
+import { connect as connectSocket, type TestSocket } from './helpers/ws-client.js';
 
 const APPID = 'wx7e57000000003e01';
 const SECRET = 'metrics-app-secret-0123456789abcdef';
@@ -150,12 +153,15 @@ describe('one process', () => {
   let at: Awaited<ReturnType<typeof startInstance>>;
   let user: { token: string; openid: string };
   let accessToken: string;
+  let refusedLoginId: string;
 
   beforeAll(async () => {
     at = await startInstance(configFile('one', ['trustedProxies: [127.0.0.1]', 'metrics:', `  token: ${METRICS_TOKEN}`, 'limits:', '  login: 3/m']));
     user = await login(at.url);
     await login(at.url);
-    expect((await call(`${at.url}/auth/login`, 'POST', {}, { code: 'never-issued-code' })).status).toBe(400);
+    const refused = await call(`${at.url}/auth/login`, 'POST', {}, { code: 'never-issued-code' });
+    expect(refused.status).toBe(400);
+    refusedLoginId = refused.headers['x-request-id'] as string;
     // The fourth login from this address in a minute is over limits.login.
     expect((await call(`${at.url}/auth/login`, 'POST', {}, { code: 'over-the-limit' })).status).toBe(429);
     expect((await call(`${at.url}/api/hello`, 'GET', { authorization: `Bearer ${user.token}` })).status).toBe(200);
@@ -222,6 +228,14 @@ describe('one process', () => {
     const refused = await call(`${at.url}/api/plain`, 'GET', { 'x-request-id': 'lb-refused-1' });
     expect(refused.status).toBe(401);
     expect(JSON.parse(refused.text).error.requestId).toBe('lb-refused-1');
+  });
+
+  it('writes the request id of the login that caused a WeChat call on that call’s log line', async () => {
+    expect(refusedLoginId).toMatch(/^[A-Za-z0-9._:-]{8,128}$/);
+    // WeChat refused the code (40029): logged at info, with the login's id beside the endpoint.
+    await at.cli.waitForStderr(`"requestId":"${refusedLoginId}"`);
+    const lines = at.cli.stderr().split('\n').filter((l) => l.includes(`"requestId":"${refusedLoginId}"`)).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.find((l) => l.msg === 'wechat: error answer')).toMatchObject({ wechat: '/sns/jscode2session', errcode: 40029 });
   });
 
   it('replaces a hostile request id, even from a trusted proxy', async () => {
@@ -310,6 +324,191 @@ describe('certificates', () => {
       expect(seconds).toBeLessThan(400 * 86_400);
     } finally {
       await h.close();
+    }
+  });
+});
+
+describe('channel, files, push, outbox and store families', () => {
+  const PUSH_TOKEN = 'metrics-push-token';
+  const JPEG = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00, 0x01]), randomBytes(4_000)]);
+  let h: Harness;
+  let hook: Server;
+  /** debug_str markers the webhook refuses (500), so their deliveries stay pending. */
+  const refuse = new Set<string>();
+  const delivered: string[] = [];
+  const sockets: TestSocket[] = [];
+
+  const scrapeHarness = async () => {
+    const answer = await h.internal('GET', '/metrics');
+    expect(answer.status).toBe(200);
+    return answer.raw.toString('utf8');
+  };
+  const loggedIn = async () => {
+    const { code } = await h.code();
+    const answer = await h.login({ code });
+    expect(answer.status).toBe(200);
+    return answer.body as { token: string; openid: string };
+  };
+  async function until(check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+    const end = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > end) throw new Error('timed out waiting');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  const push = (marker: string) =>
+    h.control('push', {
+      url: `${h.url}/wechat/push/${TEST_APPID}`,
+      appid: TEST_APPID,
+      token: PUSH_TOKEN,
+      mode: 'plaintext',
+      format: 'json',
+      message: { ToUserName: 'gh_0123456789ab', FromUserName: 'o-metrics', CreateTime: 1714037059, MsgType: 'event', Event: 'debug_demo', debug_str: marker },
+    });
+
+  beforeAll(async () => {
+    hook = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d));
+      req.on('end', () => {
+        const marker = [...refuse].find((m) => body.includes(m));
+        if (!marker) delivered.push(body);
+        res.writeHead(marker ? 500 : 200).end(marker ? 'not now' : 'ok');
+      });
+    });
+    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+    h = await startHarness({
+      apps: [{ appid: TEST_APPID, secret: 'test-app-secret-0123456789abcdef', push: { token: PUSH_TOKEN, webhook: `http://127.0.0.1:${(hook.address() as { port: number }).port}/hook` } } as never],
+      config: {
+        listen: { internal: '127.0.0.1:0' },
+        internal: { token: INTERNAL },
+        upstreamSecret: 'metrics-upstream-secret-0123456789',
+        channel: { rooms: [{ match: 'chat:*' }], maxQueueBytes: 16 << 10 },
+      },
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const socket of sockets) socket.close();
+    await h?.close();
+    hook.closeAllConnections();
+    await new Promise<void>((resolve) => hook.close(() => resolve()));
+  });
+
+  it('after a channel message, a file up and down, a refused download and pushes, each family moved', { timeout: 90_000 }, async () => {
+    const before = await scrapeHarness();
+    const wsUrl = `${h.url.replace(/^http/, 'ws')}/channel`;
+    const alice = await loggedIn();
+    const bob = await loggedIn();
+    const a = await connectSocket(wsUrl, { token: alice.token });
+    const b = await connectSocket(wsUrl, { token: bob.token });
+    sockets.push(a, b);
+    for (const socket of [a, b]) {
+      const joined = socket.next((f) => f.type === 'joined' && f.room === 'chat:metrics');
+      socket.send({ type: 'join', room: 'chat:metrics' });
+      await joined;
+    }
+    const arrived = b.next((f) => f.type === 'message' && f.event === 'hello');
+    a.send({ type: 'publish', room: 'chat:metrics', event: 'hello', data: { n: 1 }, id: 'p1' });
+    await arrived;
+
+    // A file up and down, and a download of a file that does not exist.
+    const form = new FormData();
+    form.append('file', new Blob([JPEG], { type: 'image/jpeg' }), 'p.jpg');
+    const up = await fetch(`${h.url}/files`, { method: 'POST', headers: { authorization: `Bearer ${alice.token}` }, body: form });
+    expect(up.status, await up.clone().text()).toBe(201);
+    const { id } = (await up.json()) as { id: string };
+    const down = await fetch(`${h.url}/files/${id}`, { headers: { authorization: `Bearer ${alice.token}` } });
+    expect(Buffer.from(await down.arrayBuffer()).equals(JPEG)).toBe(true);
+    expect((await h.get(`/files/${'0'.repeat(32)}`, alice.token)).status).toBe(404);
+
+    // One push delivered; one the webhook keeps refusing (retried, and pending meanwhile).
+    refuse.add('metrics-refused');
+    await push('metrics-delivered');
+    await push('metrics-refused');
+    await until(() => delivered.some((d) => d.includes('metrics-delivered')));
+    await until(async () => sample(await scrapeHarness(), 'minigate_outbox_deliveries_total', 'kind="push",outcome="retried"') >= 1);
+
+    const text = await scrapeHarness();
+    const moved = (name: string, labels = '') => sample(text, name, labels) - sample(before, name, labels);
+    expect(sample(text, 'minigate_channel_connections')).toBe(2);
+    // Two user rooms (each connection is put in its own) and chat:metrics.
+    expect(sample(text, 'minigate_channel_rooms')).toBe(3);
+    expect(moved('minigate_channel_messages_total', 'direction="in"')).toBe(3); // two joins, one publish
+    // joined ×2, presence, the message to both, the ack.
+    expect(moved('minigate_channel_messages_total', 'direction="out"')).toBeGreaterThanOrEqual(5);
+    expect(text).toContain('# TYPE minigate_channel_slow_closes_total counter');
+    expect(moved('minigate_files_bytes_total', 'direction="in",storage="local"')).toBe(JPEG.length);
+    expect(moved('minigate_files_bytes_total', 'direction="out",storage="local"')).toBe(JPEG.length);
+    expect(moved('minigate_files_refusals_total', 'reason="FILE_NOT_FOUND"')).toBe(1);
+    expect(moved('minigate_outbox_deliveries_total', 'kind="push",outcome="delivered"')).toBe(1);
+    // The depth is read from the store at most every 5 s: the scrape before the pushes may still be what it shows.
+    await until(async () => sample(await scrapeHarness(), 'minigate_outbox_pending', 'kind="push"') === 1, 15_000);
+    expect(moved('minigate_store_query_duration_seconds_count', 'statement="select"')).toBeGreaterThan(0);
+    expect(moved('minigate_store_query_duration_seconds_count', 'statement="insert"')).toBeGreaterThan(0);
+    expect(moved('minigate_store_query_duration_seconds_count', 'statement="update"')).toBeGreaterThan(0);
+    // SQLite has no pool: no pool gauges rather than made-up figures.
+    expect(text).not.toContain('minigate_store_pool_connections{');
+    // Never SQL text, a file id, an openid or a token in a label.
+    for (const secret of ['SELECT', 'select "', id, alice.openid, alice.token]) expect(text).not.toContain(secret);
+
+    // Once the webhook takes it, the depth falls back to 0 (after the 5 s cache).
+    refuse.clear();
+    await until(async () => sample(await scrapeHarness(), 'minigate_outbox_pending', 'kind="push"') === 0, 60_000);
+  });
+
+  it('counts a client that stopped reading, closed with 4008', { timeout: 60_000 }, async () => {
+    const reader = await connectSocket(`${h.url.replace(/^http/, 'ws')}/channel`, { token: (await loggedIn()).token });
+    const stuck = await connectSocket(`${h.url.replace(/^http/, 'ws')}/channel`, { token: (await loggedIn()).token });
+    sockets.push(reader, stuck);
+    for (const socket of [reader, stuck]) {
+      const joined = socket.next((f) => f.type === 'joined' && f.room === 'chat:firehose');
+      socket.send({ type: 'join', room: 'chat:firehose' });
+      await joined;
+    }
+    stuck.ws.pause(); // stops reading: the kernel's buffers fill, then minigate's queue
+    const payload = 'z'.repeat(60_000);
+    for (let i = 0; i < 3000 && !h.logs.lines.some((l) => l.includes('a client stopped reading')); i++) {
+      await h.internal('POST', '/v1/channel/publish', { room: 'chat:firehose', event: 'bulk', data: { i, payload } });
+    }
+    expect(sample(await scrapeHarness(), 'minigate_channel_slow_closes_total')).toBe(1);
+  });
+
+  it('WeChat-call log lines carry the request id of the login and of the gateway route that caused them', async () => {
+    const { code } = await h.code();
+    const answer = await fetch(`${h.url}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code }) });
+    expect(answer.status).toBe(200);
+    const loginId = answer.headers.get('x-request-id')!;
+    const entries = () => h.logs.entries();
+    expect(entries().find((e) => e.msg === 'wechat: answered' && e.requestId === loginId)).toMatchObject({ wechat: '/sns/jscode2session', status: 200 });
+
+    const link = await h.internal('POST', `/v1/apps/${TEST_APPID}/url-link`, { path: 'pages/index/index' });
+    expect(link.status, JSON.stringify(link.body)).toBe(200);
+    const linkId = link.headers.get('x-request-id')!;
+    expect(entries().find((e) => e.msg === 'wechat: answered' && e.requestId === linkId)).toMatchObject({ wechat: '/wxa/generate_urllink' });
+    // The token fetch that the call needed first is not the request's own call: only the link's line names it.
+    for (const entry of entries().filter((e) => e.requestId === linkId && typeof e.wechat === 'string')) expect(entry.wechat).toBe('/wxa/generate_urllink');
+  });
+});
+
+describe.each(['postgres', 'mysql'] as const)('store families on %s', (dialect) => {
+  it('times queries by statement kind and shows the pool', { timeout: 60_000 }, async () => {
+    const db = await createTestDatabase(dialect);
+    const h = await startHarness({ store: db.url, config: { listen: { internal: '127.0.0.1:0' }, internal: { token: INTERNAL } } });
+    try {
+      const { code } = await h.code();
+      expect((await h.login({ code })).status).toBe(200);
+      const text = (await h.internal('GET', '/metrics')).raw.toString('utf8');
+      expect(sample(text, 'minigate_store_query_duration_seconds_count', 'statement="select"')).toBeGreaterThan(0);
+      expect(sample(text, 'minigate_store_query_duration_seconds_count', 'statement="insert"')).toBeGreaterThan(0);
+      const open = sample(text, 'minigate_store_pool_connections', 'state="open"');
+      expect(open).toBeGreaterThanOrEqual(1);
+      expect(open).toBeLessThanOrEqual(10);
+      expect(sample(text, 'minigate_store_pool_connections', 'state="idle"')).toBeLessThanOrEqual(open);
+      expect(text).toMatch(/^minigate_store_pool_waiting \d+$/m);
+    } finally {
+      await h.close();
+      await db.drop();
     }
   });
 });

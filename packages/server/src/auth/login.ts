@@ -97,10 +97,13 @@ export function pickProfile(source: Record<string, unknown>): Record<string, unk
 /** Longer user agents are cut (the column holds 512). */
 const USER_AGENT_MAX_CHARS = 512;
 
-/** A login from the client at `address` (the real client address, for the limits), counted by outcome. */
-export async function login(deps: LoginDeps, app: AppConfig, input: LoginInput, address: string, userAgent?: string): Promise<NewSession> {
+/**
+ * A login from the client at `address` (the real client address, for the limits), counted by
+ * outcome. `requestId` is the login request's, written on the WeChat call's log lines.
+ */
+export async function login(deps: LoginDeps, app: AppConfig, input: LoginInput, address: string, userAgent?: string, requestId?: string): Promise<NewSession> {
   try {
-    const created = await attempt(deps, app, input, address, userAgent);
+    const created = await attempt(deps, app, input, address, userAgent, requestId);
     deps.logins?.inc({ appid: app.appid, outcome: 'ok', code: '' });
     return created;
   } catch (error) {
@@ -109,7 +112,7 @@ export async function login(deps: LoginDeps, app: AppConfig, input: LoginInput, 
   }
 }
 
-async function attempt(deps: LoginDeps, app: AppConfig, input: LoginInput, address: string, userAgent: string | undefined): Promise<NewSession> {
+async function attempt(deps: LoginDeps, app: AppConfig, input: LoginInput, address: string, userAgent: string | undefined, requestId: string | undefined): Promise<NewSession> {
   if (typeof input.code !== 'string' || !CODE_PATTERN.test(input.code)) {
     throw new AppError('BAD_REQUEST', { message: 'code must be the string wx.login gave (1 to 128 visible ASCII characters).' });
   }
@@ -128,7 +131,7 @@ async function attempt(deps: LoginDeps, app: AppConfig, input: LoginInput, addre
   await deps.limits?.beforeLogin(address, app.appid);
   let wx;
   try {
-    wx = await deps.wechat.code2Session(app, input.code);
+    wx = await deps.wechat.code2Session(app, input.code, requestId);
   } catch (error) {
     if (isAppError(error, 'AUTH_CODE_INVALID') || isAppError(error, 'AUTH_CODE_USED')) await deps.limits?.loginFailed(address, app.appid);
     throw error;

@@ -50,7 +50,7 @@ export function createAuthServices(deps: LoginDeps): Service[] {
       iv: body.iv,
       rawData: body.rawData,
       signature: body.signature,
-    }, ctx.client.ip, header(ctx.req, 'user-agent'));
+    }, ctx.client.ip, header(ctx.req, 'user-agent'), ctx.requestId);
     const response: LoginResponse = {
       token: created.token,
       expiresAt: created.session.expiresAt,
@@ -127,7 +127,7 @@ export function createAuthServices(deps: LoginDeps): Service[] {
         iv: header(ctx.req, 'x-wx-iv'),
         rawData: header(ctx.req, 'x-wx-raw-data'),
         signature: header(ctx.req, 'x-wx-signature'),
-      }, ctx.client.ip, header(ctx.req, 'user-agent'));
+      }, ctx.client.ip, header(ctx.req, 'user-agent'), ctx.requestId);
       const response: WaferLoginResponse = {
         code: 0,
         data: { skey: created.token, userinfo: toWaferUserInfo(created.session, created.user) },

@@ -7,6 +7,7 @@ import type { Feature, SharedDeps } from '../feature/index.js';
 import type { Limits } from '../limits/index.js';
 import type { SessionService } from '../auth/index.js';
 import type { Store } from '../store/index.js';
+import { channelGauges, channelMetrics } from './metrics.js';
 import { registerChannelRoutes } from './routes.js';
 import { createChannelService, type ChannelService } from './service.js';
 
@@ -59,7 +60,9 @@ export function createChannelFeature(config: Config, deps: ChannelFeatureDeps): 
     random: deps.random,
     logger: deps.logger,
     limits: deps.limits,
+    metrics: channelMetrics(deps.metrics),
   });
+  channelGauges(deps.metrics, { connections: () => channel.hub.connections.size, rooms: () => channel.hub.roomCount() });
   let closed: Promise<void> | undefined;
   // Sockets get 1001 while the listeners drain (drain), or when a start failed (close).
   const closeSockets = () => (closed ??= channel.close());

@@ -12,6 +12,7 @@ import { CHANNEL_CLOSE, userRoom, type ChannelMessage, type ClientFrame, type Er
 import type { Bus, RoomState } from '../bus/index.js';
 import type { ChannelConfig } from '../config/index.js';
 import { AppError, type Clock, type Logger } from '../core/index.js';
+import { channelMetrics, type ChannelMetrics } from './metrics.js';
 import type { RoomPolicy, RoomRules } from './rules.js';
 import type { ChannelWebhook } from './webhook.js';
 
@@ -67,6 +68,7 @@ export interface ChannelHubDeps {
   logger: Logger;
   /** This instance's id (prefix of message ids). */
   instance: string;
+  metrics?: ChannelMetrics;
 }
 
 export interface PublishResult {
@@ -102,11 +104,14 @@ export interface ChannelHub {
   readonly connections: ReadonlySet<Connection>;
   /** Memberships here, for the room state's heartbeat. */
   memberships(): Map<string, string[]>;
+  /** Rooms with a connection here. */
+  roomCount(): number;
   close(code: number, reason: string): void;
 }
 
 export function createChannelHub(deps: ChannelHubDeps): ChannelHub {
   const { config, rules, bus, state, webhook, clock, logger } = deps;
+  const counts = deps.metrics ?? channelMetrics();
   const connections = new Set<Connection>();
   const rooms = new Map<string, LocalRoom>();
   const bySession = new Map<string, Set<Connection>>();
@@ -138,6 +143,7 @@ export function createChannelHub(deps: ChannelHubDeps): ChannelHub {
   function slow(conn: Connection): void {
     if (conn.closed) return;
     logger.warn({ conn: conn.id, openid: conn.session.openid, queued: conn.ws.bufferedAmount }, 'channel: a client stopped reading; closed');
+    counts.slowClose.inc();
     closeConn(conn, CHANNEL_CLOSE.SLOW, 'slow');
     // Its close frame waits behind what it does not read: cut the connection soon after.
     setTimeout(() => conn.ws.terminate(), 2_000).unref();
@@ -147,6 +153,7 @@ export function createChannelHub(deps: ChannelHubDeps): ChannelHub {
     if (conn.closed) return;
     if (conn.ws.bufferedAmount > config.maxQueueBytes) return slow(conn);
     conn.ws.send(data, { binary: false });
+    counts.messageOut.inc();
   }
 
   function sendFrame(conn: Connection, frame: ServerFrame): void {
@@ -485,6 +492,8 @@ export function createChannelHub(deps: ChannelHubDeps): ChannelHub {
       for (const [name, room] of rooms) out.set(name, [...room.users.keys()]);
       return out;
     },
+
+    roomCount: () => rooms.size,
 
     close(code, reason) {
       clearTimeout(presenceTimer);

@@ -25,6 +25,7 @@ import type { Limits } from '../limits/index.js';
 import { Router, rejectUpgrade, type ClientInfo, type Service } from '../http/index.js';
 import type { Store } from '../store/index.js';
 import { createChannelHub, type ChannelHub, type Connection } from './hub.js';
+import { channelMetrics, type ChannelMetrics } from './metrics.js';
 import { createRoomRules } from './rules.js';
 import { createTicketUses } from './ticket-uses.js';
 import { createTickets, type Tickets } from './tickets.js';
@@ -57,6 +58,8 @@ export interface ChannelServiceDeps {
   logger: Logger;
   /** Upgrades per client address (docs/limits.md). */
   limits?: Pick<Limits, 'channelUpgrade'>;
+  /** Message and slow-consumer counters (docs/metrics.md). */
+  metrics?: ChannelMetrics;
 }
 
 export interface ChannelService {
@@ -73,6 +76,7 @@ export interface ChannelService {
 export function createChannelService(deps: ChannelServiceDeps): ChannelService {
   const { config, sessions, clock, logger } = deps;
   const instance = randomBytes(4).toString('hex');
+  const counts = deps.metrics ?? channelMetrics();
   const webhook = config.webhook ? createChannelWebhook(config.webhook, deps.upstreamSecret, clock, logger) : undefined;
   const hub = createChannelHub({
     config,
@@ -83,6 +87,7 @@ export function createChannelService(deps: ChannelServiceDeps): ChannelService {
     clock,
     logger,
     instance,
+    metrics: counts,
   });
   const tickets = createTickets(deps.secretKey, deps.random);
   const ticketUses = createTicketUses({ store: deps.store, ...(deps.redis ? { redis: deps.redis } : {}), logger });
@@ -164,6 +169,7 @@ export function createChannelService(deps: ChannelServiceDeps): ChannelService {
     ws.on('message', (data: RawData, isBinary: boolean) => {
       conn.seenAt = performance.now();
       if (conn.closed || !hub.allow(conn)) return;
+      counts.messageIn.inc();
       if (isBinary) {
         conn.closed = true;
         ws.close(CHANNEL_CLOSE.UNSUPPORTED_DATA, 'text frames only');

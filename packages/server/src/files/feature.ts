@@ -5,6 +5,7 @@ import type { Router } from '../http/index.js';
 import { StartError, type Feature, type SharedDeps } from '../feature/index.js';
 import type { Store } from '../store/index.js';
 import { createStorage } from './create-storage.js';
+import { filesMetrics } from './metrics.js';
 import { createFilesService, type FilesService } from './service.js';
 
 /**
@@ -35,17 +36,21 @@ export interface FilesFeature extends Feature {
 
 export function createFilesFeature(config: Config, deps: FilesFeatureDeps): FilesFeature {
   let files: FilesService | undefined;
-  const make = () =>
-    (files ??= createFilesService({
+  const make = () => {
+    if (files) return files;
+    const storage = createStorage(config.files.storage, config.dataDir, deps.logger);
+    return (files = createFilesService({
       config: config.files,
       apps: deps.apps,
       store: deps.store,
-      storage: createStorage(config.files.storage, config.dataDir, deps.logger),
+      storage,
       sessions: deps.sessions,
       secretKey: deps.secretKey,
       clock: deps.clock,
       logger: deps.logger,
+      metrics: filesMetrics(deps.metrics, storage.kind),
     }));
+  };
   return {
     name: 'files',
     remove: (id) => make().remove(id),

@@ -19,6 +19,7 @@ import { ingest } from './ingest.js';
 import { receiveMultipart } from './multipart.js';
 import { createFileRecords, type FileRecord, type FileRecords, type UploadRecord } from './records.js';
 import { cleanName, KNOWN_TYPES } from './sniff.js';
+import { filesMetrics, type FilesMetrics } from './metrics.js';
 import type { FileStorage } from './storage.js';
 
 const ID = /^[a-f0-9]{32}$/;
@@ -43,6 +44,8 @@ export interface FilesDeps {
   secretKey: Buffer;
   clock: Clock;
   logger: Logger;
+  /** Bytes in and out and refusals (docs/metrics.md). */
+  metrics?: FilesMetrics;
 }
 
 export interface FilesService {
@@ -67,6 +70,16 @@ export interface FilesService {
 export function createFilesService(deps: FilesDeps): FilesService {
   const { config, storage, sessions, clock, logger } = deps;
   const records = createFileRecords(deps.store);
+  const counts = deps.metrics ?? filesMetrics();
+  /** Counts what a route refuses, then lets the error go on to be answered. */
+  const counted = (handler: (ctx: HttpContext) => Promise<void>) => async (ctx: HttpContext) => {
+    try {
+      await handler(ctx);
+    } catch (error) {
+      counts.refused(error);
+      throw error;
+    }
+  };
   const allowed = new Set(config.types);
   const linkKey = createHmac('sha256', deps.secretKey).update('minigate file link v1').digest();
   const timers: NodeJS.Timeout[] = [];
@@ -218,6 +231,7 @@ export function createFilesService(deps: FilesDeps): FilesService {
       if (error instanceof AppError && error.code === 'FILE_TOO_LARGE' && room < limit) throw new AppError('FILE_QUOTA_EXCEEDED', { message: `This user has ${room} bytes of quota left.` });
       throw error;
     }
+    counts.bytesIn(file.size);
     logger.info({ file: id, appid: me.appid, openid: me.openid, size: file.size, type: file.contentType }, 'files: uploaded');
     sendJson(ctx.res, 201, describe(ctx, file));
   }
@@ -311,7 +325,11 @@ export function createFilesService(deps: FilesDeps): FilesService {
       res.end();
       return;
     }
-    await pipeline(body, res).catch(() => res.destroy()); // the client went away: nothing to tell
+    const sent = range ? range.end - range.start + 1 : file.size;
+    await pipeline(body, res).then(
+      () => counts.bytesOut(sent),
+      () => res.destroy(), // the client went away: nothing to tell
+    );
   }
 
   // ---- resumable uploads ---------------------------------------------------------------------
@@ -371,6 +389,7 @@ export function createFilesService(deps: FilesDeps): FilesService {
       throw error;
     }
     if (replaced) await storage.remove(replaced).catch(() => undefined);
+    counts.bytesIn(part.size);
     sendJson(ctx.res, 200, { n, size: part.size, sha256: part.sha256 });
   }
 
@@ -444,7 +463,7 @@ export function createFilesService(deps: FilesDeps): FilesService {
   // ---- routes ------------------------------------------------------------------------------
 
   const router = new Router();
-  router.route('POST', '/', operations.upload, bodyRoute(upload));
+  router.route('POST', '/', operations.upload, counted(bodyRoute(upload)));
   router.route('GET', '/', operations.list, async (ctx) => {
     const me = await session(ctx);
     const query = new URLSearchParams(ctx.query);
@@ -453,16 +472,16 @@ export function createFilesService(deps: FilesDeps): FilesService {
     const files = await records.list(me.appid, me.openid, limit, Number.isFinite(before) ? before : undefined);
     sendJson(ctx.res, 200, { files: files.map((f) => describe(ctx, f)), ...(files.length === limit ? { next: files[files.length - 1]!.createdAt } : {}) });
   });
-  router.route('POST', '/uploads', operations.createUpload, createUpload);
+  router.route('POST', '/uploads', operations.createUpload, counted(createUpload));
   router.route('GET', '/uploads/:uid', operations.uploadStatus, uploadStatus);
-  router.route('PUT', '/uploads/:uid/parts/:n', operations.putPart, bodyRoute(putPart));
-  router.route('POST', '/uploads/:uid/complete', operations.complete, complete);
+  router.route('PUT', '/uploads/:uid/parts/:n', operations.putPart, counted(bodyRoute(putPart)));
+  router.route('POST', '/uploads/:uid/complete', operations.complete, counted(complete));
   router.route('DELETE', '/uploads/:uid', operations.abort, async (ctx) => {
     const { upload } = await ownUpload(ctx);
     await dropUpload(upload.id);
     sendJson(ctx.res, 200, { aborted: true });
   });
-  router.route('GET', '/:id', operations.download, download);
+  router.route('GET', '/:id', operations.download, counted(download));
   router.route('DELETE', '/:id', operations.remove, async (ctx) => {
     const { file } = await owned(ctx, ctx.params.id ?? '');
     await records.remove(file.id);

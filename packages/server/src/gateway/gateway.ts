@@ -24,6 +24,8 @@ export interface PassthroughRequest {
   body?: Buffer;
   /** Whether the call may change something at WeChat (default: anything but GET may). */
   sideEffect?: boolean;
+  /** The id of the request that caused the call, for the WeChat client's log lines. */
+  requestId?: string;
 }
 
 export interface Gateway {
@@ -72,10 +74,23 @@ export function createGateway(deps: { tokens: TokenManager; wechat: WechatClient
             ...(request.body ? { body: request.body } : {}),
             // A passthrough may send something; only a GET is known to change nothing.
             sideEffect: request.sideEffect ?? request.method !== 'GET',
+            ...(request.requestId ? { requestId: request.requestId } : {}),
           }),
         (answer) => tokenErrorIn(answer),
       );
     },
+  };
+}
+
+/**
+ * The gateway as seen by one request: every call it makes carries the request's id to the
+ * WeChat client's log lines. Threaded explicitly (no AsyncLocalStorage): the helpers take a
+ * Gateway, so a route hands them this view and none of their signatures change.
+ */
+export function gatewayFor(gateway: Gateway, requestId: string): Gateway {
+  return {
+    call: (appid, request) => gateway.call(appid, { ...request, requestId }),
+    passthrough: (appid, request) => gateway.passthrough(appid, { ...request, requestId }),
   };
 }
 

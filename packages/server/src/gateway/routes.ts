@@ -6,7 +6,7 @@ import type { AppConfig } from '../config/index.js';
 import { AppError } from '../core/index.js';
 import { readBody, readBodyAs, readJsonBody, sendJson, type HttpContext, type Operation, type Router } from '../http/index.js';
 import type { TokenManager } from '../token/index.js';
-import { PASSTHROUGH_MAX_BODY_BYTES, type Gateway } from './gateway.js';
+import { PASSTHROUGH_MAX_BODY_BYTES, gatewayFor, type Gateway } from './gateway.js';
 import { RejectedRequest, operations } from './schemas.js';
 import { phoneNumber, urlLink, urlScheme, wxacode } from './helpers.js';
 
@@ -45,7 +45,7 @@ export function registerGatewayRoutes(router: Router, deps: GatewayRouteDeps): v
     if (ctx.req.method === 'HEAD') throw new AppError('METHOD_NOT_ALLOWED', { details: { allowed: ['GET', 'POST'] } });
     const body = ctx.req.method === 'POST' ? await readBody(ctx.req, PASSTHROUGH_MAX_BODY_BYTES) : undefined;
     const contentType = ctx.req.headers['content-type'];
-    const answer = await gateway.passthrough(appid, {
+    const answer = await gatewayFor(gateway, ctx.requestId).passthrough(appid, {
       method: ctx.req.method ?? 'GET',
       path: `/${ctx.params['*']}`,
       query: new URLSearchParams(ctx.query),
@@ -60,18 +60,19 @@ export function registerGatewayRoutes(router: Router, deps: GatewayRouteDeps): v
     ctx.res.end(answer.body);
   });
 
-  const json = (path: string, operation: Operation, run: (appid: string, body: Record<string, unknown>) => Promise<unknown>) =>
-    router.route('POST', path, operation, async (ctx) => sendJson(ctx.res, 200, await run(appOf(deps, ctx), await readJsonBody(ctx.req))));
+  // Each helper gets the request's view of the gateway, so its WeChat log lines carry the request id.
+  const json = (path: string, operation: Operation, run: (traced: Gateway, appid: string, body: Record<string, unknown>) => Promise<unknown>) =>
+    router.route('POST', path, operation, async (ctx) => sendJson(ctx.res, 200, await run(gatewayFor(gateway, ctx.requestId), appOf(deps, ctx), await readJsonBody(ctx.req))));
 
-  json('/v1/apps/:appid/phone-number', operations.phoneNumber, (appid, body) => phoneNumber(gateway, appid, { code: body.code, openid: body.openid }));
+  json('/v1/apps/:appid/phone-number', operations.phoneNumber, (traced, appid, body) => phoneNumber(traced, appid, { code: body.code, openid: body.openid }));
   // msg-sec-check and subscribe-messages are the checks and subscribe features' (they need the user).
-  json('/v1/apps/:appid/url-scheme', operations.urlScheme, (appid, body) => urlScheme(gateway, appid, body));
-  json('/v1/apps/:appid/url-link', operations.urlLink, (appid, body) => urlLink(gateway, appid, body));
+  json('/v1/apps/:appid/url-scheme', operations.urlScheme, (traced, appid, body) => urlScheme(traced, appid, body));
+  json('/v1/apps/:appid/url-link', operations.urlLink, (traced, appid, body) => urlLink(traced, appid, body));
 
   router.route('POST', '/v1/apps/:appid/wxacode', operations.wxacode, async (ctx) => {
     const appid = appOf(deps, ctx);
     const body = await readJsonBody(ctx.req);
-    const image = await wxacode(gateway, appid, { ...body, scene: body.scene });
+    const image = await wxacode(gatewayFor(gateway, ctx.requestId), appid, { ...body, scene: body.scene });
     ctx.res.writeHead(200, { 'content-type': image.contentType, 'content-length': image.body.length, 'cache-control': 'no-store' });
     ctx.res.end(image.body);
   });

@@ -3,9 +3,10 @@
  * register their event kinds (push does); it is started — polling, retrying, purging — once they
  * all have, so a delivery left from the last run never meets a kind with no target yet.
  */
-import { every, type AppError, type Clock, type Logger } from '../core/index.js';
+import { every, type AppError, type Clock, type Logger, type Metrics } from '../core/index.js';
 import type { Feature } from '../feature/index.js';
 import type { Store } from '../store/index.js';
+import { outboxMetrics, watchOutboxDepth } from './metrics.js';
 import { createOutbox, type Outbox } from './outbox.js';
 
 /** Finished deliveries are kept this long (WeChat's repeats of a push come within a minute). */
@@ -16,9 +17,10 @@ export interface OutboxFeature extends Feature {
   readonly outbox: Outbox;
 }
 
-export function createOutboxFeature(deps: { store: Store; clock: Clock; logger: Logger }): OutboxFeature {
+export function createOutboxFeature(deps: { store: Store; clock: Clock; logger: Logger; metrics?: Metrics }): OutboxFeature {
   const { store, clock, logger } = deps;
-  const outbox = createOutbox({ store, clock, logger });
+  const outbox = createOutbox({ store, clock, logger, metrics: outboxMetrics(deps.metrics) });
+  if (deps.metrics) watchOutboxDepth(deps.metrics, store, clock);
   let stopPurge: (() => void) | undefined;
   return {
     name: 'outbox',

@@ -7,8 +7,10 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createManualClock, type ManualClock } from '../core/clock.js';
 import { createLogger, silentLogger } from '../core/logger.js';
+import { createPrometheus, type Prometheus } from '../core/prometheus.js';
 import { webhookSignature } from '../core/signature.js';
 import { createStore, type Store } from '../store/index.js';
+import { outboxMetrics } from './metrics.js';
 import { createOutbox, type Outbox } from './outbox.js';
 
 const APPID = 'wx0123456789abcdef';
@@ -21,6 +23,13 @@ describe('outbox', () => {
   let outbox: Outbox;
   let logs: string[];
   let url: string;
+  let prometheus: Prometheus;
+  /** minigate_outbox_deliveries_total for a kind and outcome (0 when not yet recorded). */
+  const deliveries = async (kind: string, outcome: string) => {
+    const text = await prometheus.scrape();
+    const line = text.split('\n').find((l) => l.startsWith(`minigate_outbox_deliveries_total{kind="${kind}",outcome="${outcome}"}`));
+    return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+  };
   const received: { headers: IncomingHttpHeaders; body: string }[] = [];
   const statuses: number[] = [];
   const hook: Server = createServer((req, res) => {
@@ -68,7 +77,8 @@ describe('outbox', () => {
         done();
       },
     });
-    outbox = createOutbox({ store, clock, logger: createLogger({ level: 'info', destination }), pollMs: 20 });
+    prometheus = createPrometheus({ defaultMetrics: false });
+    outbox = createOutbox({ store, clock, logger: createLogger({ level: 'info', destination }), pollMs: 20, metrics: outboxMetrics(prometheus) });
   });
 
   it('records an event of a kind nobody registered as failed, with the reason, and goes on with the others', async () => {
@@ -83,6 +93,8 @@ describe('outbox', () => {
     expect(received).toHaveLength(1);
     const line = logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.id === 'unknown-kind-1');
     expect(line).toMatchObject({ level: 50, kind: 'pay.transaction', msg: 'pay.transaction: webhook delivery given up' });
+    expect(await deliveries('pay.transaction', 'failed')).toBe(1);
+    expect(await deliveries('push', 'delivered')).toBe(1);
   });
 
   it('sends a kind to the URL its target names, signed, with the id first in the body and in the target’s header', async () => {
@@ -125,6 +137,7 @@ describe('outbox', () => {
     outbox.kick();
     expect(await settled(() => store.outboxGet(id!), (e) => e?.status === 'delivered')).toMatchObject({ attempts: 1, lastError: null });
     expect(logs.join('\n')).toContain('push: webhook delivery failed; will retry');
+    expect([await deliveries('push', 'retried'), await deliveries('push', 'delivered'), await deliveries('push', 'failed')]).toEqual([1, 1, 0]);
   });
 
   it('refuses what is a programming error: a bad or doubled kind, an unregistered kind, a payload with its own id', async () => {

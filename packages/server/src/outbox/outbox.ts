@@ -18,6 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import { signedHeaders, type Clock, type Logger } from '../core/index.js';
 import type { OutboxEntry, Store } from '../store/index.js';
+import { outboxMetrics, type OutboxMetrics } from './metrics.js';
 
 /** Waits before attempts 2, 3, …; after the last, the delivery is given up (about 16 h in all). */
 export const WEBHOOK_RETRY_DELAYS_MS = [1_000, 5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000, 28_800_000];
@@ -71,6 +72,8 @@ export interface OutboxDeps {
   logger: Logger;
   timeoutMs?: number;
   pollMs?: number;
+  /** Deliveries by kind and outcome (docs/metrics.md). */
+  metrics?: OutboxMetrics;
 }
 
 export interface Outbox {
@@ -144,6 +147,7 @@ async function answerStart(response: Response): Promise<string> {
 export function createOutbox(deps: OutboxDeps): Outbox {
   const { store, clock, logger } = deps;
   const timeoutMs = deps.timeoutMs ?? WEBHOOK_TIMEOUT_MS;
+  const counts = deps.metrics ?? outboxMetrics();
   const targets = new Map<string, Target>();
   const abort = new AbortController();
   let timer: NodeJS.Timeout | undefined;
@@ -158,6 +162,7 @@ export function createOutbox(deps: OutboxDeps): Outbox {
     const delay = giveUp ? undefined : WEBHOOK_RETRY_DELAYS_MS[attempts - 1];
     const nextAt = delay === undefined ? null : clock.now() + delay;
     await store.outboxRetry(entry.id, attempts, nextAt, failure);
+    counts.delivery(entry.kind, nextAt === null ? 'failed' : 'retried');
     const fields = { appid: entry.appid, kind: entry.kind, id: entry.id, ...(where ? { webhook: where } : {}), attempts, failure };
     if (nextAt === null) logger.error(fields, `${entry.kind}: webhook delivery given up`);
     else logger.warn({ ...fields, retryInMs: delay }, `${entry.kind}: webhook delivery failed; will retry`);
@@ -190,6 +195,7 @@ export function createOutbox(deps: OutboxDeps): Outbox {
       if (response.status >= 200 && response.status < 300) {
         await response.body?.cancel();
         await store.outboxDone(entry.id, clock.now());
+        counts.delivery(entry.kind, 'delivered');
         logger.info({ appid: entry.appid, kind: entry.kind, id: entry.id, attempt: entry.attempts + 1 }, `${entry.kind}: delivered to the webhook`);
         return;
       }

@@ -5,10 +5,10 @@
 import { checkKeyAgainstStore, loadSecretKey, type SecretKeySource } from '../auth/index.js';
 import type { Config } from '../config/index.js';
 import { AppError } from '../core/index.js';
-import type { Logger } from '../core/index.js';
+import type { Logger, Metrics } from '../core/index.js';
 import { makePrivateDir, warnIfReadable } from '../core/index.js';
 import { StartError, type Feature } from '../feature/index.js';
-import { createStore, redactUrl, type Store } from '../store/index.js';
+import { createStore, redactUrl, watchPool, type Store } from '../store/index.js';
 
 /** Pauses between attempts to reach a database that is not up yet; the last one repeats. */
 export const STORE_RETRY_DELAYS_MS = [250, 500, 1_000, 2_000, 5_000];
@@ -35,9 +35,11 @@ export interface StoreFeature extends Feature {
   readonly waiting: string | undefined;
 }
 
-export function createStoreFeature(config: Config, deps: { logger: Logger; sleep?: (ms: number) => Promise<void> }): StoreFeature {
-  const { logger } = deps;
+export function createStoreFeature(config: Config, deps: { logger: Logger; metrics?: Metrics; sleep?: (ms: number) => Promise<void> }): StoreFeature {
+  const { logger, metrics } = deps;
   let store: Store | undefined;
+  // Registered once, reading whichever store is open (a failed attempt's pool is closed).
+  if (metrics) watchPool(metrics, () => store?.poolUse());
   let secretKey: SecretKeySource | undefined;
   let waiting: string | undefined;
   let closed = false;
@@ -59,7 +61,7 @@ export function createStoreFeature(config: Config, deps: { logger: Logger; sleep
     for (let attempt = 1; ; attempt++) {
       let opened: Store | undefined;
       try {
-        opened = await createStore({ url: config.store, logger });
+        opened = await createStore({ url: config.store, logger, ...(metrics ? { metrics } : {}) });
         const report = await opened.migrate();
         if (report.applied.length) logger.info({ applied: report.applied }, 'store: migrations applied');
         if (attempt > 1) logger.info({ attempts: attempt }, 'store: the database is up');

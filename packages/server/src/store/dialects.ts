@@ -4,8 +4,9 @@
  */
 import { closeSync, openSync } from 'node:fs';
 import path from 'node:path';
-import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect, type LogEvent } from 'kysely';
 import { PRIVATE_FILE_MODE, makePrivateDir, redactUrl, warnIfReadable, type Logger } from '../core/index.js';
+import type { PoolUse } from './metrics.js';
 import type { Database } from './schema.js';
 
 export type DialectName = 'sqlite' | 'mysql' | 'postgres';
@@ -22,6 +23,13 @@ export interface OpenedDatabase {
   dialect: DialectName;
   /** The URL with any password replaced, for logs. */
   redactedUrl: string;
+  /** The connection pool's state now (none for SQLite). */
+  poolUse(): PoolUse | undefined;
+}
+
+export interface OpenOptions {
+  /** Kysely's log hook, called after each query (metrics time queries with it). */
+  onQuery?: (event: LogEvent) => void;
 }
 
 export function dialectOf(url: string): DialectName {
@@ -33,9 +41,10 @@ export function dialectOf(url: string): DialectName {
 
 export { redactUrl };
 
-export async function openDatabase(url: string, logger: Logger): Promise<OpenedDatabase> {
+export async function openDatabase(url: string, logger: Logger, options: OpenOptions = {}): Promise<OpenedDatabase> {
   const dialect = dialectOf(url);
   const redactedUrl = redactUrl(url);
+  const log = options.onQuery ? { log: options.onQuery } : {};
   if (dialect === 'sqlite') {
     const { default: SQLite } = await import('better-sqlite3');
     const file = url.slice('sqlite:'.length);
@@ -50,7 +59,7 @@ export async function openDatabase(url: string, logger: Logger): Promise<OpenedD
     database.pragma('journal_mode = WAL');
     database.pragma('synchronous = NORMAL');
     database.pragma('foreign_keys = ON');
-    return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) }), dialect, redactedUrl };
+    return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }), ...log }), dialect, redactedUrl, poolUse: () => undefined };
   }
   if (dialect === 'mysql') {
     const mysql = await import('mysql2');
@@ -67,7 +76,14 @@ export async function openDatabase(url: string, logger: Logger): Promise<OpenedD
     pool.on('connection', (connection) => {
       connection.on('error', (error) => logger.warn({ err: errorSummary(error) }, 'store: mysql connection error'));
     });
-    return { db: new Kysely<Database>({ dialect: new MysqlDialect({ pool }) }), dialect, redactedUrl };
+    // mysql2 has no public counts; its pool keeps them in these queues (checked, so a change
+    // in mysql2 hides the gauges instead of breaking a scrape).
+    const queues = pool as unknown as { _allConnections?: { length: number }; _freeConnections?: { length: number }; _connectionQueue?: { length: number } };
+    const poolUse = () =>
+      typeof queues._allConnections?.length === 'number'
+        ? { total: queues._allConnections.length, idle: queues._freeConnections?.length ?? 0, waiting: queues._connectionQueue?.length ?? 0 }
+        : undefined;
+    return { db: new Kysely<Database>({ dialect: new MysqlDialect({ pool }), ...log }), dialect, redactedUrl, poolUse };
   }
   const pg = await import('pg');
   const Pool = pg.default.Pool;
@@ -84,7 +100,8 @@ export async function openDatabase(url: string, logger: Logger): Promise<OpenedD
     },
   });
   pool.on('error', (error) => logger.warn({ err: errorSummary(error) }, 'store: idle postgres connection error'));
-  return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect, redactedUrl };
+  const poolUse = () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount });
+  return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...log }), dialect, redactedUrl, poolUse };
 }
 
 /** Prepared SQLite statements kept for reuse (our queries are a small, fixed set). */

@@ -8,8 +8,9 @@
  * that comes back is used again without a restart.
  */
 import { sql, type Kysely, type Selectable } from 'kysely';
-import type { Logger } from '../core/index.js';
+import type { Logger, Metrics } from '../core/index.js';
 import { openDatabase, type DialectName } from './dialects.js';
+import { queryTimer, type PoolUse } from './metrics.js';
 import { isUniqueViolation, storeOp } from './errors.js';
 import { runMigrations, type MigrationReport } from './migrations.js';
 import {
@@ -46,6 +47,8 @@ export interface Store {
   readonly dialect: DialectName;
   /** The URL with its password hidden. */
   readonly redactedUrl: string;
+  /** The connection pool's use now, for the pool gauges (undefined for SQLite: no pool). */
+  poolUse(): PoolUse | undefined;
   /** Applies pending migrations. */
   migrate(): Promise<MigrationReport>;
   /** Saves a login atomically: the user, the new session, and the ending of sessions over the limit. */
@@ -132,10 +135,12 @@ function toOutboxEntry(row: Selectable<OutboxTable>): OutboxEntry {
 export interface StoreOptions {
   url: string;
   logger: Logger;
+  /** minigate_store_query_duration_seconds (docs/metrics.md); nothing timed without it. */
+  metrics?: Metrics;
 }
 
 export async function createStore(options: StoreOptions): Promise<Store> {
-  const { db, dialect, redactedUrl } = await openDatabase(options.url, options.logger);
+  const { db, dialect, redactedUrl, poolUse } = await openDatabase(options.url, options.logger, options.metrics ? { onQuery: queryTimer(options.metrics) } : {});
 
   const guard = storeOp;
 
@@ -143,6 +148,7 @@ export async function createStore(options: StoreOptions): Promise<Store> {
     dialect,
     redactedUrl,
     db,
+    poolUse,
     migrate: () => guard('migrate', () => runMigrations(db)),
 
     saveLogin: (input) =>

@@ -40,6 +40,8 @@ export interface WechatRequest {
   errors?: Readonly<Record<number, ErrorCode>>;
   /** Integer fields to read exactly, as strings, from the raw answer (64-bit ids such as msgid). */
   exactIntegers?: readonly string[];
+  /** The id of the request that caused this call, written on its log lines. */
+  requestId?: string;
 }
 
 export interface RawRequest {
@@ -49,6 +51,8 @@ export interface RawRequest {
   headers: Record<string, string>;
   body?: Buffer;
   sideEffect?: boolean;
+  /** The id of the request that caused this call, written on its log lines. */
+  requestId?: string;
 }
 
 export interface RawAnswer {
@@ -65,7 +69,7 @@ export interface Code2SessionResult {
 
 export interface WechatClient {
   /** `GET /sns/jscode2session`: the login code → openid, session_key, unionid. */
-  code2Session(app: { appid: string; secret: string }, code: string): Promise<Code2SessionResult>;
+  code2Session(app: { appid: string; secret: string }, code: string, requestId?: string): Promise<Code2SessionResult>;
   /** A call whose answer is JSON; throws AppError on any failure (errcode in details). */
   call<T = Record<string, unknown>>(request: WechatRequest): Promise<T>;
   /** One call whose answer comes back as it is (status, headers, bytes): for the gateway's passthrough. */
@@ -132,6 +136,7 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
     path: string,
     init: { method: string; query?: Record<string, string>; headers: Record<string, string>; body?: Buffer | string },
     sideEffect: boolean,
+    requestId: string | undefined,
   ): Promise<RawAnswer> {
     const url = new URL(base + path);
     for (const [k, v] of Object.entries(init.query ?? {})) url.searchParams.set(k, v);
@@ -141,7 +146,7 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
       const cause = timedOut ? 'timeout' : causeText(error);
       const notSent = NOT_SENT.has(cause);
       calls.inc({ endpoint: endpointLabel(path), errcode: 'unavailable' });
-      log.warn({ wechat: path, ms: Math.round(performance.now() - started), cause }, timedOut ? 'wechat: no answer in time' : what);
+      log.warn({ wechat: path, requestId, ms: Math.round(performance.now() - started), cause }, timedOut ? 'wechat: no answer in time' : what);
       return new AppError(sideEffect && !notSent ? 'WECHAT_OUTCOME_UNKNOWN' : 'WECHAT_UNAVAILABLE', { cause: error, details: { path } });
     };
     let response: Response;
@@ -165,7 +170,7 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
     response.headers.forEach((value, name) => (headers[name] = value));
     const seconds = (performance.now() - started) / 1000;
     latency.observe(seconds, { endpoint: endpointLabel(path) });
-    log.debug({ wechat: path, status: response.status, bytes: body.length, ms: Math.round(seconds * 1000) }, 'wechat: answered');
+    log.debug({ wechat: path, requestId, status: response.status, bytes: body.length, ms: Math.round(seconds * 1000) }, 'wechat: answered');
     return { status: response.status, headers, body };
   }
 
@@ -180,6 +185,7 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
         body: request.body === undefined ? undefined : JSON.stringify(request.body),
       },
       request.sideEffect === true,
+      request.requestId,
     );
     const text = answer.body.toString('utf8');
     let body: unknown;
@@ -189,7 +195,7 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
       body = undefined;
     }
     if (answer.status < 200 || answer.status >= 300 || typeof body !== 'object' || body === null || Array.isArray(body)) {
-      log.warn({ wechat: request.path, status: answer.status }, 'wechat: answer is not a JSON object');
+      log.warn({ wechat: request.path, requestId: request.requestId, status: answer.status }, 'wechat: answer is not a JSON object');
       throw new AppError(request.sideEffect ? 'WECHAT_OUTCOME_UNKNOWN' : 'WECHAT_UNAVAILABLE', {
         details: { path: request.path, status: answer.status },
       });
@@ -210,14 +216,14 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
       if (!errcode) return body as T;
       const errmsg = typeof body.errmsg === 'string' ? body.errmsg : '';
       if (errcode === -1 && !request.sideEffect && request.retryOnBusy !== false && attempt < delays.length) {
-        log.info({ wechat: request.path, attempt: attempt + 1 }, 'wechat: busy (-1), retrying');
+        log.info({ wechat: request.path, requestId: request.requestId, attempt: attempt + 1 }, 'wechat: busy (-1), retrying');
         await sleep(delays[attempt]!);
         continue;
       }
       const code: ErrorCode =
         errcode === -1 && request.sideEffect ? 'WECHAT_OUTCOME_UNKNOWN' : wechatErrorCode(errcode, request.errors);
       const level = code === 'WECHAT_CREDENTIALS_INVALID' || code === 'WECHAT_ERROR' ? 'error' : 'info';
-      log[level]({ wechat: request.path, errcode, errmsg }, 'wechat: error answer');
+      log[level]({ wechat: request.path, requestId: request.requestId, errcode, errmsg }, 'wechat: error answer');
       throw new AppError(code, {
         cause: new WechatApiError(request.path, errcode, errmsg),
         details: { errcode },
@@ -229,15 +235,16 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
   return {
     call,
     raw: (request) =>
-      send(request.path, { method: request.method, query: request.query, headers: request.headers, body: request.body }, request.sideEffect === true),
-    async code2Session(app, code) {
+      send(request.path, { method: request.method, query: request.query, headers: request.headers, body: request.body }, request.sideEffect === true, request.requestId),
+    async code2Session(app, code, requestId) {
       const body = await call<{ openid?: unknown; session_key?: unknown; unionid?: unknown }>({
         path: '/sns/jscode2session',
         query: { appid: app.appid, secret: app.secret, js_code: code, grant_type: 'authorization_code' },
         errors: CODE2SESSION_ERRORS,
+        ...(requestId ? { requestId } : {}),
       });
       if (typeof body.openid !== 'string' || !body.openid || typeof body.session_key !== 'string' || !body.session_key) {
-        log.error({ wechat: '/sns/jscode2session' }, 'wechat: success answer without openid or session_key');
+        log.error({ wechat: '/sns/jscode2session', requestId }, 'wechat: success answer without openid or session_key');
         throw new AppError('WECHAT_ERROR', { details: { path: '/sns/jscode2session' } });
       }
       return {
