@@ -28,6 +28,8 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '5' },
     connections: { type: 'string', default: '8' },
     json: { type: 'boolean', default: false },
+    // YAML appended to the after tree's config only, to see what a setting costs (e.g. "metrics: {enabled: false}").
+    'after-yaml': { type: 'string', default: '' },
   },
 });
 if (!values.before) {
@@ -163,7 +165,7 @@ routes:
     auth: required
 log:
   level: info
-${LIMITS_RAISED_YAML}`,
+${LIMITS_RAISED_YAML}${name === 'after' && values['after-yaml'] ? `${values['after-yaml']}\n` : ''}`,
   );
   const probe = path.join(work, `${name}.sock`);
   const env = { NODE_OPTIONS: `--require ${PROBE}`, MG_COST_PROBE: probe };

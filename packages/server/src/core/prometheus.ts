@@ -23,6 +23,12 @@ export interface Prometheus extends Metrics {
   scrape(): Promise<string>;
 }
 
+interface BoundCount {
+  readonly labels: Record<string, string>;
+  count: number;
+  inc(by?: number): void;
+}
+
 const SCRAPE_REQUEST = 'mg:metrics-scrape';
 const SCRAPE_ANSWER = 'mg:metrics-answer';
 interface ScrapeMessage {
@@ -37,6 +43,8 @@ export function createPrometheus(options: { defaultMetrics?: boolean } = {}): Pr
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'minigate_' });
   // Registered once per name: two features asking for one family share it.
   const made = new Map<string, unknown>();
+  // Bound counters of each counter family, added into it at each collect.
+  const pendingOf = new Map<string, BoundCount[]>();
   const once = <T>(name: string, make: () => T): T => {
     if (!made.has(name)) made.set(name, make());
     return made.get(name) as T;
@@ -46,10 +54,36 @@ export function createPrometheus(options: { defaultMetrics?: boolean } = {}): Pr
     registry,
     contentType: registry.contentType,
     counter(name, help, labels = []): CounterHandle {
-      const counter = once(name, () => new Counter({ name, help, labelNames: [...labels], registers: [registry] }));
+      // A bound counter (a hot path: one per route, method and status) only adds to a number of its
+      // own; the sums reach prom-client when it collects (each scrape). prom-client's own bound
+      // child hashes and checks its labels on every call.
+      const counter = once(name, () => {
+        const made = new Counter({
+          name,
+          help,
+          labelNames: [...labels],
+          registers: [registry],
+          collect: () => {
+            for (const p of pendingOf.get(name)!) {
+              if (p.count === 0) continue;
+              made.inc(p.labels, p.count);
+              p.count = 0;
+            }
+          },
+        });
+        pendingOf.set(name, []);
+        return made;
+      });
+      const mine = pendingOf.get(name)!;
       return {
         inc: (values, by = 1) => (values ? counter.inc(values, by) : counter.inc(by)),
-        bind: (values) => counter.labels(values),
+        bind: (values) => {
+          // Checked now (as prom-client would on the first inc), so a wrong label fails at once.
+          counter.labels(values);
+          const bound: BoundCount = { labels: { ...values }, count: 0, inc: (by = 1) => void (bound.count += by) };
+          mine.push(bound);
+          return bound;
+        },
       };
     },
     histogram(name, help, labels = [], buckets = LATENCY_BUCKETS): HistogramHandle {
