@@ -30,6 +30,12 @@ export interface Prometheus extends Metrics {
   readonly inWorker: boolean;
 }
 
+interface BoundCount {
+  readonly labels: Record<string, string>;
+  count: number;
+  inc(by?: number): void;
+}
+
 const SCRAPE_REQUEST = 'mg:metrics-scrape';
 const SCRAPE_ANSWER = 'mg:metrics-answer';
 interface ScrapeMessage {
@@ -44,6 +50,8 @@ export function createPrometheus(options: { defaultMetrics?: boolean } = {}): Pr
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'minigate_' });
   // Registered once per name: two features asking for one family share it.
   const made = new Map<string, unknown>();
+  // Bound counters of each counter family, added into it at each collect.
+  const pendingOf = new Map<string, BoundCount[]>();
   const once = <T>(name: string, make: () => T): T => {
     if (!made.has(name)) made.set(name, make());
     return made.get(name) as T;
@@ -53,17 +61,44 @@ export function createPrometheus(options: { defaultMetrics?: boolean } = {}): Pr
     registry,
     contentType: registry.contentType,
     counter(name, help, labels = []): CounterHandle {
-      const counter = once(name, () => new Counter({ name, help, labelNames: [...labels], registers: [registry] }));
+      // A bound counter (a hot path: one per route, method and status) only adds to a number of its
+      // own; the sums reach prom-client when it collects (each scrape). prom-client's own bound
+      // child hashes and checks its labels on every call.
+      const counter = once(name, () => {
+        const made = new Counter({
+          name,
+          help,
+          labelNames: [...labels],
+          registers: [registry],
+          collect: () => {
+            for (const p of pendingOf.get(name)!) {
+              if (p.count === 0) continue;
+              made.inc(p.labels, p.count);
+              p.count = 0;
+            }
+          },
+        });
+        pendingOf.set(name, []);
+        return made;
+      });
+      const mine = pendingOf.get(name)!;
       return {
         inc: (values, by = 1) => (values ? counter.inc(values, by) : counter.inc(by)),
-        bind: (values) => counter.labels(values),
+        bind: (values) => {
+          // Checked now (prom-client checks at each inc; here the sum is only added at a scrape).
+          const unknown = Object.keys(values).find((k) => !labels.includes(k));
+          if (unknown !== undefined) throw new Error(`Added label "${unknown}" is not included in initial labelset: ${JSON.stringify(labels)}`);
+          const bound: BoundCount = { labels: { ...values }, count: 0, inc: (by = 1) => void (bound.count += by) };
+          mine.push(bound);
+          return bound;
+        },
       };
     },
     histogram(name, help, labels = [], buckets = LATENCY_BUCKETS): HistogramHandle {
       const histogram = once(name, () => new Histogram({ name, help, labelNames: [...labels], buckets: [...buckets], registers: [registry] }));
       return {
         observe: (value, values) => (values ? histogram.observe(values, value) : histogram.observe(value)),
-        bind: (values) => histogram.labels(values),
+        bind: (values) => boundHistogram(histogram, buckets, values),
       };
     },
     gauge(name, help, labels = [], gaugeOptions: GaugeOptions = {}): GaugeHandle {
@@ -103,6 +138,56 @@ export function createPrometheus(options: { defaultMetrics?: boolean } = {}): Pr
     new AggregatorRegistry();
   }
   return prometheus;
+}
+
+/** One series of a prom-client histogram as it keeps it (prom-client 15's `hashMap` values). */
+interface SeriesValues {
+  labels: Record<string, string>;
+  bucketValues: Record<number, number>;
+  sum: number;
+  count: number;
+}
+
+/**
+ * A histogram for fixed labels that adds to its series directly: prom-client's bound child
+ * copies, checks and hashes the labels on every observation, which is most of the cost of a
+ * request's metrics. The series is found once here; when prom-client's layout is not the one this
+ * knows (another major version), or the series is replaced (a registry reset), it falls back to
+ * prom-client's own child.
+ */
+function boundHistogram(histogram: Histogram, buckets: readonly number[], values: Record<string, string>): { observe(value: number): void } {
+  const slow = histogram.labels(values);
+  const owner = histogram as unknown as { hashMap?: Record<string, SeriesValues> };
+  const bounds = [...buckets];
+  let map: Record<string, SeriesValues> | undefined;
+  let series: SeriesValues | undefined;
+  /** The series, once it exists (the first observation makes it, as prom-client would). */
+  const find = (): SeriesValues | undefined => {
+    const current = owner.hashMap;
+    if (!current || typeof current !== 'object') return undefined;
+    const keys = Object.keys(values);
+    const found = Object.values(current).find((v) => v && v.labels && Object.keys(v.labels).length === keys.length && keys.every((k) => v.labels[k] === values[k]));
+    const known = found !== undefined && typeof found.sum === 'number' && typeof found.count === 'number' && bounds.every((b) => typeof found.bucketValues?.[b] === 'number');
+    map = current;
+    return known ? found : undefined;
+  };
+  return {
+    observe(value) {
+      if (series === undefined || owner.hashMap !== map || !Number.isFinite(value)) {
+        slow.observe(value);
+        series = find();
+        return;
+      }
+      series.sum += value;
+      series.count += 1;
+      for (let i = 0; i < bounds.length; i++) {
+        if (value <= bounds[i]!) {
+          series.bucketValues[bounds[i]!]! += 1;
+          return;
+        }
+      }
+    },
+  };
 }
 
 let nextId = 0;

@@ -161,11 +161,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
           return session;
         };
     /** The session checked, noted on the request for its access line. */
-    const admitRequest = async (ctx: HttpContext) => {
-      const session = await admit(ctx.req, ctx.client);
-      if (session) [ctx.appid, ctx.openid] = [session.appid, session.openid];
-      return session;
-    };
+    const admitRequest = async (ctx: HttpContext) => noteSession(ctx, await admit(ctx.req, ctx.client));
     if (route.static) {
       const serve = createStaticHandler({ root: route.static, spa: route.spa });
       return {
@@ -189,7 +185,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       },
     });
     proxies.push(proxy);
-    const extraHeaders = async (session: Awaited<ReturnType<typeof admit>>, client: HttpContext['client'], requestId: string) => {
+    const extraHeaders = (session: Awaited<ReturnType<typeof admit>>, client: HttpContext['client'], requestId: string) => {
       return {
         ...forwardingHeaders(client),
         'x-request-id': requestId,
@@ -204,7 +200,8 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     };
     return {
       ...base,
-      handle: async (ctx, rest) => proxy.handle(ctx, rest, await extraHeaders(await admitRequest(ctx), ctx.client, ctx.requestId)),
+      // One await (the session check) per proxied request; the headers are made synchronously.
+      handle: async (ctx, rest) => proxy.handle(ctx, rest, extraHeaders(noteSession(ctx, await admit(ctx.req, ctx.client)), ctx.client, ctx.requestId)),
       upgrade: (req, socket, head, rest, client) => {
         const requestId = (client.viaTrustedProxy && trustedRequestId(req.headers['x-request-id'])) || newRequestId();
         admit(req, client).then(
@@ -456,6 +453,15 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       );
     },
   };
+}
+
+/** Notes a request's session (app and user) on it for its access line; returns the session. */
+function noteSession<S extends { appid: string; openid: string } | null>(ctx: HttpContext, session: S): S {
+  if (session) {
+    ctx.appid = session.appid;
+    ctx.openid = session.openid;
+  }
+  return session;
 }
 
 /** A route's metrics label: its configured host and path (bounded by the config, never the raw URL). */

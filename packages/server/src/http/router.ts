@@ -66,11 +66,11 @@ export class Router {
     method: string,
     path: string,
   ): { handler: Handler; params: Record<string, string> } | { allowed: string[] } | null {
-    const lookup = method === 'HEAD' ? ['HEAD', 'GET'] : [method];
     const exact = this.exact.get(path);
-    if (exact) return pick(exact, lookup, {});
+    if (exact) return pick(exact, lookupOf(method), {});
     // Health is asked on every request; most routers have no patterns to split the path for.
     if (this.patterns.length === 0) return null;
+    const lookup = lookupOf(method);
     const segments = path.split('/');
     for (const route of this.patterns) {
       const tail = route.segments[route.segments.length - 1] === '*';
@@ -94,7 +94,7 @@ export class Router {
   }
 }
 
-function pick(handlers: Map<string, Handler>, lookup: string[], params: Record<string, string>) {
+function pick(handlers: Map<string, Handler>, lookup: readonly string[], params: Record<string, string>) {
   for (const method of lookup) {
     const handler = handlers.get(method);
     if (handler) return { handler, params };
@@ -117,4 +117,10 @@ export function routeTo(router: Router, ctx: HttpContext, path: string): void | 
   if ('allowed' in found) throw new AppError('METHOD_NOT_ALLOWED', { details: { allowed: found.allowed } });
   ctx.params = found.params;
   return found.handler(ctx);
+}
+
+const HEAD_LOOKUP: readonly string[] = ['HEAD', 'GET'];
+/** The methods whose handler answers `method` (HEAD falls back to GET); made only once a path matched. */
+function lookupOf(method: string): readonly string[] {
+  return method === 'HEAD' ? HEAD_LOOKUP : [method];
 }
