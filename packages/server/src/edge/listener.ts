@@ -124,33 +124,48 @@ export function createListener(options: ListenerOptions): Listener {
     });
   }
 
-  // HTTP/1 connections with the number of requests in progress and when they last went quiet,
-  // for the drain to close each one only when it is truly idle. HTTP/2 sessions are told to go
-  // away instead.
-  const connections = new Map<Socket, { busy: number; quietSince: number }>();
-  const answering = new Set<ServerResponse>();
+  // HTTP/1 connections and the last request each carried, for the drain to close each one only
+  // once it is truly idle. Per request this is one Map lookup and one assignment (no listener, no
+  // closure: this runs on every request). HTTP/2 sessions are told to go away instead.
+  interface Connection {
+    /** The last request's answer on this connection (undefined before the first request). */
+    res: ServerResponse | undefined;
+    /** Accepted at; then, while draining, when the drain first saw it idle with `idleRes`. */
+    quietSince: number;
+    idleRes: ServerResponse | undefined | null;
+  }
+  const connections = new Map<Socket, Connection>();
   if (!options.http2) {
     server.on(options.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
-      connections.set(socket, { busy: 0, quietSince: Date.now() });
+      connections.set(socket, { res: undefined, quietSince: Date.now(), idleRes: null });
       socket.once('close', () => connections.delete(socket));
     });
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       const state = connections.get(req.socket as Socket);
-      if (!state) return;
-      state.busy++;
-      answering.add(res);
-      res.once('close', () => {
-        answering.delete(res);
-        state.busy--;
-        state.quietSince = Date.now();
-      });
+      if (state) state.res = res;
     });
     // An upgraded socket (WebSocket) is no longer the listener's to close.
     server.on('upgrade', (req: IncomingMessage) => connections.delete(req.socket as Socket));
   }
   const closeQuiet = () => {
     const now = Date.now();
-    for (const [socket, state] of connections) if (state.busy === 0 && now - state.quietSince >= DRAIN_QUIET_MS) socket.destroy();
+    for (const [socket, state] of connections) {
+      if (state.res && !state.res.writableFinished) {
+        state.idleRes = null; // answering
+        continue;
+      }
+      if (state.res === undefined) {
+        // Never sent a request: quiet since it was accepted.
+        if (now - state.quietSince >= DRAIN_QUIET_MS) socket.destroy();
+        continue;
+      }
+      // Idle after an answer: quiet once the drain has seen it idle, with the same last answer,
+      // for DRAIN_QUIET_MS (a request written meanwhile is answered with `connection: close`).
+      if (state.idleRes !== state.res) {
+        state.idleRes = state.res;
+        state.quietSince = now;
+      } else if (now - state.quietSince >= DRAIN_QUIET_MS) socket.destroy();
+    }
   };
 
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
@@ -215,7 +230,7 @@ export function createListener(options: ListenerOptions): Listener {
             delete (server as Partial<HttpServer>).closeIdleConnections;
           }
           // Requests already in progress: their answers, not yet sent, end the connection too.
-          for (const res of answering) if (!res.headersSent && res.req.httpVersionMajor === 1) res.setHeader('connection', 'close');
+          for (const { res } of connections.values()) if (res && !res.headersSent && res.req.httpVersionMajor === 1) res.setHeader('connection', 'close');
           closeQuiet();
         }
         for (const session of sessions) session.close();
