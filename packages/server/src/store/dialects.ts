@@ -100,6 +100,13 @@ export async function openDatabase(url: string, logger: Logger, options: OpenOpt
     },
   });
   pool.on('error', (error) => logger.warn({ err: errorSummary(error) }, 'store: idle postgres connection error'));
+  // The pool listens for errors only while a client is idle: a connection reset while a client is
+  // checked out between two statements (in a transaction, or just before release) would be an
+  // 'error' event with no listener, which ends the process. The statement in flight, if any, still
+  // gets its own error; this only keeps the process up.
+  pool.on('connect', (client) => {
+    client.on('error', (error) => logger.warn({ err: errorSummary(error) }, 'store: postgres connection error'));
+  });
   const poolUse = () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount });
   return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...log }), dialect, redactedUrl, poolUse };
 }
