@@ -210,12 +210,16 @@ function runContainer(name, config, volume) {
 }
 
 async function healthy(name) {
-  await until(`${name} to answer /healthz`, 90, async () => {
-    if (podman('inspect', name, '--format', '{{.State.Running}}').stdout.trim() !== 'true') {
-      fail(`${name} exited:\n${sh('podman', ['logs', name], { allowFail: true }).stderr.slice(-3000)}`);
-    }
-    return (await fetch(`http://127.0.0.1:${PORTS.http}/healthz`)).status === 200;
-  });
+  // /healthz answers as soon as the listeners are bound; /readyz once every feature has started
+  // (a login before that is 503 NOT_READY).
+  for (const probe of ['/healthz', '/readyz']) {
+    await until(`${name} to answer ${probe}`, 90, async () => {
+      if (podman('inspect', name, '--format', '{{.State.Running}}').stdout.trim() !== 'true') {
+        fail(`${name} exited:\n${sh('podman', ['logs', name], { allowFail: true }).stderr.slice(-3000)}`);
+      }
+      return (await fetch(`http://127.0.0.1:${PORTS.http}${probe}`)).status === 200;
+    });
+  }
 }
 
 /** HTTPS to the container (its dev CA is not trusted here: this checks minigate, not the CA). */
