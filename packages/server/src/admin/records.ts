@@ -3,8 +3,8 @@
  * log; and the reads of other tables the console shows (users, sessions, files). Every call is a
  * store operation: bounded in time, failures as AppErrors.
  */
-import { sql } from 'kysely';
-import { storeOp, type Store } from '../store/index.js';
+import { sql, type Selectable } from 'kysely';
+import { storeOp, type Database, type Store } from '../store/index.js';
 
 export interface AdminUser {
   name: string;
@@ -23,15 +23,8 @@ export interface AdminSession {
   lastSeenAt: number;
 }
 
-export interface AuditEntry {
-  id: string;
-  at: number;
-  actor: string;
-  action: string;
-  target: string | null;
-  address: string | null;
-  detail: string | null;
-}
+/** An audit_log row as it is stored (same columns, same names). */
+export type AuditEntry = Selectable<Database['audit_log']>;
 
 export interface UserRow {
   appid: string;
