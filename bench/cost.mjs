@@ -30,6 +30,8 @@ const { values } = parseArgs({
     json: { type: 'boolean', default: false },
     // YAML appended to the after tree's config only, to see what a setting costs (e.g. "metrics: {enabled: false}").
     'after-yaml': { type: 'string', default: '' },
+    // warn: no access lines in either tree, to tell their cost from the rest.
+    'log-level': { type: 'string', default: 'info' },
   },
 });
 if (!values.before) {
@@ -164,7 +166,7 @@ routes:
     proxy: ${upstream}
     auth: required
 log:
-  level: info
+  level: ${values['log-level']}
 ${LIMITS_RAISED_YAML}${name === 'after' && values['after-yaml'] ? `${values['after-yaml']}\n` : ''}`,
   );
   const probe = path.join(work, `${name}.sock`);
@@ -224,7 +226,7 @@ server.listen(0, '127.0.0.1', () => console.log('upstream http://127.0.0.1:' + s
     console.log(JSON.stringify({ requests: N, runs: RUNS, connections: CONNECTIONS, node: process.version, results }, null, 2));
     return;
   }
-  const title = `cost bench: server CPU µs per request (user + system, median of ${RUNS} alternating runs of ${N} requests, ${CONNECTIONS} keep-alive connections), log level info, metrics on, ${LIMITS_RAISED_NOTE}, node ${process.version}, ${cpus().length} cores\nbefore: ${path.resolve(values.before)}\nafter:  ${path.resolve(values.after)}`;
+  const title = `cost bench: server CPU µs per request (user + system, median of ${RUNS} alternating runs of ${N} requests, ${CONNECTIONS} keep-alive connections), log level ${values['log-level']}, metrics on, ${LIMITS_RAISED_NOTE}, node ${process.version}, ${cpus().length} cores\nbefore: ${path.resolve(values.before)}\nafter:  ${path.resolve(values.after)}`;
   printTable(
     title,
     ['path', 'before µs', 'after µs', 'after/before', 'runs before', 'runs after'],

@@ -77,9 +77,11 @@ export function createDispatcher(options: DispatchOptions) {
         logger.info(entry, 'request');
       }
     };
-    res.once('finish', finish);
-    res.once('close', () => {
-      if (!res.writableFinished) logger.info({ requestId, method, path, aborted: true }, 'request aborted by client');
+    // One listener, on 'close' (a tick after 'finish' when the answer went out): a response
+    // closes once, so `on` without `once`'s wrapper and removal, which a request paid twice.
+    res.on('close', () => {
+      if (res.writableFinished) finish();
+      else logger.info({ requestId, method, path, aborted: true }, 'request aborted by client');
     });
 
     const fail = (error: unknown) => {

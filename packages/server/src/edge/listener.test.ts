@@ -9,19 +9,22 @@ import { extendRequestDeadline } from '../http/index.js';
 import { createListener, DRAIN_QUIET_MS } from './listener.js';
 
 /** Sends a 20-byte body one byte every 75 ms (1.5 s in all); resolves with the status or 'cut'. */
-function slowPost(port: number, path: string): Promise<string> {
+function slowPost(port: number, path: string, chunked = false): Promise<string> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
     let answer = '';
     socket.on('data', (d: Buffer) => (answer += d.toString()));
     socket.on('error', () => undefined);
     socket.on('close', () => resolve(/^HTTP\/1\.1 (\d+)/.exec(answer)?.[1] ?? 'cut'));
-    socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\nConnection: close\r\n\r\n`);
+    socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\n${chunked ? 'Transfer-Encoding: chunked' : 'Content-Length: 20'}\r\nConnection: close\r\n\r\n`);
     let sent = 0;
     const timer = setInterval(() => {
       if (socket.destroyed) return clearInterval(timer);
-      socket.write('x');
-      if (++sent === 20) clearInterval(timer);
+      socket.write(chunked ? '1\r\nx\r\n' : 'x');
+      if (++sent === 20) {
+        clearInterval(timer);
+        if (chunked) socket.write('0\r\n\r\n');
+      }
     }, 75);
   });
 }
@@ -41,9 +44,11 @@ describe('request body deadline', () => {
     });
     const { port } = await listener.start();
     try {
-      const [normal, upload] = await Promise.all([slowPost(port, '/other'), slowPost(port, '/upload')]);
+      const [normal, upload, chunked] = await Promise.all([slowPost(port, '/other'), slowPost(port, '/upload'), slowPost(port, '/other', true)]);
       expect(normal).toBe('cut');
       expect(upload).toBe('200');
+      // A body without a length (chunked) has the deadline too: only a request with neither header has no body.
+      expect(chunked).toBe('cut');
     } finally {
       await listener.close(100);
     }
