@@ -4,7 +4,7 @@
 // thread), feeding each login a fresh single-use code and each session check a real token.
 //
 //   npm run bench              (builds first)
-//   node bench/login.mjs --stores sqlite,mysql,postgres --duration 10 --connections 32 [--json] [--smoke]
+//   node bench/login.mjs --stores sqlite,mysql,postgres --duration 10 --warmup 2 --connections 32 [--json] [--smoke]
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,12 +17,14 @@ import pg from 'pg';
 const values = benchArgs({
   stores: { type: 'string', default: 'sqlite,mysql,postgres' },
   duration: { type: 'string', default: '10' },
+  warmup: { type: 'string', default: '2' },
   connections: { type: 'string', default: '32' },
   // info: an access log line per request, as in production
   'log-level': { type: 'string', default: 'info' },
 });
 const SMOKE = values.smoke;
 const DURATION = SMOKE ? 1 : Number(values.duration);
+const WARMUP = SMOKE ? 1 : Number(values.warmup);
 const CONNECTIONS = SMOKE ? 8 : Number(values.connections);
 const APPID = 'wx0b0e0c0d0a0f0e0d';
 const SECRET = 'bench-secret-0123456789abcdef0123';
@@ -56,27 +58,18 @@ const MAX_LOGINS_PER_SECOND = 5000;
 
 /** Logins with fresh codes, then session checks with tokens those logins made. */
 async function measure(label, url, sandboxUrl) {
-  const { codes } = await post(`${sandboxUrl}/__sandbox/codes`, { appid: APPID, count: MAX_LOGINS_PER_SECOND * DURATION });
-  const login = await wrk({
-    url,
-    duration: DURATION,
-    connections: CONNECTIONS,
-    work,
-    lines: codes.map((c) => c.code),
-    lua: `request = function()\n  return wrk.format("POST", "/auth/login", { ["content-type"] = "application/json" }, '{"code":"' .. nextItem() .. '"}')\nend\n`,
-  });
+  const loginLua = `request = function()\n  return wrk.format("POST", "/auth/login", { ["content-type"] = "application/json" }, '{"code":"' .. nextItem() .. '"}')\nend\n`;
+  // A short warm-up (JIT, pools, prepared statements) on codes of its own: codes are single use.
+  const codesFor = async (seconds) => (await post(`${sandboxUrl}/__sandbox/codes`, { appid: APPID, count: MAX_LOGINS_PER_SECOND * seconds })).codes.map((c) => c.code);
+  await wrk({ url, duration: WARMUP, connections: CONNECTIONS, work, lines: await codesFor(WARMUP), lua: loginLua });
+  const login = await wrk({ url, duration: DURATION, connections: CONNECTIONS, work, lines: await codesFor(DURATION), lua: loginLua });
   const tokens = [];
   for (const { code } of (await post(`${sandboxUrl}/__sandbox/codes`, { appid: APPID, count: 200 })).codes) {
     tokens.push((await post(`${url}/auth/login`, { code })).token);
   }
-  const check = await wrk({
-    url,
-    duration: DURATION,
-    connections: CONNECTIONS,
-    work,
-    lines: tokens,
-    lua: `request = function()\n  return wrk.format("GET", "/auth/session", { ["authorization"] = "Bearer " .. nextItem() })\nend\n`,
-  });
+  const checkLua = `request = function()\n  return wrk.format("GET", "/auth/session", { ["authorization"] = "Bearer " .. nextItem() })\nend\n`;
+  await wrk({ url, duration: WARMUP, connections: CONNECTIONS, work, lines: tokens, lua: checkLua });
+  const check = await wrk({ url, duration: DURATION, connections: CONNECTIONS, work, lines: tokens, lua: checkLua });
   for (const [what, r] of [['login', login], ['GET /auth/session', check]]) {
     if (!(r.total > 0)) throw new Error(`${label} ${what}: no request answered\n${r.raw}`);
     if (r.non2xx + r.socketErrors > 0.01 * r.total) throw new Error(`${label} ${what}: ${r.non2xx} non-2xx answers and ${r.socketErrors} socket errors of ${r.total} requests`);
@@ -123,12 +116,12 @@ async function main() {
     rows.push(row({ name: `GET /auth/session (${store})`, unit: 'req/s', value: check.rps, p99: check.p99, peer: 'bare node:http', peerValue: bare.check.rps, peerP99: bare.check.p99, target: { ratio: 0.7, p99: 2 } }));
   }
   const notes = [
-    `plain HTTP, ${DURATION}s per scenario, ${CONNECTIONS} connections, log level ${values['log-level']}`,
+    `plain HTTP, ${DURATION}s per scenario after ${WARMUP}s warm-up, ${CONNECTIONS} connections, log level ${values['log-level']}`,
     LIMITS_RAISED_NOTE,
     wrkVersion,
     ...(SMOKE ? ['SMOKE RUN: figures mean nothing'] : []),
   ];
-  report(result('login', notes, { stores: values.stores, duration: DURATION, connections: CONNECTIONS, logLevel: values['log-level'], smoke: SMOKE }, rows), values.json);
+  report(result('login', notes, { stores: values.stores, duration: DURATION, warmup: WARMUP, connections: CONNECTIONS, logLevel: values['log-level'], smoke: SMOKE }, rows), values.json);
 }
 
 main()
