@@ -26,6 +26,7 @@ const BENCHES = [
   { name: 'stack', args: [] },
   { name: 'channel', args: ['--tls'] },
   { name: 'channel-memory', args: [] },
+  { name: 'keepalive-memory', args: [] },
   // Before/after of two trees: in a smoke run this tree against itself, so that it cannot rot.
   ...(SMOKE ? [{ name: 'cost', args: ['--before', '.'] }] : []),
 ].filter((b) => !args.only || args.only.split(',').includes(b.name));
@@ -54,6 +55,18 @@ function processesIn(dir) {
     }
   }
   return found;
+}
+
+/**
+ * Processes still in `dir` after up to `ms`: a group KILLed as a bench exits is gone a moment
+ * later, not at once (the kernel delivers the signal when each process next runs).
+ */
+async function leftoversIn(dir, ms = 3000) {
+  for (const end = Date.now() + ms; ; ) {
+    const found = processesIn(dir);
+    if (found.length === 0 || Date.now() >= end) return found;
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** Kills processes left in a run's directory (ours: started under it), by pid. */
@@ -86,7 +99,7 @@ async function checkRegistry() {
     child.stderr.on('data', (d) => (out += d));
     const code = await new Promise((resolve) => child.once('exit', (c, s) => resolve(c ?? s)));
     if (!out.includes('ready')) failures.push(`processes-check ${mode}: never ready (exit ${code})\n${out}`);
-    const leftovers = processesIn(dir);
+    const leftovers = await leftoversIn(dir, mode === 'leak' ? 0 : 3000);
     killLeftovers(leftovers);
     if (mode === 'leak' && leftovers.length === 0) failures.push('processes-check leak: the process it left was not found: the leftover check is blind');
     if (mode !== 'leak') for (const p of leftovers) failures.push(`processes-check ${mode}: left process ${p.pid} running: ${p.cmd}`);
@@ -104,7 +117,7 @@ function runBench(bench) {
     current = spawn(process.execPath, argv, { env: { ...process.env, TMPDIR: dir }, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     current.stdout.on('data', (d) => (out += d));
-    current.once('exit', (code, signal) => {
+    current.once('exit', async (code, signal) => {
       current = undefined;
       const seconds = (Date.now() - started) / 1000;
       let result;
@@ -113,7 +126,7 @@ function runBench(bench) {
       } catch {
         result = undefined;
       }
-      const leftovers = processesIn(dir);
+      const leftovers = await leftoversIn(dir);
       // End them, so that the next bench starts clean.
       killLeftovers(leftovers);
       resolve({ bench: bench.name, code, signal, seconds, result, leftovers });

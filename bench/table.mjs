@@ -5,8 +5,9 @@
 //
 // value and peerValue are in unit (req/s, handshakes/s, MiB/s, MiB, µs…); p99 and peerP99 in ms
 // (null where a bench has no latency); ratio = value / peerValue (null without a peer). target:
-// { ratio: r } means ratio ≥ r, { max: v } means value ≤ v, { p99: k } adds p99 ≤ k × peerP99;
-// met is whether the row meets all of them (absent without a target).
+// { ratio: r } means ratio ≥ r, { maxRatio: r } ratio ≤ r (memory), { max: v } value ≤ v,
+// { p99: k } adds p99 ≤ k × peerP99; met is whether the row meets all of them (absent without a
+// target).
 import { cpus, freemem, loadavg, release, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 
@@ -49,6 +50,7 @@ export function row({ name, value, unit, peer = null, peerValue = null, p99 = nu
   if (target) {
     let met = true;
     if (target.ratio !== undefined) met &&= ratio !== null && ratio >= target.ratio;
+    if (target.maxRatio !== undefined) met &&= ratio !== null && ratio <= target.maxRatio;
     if (target.max !== undefined) met &&= value <= target.max;
     if (target.p99 !== undefined) met &&= p99 !== null && peerP99 !== null && p99 <= target.p99 * peerP99;
     out.target = target;
@@ -61,6 +63,7 @@ export function describeTarget(t) {
   if (!t) return '';
   const parts = [];
   if (t.ratio !== undefined) parts.push(`≥${t.ratio}×`);
+  if (t.maxRatio !== undefined) parts.push(`≤${t.maxRatio}×`);
   if (t.max !== undefined) parts.push(`≤${t.max}`);
   if (t.p99 !== undefined) parts.push(`p99 ≤${t.p99}× peer`);
   return parts.join(', ');
