@@ -27,6 +27,10 @@ export function printTable(title, header, lines, textColumns = 1) {
  */
 export function benchArgs(options) {
   const { values } = parseArgs({ options: { json: { type: 'boolean', default: false }, smoke: { type: 'boolean', default: false }, ...options } });
+  // Options whose default is a number take a positive number (a typo would otherwise reach wrk as NaN).
+  for (const [name, option] of Object.entries(options)) {
+    if (/^\d+(\.\d+)?$/.test(option.default ?? '') && !(Number(values[name]) > 0)) throw new Error(`--${name}: expected a positive number, got ${values[name]}`);
+  }
   return values;
 }
 

@@ -27,6 +27,7 @@ function parseSize(text) {
   return Math.round(Number(m[1]) * UNITS[(m[2] ?? 'B').toUpperCase()]);
 }
 const SIZE = SMOKE ? 8 * 2 ** 20 : parseSize(args.size);
+if (!(SIZE >= 2 ** 16)) throw new Error(`--size: at least 64KiB, got ${args.size}`);
 const MIB = 2 ** 20;
 const work = mkdtempSync(path.join(tmpdir(), 'minigate-bench-upload-'));
 // Run as root, nginx's worker is `nobody`: it must get through the work directory to its body files.
