@@ -22,10 +22,10 @@ export const LIMITS_RAISED_NOTE = `rate limits raised to ${RAISED}`;
  * benchmark ends (normal end, exception, SIGINT/SIGTERM). Each child is spawned detached: the
  * leader of its own process group, so that stopping it reaches what it forked too (nginx's
  * workers, minigate's cluster workers), and a Ctrl-C in the terminal does not race the orderly
- * stop below. Children run in the benchmark's work directory (the smoke runner finds leftovers
- * by it).
+ * stop below. Children run in the temporary directory (TMPDIR), which the smoke runner gives each
+ * bench and where it looks for leftovers.
  */
-const groups = new Map(); // pgid → { name, child, exited: Promise<void>, stop?: () => void }
+const groups = new Map(); // pgid → { name, child, stop?: () => void }
 let handlersInstalled = false;
 
 function installHandlers() {
@@ -68,11 +68,10 @@ async function waitGroupGone(pgid, ms) {
  */
 export function spawnTracked(command, args, { cwd, env, stdio = 'ignore', stop, name = command } = {}) {
   installHandlers();
-  // cwd: under the temporary directory, where the smoke runner looks for leftovers (by /proc/<pid>/cwd).
+  // cwd: the temporary directory, where the smoke runner looks for leftovers (by /proc/<pid>/cwd).
   const child = spawn(command, args, { cwd: cwd ?? tmpdir(), env: env ?? process.env, stdio, detached: true });
   if (child.pid === undefined) throw new Error(`could not start ${command}`);
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  groups.set(child.pid, { name, child, exited, stop });
+  groups.set(child.pid, { name, child, stop });
   return child;
 }
 
@@ -155,14 +154,12 @@ export function createProcesses() {
     },
     stop: stopTracked,
     stopAll,
-    /** Kept for the older benches: the orderly stop of every process. */
-    killAll: stopAll,
   };
 }
 
 /**
- * nginx in the foreground (daemon off) with a master and `workers` workers, its pid file, logs and
- * temp paths in `work`. Stopped with `nginx -s quit` (graceful: the workers finish and exit, then
+ * nginx in the foreground (the config says `daemon off`, `master_process on`, its workers, and its
+ * pid file, logs and temp paths in `work`). Stopped with `nginx -s quit` (graceful: the workers finish and exit, then
  * the master); the registry KILLs the whole group if that takes too long. Resolves once `port` accepts.
  */
 export async function startNginx(work, confText, port, name = 'nginx') {
