@@ -10,11 +10,10 @@
 // (an idle server may not collect soon), so the figure is honest rather than flattering.
 // Sessions are made (logins) before the baseline: they exist whether or not a socket is open.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createProcesses, freePort, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, pool, post, selfSignedCertificate, stopTracked } from './processes.mjs';
+import { createProcesses, freePort, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, pool, post, selfSignedCertificate, stopTracked, workDir } from './processes.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 
 // ws is minigate's own dependency; taking it from there keeps client, peer and server on one version.
@@ -40,7 +39,7 @@ const ROOM = 'bench:idle';
 const WARM_UP_SOCKETS = 50;
 const CLI = new URL('../packages/server/bin/minigate.js', import.meta.url).pathname;
 const PEER = new URL('./peers/bare-ws-fanout.mjs', import.meta.url).pathname;
-const work = mkdtempSync(path.join(tmpdir(), 'minigate-bench-channel-memory-'));
+const work = workDir('minigate-bench-channel-memory-');
 const { start, stopAll } = createProcesses();
 const clientSockets = new Set();
 

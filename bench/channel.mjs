@@ -18,12 +18,11 @@
 // 1 MiB by default, close code 4008); the bench leaves that limit at its default. Latency
 // is then the cost of one message through the server at this load, not time spent in a
 // backlog the bench itself made.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createProcesses, freePort, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, pool, post, selfSignedCertificate } from './processes.mjs';
+import { createProcesses, freePort, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, pool, post, selfSignedCertificate, workDir } from './processes.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 
 // ws is minigate's own dependency; taking it from there keeps client, peer and server on one version.
@@ -59,7 +58,7 @@ const SECRET = 'bench-secret-0123456789abcdef0123';
 const ROOM = 'bench:fanout';
 const CLI = new URL('../packages/server/bin/minigate.js', import.meta.url).pathname;
 const PEER = new URL('./peers/bare-ws-fanout.mjs', import.meta.url).pathname;
-const work = mkdtempSync(path.join(tmpdir(), 'minigate-bench-channel-'));
+const work = workDir('minigate-bench-channel-');
 const { start, stop, stopAll } = createProcesses();
 const clientSockets = new Set();
 

@@ -12,13 +12,12 @@
 // Paths: GET /auth/session over plain HTTP (session check from the store), and GET /api/items over
 // HTTPS through the authed proxy (session check, identity headers, upstream on keep-alive).
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createProcesses, freePort, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, stopAll } from './processes.mjs';
+import { createProcesses, freePort, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, stopAll, workDir } from './processes.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 
 const values = benchArgs({
@@ -41,7 +40,7 @@ const CONNECTIONS = Number(values.connections);
 const APPID = 'wx0b0e0c0d0a0f0e0d';
 const SECRET = 'bench-secret-0123456789abcdef0123';
 const cli = (tree) => path.join(path.resolve(tree), 'packages/server/bin/minigate.js');
-const work = mkdtempSync(path.join(tmpdir(), 'minigate-bench-cost-'));
+const work = workDir('minigate-bench-cost-');
 const processes = createProcesses();
 
 // Loaded into each minigate process (NODE_OPTIONS --require): answers its CPU time on a unix socket.

@@ -15,10 +15,8 @@
 // The clients share the machine's cores with the server under test, and a full handshake costs
 // the client about what it costs the server: on a 2-core box the figures are the pair's, and the
 // ratio is what to read.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { freePort, LIMITS_RAISED_NOTE, nginxVersion, runTracked, startNginx, stopAll, stopTracked } from './processes.mjs';
+import { rmSync } from 'node:fs';
+import { freePort, LIMITS_RAISED_NOTE, nginxVersion, runTracked, startNginx, stopAll, stopTracked, workDir } from './processes.mjs';
 import { certificateChain, startMinigate, startSandbox } from './setup.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 
@@ -29,7 +27,7 @@ const args = benchArgs({
 const SMOKE = args.smoke;
 const DURATION = SMOKE ? 1 : Number(args.duration);
 const CLIENTS = SMOKE ? 1 : Number(args.clients);
-const work = mkdtempSync(path.join(tmpdir(), 'minigate-bench-handshake-'));
+const work = workDir('minigate-bench-handshake-');
 
 function nginxConf(port, tls) {
   return `worker_processes 1;

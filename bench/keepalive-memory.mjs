@@ -6,11 +6,9 @@
 //   node bench/keepalive-memory.mjs [--connections 2000] [--settle 3] [--json] [--smoke]
 //
 // RSS includes garbage not yet collected, as in channel-memory.mjs: what the operator pays.
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:tls';
-import { createProcesses, LIMITS_RAISED_NOTE, pool, stopAll, stopTracked } from './processes.mjs';
+import { createProcesses, LIMITS_RAISED_NOTE, pool, stopAll, stopTracked, workDir } from './processes.mjs';
 import { certificateChain, login, startMinigate, startSandbox } from './setup.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 
@@ -23,7 +21,7 @@ const CONNECTIONS = SMOKE ? 100 : Number(args.connections);
 const SETTLE = SMOKE ? 1 : Number(args.settle);
 const WARM_UP = 50;
 const PEER = new URL('./peers/bare-https.mjs', import.meta.url).pathname;
-const work = mkdtempSync(path.join(tmpdir(), 'minigate-bench-keepalive-'));
+const work = workDir('minigate-bench-keepalive-');
 const sockets = new Set();
 const sleep = (s) => new Promise((r) => setTimeout(r, s * 1000));
 const rssKiB = (pid) => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);

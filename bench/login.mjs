@@ -5,10 +5,9 @@
 //
 //   npm run bench              (builds first)
 //   node bench/login.mjs --stores sqlite,mysql,postgres --duration 10 --warmup 2 --connections 32 [--json] [--smoke]
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createProcesses, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, post } from './processes.mjs';
+import { createProcesses, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, post, workDir } from './processes.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 import { requireWrk, wrk } from './wrk.mjs';
 import mysql from 'mysql2/promise';
@@ -31,7 +30,7 @@ const SECRET = 'bench-secret-0123456789abcdef0123';
 const MYSQL_URL = process.env.TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test';
 const POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const CLI = new URL('../packages/server/bin/minigate.js', import.meta.url).pathname;
-const work = mkdtempSync(path.join(tmpdir(), 'minigate-bench-'));
+const work = workDir('minigate-bench-');
 const { start, stop, stopAll } = createProcesses();
 
 async function freshDatabase(kind) {

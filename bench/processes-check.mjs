@@ -10,13 +10,13 @@
 //
 // bench/run.mjs --smoke runs it each way and fails if any of those processes is left.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createProcesses, freePort, runTracked, startNginx, stopAll } from './processes.mjs';
+import { createProcesses, freePort, runTracked, startNginx, stopAll, workDir } from './processes.mjs';
 
 const mode = process.argv[2];
-const work = mkdtempSync(path.join(tmpdir(), 'minigate-bench-check-'));
+const work = workDir('minigate-bench-check-');
 
 async function main() {
   const port = await freePort();

@@ -1,7 +1,7 @@
 // What the benchmarks share: starting the processes under test and stopping every one of them
 // however the benchmark ends, and small client helpers.
 import { execFileSync, spawn } from 'node:child_process';
-import { openSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -26,7 +26,16 @@ export const LIMITS_RAISED_NOTE = `rate limits raised to ${RAISED}`;
  * bench and where it looks for leftovers.
  */
 const groups = new Map(); // pgid → { name, child, stop?: () => void }
+const workDirs = new Set();
 let handlersInstalled = false;
+
+/** A bench's temporary directory (under TMPDIR), removed as the process exits however it ends. */
+export function workDir(prefix) {
+  installHandlers();
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  workDirs.add(dir);
+  return dir;
+}
 
 function installHandlers() {
   if (handlersInstalled) return;
@@ -40,6 +49,7 @@ function installHandlers() {
   // Last resort (an uncaught exception, process.exit): no time to wait, so KILL every group.
   process.on('exit', () => {
     for (const pgid of groups.keys()) signalGroup(pgid, 'SIGKILL');
+    for (const dir of workDirs) rmSync(dir, { recursive: true, force: true });
   });
 }
 

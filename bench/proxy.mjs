@@ -5,10 +5,8 @@
 // With --workers N (N > 1) also minigate `workers: N` against nginx `worker_processes N`.
 //
 //   node bench/proxy.mjs [--duration 10] [--connections 32] [--workers 2] [--json] [--smoke]
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { createProcesses, freePort, LIMITS_RAISED_NOTE, nginxVersion, startNginx, stopAll, stopTracked } from './processes.mjs';
+import { rmSync } from 'node:fs';
+import { createProcesses, freePort, LIMITS_RAISED_NOTE, nginxVersion, startNginx, stopAll, stopTracked, workDir } from './processes.mjs';
 import { certificateChain, login, startMinigate, startSandbox, startUpstream } from './setup.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 import { requireWrk, wrk } from './wrk.mjs';
@@ -25,7 +23,7 @@ const WARMUP = SMOKE ? 1 : Number(args.warmup);
 const CONNECTIONS = SMOKE ? 8 : Number(args.connections);
 const WORKERS = Number(args.workers);
 const PEER = new URL('./peers/node-proxy.mjs', import.meta.url).pathname;
-const work = mkdtempSync(path.join(tmpdir(), 'minigate-bench-proxy-'));
+const work = workDir('minigate-bench-proxy-');
 
 function nginxConf(workers, port, upstream, tls) {
   return `worker_processes ${workers};

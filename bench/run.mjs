@@ -38,8 +38,12 @@ let current;
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.once(signal, () => {
     // The bench stops its own processes on this signal; wait for it, then go.
-    if (current) current.once('exit', () => process.exit(130)).kill(signal);
-    else process.exit(130);
+    const leave = () => {
+      rmSync(root, { recursive: true, force: true });
+      process.exit(130);
+    };
+    if (current) current.once('exit', leave).kill(signal);
+    else leave();
   });
 }
 

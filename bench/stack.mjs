@@ -11,11 +11,9 @@
 // store, whose table names are not configurable, gets a fresh database (mg_bench_stack_<random>).
 // Both are dropped at the end.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { rmSync } from 'node:fs';
 import mysql from 'mysql2/promise';
-import { createProcesses, freePort, LIMITS_RAISED_NOTE, nginxVersion, post, startNginx, stopAll } from './processes.mjs';
+import { createProcesses, freePort, LIMITS_RAISED_NOTE, nginxVersion, post, startNginx, stopAll, workDir } from './processes.mjs';
 import { APPID, certificateChain, send, startMinigate, startSandbox } from './setup.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 import { requireWrk, wrk } from './wrk.mjs';
@@ -34,7 +32,7 @@ const SESSIONS = SMOKE ? 50 : Number(args.sessions);
 const MYSQL_URL = process.env.TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test';
 const UPSTREAM_SECRET = 'bench-upstream-secret-0123456789';
 const KOA = new URL('./peers/koa-app.mjs', import.meta.url).pathname;
-const work = mkdtempSync(path.join(tmpdir(), 'minigate-bench-stack-'));
+const work = workDir('minigate-bench-stack-');
 const suffix = randomBytes(4).toString('hex');
 const TABLE = `mgbench_stack_${suffix}_sessions`;
 const STORE_DB = `mg_bench_stack_${suffix}`;

@@ -11,10 +11,9 @@
 // hashes (SHA-256) and fsyncs the file before answering, and records it in the store; nginx
 // writes the raw body, unparsed, and does not fsync. The file is an MP4 header followed by zeros
 // (sparse on disk, so reading it costs the client nothing).
-import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeSync, ftruncateSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, closeSync, openSync, readFileSync, rmSync, statSync, writeSync, ftruncateSync } from 'node:fs';
 import path from 'node:path';
-import { freePort, LIMITS_RAISED_NOTE, nginxVersion, runTracked, startNginx, stopAll } from './processes.mjs';
+import { freePort, LIMITS_RAISED_NOTE, nginxVersion, runTracked, startNginx, stopAll, workDir } from './processes.mjs';
 import { certificateChain, login, startMinigate, startSandbox, startUpstream } from './setup.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 
@@ -29,7 +28,7 @@ function parseSize(text) {
 const SIZE = SMOKE ? 8 * 2 ** 20 : parseSize(args.size);
 if (!(SIZE >= 2 ** 16)) throw new Error(`--size: at least 64KiB, got ${args.size}`);
 const MIB = 2 ** 20;
-const work = mkdtempSync(path.join(tmpdir(), 'minigate-bench-upload-'));
+const work = workDir('minigate-bench-upload-');
 // Run as root, nginx's worker is `nobody`: it must get through the work directory to its body files.
 chmodSync(work, 0o711);
 
