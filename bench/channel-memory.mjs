@@ -4,25 +4,22 @@
 // server process, so one row's freed-but-kept heap does not flatter the next one's baseline.
 //
 //   npm run bench:channel      (builds first)
-//   node bench/channel-memory.mjs [--connections 10000] [--per-user 100] [--settle 5]
+//   node bench/channel-memory.mjs [--connections 10000] [--per-user 100] [--settle 5] [--json] [--smoke]
 //
 // RSS is what the operator pays for; it includes garbage the server has not collected yet
 // (an idle server may not collect soon), so the figure is honest rather than flattering.
 // Sessions are made (logins) before the baseline: they exist whether or not a socket is open.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { createProcesses, freePort, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, pool, post, selfSignedCertificate } from './processes.mjs';
-import { printTable } from './table.mjs';
+import { createProcesses, freePort, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, pool, post, selfSignedCertificate, stopTracked, workDir } from './processes.mjs';
+import { benchArgs, report, result, row } from './table.mjs';
 
 // ws is minigate's own dependency; taking it from there keeps client, peer and server on one version.
 const { WebSocket } = createRequire(new URL('../packages/server/package.json', import.meta.url))('ws');
 
-const { values } = parseArgs({
-  options: {
+const values = benchArgs({
     connections: { type: 'string', default: '10000' },
     // Connections per logged-in user (channel.maxConnectionsPerUser is set to match). The
     // default, 1, is the mini program case: each user also costs its own user room. --per-user
@@ -31,19 +28,19 @@ const { values } = parseArgs({
     // Seconds to wait after warm-up and after connecting before reading RSS.
     settle: { type: 'string', default: '5' },
     'log-level': { type: 'string', default: 'info' },
-  },
 });
-const CONNECTIONS = Number(values.connections);
-const PER_USER = Number(values['per-user']);
-const SETTLE = Number(values.settle);
+const SMOKE = values.smoke;
+const CONNECTIONS = SMOKE ? 200 : Number(values.connections);
+const PER_USER = SMOKE ? 10 : Number(values['per-user']);
+const SETTLE = SMOKE ? 1 : Number(values.settle);
 const APPID = 'wx0b0e0c0d0a0f0e0d';
 const SECRET = 'bench-secret-0123456789abcdef0123';
 const ROOM = 'bench:idle';
 const WARM_UP_SOCKETS = 50;
 const CLI = new URL('../packages/server/bin/minigate.js', import.meta.url).pathname;
 const PEER = new URL('./peers/bare-ws-fanout.mjs', import.meta.url).pathname;
-const work = mkdtempSync(path.join(tmpdir(), 'minigate-bench-channel-memory-'));
-const { start, killAll } = createProcesses();
+const work = workDir('minigate-bench-channel-memory-');
+const { start, stopAll } = createProcesses();
 const clientSockets = new Set();
 
 /** This process holds every client socket, the server every server socket; both need the file descriptors. */
@@ -64,6 +61,7 @@ async function stop(child) {
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGKILL'); // nothing to drain: the sockets are the client's to clean up
   await exited;
+  await stopTracked(child); // and nothing else of its process group is left
 }
 
 
@@ -206,17 +204,21 @@ ${LIMITS_RAISED_YAML}`,
   rows.push(await measure('bare ws (peer, wss)', peerTls, peerTls.match[1], userTokens));
 
   const mib = (kib) => (kib / 1024).toFixed(1);
-  const title = `channel memory bench: idle sockets in one room, ${CONNECTIONS} connections (${PER_USER} per user), RSS read ${SETTLE}s after connecting, ${LIMITS_RAISED_NOTE}, node ${process.version}, ${cpus().length} cores`;
-  printTable(
-    title,
-    ['target', 'connections', 'RSS before MiB', 'RSS after MiB', 'KiB/connection'],
-    rows.map((r) => [r.target, String(r.connections), mib(r.before), mib(r.after), r.perConnection.toFixed(1)]),
-  );
-  console.log('target ≤ 16 KiB per idle connection (minigate over ws)');
   const storm = rows[0].storm;
   const closeCodes = [...storm.codes].map(([code, n]) => `${n}× ${code}`).join(', ') || 'none';
-  console.log(`\nminigate (ws), the same ${CONNECTIONS} sockets: all dropped and reconnected at once (no back-off): ${storm.reconnected} back in ${storm.reconnectS.toFixed(1)} s, ${storm.failed} failed`);
-  console.log(`then SIGTERM: exit code ${storm.exitCode} after ${storm.exitS.toFixed(1)} s; close codes the clients got: ${closeCodes}`);
+  const [ws, bare, wss, bareTls] = rows;
+  const notes = [
+    `idle sockets in one room, ${CONNECTIONS} connections (${PER_USER} per user), RSS read ${SETTLE}s after connecting`,
+    LIMITS_RAISED_NOTE,
+    `RSS before → after (MiB): ${rows.map((r) => `${r.target} ${mib(r.before)} → ${mib(r.after)}`).join('; ')}`,
+    `minigate (ws), the same ${CONNECTIONS} sockets all dropped and reconnected at once (no back-off): ${storm.reconnected} back in ${storm.reconnectS.toFixed(1)} s, ${storm.failed} failed; then SIGTERM: exit code ${storm.exitCode} after ${storm.exitS.toFixed(1)} s, close codes ${closeCodes}`,
+    ...(SMOKE ? ['SMOKE RUN: figures mean nothing'] : []),
+  ];
+  const out = [
+    row({ name: 'idle channel socket, ws', unit: 'KiB/connection', value: ws.perConnection, peer: 'bare ws', peerValue: bare.perConnection, target: { max: 16 } }),
+    row({ name: 'idle channel socket, wss', unit: 'KiB/connection', value: wss.perConnection, peer: 'bare ws (wss)', peerValue: bareTls.perConnection }),
+  ];
+  report(result('channel-memory', notes, { connections: CONNECTIONS, perUser: PER_USER, settle: SETTLE, smoke: SMOKE }, out), values.json);
   reportLogs();
 }
 
@@ -227,22 +229,21 @@ function reportLogs() {
       .split('\n')
       .filter((l) => /"level":(40|50|60)/.test(l) && !l.includes('self-signed'));
     if (lines.length === 0) continue;
-    console.log(`\nminigate (${name}) logged ${lines.length} warning(s)/error(s); the first:`);
-    for (const l of lines.slice(0, 5)) console.log(`  ${l}`);
+    // On stderr: stdout is the result (one JSON object with --json).
+    console.error(`\nminigate (${name}) logged ${lines.length} warning(s)/error(s); the first:`);
+    for (const l of lines.slice(0, 5)) console.error(`  ${l}`);
   }
 }
 
-function cleanUp() {
+async function cleanUp() {
   for (const ws of clientSockets) ws.terminate();
-  killAll();
+  try {
+    await stopAll();
+  } catch (error) {
+    console.error(error.message);
+    process.exitCode = 1;
+  }
   rmSync(work, { recursive: true, force: true });
-}
-
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    cleanUp();
-    process.exit(130);
-  });
 }
 
 main()
@@ -250,8 +251,8 @@ main()
     console.error(error);
     process.exitCode = 1;
   })
-  .finally(() => {
-    cleanUp();
+  .finally(async () => {
+    await cleanUp();
     // Nothing should be left holding the loop open; make sure a stray handle cannot hang the bench.
     setTimeout(() => process.exit(), 2000).unref();
   });

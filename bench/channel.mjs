@@ -4,7 +4,7 @@
 // same client code. Servers run in their own processes; this process is the client.
 //
 //   npm run bench:channel      (builds first)
-//   node bench/channel.mjs [--subscribers 1000] [--duration 10] [--window 4] [--tls]
+//   node bench/channel.mjs [--subscribers 1000] [--duration 10] [--window 4] [--tls] [--json] [--smoke]
 //
 // The client (this one process holding every socket) may itself be the bottleneck on a 2-core
 // machine: it shares the cores with the server under test. It is kept cheap — a frame is
@@ -18,20 +18,17 @@
 // 1 MiB by default, close code 4008); the bench leaves that limit at its default. Latency
 // is then the cost of one message through the server at this load, not time spent in a
 // backlog the bench itself made.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
-import { createProcesses, freePort, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, pool, post, selfSignedCertificate } from './processes.mjs';
-import { printTable } from './table.mjs';
+import { createProcesses, freePort, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, pool, post, selfSignedCertificate, workDir } from './processes.mjs';
+import { benchArgs, report, result, row } from './table.mjs';
 
 // ws is minigate's own dependency; taking it from there keeps client, peer and server on one version.
 const { WebSocket } = createRequire(new URL('../packages/server/package.json', import.meta.url))('ws');
 
-const { values } = parseArgs({
-  options: {
+const values = benchArgs({
     subscribers: { type: 'string', default: '1000' },
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '3' },
@@ -46,21 +43,23 @@ const { values } = parseArgs({
     // Also measure both over TLS (wss://).
     tls: { type: 'boolean', default: false },
     'log-level': { type: 'string', default: 'info' },
-  },
 });
-const SUBSCRIBERS = Number(values.subscribers);
-const DURATION = Number(values.duration);
-const WARMUP = Number(values.warmup);
+const SMOKE = values.smoke;
+const SUBSCRIBERS = SMOKE ? 50 : Number(values.subscribers);
+const DURATION = SMOKE ? 1 : Number(values.duration);
+const WARMUP = SMOKE ? 1 : Number(values.warmup);
 const WINDOW = Number(values.window);
 const SIZE = Number(values.size);
-const PER_USER = Number(values['per-user']);
+const PER_USER = SMOKE ? 25 : Number(values['per-user']);
+// A smoke run covers wss too, so that path cannot rot either.
+const TLS = values.tls || SMOKE;
 const APPID = 'wx0b0e0c0d0a0f0e0d';
 const SECRET = 'bench-secret-0123456789abcdef0123';
 const ROOM = 'bench:fanout';
 const CLI = new URL('../packages/server/bin/minigate.js', import.meta.url).pathname;
 const PEER = new URL('./peers/bare-ws-fanout.mjs', import.meta.url).pathname;
-const work = mkdtempSync(path.join(tmpdir(), 'minigate-bench-channel-'));
-const { start, killAll } = createProcesses();
+const work = workDir('minigate-bench-channel-');
+const { start, stop, stopAll } = createProcesses();
 const clientSockets = new Set();
 
 if (!(WINDOW >= 1 && WINDOW <= 1024)) throw new Error('--window must be 1…1024');
@@ -254,7 +253,7 @@ function percentile(q) {
 // ---- the run ------------------------------------------------------------------------------------
 
 async function main() {
-  const tls = values.tls ? selfSignedCertificate(work) : undefined;
+  const tls = TLS ? selfSignedCertificate(work) : undefined;
   const sandbox = (await start([CLI, 'sandbox', '--port', '0', '--app', `${APPID}:${SECRET}`], /sandbox (http:\/\/\S+)/)).match[1];
 
   const httpPort = await freePort();
@@ -299,25 +298,23 @@ ${LIMITS_RAISED_YAML}`,
       await measure('bare ws (peer, wss)', peerTls.match[1], userTokens, peerTls.child.pid),
     ]);
   }
-  minigate.child.kill('SIGTERM');
-  await new Promise((r) => minigate.child.once('exit', r));
+  await stop(minigate.child);
 
-  const title = `channel fan-out bench: 1 publisher → ${SUBSCRIBERS} subscribers in one room, ${SIZE}-byte data, ${WINDOW} messages in flight, ${DURATION}s after ${WARMUP}s warm-up, ${LIMITS_RAISED_NOTE}, node ${process.version}, ${cpus().length} cores`;
   // CPU: cores used by the server under test and by this client process (a client near 100% is
   // the limit), and by everything else on the machine (kernel softirq work included): when
   // "others" is high, something else was running and the figures are noisy.
-  const header = ['target', 'deliveries/s', 'messages/s', 'p50 ms', 'p99 ms', 'server CPU', 'client CPU', 'others CPU'];
-  const rows = pairs.flat();
   const pct = (x) => `${Math.round(x * 100)}%`;
-  printTable(
-    title,
-    header,
-    rows.map((r) => [r.target, String(Math.round(r.deliveries)), String(Math.round(r.messages)), r.p50.toFixed(2), r.p99.toFixed(2), pct(r.serverCpu), pct(r.clientCpu), pct(Math.max(0, r.machineCpu - r.serverCpu - r.clientCpu))]),
+  const cpu = pairs.flat().map((r) => `${r.target}: server ${pct(r.serverCpu)}, client ${pct(r.clientCpu)}, others ${pct(Math.max(0, r.machineCpu - r.serverCpu - r.clientCpu))}`);
+  const rows = pairs.map(([mine, bare]) =>
+    row({ name: `fan-out ${mine.target.includes('wss') ? 'wss' : 'ws'}`, unit: 'deliveries/s', value: mine.deliveries, p99: mine.p99, peer: 'bare ws', peerValue: bare.deliveries, peerP99: bare.p99, target: { ratio: 0.7, p99: 2 } }),
   );
-  for (const [mine, bare] of pairs) {
-    const scheme = mine.target.includes('wss') ? ' (wss)' : '';
-    console.log(`minigate / bare ws${scheme} = ${(mine.deliveries / bare.deliveries).toFixed(2)} (target ≥ 0.70)`);
-  }
+  const notes = [
+    `1 publisher → ${SUBSCRIBERS} subscribers in one room, ${SIZE}-byte data, ${WINDOW} messages in flight, ${DURATION}s after ${WARMUP}s warm-up`,
+    LIMITS_RAISED_NOTE,
+    `CPU (cores) ${cpu.join('; ')}`,
+    ...(SMOKE ? ['SMOKE RUN: figures mean nothing'] : []),
+  ];
+  report(result('channel', notes, { subscribers: SUBSCRIBERS, duration: DURATION, warmup: WARMUP, window: WINDOW, size: SIZE, tls: TLS, smoke: SMOKE }, rows), values.json);
   reportLog(minigateLog);
 }
 
@@ -327,21 +324,20 @@ function reportLog(file) {
     .split('\n')
     .filter((l) => /"level":(40|50|60)/.test(l) && !l.includes('self-signed'));
   if (lines.length === 0) return;
-  console.log(`\nminigate logged ${lines.length} warning(s)/error(s); the first:`);
-  for (const l of lines.slice(0, 5)) console.log(`  ${l}`);
+  // On stderr: stdout is the result (one JSON object with --json).
+  console.error(`\nminigate logged ${lines.length} warning(s)/error(s); the first:`);
+  for (const l of lines.slice(0, 5)) console.error(`  ${l}`);
 }
 
-function cleanUp() {
+async function cleanUp() {
   for (const ws of clientSockets) ws.terminate();
-  killAll();
+  try {
+    await stopAll();
+  } catch (error) {
+    console.error(error.message);
+    process.exitCode = 1;
+  }
   rmSync(work, { recursive: true, force: true });
-}
-
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    cleanUp();
-    process.exit(130);
-  });
 }
 
 main()
@@ -349,8 +345,8 @@ main()
     console.error(error);
     process.exitCode = 1;
   })
-  .finally(() => {
-    cleanUp();
+  .finally(async () => {
+    await cleanUp();
     // Nothing should be left holding the loop open; make sure a stray handle cannot hang the bench.
     setTimeout(() => process.exit(), 2000).unref();
   });

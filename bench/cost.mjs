@@ -5,47 +5,45 @@
 // after. CPU time, unlike requests/s, hardly moves when other work shares the machine, so a few
 // per cent can be seen on a loaded 2-core box. Median of the alternating runs.
 //
-//   node bench/cost.mjs --before /work/before [--after .] [--requests 20000] [--runs 5] [--json]
+//   node bench/cost.mjs --before /work/before [--after .] [--requests 20000] [--runs 5] [--json] [--smoke]
+//
+// Not part of `npm run bench` (it needs a second tree); the smoke run compares this tree with itself.
 //
 // Paths: GET /auth/session over plain HTTP (session check from the store), and GET /api/items over
 // HTTPS through the authed proxy (session check, identity headers, upstream on keep-alive).
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { connect, createServer } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML } from './processes.mjs';
-import { printTable } from './table.mjs';
+import { createProcesses, freePort, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, stopAll, workDir } from './processes.mjs';
+import { benchArgs, report, result, row } from './table.mjs';
 
-const { values } = parseArgs({
-  options: {
+const values = benchArgs({
     before: { type: 'string' },
     after: { type: 'string', default: new URL('..', import.meta.url).pathname },
     requests: { type: 'string', default: '20000' },
     runs: { type: 'string', default: '5' },
     connections: { type: 'string', default: '8' },
-    json: { type: 'boolean', default: false },
     // YAML appended to the after tree's config only, to see what a setting costs (e.g. "metrics: {enabled: false}").
     'after-yaml': { type: 'string', default: '' },
     // warn: no access lines in either tree, to tell their cost from the rest.
     'log-level': { type: 'string', default: 'info' },
-  },
 });
 if (!values.before) {
   console.error('usage: node bench/cost.mjs --before <tree> [--after <tree>] [--requests N] [--runs R] [--json]');
   process.exit(2);
 }
-const N = Number(values.requests);
-const RUNS = Number(values.runs);
+const SMOKE = values.smoke;
+const N = SMOKE ? 500 : Number(values.requests);
+const RUNS = SMOKE ? 1 : Number(values.runs);
 const CONNECTIONS = Number(values.connections);
 const APPID = 'wx0b0e0c0d0a0f0e0d';
 const SECRET = 'bench-secret-0123456789abcdef0123';
 const cli = (tree) => path.join(path.resolve(tree), 'packages/server/bin/minigate.js');
-const work = mkdtempSync(path.join(tmpdir(), 'minigate-bench-cost-'));
-const children = [];
+const work = workDir('minigate-bench-cost-');
+const processes = createProcesses();
 
 // Loaded into each minigate process (NODE_OPTIONS --require): answers its CPU time on a unix socket.
 const PROBE = path.join(work, 'probe.cjs');
@@ -72,28 +70,7 @@ function cpuOf(socketPath) {
 }
 
 function start(args, ready, { logFile, env } = {}) {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', logFile ? openSync(logFile, 'w') : 'pipe'], env: { ...process.env, MINIGATE_STORE: undefined, ...env } });
-  children.push(child);
-  let text = '';
-  return new Promise((resolve, reject) => {
-    child.on('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}\n${text}`)));
-    child.stdout.on('data', (d) => {
-      text += d;
-      const m = typeof ready === 'function' ? ready(text) : ready.exec(text);
-      if (m) resolve(m);
-    });
-    child.stderr?.on('data', (d) => (text += d));
-  });
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
+  return processes.start(args, ready, logFile, env).then(({ match }) => match);
 }
 
 function certificates() {
@@ -222,16 +199,16 @@ server.listen(0, '127.0.0.1', () => console.log('upstream http://127.0.0.1:' + s
     const after = median(samples.after);
     results.push({ path: p.label, beforeUs: before, afterUs: after, ratio: after / before, samples });
   }
-  if (values.json) {
-    console.log(JSON.stringify({ requests: N, runs: RUNS, connections: CONNECTIONS, node: process.version, results }, null, 2));
-    return;
-  }
-  const title = `cost bench: server CPU µs per request (user + system, median of ${RUNS} alternating runs of ${N} requests, ${CONNECTIONS} keep-alive connections), log level ${values['log-level']}, metrics on, ${LIMITS_RAISED_NOTE}, node ${process.version}, ${cpus().length} cores\nbefore: ${path.resolve(values.before)}\nafter:  ${path.resolve(values.after)}`;
-  printTable(
-    title,
-    ['path', 'before µs', 'after µs', 'after/before', 'runs before', 'runs after'],
-    results.map((r) => [r.path, r.beforeUs.toFixed(1), r.afterUs.toFixed(1), r.ratio.toFixed(3), r.samples.before.map((x) => x.toFixed(0)).join(' '), r.samples.after.map((x) => x.toFixed(0)).join(' ')]),
-  );
+  const notes = [
+    `server CPU µs per request (user + system, median of ${RUNS} alternating runs of ${N} requests, ${CONNECTIONS} keep-alive connections), log level ${values['log-level']}, metrics on; lower is better, ratio = after / before`,
+    LIMITS_RAISED_NOTE,
+    `before: ${path.resolve(values.before)}`,
+    `after: ${path.resolve(values.after)}`,
+    ...results.map((r) => `${r.path} runs: before ${r.samples.before.map((x) => x.toFixed(0)).join(' ')}, after ${r.samples.after.map((x) => x.toFixed(0)).join(' ')}`),
+    ...(SMOKE ? ['SMOKE RUN: figures mean nothing'] : []),
+  ];
+  const rows = results.map((r) => row({ name: r.path, unit: 'CPU µs/request', value: r.afterUs, peer: 'before', peerValue: r.beforeUs }));
+  report(result('cost', notes, { requests: N, runs: RUNS, connections: CONNECTIONS, before: path.resolve(values.before), after: path.resolve(values.after), smoke: SMOKE }, rows), values.json);
 }
 
 main()
@@ -239,7 +216,12 @@ main()
     console.error(error);
     process.exitCode = 1;
   })
-  .finally(() => {
-    for (const child of children) child.kill('SIGKILL');
+  .finally(async () => {
+    try {
+      await stopAll();
+    } catch (error) {
+      console.error(error.message);
+      process.exitCode = 1;
+    }
     rmSync(work, { recursive: true, force: true });
   });

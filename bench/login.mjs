@@ -4,35 +4,34 @@
 // thread), feeding each login a fresh single-use code and each session check a real token.
 //
 //   npm run bench              (builds first)
-//   node bench/login.mjs --stores sqlite,mysql,postgres --duration 10 --connections 32
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+//   node bench/login.mjs --stores sqlite,mysql,postgres --duration 10 --warmup 2 --connections 32 [--json] [--smoke]
+import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { createProcesses, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, post } from './processes.mjs';
-import { printTable } from './table.mjs';
+import { createProcesses, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, post, workDir } from './processes.mjs';
+import { benchArgs, report, result, row } from './table.mjs';
 import { requireWrk, wrk } from './wrk.mjs';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 
-const { values } = parseArgs({
-  options: {
-    stores: { type: 'string', default: 'sqlite,mysql,postgres' },
-    duration: { type: 'string', default: '10' },
-    connections: { type: 'string', default: '32' },
-    // info: an access log line per request, as in production
-    'log-level': { type: 'string', default: 'info' },
-  },
+const values = benchArgs({
+  stores: { type: 'string', default: 'sqlite,mysql,postgres' },
+  duration: { type: 'string', default: '10' },
+  warmup: { type: 'string', default: '2' },
+  connections: { type: 'string', default: '32' },
+  // info: an access log line per request, as in production
+  'log-level': { type: 'string', default: 'info' },
 });
-const DURATION = Number(values.duration);
-const CONNECTIONS = Number(values.connections);
+const SMOKE = values.smoke;
+const DURATION = SMOKE ? 1 : Number(values.duration);
+const WARMUP = SMOKE ? 1 : Number(values.warmup);
+const CONNECTIONS = SMOKE ? 8 : Number(values.connections);
 const APPID = 'wx0b0e0c0d0a0f0e0d';
 const SECRET = 'bench-secret-0123456789abcdef0123';
 const MYSQL_URL = process.env.TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test';
 const POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const CLI = new URL('../packages/server/bin/minigate.js', import.meta.url).pathname;
-const work = mkdtempSync(path.join(tmpdir(), 'minigate-bench-'));
-const { start, killAll } = createProcesses();
+const work = workDir('minigate-bench-');
+const { start, stop, stopAll } = createProcesses();
 
 async function freshDatabase(kind) {
   const name = `mg_bench_${Date.now().toString(36)}`;
@@ -58,47 +57,34 @@ const MAX_LOGINS_PER_SECOND = 5000;
 
 /** Logins with fresh codes, then session checks with tokens those logins made. */
 async function measure(label, url, sandboxUrl) {
-  const { codes } = await post(`${sandboxUrl}/__sandbox/codes`, { appid: APPID, count: MAX_LOGINS_PER_SECOND * DURATION });
-  const login = await wrk({
-    url,
-    duration: DURATION,
-    connections: CONNECTIONS,
-    work,
-    lines: codes.map((c) => c.code),
-    lua: `request = function()\n  return wrk.format("POST", "/auth/login", { ["content-type"] = "application/json" }, '{"code":"' .. nextItem() .. '"}')\nend\n`,
-  });
+  const loginLua = `request = function()\n  return wrk.format("POST", "/auth/login", { ["content-type"] = "application/json" }, '{"code":"' .. nextItem() .. '"}')\nend\n`;
+  // A short warm-up (JIT, pools, prepared statements) on codes of its own: codes are single use.
+  const codesFor = async (seconds) => (await post(`${sandboxUrl}/__sandbox/codes`, { appid: APPID, count: MAX_LOGINS_PER_SECOND * seconds })).codes.map((c) => c.code);
+  await wrk({ url, duration: WARMUP, connections: CONNECTIONS, work, lines: await codesFor(WARMUP), lua: loginLua });
+  const login = await wrk({ url, duration: DURATION, connections: CONNECTIONS, work, lines: await codesFor(DURATION), lua: loginLua });
   const tokens = [];
   for (const { code } of (await post(`${sandboxUrl}/__sandbox/codes`, { appid: APPID, count: 200 })).codes) {
     tokens.push((await post(`${url}/auth/login`, { code })).token);
   }
-  const check = await wrk({
-    url,
-    duration: DURATION,
-    connections: CONNECTIONS,
-    work,
-    lines: tokens,
-    lua: `request = function()\n  return wrk.format("GET", "/auth/session", { ["authorization"] = "Bearer " .. nextItem() })\nend\n`,
-  });
-  const row = (scenario, r) => ({
-    scenario,
-    server: label,
-    rps: Math.round(r.rps),
-    p50: r.p50,
-    p99: r.p99,
-    errors: r.non2xx + r.socketErrors,
-  });
-  return [row('login', login), row('GET /auth/session', check)];
+  const checkLua = `request = function()\n  return wrk.format("GET", "/auth/session", { ["authorization"] = "Bearer " .. nextItem() })\nend\n`;
+  await wrk({ url, duration: WARMUP, connections: CONNECTIONS, work, lines: tokens, lua: checkLua });
+  const check = await wrk({ url, duration: DURATION, connections: CONNECTIONS, work, lines: tokens, lua: checkLua });
+  for (const [what, r] of [['login', login], ['GET /auth/session', check]]) {
+    if (!(r.total > 0)) throw new Error(`${label} ${what}: no request answered\n${r.raw}`);
+    if (r.non2xx + r.socketErrors > 0.01 * r.total) throw new Error(`${label} ${what}: ${r.non2xx} non-2xx answers and ${r.socketErrors} socket errors of ${r.total} requests`);
+  }
+  return { login, check };
 }
 
 async function main() {
   const wrkVersion = await requireWrk();
   const sandbox = await start([CLI, 'sandbox', '--port', '0', '--app', `${APPID}:${SECRET}`], /sandbox (http:\/\/\S+)/);
   const sandboxUrl = sandbox.match[1];
-  const rows = [];
+  const measured = {};
 
   const peer = await start([new URL('./peers/bare-login.mjs', import.meta.url).pathname, sandboxUrl, APPID, SECRET], /peer (http:\/\/\S+)/);
-  rows.push(...(await measure('bare node:http (peer)', peer.match[1], sandboxUrl)));
-  peer.child.kill();
+  measured.bare = await measure('bare node:http (peer)', peer.match[1], sandboxUrl);
+  await stop(peer.child);
 
   for (const store of values.stores.split(',')) {
     const db = store === 'sqlite' ? { url: `sqlite:${path.join(work, 'bench.db')}`, drop: async () => {} } : await freshDatabase(store);
@@ -108,22 +94,33 @@ async function main() {
       `dataDir: ${work}/data-${store}\nlisten:\n  http: 127.0.0.1:0\nwechat:\n  apiBase: ${sandboxUrl}\napps:\n  - appid: ${APPID}\n    secret: ${SECRET}\nstore: ${db.url}\nlog:\n  level: ${values['log-level']}\n${LIMITS_RAISED_YAML}`,
     );
     const server = await start([CLI, 'start', '-c', config], /listening on (http:\S+)/, path.join(work, `minigate-${store}.log`));
-    rows.push(...(await measure(`minigate (${store})`, server.match[1], sandboxUrl)));
-    server.child.kill('SIGTERM');
-    await new Promise((r) => server.child.once('exit', r));
-    await db.drop();
+    try {
+      measured[store] = await measure(`minigate (${store})`, server.match[1], sandboxUrl);
+    } finally {
+      await stop(server.child);
+      await db.drop();
+    }
   }
 
-  sandbox.child.kill();
-  print(rows, wrkVersion);
-}
-
-function print(rows, wrkVersion) {
-  const header = ['scenario', 'server', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'vs peer'];
-  const peerOf = (scenario) => rows.find((r) => r.scenario === scenario && r.server.includes('peer'));
-  const lines = rows.map((r) => [r.scenario, r.server, String(r.rps), r.p50.toFixed(1), r.p99.toFixed(1), String(r.errors), r.server.includes('peer') ? '1.00' : (r.rps / peerOf(r.scenario).rps).toFixed(2)]);
-  const title = `login bench: ${DURATION}s per scenario, ${CONNECTIONS} connections, log level ${values['log-level']}, ${LIMITS_RAISED_NOTE}, node ${process.version}, ${cpus().length} cores, ${wrkVersion}`;
-  printTable(title, header, lines, 2);
+  const rows = [];
+  const bare = measured.bare;
+  for (const store of Object.keys(measured).filter((k) => k !== 'bare')) {
+    const { login } = measured[store];
+    // Login: SQLite against the bare peer, the networked stores against SQLite (same run).
+    const loginPeer = store === 'sqlite' || !measured.sqlite ? ['bare node:http', bare.login] : ['minigate login (sqlite)', measured.sqlite.login];
+    rows.push(row({ name: `login (${store})`, unit: 'logins/s', value: login.rps, p99: login.p99, peer: loginPeer[0], peerValue: loginPeer[1].rps, peerP99: loginPeer[1].p99, target: { ratio: 0.8, p99: 2 } }));
+  }
+  for (const store of Object.keys(measured).filter((k) => k !== 'bare')) {
+    const { check } = measured[store];
+    rows.push(row({ name: `GET /auth/session (${store})`, unit: 'req/s', value: check.rps, p99: check.p99, peer: 'bare node:http', peerValue: bare.check.rps, peerP99: bare.check.p99, target: { ratio: 0.7, p99: 2 } }));
+  }
+  const notes = [
+    `plain HTTP, ${DURATION}s per scenario after ${WARMUP}s warm-up, ${CONNECTIONS} connections, log level ${values['log-level']}`,
+    LIMITS_RAISED_NOTE,
+    wrkVersion,
+    ...(SMOKE ? ['SMOKE RUN: figures mean nothing'] : []),
+  ];
+  report(result('login', notes, { stores: values.stores, duration: DURATION, warmup: WARMUP, connections: CONNECTIONS, logLevel: values['log-level'], smoke: SMOKE }, rows), values.json);
 }
 
 main()
@@ -131,7 +128,12 @@ main()
     console.error(error);
     process.exitCode = 1;
   })
-  .finally(() => {
-    killAll();
+  .finally(async () => {
+    try {
+      await stopAll();
+    } catch (error) {
+      console.error(error.message);
+      process.exitCode = 1;
+    }
     rmSync(work, { recursive: true, force: true });
   });

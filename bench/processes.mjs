@@ -1,8 +1,9 @@
-// What the benchmarks share: starting the processes under test (and killing what is left), and
-// small client helpers.
+// What the benchmarks share: starting the processes under test and stopping every one of them
+// however the benchmark ends, and small client helpers.
 import { execFileSync, spawn } from 'node:child_process';
-import { openSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 /**
@@ -16,38 +17,201 @@ const RAISED = '100000000/s';
 export const LIMITS_RAISED_YAML = `limits:\n${['login', 'loginFailures', 'appLoginFailures', 'phone', 'channelUpgrades', 'internalAuthFailures'].map((k) => `  ${k}: ${RAISED}\n`).join('')}`;
 export const LIMITS_RAISED_NOTE = `rate limits raised to ${RAISED}`;
 
-/** Node processes started by a benchmark; `killAll` ends those still running. */
+/**
+ * Every process a benchmark starts goes through this registry, so that it is stopped however the
+ * benchmark ends (normal end, exception, SIGINT/SIGTERM). Each child is spawned detached: the
+ * leader of its own process group, so that stopping it reaches what it forked too (nginx's
+ * workers, minigate's cluster workers), and a Ctrl-C in the terminal does not race the orderly
+ * stop below. Children run in the temporary directory (TMPDIR), which the smoke runner gives each
+ * bench and where it looks for leftovers.
+ */
+const groups = new Map(); // pgid → { name, child, stop?: () => void }
+const workDirs = new Set();
+let handlersInstalled = false;
+
+/** A bench's temporary directory (under TMPDIR), removed as the process exits however it ends. */
+export function workDir(prefix) {
+  installHandlers();
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  workDirs.add(dir);
+  return dir;
+}
+
+function installHandlers() {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.once(signal, () => {
+      console.error(`\n${signal}: stopping the benchmark's processes`);
+      stopAll().finally(() => process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1)));
+    });
+  }
+  // Last resort (an uncaught exception, process.exit): no time to wait, so KILL every group.
+  process.on('exit', () => {
+    for (const pgid of groups.keys()) signalGroup(pgid, 'SIGKILL');
+    for (const dir of workDirs) rmSync(dir, { recursive: true, force: true });
+  });
+}
+
+function signalGroup(pgid, signal) {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch {
+    return false; // ESRCH: nothing left in the group
+  }
+}
+
+const groupAlive = (pgid) => signalGroup(pgid, 0);
+
+async function waitGroupGone(pgid, ms) {
+  for (const end = Date.now() + ms; Date.now() < end; ) {
+    if (!groupAlive(pgid)) return true;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return !groupAlive(pgid);
+}
+
+/**
+ * Spawns `command args…` as a registered process group. `stop` (optional) is how to ask it to end
+ * (default: TERM to the group); whatever is left after `graceMs` is KILLed.
+ */
+export function spawnTracked(command, args, { cwd, env, stdio = 'ignore', stop, name = command } = {}) {
+  installHandlers();
+  // cwd: the temporary directory, where the smoke runner looks for leftovers (by /proc/<pid>/cwd).
+  const child = spawn(command, args, { cwd: cwd ?? tmpdir(), env: env ?? process.env, stdio, detached: true });
+  if (child.pid === undefined) throw new Error(`could not start ${command}`);
+  groups.set(child.pid, { name, child, stop });
+  return child;
+}
+
+/** Stops one registered group: its own stop (or TERM), then KILL after graceMs; resolves once nothing in it runs. */
+export async function stopTracked(child, graceMs = 3000) {
+  const pgid = child.pid;
+  const entry = groups.get(pgid);
+  if (!entry) return;
+  if (groupAlive(pgid)) {
+    if (entry.stop) entry.stop();
+    else signalGroup(pgid, 'SIGTERM');
+    if (!(await waitGroupGone(pgid, graceMs))) {
+      signalGroup(pgid, 'SIGKILL');
+      await waitGroupGone(pgid, 1000);
+    }
+  }
+  groups.delete(pgid);
+  if (groupAlive(pgid)) throw new Error(`${entry.name} (process group ${pgid}) is still running after SIGKILL`);
+}
+
+/** Stops every registered group (in parallel) and checks none is left; throws if one is. */
+export async function stopAll() {
+  const left = [];
+  await Promise.all(
+    [...groups.values()].map((e) => stopTracked(e.child).catch((error) => left.push(error.message))),
+  );
+  if (left.length) throw new Error(`processes left running:\n${left.join('\n')}`);
+}
+
+/** Runs `command args…` to its end (tracked, so an interrupted benchmark stops it too); resolves with its stdout. */
+export function runTracked(command, args, { cwd, env, timeoutMs } = {}) {
+  const child = spawnTracked(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const timer = timeoutMs ? setTimeout(() => signalGroup(child.pid, 'SIGKILL'), timeoutMs) : undefined;
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      groups.delete(child.pid);
+      if (code === 0) resolve({ stdout: out, stderr: err });
+      else reject(new Error(`${command} ${args.join(' ')} exited ${code ?? signal}\n${err}${out}`));
+    });
+  });
+}
+
+/**
+ * Starts a tracked process and resolves once `readyPattern` (a RegExp, or a function of the
+ * output returning a truthy value) matches its stdout; rejects if it exits first. Logs (stderr)
+ * go to `logFile` when given: like production, a file rather than a pipe the benchmark must drain.
+ */
+export function startTracked(command, args, readyPattern, { logFile, env, cwd } = {}) {
+  const stdio = ['ignore', 'pipe', logFile ? openSync(logFile, 'w') : 'pipe'];
+  const child = spawnTracked(command, args, { cwd, env, stdio });
+  let text = '';
+  let ready = false;
+  return new Promise((resolve, reject) => {
+    child.on('exit', (code) => {
+      if (!ready) reject(new Error(`${command} ${args.join(' ')} exited ${code}\n${text}${logFile ? readFileSync(logFile, 'utf8') : ''}`));
+    });
+    child.stdout.on('data', (d) => {
+      text += d;
+      const m = typeof readyPattern === 'function' ? readyPattern(text) : readyPattern.exec(text);
+      if (m && !ready) {
+        ready = true;
+        resolve({ child, match: m });
+      }
+    });
+    child.stderr?.on('data', (d) => (text += d));
+  });
+}
+
+/** Node processes for a benchmark (minigate, peers, the sandbox), MINIGATE_STORE unset so the config decides. */
 export function createProcesses() {
-  const children = new Set();
   return {
-    /** Starts `node args…`; resolves once `readyPattern` appears on its stdout. Logs (stderr) go to `logFile` when given. */
-    start(args, readyPattern, logFile) {
-      // Like production, logs go to a file rather than through a pipe the load generator must drain.
-      const stdio = ['ignore', 'pipe', logFile ? openSync(logFile, 'w') : 'pipe'];
-      const child = spawn(process.execPath, args, { env: { ...process.env, MINIGATE_STORE: undefined }, stdio });
-      children.add(child);
-      let text = '';
-      let ready = false;
-      return new Promise((resolve, reject) => {
-        child.on('exit', (code) => {
-          children.delete(child);
-          if (!ready) reject(new Error(`${args.join(' ')} exited ${code}\n${text}${logFile ? readFileSync(logFile, 'utf8') : ''}`));
-        });
-        child.stdout.on('data', (d) => {
-          text += d;
-          const m = readyPattern.exec(text);
-          if (m && !ready) {
-            ready = true;
-            resolve({ child, match: m });
-          }
-        });
-        child.stderr?.on('data', (d) => (text += d));
-      });
+    start(args, readyPattern, logFile, env) {
+      return startTracked(process.execPath, args, readyPattern, { logFile, env: { ...process.env, MINIGATE_STORE: undefined, ...env } });
     },
-    killAll() {
-      for (const child of children) child.kill('SIGKILL');
-    },
+    stop: stopTracked,
+    stopAll,
   };
+}
+
+/**
+ * nginx in the foreground (the config says `daemon off`, `master_process on`, its workers, and its
+ * pid file, logs and temp paths in `work`). Stopped with `nginx -s quit` (graceful: the workers finish and exit, then
+ * the master); the registry KILLs the whole group if that takes too long. Resolves once `port` accepts.
+ */
+export async function startNginx(work, confText, port, name = 'nginx') {
+  const conf = path.join(work, `${name}.conf`);
+  writeFileSync(conf, confText);
+  const child = spawnTracked('nginx', ['-c', conf, '-p', work], {
+    cwd: work,
+    stdio: ['ignore', 'ignore', openSync(path.join(work, `${name}-stderr.log`), 'w')],
+    name,
+    stop: () => {
+      try {
+        execFileSync('nginx', ['-c', conf, '-p', work, '-s', 'quit'], { stdio: 'ignore' });
+      } catch {
+        signalGroup(child.pid, 'SIGTERM');
+      }
+    },
+  });
+  let exitCode;
+  child.once('exit', (code) => (exitCode = code));
+  for (const end = Date.now() + 10_000; Date.now() < end; ) {
+    if (exitCode !== undefined) throw new Error(`nginx exited ${exitCode}: ${readFileSync(path.join(work, `${name}-stderr.log`), 'utf8')}`);
+    if (await accepts(port)) return child;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nginx did not listen on ${port} within 10 s`);
+}
+
+function accepts(port) {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+}
+
+export function nginxVersion() {
+  try {
+    // nginx -v prints to stderr.
+    return execFileSync('sh', ['-c', 'nginx -v 2>&1'], { encoding: 'utf8' }).trim();
+  } catch {
+    throw new Error('nginx is not installed: apt-get install -y nginx-light (.ci/run does it)');
+  }
 }
 
 export async function post(url, body) {

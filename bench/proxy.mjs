@@ -1,160 +1,47 @@
-// Authenticated proxied requests over HTTPS (keep-alive): wrk → minigate (TLS, session check,
-// signed identity headers) → upstream, next to wrk → nginx (TLS, proxy_pass with keep-alive)
-// → the same upstream, measured in the same run. One process each (nginx: one worker).
+// Authenticated proxied requests over HTTPS (keep-alive), one process each, measured in one run:
+//   wrk → minigate (TLS, session check, signed identity headers) → upstream
+//   wrk → a minimal hand-written Node proxy (bench/peers/node-proxy.mjs: no auth, no logs) → upstream
+//   wrk → nginx (TLS, proxy_pass with keep-alive, 1 worker) → upstream
+// With --workers N (N > 1) also minigate `workers: N` against nginx `worker_processes N`.
 //
-//   node bench/proxy.mjs [--duration 10] [--connections 32]      (after npm run build)
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML } from './processes.mjs';
-import { printTable } from './table.mjs';
+//   node bench/proxy.mjs [--duration 10] [--connections 32] [--workers 2] [--json] [--smoke]
+import { rmSync } from 'node:fs';
+import { createProcesses, freePort, LIMITS_RAISED_NOTE, nginxVersion, startNginx, stopAll, stopTracked, workDir } from './processes.mjs';
+import { certificateChain, login, startMinigate, startSandbox, startUpstream } from './setup.mjs';
+import { benchArgs, report, result, row } from './table.mjs';
 import { requireWrk, wrk } from './wrk.mjs';
 
-const { values } = parseArgs({
-  options: {
-    duration: { type: 'string', default: '10' },
-    connections: { type: 'string', default: '32' },
-  },
+const args = benchArgs({
+  duration: { type: 'string', default: '10' },
+  warmup: { type: 'string', default: '2' },
+  connections: { type: 'string', default: '32' },
+  workers: { type: 'string', default: '1' },
 });
-const DURATION = Number(values.duration);
-const CONNECTIONS = Number(values.connections);
-const APPID = 'wx0b0e0c0d0a0f0e0d';
-const SECRET = 'bench-secret-0123456789abcdef0123';
-const CLI = new URL('../packages/server/bin/minigate.js', import.meta.url).pathname;
-const work = mkdtempSync(path.join(tmpdir(), 'minigate-bench-proxy-'));
-const children = [];
+const SMOKE = args.smoke;
+const DURATION = SMOKE ? 1 : Number(args.duration);
+const WARMUP = SMOKE ? 1 : Number(args.warmup);
+const CONNECTIONS = SMOKE ? 8 : Number(args.connections);
+const WORKERS = Number(args.workers);
+const PEER = new URL('./peers/node-proxy.mjs', import.meta.url).pathname;
+const work = workDir('minigate-bench-proxy-');
 
-function openssl(args) {
-  execFileSync('openssl', args, { cwd: work, stdio: 'pipe' });
-}
-
-/** A root → intermediate → leaf chain for localhost, as an operator would make it. */
-function certificates() {
-  writeFileSync(path.join(work, 'ca.ext'), 'basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\n');
-  writeFileSync(path.join(work, 'leaf.ext'), 'basicConstraints=CA:false\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'root.key', '-out', 'root.pem', '-days', '30', '-subj', '/CN=bench root']);
-  openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'int.key', '-out', 'int.csr', '-subj', '/CN=bench intermediate']);
-  openssl(['x509', '-req', '-in', 'int.csr', '-CA', 'root.pem', '-CAkey', 'root.key', '-CAcreateserial', '-out', 'int.pem', '-days', '30', '-extfile', 'ca.ext']);
-  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=localhost']);
-  openssl(['x509', '-req', '-in', 'leaf.csr', '-CA', 'int.pem', '-CAkey', 'int.key', '-CAcreateserial', '-out', 'leaf.pem', '-days', '30', '-extfile', 'leaf.ext']);
-  execFileSync('sh', ['-c', 'cat leaf.pem int.pem > fullchain.pem'], { cwd: work });
-  return { cert: path.join(work, 'fullchain.pem'), key: path.join(work, 'leaf.key') };
-}
-
-function start(command, args, ready, logFile) {
-  const stdio = ['ignore', 'pipe', logFile ? openSync(logFile, 'w') : 'pipe'];
-  const child = spawn(command, args, { stdio });
-  children.push(child);
-  let text = '';
-  return new Promise((resolve, reject) => {
-    child.on('exit', (code) => reject(new Error(`${command} ${args.join(' ')} exited ${code}\n${text}`)));
-    child.stdout.on('data', (d) => {
-      text += d;
-      const m = ready.exec(text);
-      if (m) resolve({ child, match: m });
-    });
-    child.stderr?.on('data', (d) => (text += d));
-  });
-}
-
-async function freePort() {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function main() {
-  const wrkVersion = await requireWrk();
-  const nginxVersion = (() => {
-    try {
-      // nginx -v prints to stderr.
-      return execFileSync('sh', ['-c', 'nginx -v 2>&1'], { encoding: 'utf8' }).trim();
-    } catch {
-      throw new Error('nginx is not installed: apt-get install -y nginx-light (.ci/run does it)');
-    }
-  })();
-  const tls = certificates();
-
-  const upstreamFile = path.join(work, 'upstream.mjs');
-  writeFileSync(
-    upstreamFile,
-    `import { createServer } from 'node:http';
-const body = JSON.stringify({ ok: true, items: [1, 2, 3] });
-const server = createServer((req, res) => { res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }); res.end(body); });
-server.keepAliveTimeout = 60000;
-server.listen(0, '127.0.0.1', () => console.log('upstream http://127.0.0.1:' + server.address().port));`,
-  );
-  const upstream = (await start(process.execPath, [upstreamFile], /upstream (http:\S+)/)).match[1];
-  const sandbox = (await start(process.execPath, [CLI, 'sandbox', '--port', '0', '--app', `${APPID}:${SECRET}`], /sandbox (http:\/\/\S+)/)).match[1];
-
-  const config = path.join(work, 'minigate.yaml');
-  writeFileSync(
-    config,
-    `dataDir: ${work}/data
-listen:
-  http: 127.0.0.1:0
-  https: 127.0.0.1:0
-tls:
-  certificates:
-    - cert: ${tls.cert}
-      key: ${tls.key}
-wechat:
-  apiBase: ${sandbox}
-apps:
-  - appid: ${APPID}
-    secret: ${SECRET}
-upstreamSecret: bench-upstream-secret
-routes:
-  - path: /api
-    proxy: ${upstream}
-    auth: required
-  - path: /open
-    proxy: ${upstream}
-${LIMITS_RAISED_YAML}`,
-  );
-  const minigate = (await start(process.execPath, [CLI, 'start', '-c', config], /listening on (https:\S+)/, path.join(work, 'minigate.log'))).match[1];
-
-  // A session token, as the mini program would hold one.
-  const { code } = await (await fetch(`${sandbox}/__sandbox/login`, { method: 'POST', body: JSON.stringify({ appid: APPID }) })).json();
-  const https = await import('node:https');
-  const token = await new Promise((resolve, reject) => {
-    const req = https.request(`${minigate}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, rejectUnauthorized: false }, (res) => {
-      let text = '';
-      res.on('data', (d) => (text += d));
-      res.on('end', () => resolve(JSON.parse(text).token));
-    });
-    req.on('error', reject);
-    req.end(JSON.stringify({ code }));
-  });
-
-  const nginxPort = await freePort();
-  const upstreamHostPort = upstream.replace('http://', '');
-  writeFileSync(
-    path.join(work, 'nginx.conf'),
-    `worker_processes 1;
+function nginxConf(workers, port, upstream, tls) {
+  return `worker_processes ${workers};
 daemon off;
 master_process on;
-pid ${work}/nginx.pid;
-error_log ${work}/nginx-error.log warn;
+pid ${work}/nginx-${workers}.pid;
+error_log ${work}/nginx-${workers}-error.log warn;
 events { worker_connections 4096; }
 http {
-  access_log ${work}/nginx-access.log;
-  client_body_temp_path ${work}/nginx-body;
-  proxy_temp_path ${work}/nginx-proxy;
-  upstream app { server ${upstreamHostPort}; keepalive 64; }
+  access_log ${work}/nginx-${workers}-access.log;
+  client_body_temp_path ${work}/nginx-${workers}-body;
+  proxy_temp_path ${work}/nginx-${workers}-proxy;
+  upstream app { server ${upstream.replace('http://', '')}; keepalive 64; }
   server {
-    listen 127.0.0.1:${nginxPort} ssl;
+    listen 127.0.0.1:${port} ssl;
     ssl_certificate ${tls.cert};
     ssl_certificate_key ${tls.key};
     ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
     keepalive_requests 100000;
     location /api {
       proxy_pass http://app;
@@ -166,29 +53,84 @@ http {
     }
   }
 }
-`,
-  );
-  const nginx = spawn('nginx', ['-c', path.join(work, 'nginx.conf'), '-p', work], { stdio: 'ignore' });
-  children.push(nginx);
-  await new Promise((r) => setTimeout(r, 700));
+`;
+}
 
-  const lua = `wrk.headers["Authorization"] = "Bearer ${token}"\n`;
-  const measure = async (label, url) => {
-    await wrk({ url, duration: 2, connections: CONNECTIONS, work, lua }); // warm up
-    const r = await wrk({ url, duration: DURATION, connections: CONNECTIONS, work, lua });
-    return { server: label, rps: Math.round(r.rps), p50: r.p50, p99: r.p99, errors: r.non2xx + r.socketErrors };
+function minigateYaml(upstream, tls, workers) {
+  return `listen:
+  http: 127.0.0.1:0
+  https: 127.0.0.1:0
+  httpRedirect: false
+tls:
+  certificates:
+    - cert: ${tls.cert}
+      key: ${tls.key}
+workers: ${workers}
+upstreamSecret: bench-upstream-secret
+routes:
+  - path: /api
+    proxy: ${upstream}
+    auth: required
+  - path: /open
+    proxy: ${upstream}
+`;
+}
+
+async function measure(url, token) {
+  const lua = token ? `wrk.headers["Authorization"] = "Bearer ${token}"\n` : '';
+  await wrk({ url, duration: WARMUP, connections: CONNECTIONS, work, lua });
+  const r = await wrk({ url, duration: DURATION, connections: CONNECTIONS, work, lua });
+  const errors = r.non2xx + r.socketErrors;
+  if (errors > 0 && r.total > 0 && errors / r.total > 0.01) throw new Error(`${url}: ${errors} of ${r.total} requests failed`);
+  if (!(r.total > 0)) throw new Error(`${url}: no request answered\n${r.raw}`);
+  return { rps: r.rps, p99: r.p99, errors };
+}
+
+async function main() {
+  const wrkVersion = await requireWrk();
+  const nginx = nginxVersion();
+  const tls = certificateChain(work, 'ec');
+  const upstream = await startUpstream(work);
+  const sandbox = await startSandbox();
+  const peerUrl = (await createProcesses().start([PEER, upstream, tls.cert, tls.key], /peer (https:\S+)/)).match[1];
+  const nginxPort = await freePort();
+  await startNginx(work, nginxConf(1, nginxPort, upstream, tls), nginxPort, 'nginx-1');
+  const minigate = await startMinigate(work, 'minigate-1', sandbox, minigateYaml(upstream, tls, 1));
+  const token = await login(minigate.url, sandbox);
+
+  const m = {
+    nginx: await measure(`https://127.0.0.1:${nginxPort}/api/items`),
+    peer: await measure(`${peerUrl}/api/items`),
+    authed: await measure(`${minigate.url}/api/items`, token),
+    open: await measure(`${minigate.url}/open/items`),
   };
   const rows = [
-    await measure('nginx (TLS) → upstream', `https://127.0.0.1:${nginxPort}/api/items`),
-    await measure('minigate (TLS, auth, identity) → upstream', `${minigate}/api/items`),
-    // For reference: the same route without the session check and identity headers.
-    await measure('minigate (TLS, auth: none) → upstream', `${minigate}/open/items`),
+    row({ name: 'minigate authed proxy', unit: 'req/s', value: m.authed.rps, p99: m.authed.p99, peer: 'node proxy', peerValue: m.peer.rps, peerP99: m.peer.p99, target: { ratio: 0.9, p99: 2 } }),
+    row({ name: 'minigate authed proxy', unit: 'req/s', value: m.authed.rps, p99: m.authed.p99, peer: 'nginx 1 worker', peerValue: m.nginx.rps, peerP99: m.nginx.p99 }),
+    row({ name: 'minigate auth: none', unit: 'req/s', value: m.open.rps, p99: m.open.p99, peer: 'node proxy', peerValue: m.peer.rps, peerP99: m.peer.p99 }),
+    row({ name: 'node proxy', unit: 'req/s', value: m.peer.rps, p99: m.peer.p99, peer: 'nginx 1 worker', peerValue: m.nginx.rps, peerP99: m.nginx.p99 }),
   ];
 
-  const peer = rows[0];
-  const title = `proxy bench: GET /api/items over HTTPS keep-alive, ${DURATION}s, ${CONNECTIONS} connections, ${LIMITS_RAISED_NOTE}, node ${process.version}, ${cpus().length} cores, ${nginxVersion.trim()}, ${wrkVersion}`;
-  const header = ['server', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'vs nginx'];
-  printTable(title, header, rows.map((r) => [r.server, String(r.rps), r.p50.toFixed(2), r.p99.toFixed(2), String(r.errors), (r.rps / peer.rps).toFixed(2)]));
+  if (WORKERS > 1) {
+    // The single-process minigate is idle from here on; stopped, so its timers leave the cores alone.
+    await stopTracked(minigate.child);
+    const nginxNPort = await freePort();
+    await startNginx(work, nginxConf(WORKERS, nginxNPort, upstream, tls), nginxNPort, `nginx-${WORKERS}`);
+    const minigateN = await startMinigate(work, `minigate-${WORKERS}`, sandbox, minigateYaml(upstream, tls, WORKERS));
+    const tokenN = await login(minigateN.url, sandbox);
+    const nginxN = await measure(`https://127.0.0.1:${nginxNPort}/api/items`);
+    const authedN = await measure(`${minigateN.url}/api/items`, tokenN);
+    rows.push(row({ name: `minigate authed proxy, ${WORKERS} workers`, unit: 'req/s', value: authedN.rps, p99: authedN.p99, peer: `nginx ${WORKERS} workers`, peerValue: nginxN.rps, peerP99: nginxN.p99 }));
+  }
+
+  const notes = [
+    `GET /api/items over HTTPS keep-alive (ECDSA P-256 chain), ${DURATION}s after ${WARMUP}s warm-up, ${CONNECTIONS} connections`,
+    LIMITS_RAISED_NOTE,
+    nginx,
+    wrkVersion,
+    ...(SMOKE ? ['SMOKE RUN: figures mean nothing'] : []),
+  ];
+  report(result('proxy', notes, { duration: DURATION, warmup: WARMUP, connections: CONNECTIONS, workers: WORKERS, smoke: SMOKE }, rows), args.json);
 }
 
 main()
@@ -196,12 +138,12 @@ main()
     console.error(error);
     process.exitCode = 1;
   })
-  .finally(() => {
-    for (const child of children) child.kill('SIGKILL');
+  .finally(async () => {
     try {
-      execFileSync('sh', ['-c', `kill $(cat ${work}/nginx.pid 2>/dev/null) 2>/dev/null; true`]);
-    } catch {
-      // nginx already gone
+      await stopAll();
+    } catch (error) {
+      console.error(error.message);
+      process.exitCode = 1;
     }
     rmSync(work, { recursive: true, force: true });
   });

@@ -1,12 +1,13 @@
 // Runs wrk (the C load generator from Debian's `wrk` package) and parses what it prints.
 import { execFile } from 'node:child_process';
+import { runTracked } from './processes.mjs';
 import { writeFileSync } from 'node:fs';
 
 export function requireWrk() {
   return new Promise((resolve, reject) =>
     execFile('wrk', ['--version'], (error, stdout, stderr) => {
       if (error && error.code === 'ENOENT') reject(new Error('wrk is not installed: apt-get install -y wrk (.ci/run does it)'));
-      else resolve(`${stdout}${stderr}`.split('\n')[0]);
+      else resolve(`${stdout}${stderr}`.split('\n')[0].replace(/ Copyright.*/, ''));
     }),
   );
 }
@@ -25,9 +26,7 @@ export async function wrk({ url, duration, connections, threads = 1, lua, lines,
   }
   writeFileSync(script, body);
   const args = ['-t', String(threads), '-c', String(connections), '-d', `${duration}s`, '--latency', '-s', script, url];
-  const out = await new Promise((resolve, reject) =>
-    execFile('wrk', args, { maxBuffer: 1 << 20 }, (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout))),
-  );
+  const out = (await runTracked('wrk', args, { timeoutMs: (duration + 30) * 1000 })).stdout;
   const ms = (text) => {
     const m = /([\d.]+)(us|ms|s)\b/.exec(text);
     if (!m) return NaN;
