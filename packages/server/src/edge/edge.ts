@@ -258,18 +258,15 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       })
     : undefined;
 
-  /** What every listener answers the same way: health and CA file validation. */
-  async function common(ctx: HttpContext): Promise<boolean> {
+  /**
+   * What every listener answers the same way: health and CA file validation. Undefined when the
+   * path is neither (synchronously: most requests are neither, and pay no promise for asking).
+   */
+  function common(ctx: HttpContext): Promise<void> | undefined {
     const health = commonRouter.match('GET', ctx.path);
-    if (health && 'handler' in health) {
-      await health.handler(ctx);
-      return true;
-    }
-    if (pki && ctx.path.startsWith('/.well-known/pki-validation/')) {
-      await pki(ctx, ctx.path.slice('/.well-known/pki-validation'.length));
-      return true;
-    }
-    return false;
+    if (health && 'handler' in health) return Promise.resolve(health.handler(ctx));
+    if (pki && ctx.path.startsWith('/.well-known/pki-validation/')) return Promise.resolve(pki(ctx, ctx.path.slice('/.well-known/pki-validation'.length)));
+    return undefined;
   }
 
   /** Serves the admin console when the path is under its path; false otherwise. */
@@ -288,7 +285,8 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
   }
 
   async function serve(ctx: HttpContext): Promise<void> {
-    if (await common(ctx)) return;
+    const answered = common(ctx);
+    if (answered !== undefined) return answered;
     if (!table) return sendNotReady(ctx);
     if (ctx.client.scheme === 'https' && mounted?.console?.public && (await serveConsole(ctx))) return;
     const found = table.match(ctx.client.host, ctx.path);
@@ -311,7 +309,8 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       return;
     }
     if (!httpsAddress || !config.listen.httpRedirect || ctx.client.viaTrustedProxy) return serve(ctx);
-    if (await common(ctx)) return;
+    const answered = common(ctx);
+    if (answered !== undefined) return answered;
     const found = table?.match(ctx.client.host, ctx.path);
     if (found?.route.plainHttp) {
       ctx.route = found.route.label;
@@ -393,7 +392,8 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       if (config.listen.http) await open(makeListener('http', 'http', plain), config.listen.http);
       if (config.listen.internal) {
         const internal = makeListener('internal', 'http', async (ctx) => {
-          if (await common(ctx)) return;
+          const answered = common(ctx);
+          if (answered !== undefined) return answered;
           if (!mounted) return sendNotReady(ctx);
           if (await serveConsole(ctx)) return;
           const { limits, internal } = mounted;
