@@ -1,0 +1,181 @@
+/**
+ * What a `tunnel:` route does with a request: one HTTP/2 stream on the link of its relay name,
+ * carrying the request as the edge cleaned it (identity headers included) and the answer back,
+ * with back-pressure both ways (HTTP/2 flow control per stream). A WebSocket upgrade becomes an
+ * extended CONNECT stream (RFC 8441) whose bytes are the WebSocket frames, untouched.
+ */
+import { constants as h2, type ClientHttp2Stream, type IncomingHttpHeaders as H2Headers, type OutgoingHttpHeaders } from 'node:http2';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { AppError, type Logger } from '../core/index.js';
+import { extendRequestDeadline, rejectUpgrade } from '../http/index.js';
+import { upstreamRequestHeaders, upstreamResponseHeaders, websocketAccept, type TunnelRoute, type TunnelTarget } from '../edge/index.js';
+import type { Link } from './link.js';
+import type { RelayMeter } from './metrics.js';
+
+export interface ForwardOptions {
+  /** The link holding the name now, if any. */
+  link: (name: string) => Link | undefined;
+  maxStreams: number;
+  idleMs: number;
+  uploadMs: number;
+  /** Cookies a laptop's answer may not set (the admin console's). */
+  protectedCookies: readonly string[];
+  meter: RelayMeter;
+  logger: Logger;
+}
+
+const offline = (name: string) =>
+  new AppError('TUNNEL_OFFLINE', { message: `No relay client is connected for "${name}"; run \`minigate tunnel --name ${name} …\` on the machine that serves it.` });
+
+/** The answer's headers as the phone may see them: no HTTP/2 pseudo-headers, no identity headers, no minigate cookies. */
+function answerHeaders(headers: H2Headers, protectedCookies: readonly string[]): OutgoingHttpHeaders {
+  const plain: IncomingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.startsWith(':') || name.startsWith('x-minigate-') || value === undefined) continue;
+    (plain as Record<string, unknown>)[name] = value;
+  }
+  if (plain['set-cookie']) {
+    const kept = plain['set-cookie'].filter((cookie) => !protectedCookies.includes(cookie.slice(0, cookie.indexOf('=')).trim()));
+    if (kept.length) plain['set-cookie'] = kept;
+    else delete plain['set-cookie'];
+  }
+  return upstreamResponseHeaders(plain);
+}
+
+export function createForwarder(options: ForwardOptions) {
+  const { meter } = options;
+
+  /** A stream on the name's link, counted against its cap; throws TUNNEL_OFFLINE / TUNNEL_BUSY. */
+  function openStream(name: string, headers: OutgoingHttpHeaders, endStream: boolean): { stream: ClientHttp2Stream; link: Link } {
+    const link = options.link(name);
+    if (!link || link.session.closed || link.session.destroyed) throw offline(name);
+    if (link.streams >= options.maxStreams) throw new AppError('TUNNEL_BUSY');
+    let stream: ClientHttp2Stream;
+    try {
+      stream = link.session.request(headers, { endStream });
+    } catch (error) {
+      // The session is going away (GOAWAY sent or received).
+      throw new AppError('TUNNEL_OFFLINE', { message: offline(name).message, cause: error });
+    }
+    link.streams++;
+    meter.streamOpened();
+    stream.once('close', () => {
+      link.streams--;
+      meter.streamClosed();
+    });
+    stream.setTimeout(options.idleMs, () => stream.close(h2.NGHTTP2_CANCEL));
+    return { stream, link };
+  }
+
+  function requestHeaders(req: IncomingMessage, route: TunnelRoute, path: string, extra: Record<string, string>, host: string): OutgoingHttpHeaders {
+    return {
+      ...upstreamRequestHeaders(req.headers, { dropBearer: route.dropBearer }),
+      ...extra,
+      ':path': path,
+      ':authority': host,
+      ':scheme': 'https',
+    };
+  }
+
+  return function target(name: string, route: TunnelRoute): TunnelTarget {
+    return {
+      handle(ctx, rest, extra) {
+        const { req, res } = ctx;
+        const declared = Number(req.headers['content-length'] ?? 0);
+        if (declared > route.maxBodyBytes) {
+          req.resume();
+          throw new AppError('BODY_TOO_LARGE', { message: `The body is over ${route.maxBodyBytes} bytes.` });
+        }
+        const hasBody = declared > 0 || req.headers['transfer-encoding'] !== undefined;
+        const path = (route.prefix + rest || '/') + (ctx.query ? `?${ctx.query}` : '');
+        const headers = { ...requestHeaders(req, route, path, extra, ctx.client.host), ':method': req.method ?? 'GET' };
+        const { stream } = openStream(name, headers, !hasBody);
+        if (hasBody) extendRequestDeadline(req, options.uploadMs);
+        const sent = performance.now();
+        return new Promise<void>((resolve, reject) => {
+          let tooLarge = false;
+          let answered = false;
+          const timer = setTimeout(() => {
+            stream.close(h2.NGHTTP2_CANCEL);
+            reject(new AppError('UPSTREAM_TIMEOUT', { details: { tunnel: name } }));
+          }, route.timeoutMs);
+          if (hasBody) {
+            let size = 0;
+            req.on('data', (chunk: Buffer) => {
+              size += chunk.length;
+              meter.bytesIn(chunk.length);
+              if (size > route.maxBodyBytes && !tooLarge) {
+                tooLarge = true;
+                req.unpipe(stream);
+                stream.close(h2.NGHTTP2_CANCEL);
+              }
+            });
+            req.pipe(stream);
+          }
+          res.once('close', () => {
+            if (!res.writableFinished) stream.close(h2.NGHTTP2_CANCEL);
+          });
+          stream.once('response', (answer) => {
+            answered = true;
+            clearTimeout(timer);
+            ctx.upstreamMs = Math.round((performance.now() - sent) * 10) / 10;
+            res.writeHead(Number(answer[':status']), answerHeaders(answer, options.protectedCookies));
+            stream.on('data', (chunk: Buffer) => {
+              ctx.bytes = (ctx.bytes ?? 0) + chunk.length;
+              meter.bytesOut(chunk.length);
+            });
+            stream.pipe(res);
+            stream.once('end', resolve);
+          });
+          stream.once('close', () => {
+            clearTimeout(timer);
+            if (tooLarge && !answered) return reject(new AppError('BODY_TOO_LARGE', { message: `The body is over ${route.maxBodyBytes} bytes.` }));
+            if (!answered) return reject(new AppError('UPSTREAM_UNAVAILABLE', { message: `The relay client for "${name}" dropped the request (link closed or the local service failed).`, details: { tunnel: name } }));
+            // Cut mid-answer: the phone sees its connection closed (the status is out).
+            if (!res.writableFinished && stream.rstCode !== h2.NGHTTP2_NO_ERROR) res.destroy();
+            resolve();
+          });
+          stream.on('error', () => undefined);
+        });
+      },
+
+      upgrade(req, socket, head, rest, extra) {
+        const query = (req.url ?? '').includes('?') ? (req.url ?? '').slice((req.url ?? '').indexOf('?')) : '';
+        const host = String(req.headers.host ?? '');
+        const headers: OutgoingHttpHeaders = { ...requestHeaders(req, route, (route.prefix + rest || '/') + query, extra, host), ':method': 'CONNECT', ':protocol': 'websocket' };
+        // RFC 8441: no key and no accept on HTTP/2; minigate answers the phone's key itself.
+        delete headers['sec-websocket-key'];
+        let stream: ClientHttp2Stream;
+        try {
+          stream = openStream(name, headers, false).stream;
+        } catch (error) {
+          return rejectUpgrade(socket, error);
+        }
+        socket.on('error', () => stream.close(h2.NGHTTP2_CANCEL));
+        stream.on('error', () => socket.destroy());
+        stream.once('response', (answer) => {
+          const status = Number(answer[':status']);
+          if (status !== 200) {
+            // The laptop's service refused the upgrade: its answer goes to the phone, then close.
+            const lines = [`HTTP/1.1 ${status} Refused`];
+            for (const [k, v] of Object.entries(answerHeaders(answer, options.protectedCookies))) for (const one of [v].flat()) lines.push(`${k}: ${one}`);
+            lines.push('connection: close');
+            socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+            stream.pipe(socket);
+            return;
+          }
+          const lines = ['HTTP/1.1 101 Switching Protocols', 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Accept: ${websocketAccept(String(req.headers['sec-websocket-key']))}`];
+          for (const name of ['sec-websocket-protocol', 'sec-websocket-extensions']) if (answer[name]) lines.push(`${name}: ${String(answer[name])}`);
+          socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+          if (head.length) stream.write(head);
+          stream.on('data', (chunk: Buffer) => meter.bytesOut(chunk.length));
+          socket.on('data', (chunk: Buffer) => meter.bytesIn(chunk.length));
+          socket.pipe(stream);
+          stream.pipe(socket);
+        });
+        stream.once('close', () => socket.destroy());
+        socket.once('close', () => stream.close(h2.NGHTTP2_CANCEL));
+      },
+    };
+  };
+}
