@@ -33,6 +33,8 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
   const { logger, clock } = deps;
   const records = createRelayRecords(deps.store);
   const links = new Map<string, Link>();
+  /** Names whose welcome is being written. */
+  const opening = new Set<string>();
   const meter = createRelayMeter(deps.metrics, () => links.size);
   let closing = false;
   let sweeper: NodeJS.Timeout | undefined;
@@ -69,7 +71,7 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
       return result.refuse('RELAY_AUTH_FAILED', `The token is not the one of relay "${hello.name}" (or no such relay name).`);
     }
     const held = links.get(hello.name);
-    if (held && !hello.replace) {
+    if ((held && !hello.replace) || opening.has(hello.name)) {
       meter.hello('RELAY_NAME_TAKEN');
       logger.info({ relay: hello.name, client }, 'relay: refused a second client for a name (no --replace)');
       return result.refuse('RELAY_NAME_TAKEN', `Another client holds relay "${hello.name}"; stop it, or connect with --replace to take over.`);
@@ -81,10 +83,19 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
       held.close(true);
     }
     meter.hello('welcome');
-    const link = result.open(config.maxStreams, config.pingInterval, (closed, reason) => {
-      if (links.get(closed.name) === closed) links.delete(closed.name);
-      logger.info({ relay: closed.name, reason }, 'relay: link down');
-    });
+    // Held from here: a second hello for the name while the welcome is written is refused.
+    opening.add(hello.name);
+    let link: Link;
+    try {
+      link = await result.open(config.maxStreams, config.pingInterval, (closed, reason) => {
+        if (links.get(closed.name) === closed) links.delete(closed.name);
+        logger.info({ relay: closed.name, reason }, 'relay: link down');
+      });
+    } catch {
+      return void socket.destroy();
+    } finally {
+      opening.delete(hello.name);
+    }
     links.set(hello.name, link);
     logger.info({ relay: hello.name, client }, 'relay: link up');
     records.touch(hello.name, clock.now()).catch(() => undefined);

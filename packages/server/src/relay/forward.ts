@@ -25,7 +25,10 @@ export interface ForwardOptions {
 }
 
 const offline = (name: string) =>
-  new AppError('TUNNEL_OFFLINE', { message: `No relay client is connected for "${name}"; run \`minigate tunnel --name ${name} …\` on the machine that serves it.` });
+  new AppError('TUNNEL_OFFLINE', {
+    message: `No relay client is connected for "${name}"; run \`minigate tunnel --name ${name} …\` on the machine that serves it.`,
+    public: true,
+  });
 
 /** The answer's headers as the phone may see them: no HTTP/2 pseudo-headers, no identity headers, no minigate cookies. */
 function answerHeaders(headers: H2Headers, protectedCookies: readonly string[]): OutgoingHttpHeaders {
@@ -55,7 +58,7 @@ export function createForwarder(options: ForwardOptions) {
       stream = link.session.request(headers, { endStream });
     } catch (error) {
       // The session is going away (GOAWAY sent or received).
-      throw new AppError('TUNNEL_OFFLINE', { message: offline(name).message, cause: error });
+      throw new AppError('TUNNEL_OFFLINE', { message: offline(name).message, public: true, cause: error });
     }
     link.streams++;
     meter.streamOpened();
@@ -130,7 +133,7 @@ export function createForwarder(options: ForwardOptions) {
           stream.once('close', () => {
             clearTimeout(timer);
             if (tooLarge && !answered) return reject(new AppError('BODY_TOO_LARGE', { message: `The body is over ${route.maxBodyBytes} bytes.` }));
-            if (!answered) return reject(new AppError('UPSTREAM_UNAVAILABLE', { message: `The relay client for "${name}" dropped the request (link closed or the local service failed).`, details: { tunnel: name } }));
+            if (!answered) return reject(new AppError('UPSTREAM_UNAVAILABLE', { message: `The relay client for "${name}" dropped the request (its link closed).`, public: true, details: { tunnel: name } }));
             // Cut mid-answer: the phone sees its connection closed (the status is out).
             if (!res.writableFinished && stream.rstCode !== h2.NGHTTP2_NO_ERROR) res.destroy();
             resolve();

@@ -25,7 +25,7 @@ export interface HelloResult {
   /** Sends a refusal and closes the socket. */
   refuse(code: RelayRefusalCode, message: string): void;
   /** Sends the welcome and starts HTTP/2 over the socket. */
-  open(maxStreams: number, pingIntervalMs: number, onClose: (link: Link, reason: string) => void): Link;
+  open(maxStreams: number, pingIntervalMs: number, onClose: (link: Link, reason: string) => void): Promise<Link>;
 }
 
 /** Reads the client's hello within `timeoutMs`: null when none came (the socket is then closed, after a refusal if it sent something else). */
@@ -79,8 +79,10 @@ export function readHello(socket: TLSSocket, timeoutMs: number): Promise<HelloRe
   });
 }
 
-function openLink(socket: TLSSocket, name: string, maxStreams: number, pingIntervalMs: number, onClose: (link: Link, reason: string) => void): Link {
-  socket.write(encodeRelayFrame({ type: 'welcome', name, maxStreams }));
+async function openLink(socket: TLSSocket, name: string, maxStreams: number, pingIntervalMs: number, onClose: (link: Link, reason: string) => void): Promise<Link> {
+  // HTTP/2 takes the socket over only once the welcome is written: Node's HTTP/2 may not start
+  // on a socket with a write of its own still in progress.
+  await new Promise<void>((resolve, reject) => socket.write(encodeRelayFrame({ type: 'welcome', name, maxStreams }), (error) => (error ? reject(error) : resolve())));
   const session = http2Connect('https://relay.invalid', {
     createConnection: () => socket,
     settings: { enablePush: false, initialWindowSize: RELAY_STREAM_WINDOW_BYTES },

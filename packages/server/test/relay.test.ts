@@ -1,0 +1,379 @@
+/**
+ * The relay (the dev tunnel), run as people run it: `minigate start` with a test CA's certificate,
+ * `minigate relay add` for the names, `minigate tunnel` on the "laptop" side pointing at local
+ * services (an echo that returns the identity headers, a 20 MB download, a multipart upload, a
+ * WebSocket echo), and a "phone" that reaches them over HTTPS and WSS through minigate.
+ *
+ * Over loopback: the three parties are processes on one host (the netns variant, where the laptop
+ * accepts no inbound connection, is not part of this file yet).
+ */
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { Agent, FormData, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket, WebSocketServer } from 'ws';
+import { decodeRelayFrame, RELAY_ALPN } from 'minigate-protocol';
+import { runCli, startCli, type RunningCli } from './helpers/cli.js';
+import { freePort } from './helpers/pebble.js';
+import { makeCa, makeLeaf } from './helpers/pki.js';
+
+const APPID = 'wx5e1a700000000016';
+const SECRET = 'relay-test-app-secret-0123456789abcd';
+const UPSTREAM_SECRET = 'relay-test-upstream-secret-0123456789';
+const INTERNAL = 'relay-test-internal-token-0123456789';
+const DOWNLOAD = randomBytes(20 * 1024 * 1024);
+const DOWNLOAD_SHA = createHash('sha256').update(DOWNLOAD).digest('hex');
+
+let dir: string;
+let configPath: string;
+let caFile: string;
+let port: number;
+let internalPort: number;
+let server: RunningCli;
+let sandbox: RunningCli;
+let sandboxUrl: string;
+let laptop: Server;
+let laptopUrl: string;
+let wss: WebSocketServer;
+let phone: Agent;
+const tokens: Record<string, string> = {};
+const clients: RunningCli[] = [];
+/** What the laptop's echo saw last. */
+let lastSeen: IncomingHttpHeaders = {};
+
+function startLaptop(): Promise<void> {
+  laptop = createServer((req, res) => {
+    const url = req.url ?? '/';
+    if (url.startsWith('/dev/download')) {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': DOWNLOAD.length });
+      res.end(DOWNLOAD);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      lastSeen = req.headers;
+      if (url.startsWith('/dev/upload')) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ bytes: body.length, type: req.headers['content-type'], sha: createHash('sha256').update(body).digest('hex') }));
+        return;
+      }
+      // The laptop tries to set minigate's console cookie and an identity header: neither may reach the phone.
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'set-cookie': ['minigate_admin=forged; Path=/', 'laptop=1; Path=/'],
+        'x-minigate-openid': 'o-forged-by-laptop',
+      });
+      res.end(JSON.stringify({ method: req.method, url, bytes: body.length }));
+    });
+  });
+  wss = new WebSocketServer({ server: laptop });
+  wss.on('connection', (socket, req) => {
+    socket.send(JSON.stringify({ hello: req.url, openid: req.headers['x-minigate-openid'] ?? null }));
+    socket.on('message', (data) => socket.send(`echo:${String(data)}`));
+  });
+  return new Promise((resolve) => laptop.listen(0, '127.0.0.1', () => resolve()));
+}
+
+function writeConfig(): void {
+  configPath = path.join(dir, 'minigate.yaml');
+  const ca = makeCa('Relay Test');
+  const leaf = makeLeaf(ca, ['localhost', '127.0.0.1']);
+  writeFileSync(
+    configPath,
+    [
+      'dataDir: ./data',
+      'listen:',
+      `  https: 127.0.0.1:${port}`,
+      `  internal: 127.0.0.1:${internalPort}`,
+      'tls:',
+      '  checkDomains: false',
+      '  certificates:',
+      `    - cert: ${leaf.fullchain}`,
+      `      key: ${leaf.key}`,
+      'wechat:',
+      `  apiBase: ${sandboxUrl}`,
+      'apps:',
+      `  - appid: ${APPID}`,
+      `    secret: ${SECRET}`,
+      'internal:',
+      `  token: ${INTERNAL}`,
+      `upstreamSecret: ${UPSTREAM_SECRET}`,
+      'relay:',
+      '  pingInterval: 2s',
+      'routes:',
+      '  - path: /dev',
+      '    tunnel: alice',
+      '    auth: optional',
+      '    maxBodyBytes: 8388608',
+      '  - path: /bob',
+      '    tunnel: bob',
+      '',
+    ].join('\n'),
+  );
+  caFile = path.join(dir, 'ca.pem');
+  writeFileSync(caFile, readFileSync(ca.rootPem));
+}
+
+async function startServer(): Promise<void> {
+  server = startCli(['start', '-c', configPath]);
+  await server.waitForLine(/^minigate listening on https/);
+}
+
+function tunnel(name: string, extra: string[] = [], token = tokens[name]!): RunningCli {
+  const client = startCli(['tunnel', '--server', `https://localhost:${port}`, '--name', name, '--to', laptopUrl, '--ca', caFile, ...extra], {
+    env: { MINIGATE_TUNNEL_TOKEN: token },
+  });
+  clients.push(client);
+  return client;
+}
+
+/** Lines printed since `from` (a length of stdout earlier). */
+async function waitOutput(client: RunningCli, pattern: RegExp, from = 0, timeoutMs = 15_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const line = client.stdout().slice(from).split('\n').find((l) => pattern.test(l));
+    if (line) return line;
+    if (Date.now() > deadline) throw new Error(`no line matching ${pattern}\nstdout: ${client.stdout()}\nstderr: ${client.stderr()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function call(pathname: string, options: { method?: string; headers?: Record<string, string>; body?: any } = {}) {
+  const answer = await request(`https://localhost:${port}${pathname}`, { dispatcher: phone, method: (options.method ?? 'GET') as 'GET', headers: options.headers, body: options.body });
+  const body = Buffer.from(await answer.body.arrayBuffer());
+  return { status: answer.statusCode, headers: answer.headers, body };
+}
+
+const json = (b: Buffer) => JSON.parse(b.toString('utf8'));
+
+async function login(): Promise<{ token: string; openid: string }> {
+  const code = (await (await fetch(`${sandboxUrl}/__sandbox/login`, { method: 'POST', body: JSON.stringify({ appid: APPID }) })).json()) as any;
+  const answer = await call('/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ appid: APPID, code: code.code }) });
+  expect(answer.status).toBe(200);
+  return { token: json(answer.body).token, openid: code.openid };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'mg-relay-'));
+  [port, internalPort] = [await freePort(), await freePort()];
+  sandbox = startCli(['sandbox', '--port', '0', '--app', `${APPID}:${SECRET}`]);
+  sandboxUrl = /(http:\/\/\S+)/.exec(await sandbox.waitForLine(/^sandbox http/))![1]!;
+  await startLaptop();
+  laptopUrl = `http://127.0.0.1:${(laptop.address() as AddressInfo).port}`;
+  writeConfig();
+  phone = new Agent({ connect: { ca: readFileSync(caFile), servername: 'localhost' } });
+  // Over loopback: no network namespaces here (see the file's comment).
+  console.info('relay.test: phone, server and laptop over loopback');
+}, 30_000);
+
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.stop('SIGKILL')));
+  await server?.stop('SIGKILL');
+  await sandbox?.stop('SIGKILL');
+  wss?.close();
+  laptop?.closeAllConnections();
+  laptop?.close();
+  await phone?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('relay: names on the CLI', () => {
+  it('relay add prints the token once as the last line; list shows the names; add twice is refused', async () => {
+    for (const name of ['alice', 'bob']) {
+      const added = await runCli(['relay', 'add', name, '-c', configPath]);
+      expect(added.code, added.stderr).toBe(0);
+      tokens[name] = added.stdout.trim().split('\n').at(-1)!;
+      expect(tokens[name]).toMatch(/^mgr_[A-Za-z0-9_-]{43}$/);
+    }
+    expect(tokens.alice).not.toBe(tokens.bob);
+    const listed = await runCli(['relay', 'list', '-c', configPath]);
+    expect(listed.stdout).toMatch(/^alice\t.*never connected$/m);
+    expect(listed.stdout).toMatch(/^bob\t/m);
+    expect(listed.stdout).not.toContain(tokens.alice);
+    const again = await runCli(['relay', 'add', 'alice', '-c', configPath]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('already exists');
+    const bad = await runCli(['relay', 'add', 'Not_A_Name', '-c', configPath]);
+    expect(bad.code).toBe(2);
+  });
+});
+
+describe('relay: a phone reaches the laptop', () => {
+  let alice: RunningCli;
+  beforeAll(async () => {
+    await startServer();
+    alice = tunnel('alice');
+    await waitOutput(alice, /link up: alice/);
+  }, 30_000);
+
+  it('HTTPS with a session: the laptop gets the signed identity headers, never forged ones; its cookies and identity headers stay out', async () => {
+    const user = await login();
+    const answer = await call('/dev/echo?x=1', { headers: { authorization: `Bearer ${user.token}`, 'x-minigate-openid': 'o-forged-by-phone' } });
+    expect(answer.status).toBe(200);
+    expect(json(answer.body)).toMatchObject({ method: 'GET', url: '/dev/echo?x=1' });
+    expect(lastSeen['x-minigate-openid']).toBe(user.openid);
+    expect(lastSeen['x-minigate-appid']).toBe(APPID);
+    const payload = ['v1', lastSeen['x-minigate-timestamp'], APPID, user.openid, lastSeen['x-minigate-unionid'] ?? '', lastSeen['x-minigate-session']].join('\n');
+    expect(lastSeen['x-minigate-signature']).toBe(`v1=${createHmac('sha256', UPSTREAM_SECRET).update(payload).digest('hex')}`);
+    // The session token itself stays with minigate on an auth route.
+    expect(lastSeen.authorization).toBeUndefined();
+    expect(lastSeen['x-forwarded-proto']).toBe('https');
+    expect(answer.headers['set-cookie']).toEqual('laptop=1; Path=/');
+    expect(answer.headers['x-minigate-openid']).toBeUndefined();
+    await waitOutput(alice, /GET \/dev\/echo\?x=1 200 \d+ms/);
+
+    // Without a session (auth: optional), a forged identity header is dropped, not passed on.
+    await call('/dev/anon', { headers: { 'x-minigate-openid': 'o-forged-by-phone' } });
+    expect(lastSeen['x-minigate-openid']).toBeUndefined();
+  });
+
+  it('a multipart upload arrives whole', async () => {
+    const file = randomBytes(3 * 1024 * 1024);
+    const form = new FormData();
+    form.append('note', 'hello');
+    form.append('file', new Blob([file]), 'photo.jpg');
+    const answer = await call('/dev/upload', { method: 'POST', body: form });
+    expect(answer.status).toBe(200);
+    const got = json(answer.body);
+    expect(got.type).toMatch(/^multipart\/form-data; boundary=/);
+    expect(got.bytes).toBeGreaterThan(file.length);
+    await waitOutput(alice, /POST \/dev\/upload 200/);
+  });
+
+  it('a body over the route limit is 413 BODY_TOO_LARGE', async () => {
+    const answer = await call('/dev/upload', { method: 'POST', body: Buffer.alloc(9 * 1024 * 1024) });
+    expect(answer.status).toBe(413);
+    expect(json(answer.body).error.code).toBe('BODY_TOO_LARGE');
+  });
+
+  it('100 concurrent small requests all succeed during a 20 MB download', async () => {
+    const download = call('/dev/download');
+    const small = await Promise.all(Array.from({ length: 100 }, (_, i) => call(`/dev/small/${i}`)));
+    for (const [i, answer] of small.entries()) {
+      expect(answer.status).toBe(200);
+      expect(json(answer.body).url).toBe(`/dev/small/${i}`);
+    }
+    const big = await download;
+    expect(big.status).toBe(200);
+    expect(big.body.length).toBe(DOWNLOAD.length);
+    expect(createHash('sha256').update(big.body).digest('hex')).toBe(DOWNLOAD_SHA);
+  });
+
+  it('a WSS chat reaches the laptop (extended CONNECT over the link) with the identity headers', async () => {
+    const user = await login();
+    const ws = new WebSocket(`wss://localhost:${port}/dev/chat`, { ca: readFileSync(caFile), headers: { authorization: `Bearer ${user.token}` } });
+    const frames: string[] = [];
+    const next = () => new Promise<string>((resolve) => ws.once('message', (data) => resolve(String(data))));
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    frames.push(await next());
+    expect(JSON.parse(frames[0]!)).toEqual({ hello: '/dev/chat', openid: user.openid });
+    for (const text of ['hi', 'x'.repeat(100_000)]) {
+      const reply = next();
+      ws.send(text);
+      expect(await reply).toBe(`echo:${text}`);
+    }
+    ws.close();
+  });
+
+  it('the relay shows on /metrics (names online, streams, bytes)', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${internalPort}/metrics`, { headers: { authorization: `Bearer ${INTERNAL}` } })).text();
+    expect(text).toMatch(/^minigate_relay_names_online 1$/m);
+    expect(text).toMatch(/^minigate_relay_bytes_total\{direction="out"\} \d{8,}$/m);
+    expect(text).toMatch(/^minigate_relay_streams \d+$/m);
+  });
+
+  it('refuses a wrong token, and a token of another name', async () => {
+    const wrong = await runCli(['tunnel', '--server', `https://localhost:${port}`, '--name', 'alice', '--to', laptopUrl, '--ca', caFile, '--token', 'mgr_wrong']);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain('RELAY_AUTH_FAILED');
+    const other = await runCli(['tunnel', '--server', `https://localhost:${port}`, '--name', 'alice', '--to', laptopUrl, '--ca', caFile, '--token', tokens.bob!]);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toContain('RELAY_AUTH_FAILED');
+    // The link of alice is untouched.
+    expect((await call('/dev/still')).status).toBe(200);
+  });
+
+  it('refuses a client that does not trust the certificate (no --ca)', async () => {
+    const client = startCli(['tunnel', '--server', `https://localhost:${port}`, '--name', 'bob', '--to', laptopUrl, '--token', tokens.bob!]);
+    clients.push(client);
+    await waitOutput(client, /link down: .*(UNABLE_TO_VERIFY|SELF_SIGNED|unable to get)/i);
+    await client.stop('SIGKILL');
+    expect((await call('/bob/x')).status).toBe(502);
+  });
+
+  it('hostile bytes on the relay protocol get RELAY_BAD_HELLO and a close; HTTPS goes on', async () => {
+    const reply = await new Promise<Buffer>((resolve, reject) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', ca: readFileSync(caFile), ALPNProtocols: [RELAY_ALPN] }, () => {
+        socket.write(Buffer.from([0, 0, 0, 5, 0x7b, 0x7d, 0x7b, 0x7d, 0x7b]));
+      });
+      const chunks: Buffer[] = [];
+      socket.on('data', (c: Buffer) => chunks.push(c));
+      socket.on('close', () => resolve(Buffer.concat(chunks)));
+      socket.on('error', reject);
+    });
+    expect(decodeRelayFrame(reply)?.frame).toMatchObject({ type: 'refused', code: 'RELAY_BAD_HELLO' });
+    // A huge length prefix is refused at once, without waiting for the bytes.
+    const huge = await new Promise<Buffer>((resolve, reject) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', ca: readFileSync(caFile), ALPNProtocols: [RELAY_ALPN] }, () => {
+        socket.write(Buffer.from([0x7f, 0xff, 0xff, 0xff]));
+      });
+      const chunks: Buffer[] = [];
+      socket.on('data', (c: Buffer) => chunks.push(c));
+      socket.on('close', () => resolve(Buffer.concat(chunks)));
+      socket.on('error', reject);
+    });
+    expect(decodeRelayFrame(huge)?.frame).toMatchObject({ type: 'refused', code: 'RELAY_BAD_HELLO' });
+    expect((await call('/dev/after')).status).toBe(200);
+  });
+
+  it('a second client for a name is refused; --replace takes over', async () => {
+    const second = tunnel('alice');
+    await waitOutput(second, /RELAY_NAME_TAKEN/);
+    await second.stop('SIGKILL');
+    const mark = alice.stdout().length;
+    const replacing = tunnel('alice', ['--replace']);
+    await waitOutput(replacing, /link up: alice/);
+    await waitOutput(alice, /link down/, mark);
+    const answer = await call('/dev/after-replace');
+    expect(answer.status).toBe(200);
+    await waitOutput(replacing, /GET \/dev\/after-replace 200/);
+    // The old client keeps asking (without --replace it is refused) and never takes the name back.
+    await waitOutput(alice, /RELAY_NAME_TAKEN/, mark);
+    await alice.stop('SIGKILL');
+    alice = replacing;
+  });
+
+  it('killing the client gives 502 TUNNEL_OFFLINE naming the relay; starting it again restores service', async () => {
+    await alice.stop('SIGKILL');
+    let answer = await call('/dev/gone');
+    for (let i = 0; answer.status === 200 && i < 40; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      answer = await call('/dev/gone');
+    }
+    expect(answer.status).toBe(502);
+    expect(json(answer.body).error).toMatchObject({ code: 'TUNNEL_OFFLINE' });
+    expect(json(answer.body).error.message).toContain('"alice"');
+    alice = tunnel('alice');
+    await waitOutput(alice, /link up: alice/);
+    expect((await call('/dev/back')).status).toBe(200);
+  });
+
+  it('restarting the server: the client is back within its back-off', async () => {
+    const mark = alice.stdout().length;
+    await server.stop('SIGTERM');
+    await waitOutput(alice, /link down/, mark);
+    await startServer();
+    await waitOutput(alice, /link up: alice/, mark, 20_000);
+    expect((await call('/dev/after-restart')).status).toBe(200);
+  });
+});
