@@ -4,12 +4,15 @@
  * the stored names and tokens, keeps one link per name, and gives the edge the target of every
  * `tunnel:` route.
  */
+import cluster from 'node:cluster';
 import type { TLSSocket } from 'node:tls';
 import type { RelayConfig } from '../config/index.js';
 import type { Feature, SharedDeps } from '../feature/index.js';
 import type { TunnelTargets } from '../edge/index.js';
 import type { Store } from '../store/index.js';
-import { createForwarder } from './forward.js';
+import { HANDOFF_KEY_ENV, joinRelayOwners, type RelayOwners } from './cluster.js';
+import { createForwarder, type Handoff } from './forward.js';
+import { createHandoff, startHandoffReceiver, type HandoffReceiver } from './handoff.js';
 import { readHello, type Link } from './link.js';
 import { createRelayMeter } from './metrics.js';
 import { createRelayRecords } from './records.js';
@@ -38,8 +41,18 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
   const meter = createRelayMeter(deps.metrics, () => links.size);
   let closing = false;
   let sweeper: NodeJS.Timeout | undefined;
+  // With workers: which worker holds each name, and the hand-off to it (set up in start()).
+  const handoffKey = cluster.isWorker ? process.env[HANDOFF_KEY_ENV] : undefined;
+  let owners: RelayOwners | undefined;
+  let receiver: HandoffReceiver | undefined;
+  let handoff: (Handoff & { close(): void }) | undefined;
   const forward = createForwarder({
     link: (name) => links.get(name),
+    handoff: {
+      has: (name) => handoff?.has(name) ?? false,
+      request: (...args) => handoff!.request(...args),
+      upgrade: (...args) => handoff!.upgrade(...args),
+    },
     maxStreams: config.maxStreams,
     idleMs: config.idleTimeout,
     uploadMs: config.uploadTimeout,
@@ -71,7 +84,8 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
       return result.refuse('RELAY_AUTH_FAILED', `The token is not the one of relay "${hello.name}" (or no such relay name).`);
     }
     const held = links.get(hello.name);
-    if ((held && !hello.replace) || opening.has(hello.name)) {
+    const heldElsewhere = owners?.elsewhere(hello.name) !== undefined;
+    if (((held || heldElsewhere) && !hello.replace) || opening.has(hello.name)) {
       meter.hello('RELAY_NAME_TAKEN');
       logger.info({ relay: hello.name, client }, 'relay: refused a second client for a name (no --replace)');
       return result.refuse('RELAY_NAME_TAKEN', `Another client holds relay "${hello.name}"; stop it, or connect with --replace to take over.`);
@@ -88,7 +102,10 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
     let link: Link;
     try {
       link = await result.open(config.maxStreams, config.pingInterval, (closed, reason) => {
-        if (links.get(closed.name) === closed) links.delete(closed.name);
+        if (links.get(closed.name) === closed) {
+          links.delete(closed.name);
+          owners?.drop(closed.name);
+        }
         logger.info({ relay: closed.name, reason }, 'relay: link down');
       });
     } catch {
@@ -97,6 +114,7 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
       opening.delete(hello.name);
     }
     links.set(hello.name, link);
+    owners?.own(hello.name);
     logger.info({ relay: hello.name, client }, 'relay: link up');
     records.touch(hello.name, clock.now()).catch(() => undefined);
   }
@@ -107,9 +125,21 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
       logger.error({ err: error }, 'relay: accepting a client failed');
       socket.destroy();
     }),
-    targets: forward,
+    targets: forward.target,
     online: () => [...links.keys()],
     async start() {
+      if (handoffKey) {
+        receiver = await startHandoffReceiver(handoffKey, forward, logger);
+        owners = joinRelayOwners(receiver.address, (name) => {
+          // Taken over (--replace) by a client on another worker.
+          const link = links.get(name);
+          if (!link) return;
+          logger.info({ relay: name }, 'relay: the name was taken over on another worker');
+          links.delete(name);
+          link.close(true);
+        });
+        handoff = createHandoff(handoffKey, owners);
+      }
       // A revoked name (`minigate relay revoke`, another process) loses its link at the next sweep.
       sweeper = setInterval(() => {
         if (!links.size) return;
@@ -135,6 +165,9 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
       clearInterval(sweeper);
       for (const link of links.values()) link.close(true);
       links.clear();
+      owners?.close();
+      handoff?.close();
+      await receiver?.close();
     },
   };
 }

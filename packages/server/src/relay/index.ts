@@ -4,3 +4,4 @@
  */
 export { createRelayFeature, type RelayFeature, type RelayDeps } from './feature.js';
 export { createRelayRecords, type RelayRecords, type RelayName } from './records.js';
+export { serveRelayOwners } from './cluster.js';

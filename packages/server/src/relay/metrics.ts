@@ -12,6 +12,8 @@ export interface RelayMeter {
   bytesOut(n: number): void;
   /** A hello answered: `welcome`, or the refusal's code. */
   hello(outcome: string): void;
+  /** A request or WebSocket handed to the worker holding its link (`workers`). */
+  handoff(): void;
 }
 
 export function createRelayMeter(metrics: Metrics, online: () => number): RelayMeter {
@@ -22,7 +24,9 @@ export function createRelayMeter(metrics: Metrics, online: () => number): RelayM
   const inBytes = bytes.bind({ direction: 'in' });
   const outBytes = bytes.bind({ direction: 'out' });
   const hellos = metrics.counter('minigate_relay_hellos_total', 'Relay clients that said hello, by outcome (welcome or the refusal code).', ['outcome']);
+  const handoffs = metrics.counter('minigate_relay_handoffs_total', 'Relayed requests and WebSockets handed to the worker that holds the link (workers: N).');
   return {
+    handoff: () => handoffs.inc(),
     streamOpened: () => void streams++,
     streamClosed: () => void streams--,
     bytesIn: (n) => inBytes.inc(n),
