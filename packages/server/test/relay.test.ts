@@ -376,3 +376,62 @@ describe('relay: a phone reaches the laptop', () => {
     expect((await call('/dev/after-restart')).status).toBe(200);
   });
 });
+
+describe('relay: workers: 2 (the link on one worker, requests on both)', () => {
+  let alice: RunningCli;
+  beforeAll(async () => {
+    // The same store and port, now with two workers; the clients still running reconnect by themselves.
+    await server.stop('SIGTERM');
+    writeFileSync(configPath, `${readFileSync(configPath, 'utf8')}workers: 2\n`);
+    alice = clients.filter((c) => c.child.exitCode === null && c.child.signalCode === null).at(-1)!;
+    const mark = alice.stdout().length;
+    await startServer();
+    await waitOutput(alice, /link up: alice/, mark, 20_000);
+  }, 40_000);
+
+  it('requests and WebSockets landing on either worker reach the laptop (handed to the worker holding the link)', async () => {
+    // New connections are spread over the workers; about half land where the link is not.
+    for (let i = 0; i < 12; i++) {
+      const fresh = new Agent({ connect: { ca: readFileSync(caFile) }, pipelining: 0 });
+      const answer = await request(`https://${serverForPhone}:${port}/dev/w/${i}`, { dispatcher: fresh, method: 'POST', body: `body ${i}` });
+      const body = (await answer.body.json()) as any;
+      await fresh.close();
+      expect(answer.statusCode).toBe(200);
+      expect(body).toMatchObject({ method: 'POST', url: `/dev/w/${i}`, bytes: `body ${i}`.length });
+      expect(answer.headers['x-minigate-openid']).toBeUndefined();
+    }
+    for (let i = 0; i < 4; i++) {
+      const ws = new WebSocket(`wss://${serverForPhone}:${port}/dev/chat`, { ca: readFileSync(caFile) });
+      const first = new Promise<string>((resolve) => ws.once('message', (data) => resolve(String(data))));
+      await new Promise<void>((resolve, reject) => (ws.once('open', () => resolve()), ws.once('error', reject)));
+      expect(JSON.parse(await first)).toMatchObject({ hello: '/dev/chat' });
+      const reply = new Promise<string>((resolve) => ws.once('message', (data) => resolve(String(data))));
+      ws.send(`hi ${i}`);
+      expect(await reply).toBe(`echo:hi ${i}`);
+      ws.close();
+    }
+    const text = await (await fetch(`http://${serverForPhone}:${internalPort}/metrics`, { headers: { authorization: `Bearer ${INTERNAL}` } })).text();
+    expect(Number(/^minigate_relay_handoffs_total (\d+)$/m.exec(text)?.[1])).toBeGreaterThan(0);
+    expect(text).toMatch(/^minigate_relay_names_online 1$/m);
+  });
+
+  it('a second client is refused whichever worker it lands on; without the client every worker answers TUNNEL_OFFLINE', async () => {
+    const second = tunnel('alice');
+    // Its first tries land on both workers (new connections are spread over them).
+    const deadline = Date.now() + 10_000;
+    while ((second.stdout().match(/RELAY_NAME_TAKEN/g)?.length ?? 0) < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    await second.stop('SIGKILL');
+    expect(second.stdout().match(/RELAY_NAME_TAKEN/g)?.length).toBeGreaterThanOrEqual(3);
+    expect(second.stdout()).not.toMatch(/link up/);
+    await alice.stop('SIGKILL');
+    await new Promise((r) => setTimeout(r, 300));
+    for (let i = 0; i < 6; i++) {
+      const fresh = new Agent({ connect: { ca: readFileSync(caFile) } });
+      const answer = await request(`https://${serverForPhone}:${port}/dev/gone/${i}`, { dispatcher: fresh });
+      const body = (await answer.body.json()) as any;
+      await fresh.close();
+      expect(answer.statusCode).toBe(502);
+      expect(body.error.code).toBe('TUNNEL_OFFLINE');
+    }
+  });
+});

@@ -138,7 +138,7 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
           links.delete(name);
           link.close(true);
         });
-        handoff = createHandoff(handoffKey, owners);
+        handoff = createHandoff(handoffKey, owners, logger);
       }
       // A revoked name (`minigate relay revoke`, another process) loses its link at the next sweep.
       sweeper = setInterval(() => {

@@ -71,7 +71,8 @@ export async function startHandoffReceiver(key: string, senders: Senders, logger
   server.on('clientError', (_error, socket: Duplex) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    // exclusive: a port of this worker's own (a cluster worker's listen(0) otherwise shares one port, spread over all workers).
+    server.listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => resolve());
   });
   const { port } = server.address() as AddressInfo;
   logger.debug({ port }, 'relay: hand-off listener for the other workers');
@@ -86,7 +87,7 @@ export async function startHandoffReceiver(key: string, senders: Senders, logger
 }
 
 /** The sending side: hands requests for names another worker holds to that worker. */
-export function createHandoff(key: string, owners: RelayOwners): Handoff & { close(): void } {
+export function createHandoff(key: string, owners: RelayOwners, logger: Logger): Handoff & { close(): void } {
   const agent = new Agent({ keepAlive: true });
   const open = (name: string, headers: H2Headers, timeoutMs: number, extra: OutgoingHttpHeaders = {}) => {
     const address = owners.elsewhere(name);
@@ -120,6 +121,9 @@ export function createHandoff(key: string, owners: RelayOwners): Handoff & { clo
           answer.pipe(res);
           answer.once('end', () => resolve());
           answer.once('error', () => (res.destroy(), resolve()));
+        });
+        out.once('error', (error: NodeJS.ErrnoException) => {
+          logger.warn({ relay: name, code: error.code }, 'relay: hand-off to the worker holding the link failed');
         });
         out.once('error', (error) => (res.headersSent ? (res.destroy(), resolve()) : reject(new AppError('UPSTREAM_UNAVAILABLE', { cause: error, details: { tunnel: name } }))));
         res.once('close', () => {
@@ -155,7 +159,10 @@ export function createHandoff(key: string, owners: RelayOwners): Handoff & { clo
         socket.write(`${lines.join('\r\n')}\r\n\r\n`);
         answer.pipe(socket);
       });
-      out.once('error', () => rejectUpgrade(socket, offline(name)));
+      out.once('error', (error: NodeJS.ErrnoException) => {
+        logger.warn({ relay: name, code: error.code, err: error.message }, 'relay: hand-off of a WebSocket to the worker holding the link failed');
+        rejectUpgrade(socket, offline(name));
+      });
       out.end();
     },
     close: () => agent.destroy(),
