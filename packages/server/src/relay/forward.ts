@@ -70,7 +70,7 @@ export function createForwarder(options: ForwardOptions) {
   const { meter } = options;
 
   /** A stream on the name's link, counted against its cap; throws TUNNEL_OFFLINE / TUNNEL_BUSY. */
-  function openStream(name: string, headers: OutgoingHttpHeaders, endStream: boolean): ClientHttp2Stream {
+  function openStream(name: string, headers: OutgoingHttpHeaders, endStream: boolean): ClientHttp2Stream & { link: Link } {
     const link = options.link(name);
     if (!link || link.session.closed || link.session.destroyed) throw offline(name);
     if (link.streams >= options.maxStreams) throw new AppError('TUNNEL_BUSY');
@@ -88,7 +88,7 @@ export function createForwarder(options: ForwardOptions) {
       meter.streamClosed();
     });
     stream.setTimeout(options.idleMs, () => stream.close(h2.NGHTTP2_CANCEL));
-    return stream;
+    return Object.assign(stream, { link });
   }
 
   /** Sends a request (headers already made, pseudo-headers included) over this process's link, and its answer back. */
@@ -137,6 +137,8 @@ export function createForwarder(options: ForwardOptions) {
         clearTimeout(timer);
         if (tooLarge && !answered) return reject(new AppError('BODY_TOO_LARGE', { message: `The body is over ${limits.maxBodyBytes} bytes.` }));
         if (!answered) {
+          // The link went down under the request (the laptop's client stopped or lost its network).
+          if (stream.link.session.destroyed || stream.link.session.closed) return reject(offline(name));
           return reject(new AppError('UPSTREAM_UNAVAILABLE', { message: `The relay client for "${name}" dropped the request (its link closed).`, public: true, details: { tunnel: name } }));
         }
         // Cut mid-answer: the phone sees its connection closed (the status is out).
