@@ -85,6 +85,8 @@ async function openLink(socket: TLSSocket, name: string, maxStreams: number, pin
   await new Promise<void>((resolve, reject) => socket.write(encodeRelayFrame({ type: 'welcome', name, maxStreams }), (error) => (error ? reject(error) : resolve())));
   const session = http2Connect('https://relay.invalid', {
     createConnection: () => socket,
+    // No push: the laptop (the HTTP/2 server here) can open no stream towards minigate at all, so
+    // it can only answer what minigate asks of it, never reach another name or route.
     settings: { enablePush: false, initialWindowSize: RELAY_STREAM_WINDOW_BYTES },
     peerMaxConcurrentStreams: maxStreams,
   });
@@ -115,7 +117,7 @@ async function openLink(socket: TLSSocket, name: string, maxStreams: number, pin
     session,
     streams: 0,
     close(now = false) {
-      reason = now ? 'closed by this server' : reason === 'closed by the client' ? 'closed by this server' : reason;
+      reason = 'closed by this server';
       if (now) session.destroy();
       else session.close();
       // A graceful close that hangs (a stream that never ends) is cut after a while.
