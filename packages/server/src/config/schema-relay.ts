@@ -16,6 +16,12 @@ export const relaySchema = z
       .max(10_000)
       .default(RELAY_MAX_STREAMS_DEFAULT)
       .meta({ description: 'Requests (and WebSockets) in flight at once on one relay name; more get 503 TUNNEL_BUSY.' }),
+    maxBytesPerSecond: z
+      .number()
+      .int()
+      .min(1024)
+      .optional()
+      .meta({ description: 'Bandwidth of one relay name, both directions and all its requests together (bytes per second); default: no cap.' }),
     helloTimeout: duration('Time a relay client has, once its TLS handshake is done, to send its hello.', '100ms').prefault('10s'),
     pingInterval: duration('How often minigate pings each relay link (HTTP/2 PING); a link whose ping is not answered within this is dropped.', '1s').prefault('20s'),
     idleTimeout: duration('A relayed request or WebSocket with no bytes either way for this long is closed.', '1s').prefault('5m'),

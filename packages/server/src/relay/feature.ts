@@ -16,6 +16,7 @@ import { createHandoff, startHandoffReceiver, type HandoffReceiver } from './han
 import { readHello, type Link } from './link.js';
 import { createRelayMeter } from './metrics.js';
 import { createRelayRecords } from './records.js';
+import { createBucket, type Bucket } from './throttle.js';
 
 export interface RelayFeature extends Feature {
   /** Takes a TLS socket whose ALPN protocol is minigate-relay. */
@@ -36,6 +37,7 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
   const { logger, clock } = deps;
   const records = createRelayRecords(deps.store);
   const links = new Map<string, Link>();
+  const buckets = new Map<string, Bucket>();
   /** Names whose welcome is being written. */
   const opening = new Set<string>();
   const meter = createRelayMeter(deps.metrics, () => links.size);
@@ -57,6 +59,8 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
     idleMs: config.idleTimeout,
     uploadMs: config.uploadTimeout,
     protectedCookies: deps.protectedCookies,
+    // One bucket per name, kept across reconnects (a reconnect does not refill it).
+    bucket: config.maxBytesPerSecond ? (name) => buckets.get(name) ?? buckets.set(name, createBucket(config.maxBytesPerSecond!)).get(name)! : undefined,
     meter,
     logger,
   });

@@ -15,6 +15,7 @@ import { extendRequestDeadline, rejectUpgrade } from '../http/index.js';
 import { upstreamRequestHeaders, upstreamResponseHeaders, websocketAccept, type TunnelRoute, type TunnelTarget } from '../edge/index.js';
 import type { Link } from './link.js';
 import type { RelayMeter } from './metrics.js';
+import type { Bucket } from './throttle.js';
 
 /** Hands a request or an upgrade to the worker holding a name's link (with `workers`). */
 export interface Handoff {
@@ -34,6 +35,8 @@ export interface ForwardOptions {
   uploadMs: number;
   /** Cookies a laptop's answer may not set (the admin console's). */
   protectedCookies: readonly string[];
+  /** The name's bandwidth bucket (relay.maxBytesPerSecond), if capped. */
+  bucket?: ((name: string) => Bucket) | undefined;
   meter: RelayMeter;
   logger: Logger;
 }
@@ -112,11 +115,11 @@ export function createForwarder(options: ForwardOptions) {
           meter.bytesIn(chunk.length);
           if (size > limits.maxBodyBytes && !tooLarge) {
             tooLarge = true;
-            req.unpipe(stream);
+            req.unpipe();
             stream.close(h2.NGHTTP2_CANCEL);
           }
         });
-        req.pipe(stream);
+        (options.bucket ? req.pipe(options.bucket(name).through()) : req).pipe(stream);
       }
       res.once('close', () => {
         if (!res.writableFinished) stream.close(h2.NGHTTP2_CANCEL);
@@ -130,7 +133,7 @@ export function createForwarder(options: ForwardOptions) {
           limits.observe?.bytes(chunk.length);
           meter.bytesOut(chunk.length);
         });
-        stream.pipe(res);
+        (options.bucket ? stream.pipe(options.bucket(name).through()) : stream).pipe(res);
         stream.once('end', resolve);
       });
       stream.once('close', () => {
@@ -179,8 +182,8 @@ export function createForwarder(options: ForwardOptions) {
       if (head.length) stream.write(head);
       stream.on('data', (chunk: Buffer) => meter.bytesOut(chunk.length));
       socket.on('data', (chunk: Buffer) => meter.bytesIn(chunk.length));
-      socket.pipe(stream);
-      stream.pipe(socket);
+      (options.bucket ? socket.pipe(options.bucket(name).through()) : socket).pipe(stream);
+      (options.bucket ? stream.pipe(options.bucket(name).through()) : stream).pipe(socket);
     });
     stream.once('close', () => socket.destroy());
     socket.once('close', () => stream.close(h2.NGHTTP2_CANCEL));
