@@ -143,6 +143,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
           tls: tls.manager,
           channel,
           files,
+          relay,
           metricSamples: prometheus ? { samples: prometheus.samples, inWorker: prometheus.inWorker } : undefined,
           version: packageVersion(),
         }),

@@ -285,6 +285,19 @@ describe('relay: a phone reaches the laptop', () => {
     ws.close();
   });
 
+  it('the admin console\'s overview shows the names online', async () => {
+    const passwordFile = path.join(dir, 'admin-password');
+    writeFileSync(passwordFile, 'relay-admin-password-1\n');
+    const added = await runCli(['admin', 'add', 'ops', '--password-file', passwordFile, '-c', configPath]);
+    expect(added.code, added.stderr).toBe(0);
+    const consoleApi = `http://${serverForPhone}:${internalPort}/admin/api`;
+    const login = await fetch(`${consoleApi}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'ops', password: 'relay-admin-password-1' }) });
+    expect(login.status).toBe(200);
+    const cookie = (login.headers.get('set-cookie') ?? '').split(';', 1)[0]!;
+    const overview = (await (await fetch(`${consoleApi}/overview`, { headers: { cookie } })).json()) as any;
+    expect(overview.relay).toEqual({ online: ['alice'], streams: 0 });
+  });
+
   it('the relay shows on /metrics (names online, streams, bytes)', async () => {
     const text = await (await fetch(`http://${serverForPhone}:${internalPort}/metrics`, { headers: { authorization: `Bearer ${INTERNAL}` } })).text();
     expect(text).toMatch(/^minigate_relay_names_online 1$/m);

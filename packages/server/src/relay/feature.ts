@@ -23,8 +23,10 @@ export interface RelayFeature extends Feature {
   accept(socket: TLSSocket): void;
   /** The targets of tunnel routes, for the edge. */
   targets: TunnelTargets;
-  /** Names with a client connected now. */
+  /** Names with a client connected now (to this process). */
   online(): string[];
+  /** Requests and WebSockets in flight on this process's links. */
+  streams(): number;
 }
 
 export interface RelayDeps extends SharedDeps {
@@ -131,6 +133,7 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
     }),
     targets: forward.target,
     online: () => [...links.keys()],
+    streams: () => [...links.values()].reduce((sum, link) => sum + link.streams, 0),
     async start() {
       if (handoffKey) {
         receiver = await startHandoffReceiver(handoffKey, forward, logger);
