@@ -30,6 +30,7 @@ const APPID = 'wx5e1a700000000016';
 const SECRET = 'relay-test-app-secret-0123456789abcd';
 const UPSTREAM_SECRET = 'relay-test-upstream-secret-0123456789';
 const INTERNAL = 'relay-test-internal-token-0123456789';
+const ADMIN_PASSWORD = 'relay-admin-password-1';
 const LAPTOP_SCRIPT = fileURLToPath(new URL('./helpers/relay-laptop.mjs', import.meta.url));
 
 let dir: string;
@@ -170,19 +171,26 @@ afterAll(async () => {
 });
 
 describe('relay: names on the CLI', () => {
-  it('relay add prints the token once as the last line; list shows the names; add twice is refused', async () => {
-    for (const name of ['alice', 'bob']) {
-      const added = await runCli(['relay', 'add', name, '-c', configPath]);
+  it('relay add prints the token once as the last line; list shows the names; add twice is refused (and an admin for the console)', async () => {
+    // The first one makes the database; then side by side (processes of their own; the store takes turns).
+    const passwordFile = path.join(dir, 'admin-password');
+    writeFileSync(passwordFile, `${ADMIN_PASSWORD}\n`);
+    const alice = await runCli(['relay', 'add', 'alice', '-c', configPath]);
+    const [bob, admin] = await Promise.all([
+      runCli(['relay', 'add', 'bob', '-c', configPath]),
+      runCli(['admin', 'add', 'ops', '--password-file', passwordFile, '-c', configPath]),
+    ]);
+    expect(admin.code, admin.stderr).toBe(0);
+    for (const [name, added] of [['alice', alice], ['bob', bob]] as const) {
       expect(added.code, added.stderr).toBe(0);
       tokens[name] = added.stdout.trim().split('\n').at(-1)!;
       expect(tokens[name]).toMatch(/^mgr_[A-Za-z0-9_-]{43}$/);
     }
     expect(tokens.alice).not.toBe(tokens.bob);
-    const listed = await runCli(['relay', 'list', '-c', configPath]);
+    const [listed, again] = await Promise.all([runCli(['relay', 'list', '-c', configPath]), runCli(['relay', 'add', 'alice', '-c', configPath])]);
     expect(listed.stdout).toMatch(/^alice\t.*never connected$/m);
     expect(listed.stdout).toMatch(/^bob\t/m);
     expect(listed.stdout).not.toContain(tokens.alice);
-    const again = await runCli(['relay', 'add', 'alice', '-c', configPath]);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('already exists');
   });
@@ -286,12 +294,8 @@ describe('relay: a phone reaches the laptop', () => {
   });
 
   it('the admin console\'s overview shows the names online', async () => {
-    const passwordFile = path.join(dir, 'admin-password');
-    writeFileSync(passwordFile, 'relay-admin-password-1\n');
-    const added = await runCli(['admin', 'add', 'ops', '--password-file', passwordFile, '-c', configPath]);
-    expect(added.code, added.stderr).toBe(0);
     const consoleApi = `http://${serverForPhone}:${internalPort}/admin/api`;
-    const login = await fetch(`${consoleApi}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'ops', password: 'relay-admin-password-1' }) });
+    const login = await fetch(`${consoleApi}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'ops', password: ADMIN_PASSWORD }) });
     expect(login.status).toBe(200);
     const cookie = (login.headers.get('set-cookie') ?? '').split(';', 1)[0]!;
     const overview = (await (await fetch(`${consoleApi}/overview`, { headers: { cookie } })).json()) as any;
