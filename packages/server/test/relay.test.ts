@@ -407,12 +407,13 @@ describe('relay: a phone reaches the laptop', () => {
   });
 });
 
-describe('relay: workers: 2 (the link on one worker, requests on both)', () => {
+describe('relay: workers: 2 and tls.http2 (the link on one worker, requests on both)', () => {
   let alice: RunningCli;
   beforeAll(async () => {
-    // The same store and port, now with two workers; the clients still running reconnect by themselves.
+    // The same store and port, now with two workers and HTTP/2 offered to phones (the relay's ALPN
+    // then sits beside h2 and http/1.1); the clients still running reconnect by themselves.
     await server.stop('SIGTERM');
-    writeFileSync(configPath, `${readFileSync(configPath, 'utf8')}workers: 2\n`);
+    writeFileSync(configPath, `${readFileSync(configPath, 'utf8').replace('tls:\n', 'tls:\n  http2: true\n')}workers: 2\n`);
     alice = clients.filter((c) => c.child.exitCode === null && c.child.signalCode === null).at(-1)!;
     const mark = alice.stdout().length;
     await startServer();
@@ -440,6 +441,12 @@ describe('relay: workers: 2 (the link on one worker, requests on both)', () => {
       expect(await reply).toBe(`echo:hi ${i}`);
       ws.close();
     }
+    // A phone speaking HTTP/2 to minigate.
+    const h2phone = new Agent({ connect: { ca: readFileSync(caFile) }, allowH2: true });
+    const viaH2 = await request(`https://${serverForPhone}:${port}/dev/h2`, { dispatcher: h2phone });
+    expect(viaH2.statusCode).toBe(200);
+    expect(((await viaH2.body.json()) as any).headers['x-forwarded-proto']).toBe('https');
+    await h2phone.close();
     const text = await (await fetch(`http://${serverForPhone}:${internalPort}/metrics`, { headers: { authorization: `Bearer ${INTERNAL}` } })).text();
     expect(Number(/^minigate_relay_handoffs_total (\d+)$/m.exec(text)?.[1])).toBeGreaterThan(0);
     expect(text).toMatch(/^minigate_relay_names_online 1$/m);
