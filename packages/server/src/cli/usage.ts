@@ -101,4 +101,5 @@ Serves the local service at --to to phones through your minigate: routes with tu
 reach it. Dials one TLS connection to the server's HTTPS port (certificate verified; --ca FILE
 trusts a private CA), keeps it alive with pings and reconnects with back-off after any drop.
 Prints one line per request (method, path, status, ms) and each change of the link. --replace
-takes NAME over from another client holding it. Exit 1 when the server refuses the token.`;
+takes NAME over from another client holding it. Exit 1 when the server refuses the token.
+--token puts the token where \`ps\` shows it; prefer --token-file or MINIGATE_TUNNEL_TOKEN.`;
