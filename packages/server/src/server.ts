@@ -2,7 +2,7 @@
  * `createServer(config, deps)`: minigate assembled from its features. start() starts them in
  * order: the certificates and the listeners first (/healthz answers, /readyz says 503 NOT_READY
  * with what is starting), then the store, ACME, Redis, limits, token, gateway, subscribe, auth,
- * channel, files, checks, push and doctor, and last the routes (ready). A failure closes what had started, in
+ * channel, files, checks, push, doctor and relay, and last the routes (ready). A failure closes what had started, in
  * reverse, and is thrown again. close() drains every feature, then closes them in reverse.
  */
 import { readFileSync } from 'node:fs';
@@ -16,13 +16,14 @@ import { boundUrl, createEdgeFeature, type EdgeFeature } from './edge/index.js';
 import { createAuthFeature, type SessionService } from './auth/index.js';
 import { createChannelFeature, type ChannelFeature } from './channel/index.js';
 import { createChecksFeature } from './checks/index.js';
-import { createAdminFeature, type AdminFeature } from './admin/index.js';
+import { COOKIE_NAME as ADMIN_COOKIE, createAdminFeature, type AdminFeature } from './admin/index.js';
 import { createDoctorFeature } from './doctor/index.js';
 import { createFilesFeature } from './files/index.js';
 import { createGatewayFeature } from './gateway/index.js';
 import { createLimitsFeature } from './limits/index.js';
 import { createOutboxFeature } from './outbox/index.js';
 import { createPushFeature } from './push/index.js';
+import { createRelayFeature, type RelayFeature } from './relay/index.js';
 import { createSubscribeFeature } from './subscribe/index.js';
 import { createTokenFeature, type TokenManager } from './token/index.js';
 import { createAcmeFeature, createInternalListenCheck, createRedisFeature, createStoreFeature, createTlsFeature, makeDataDir, type StoreFeature, type TlsFeature } from './startup/index.js';
@@ -127,6 +128,10 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     const observers = [subscribe.subscriptions.onPush, checks.checks.onPush];
     await stack.add(createPushFeature(config, { ...features, outbox: outbox.outbox, observers, ...(channel ? { publish: channel.publish } : {}) }));
     await stack.add(createDoctorFeature(config, shared));
+    // The dev tunnel: its links arrive on the HTTPS listener; the console's cookie is minigate's alone.
+    const relay: RelayFeature | undefined = config.relay
+      ? await stack.add(createRelayFeature(config.relay, { ...shared, store, protectedCookies: [ADMIN_COOKIE] }))
+      : undefined;
     // The console reads the other features' services, given here rather than imported sideways.
     let admin: AdminFeature | undefined;
     if (config.admin.enabled && (config.listen.internal || (config.admin.public && config.listen.https))) {
@@ -138,6 +143,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
           tls: tls.manager,
           channel,
           files,
+          relay,
           metricSamples: prometheus ? { samples: prometheus.samples, inWorker: prometheus.inWorker } : undefined,
           version: packageVersion(),
         }),
@@ -145,7 +151,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     }
     // Started once every feature has registered its event kinds.
     await stack.add(outbox);
-    await stack.add(edge.routes({ sessions, limits, features: stack.features, ready: () => store.ping(), acmeChallenge: acme.challenge, console: admin?.console }));
+    await stack.add(edge.routes({ sessions, limits, features: stack.features, ready: () => store.ping(), acmeChallenge: acme.challenge, console: admin?.console, relay }));
     const urls = edge.urls();
     logger.info({ url: urls.https ?? urls.http, urls, store: store.redactedUrl, apps: [...apps.keys()] }, 'minigate started');
   }

@@ -48,6 +48,10 @@ const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   ...Object.fromEntries(FEATURES.map((feature) => [feature, [...BOTTOM, ...CONTRACT, ...FLOORS, ...FEATURES]])),
   // The edge checks sessions (auth) on routes that require one.
   edge: [...BOTTOM, ...CONTRACT, ...FLOORS, 'auth'],
+  // The relay (tunnel server) uses the edge's header hygiene for what it sends to a laptop.
+  relay: [...BOTTOM, ...CONTRACT, ...FLOORS, 'edge'],
+  // The tunnel client shares nothing with the server but minigate-protocol (a package, not a folder).
+  'relay-client': [],
 };
 /** Folders at the top, which may import anything. */
 const TOP = ['cli', 'startup'];

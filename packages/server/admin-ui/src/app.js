@@ -134,6 +134,7 @@ function Overview() {
       ${card(t('version'), o.version)}${card(t('uptime'), duration(o.uptimeSeconds))}${card(t('rps'), o.requestsPerSecond ?? t('off'))}
       ${card(t('errorRate'), o.errorRate === null ? t('off') : percent(o.errorRate))}${card(t('loginsToday'), o.loginsToday, 'logins-today')}${card(t('openSessions'), o.openSessions, 'open-sessions')}
       ${card(t('connections'), o.channelConnections ?? t('off'))}
+      ${card(t('relay'), o.relay ? o.relay.online.join(', ') || t('relayNone') : t('off'), 'relay-online')}
       ${o.certificates.map((c) => card(c.names.join(', '), `${c.daysLeft} ${t('daysLeft')}`))}
     </div>
     ${o.metrics === 'off'

@@ -125,6 +125,7 @@ export function createAdminApi(deps: AdminApiDeps): Router {
         loginsToday: counts.loginsSince,
         openSessions: counts.open,
         channelConnections: services.channel?.connections() ?? null,
+        relay: services.relay ? { online: services.relay.online(), streams: services.relay.streams() } : null,
         certificates: services.certificates().map((c) => ({ names: c.names, daysLeft: c.daysLeft })),
       };
   });

@@ -49,6 +49,10 @@ const Overview = z.object({
   loginsToday: z.number(),
   openSessions: z.number(),
   channelConnections: z.number().nullable(),
+  relay: z
+    .object({ online: z.array(z.string()), streams: z.number() })
+    .nullable()
+    .meta({ description: 'The relay (dev tunnel): names with a client connected to the process that answered (with workers: that worker), and streams in flight; null when relay is off.' }),
   certificates: z.array(z.object({ names: z.array(z.string()), daysLeft: z.number() })),
 });
 const Series = z.object({
@@ -138,7 +142,7 @@ export const operations = {
   },
   logout: write('Ends the console session and clears its cookie.', z.object({ ok: z.literal(true) })),
   session: read('The current console session: its admin and CSRF token (the page asks after a reload).', Csrf),
-  overview: read('Version, uptime, instances, traffic of the last minute, logins today, open sessions, channel connections, certificates.', Overview),
+  overview: read('Version, uptime, instances, traffic of the last minute, logins today, open sessions, channel connections, relay names online, certificates.', Overview),
   series: read('The last hour of requests, 5xx errors and logins, in 10-second steps, from the metrics.', Series),
   users: read('Users by part of an openid or unionid (at most 200).', z.object({ users: z.array(User) }), { query: UsersQuery }),
   userSessions: read("A user's sessions, newest first, with client address and user agent where recorded.", z.object({ sessions: z.array(UserSession) }), { params: UserParams }),

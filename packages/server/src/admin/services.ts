@@ -31,11 +31,18 @@ export interface InstanceInfo {
   self: boolean;
 }
 
+export interface RelayInspect {
+  online(): string[];
+  streams(): number;
+}
+
 export interface AdminServices {
   sessions: Pick<SessionService, 'revokeById' | 'revokeUser'>;
   tokens: Pick<TokenManager, 'status' | 'forceRefresh'>;
   channel: (ChannelInspect & { publish(room: string, event: string, data: unknown): Promise<unknown> }) | undefined;
   files: { remove(id: string): Promise<boolean> } | undefined;
+  /** The relay (dev tunnel), when on: names with a client connected to this process, streams in flight. */
+  relay: RelayInspect | undefined;
   outboxRecent(limit: number, status?: OutboxEntry['status']): Promise<OutboxEntry[]>;
   outboxRetry(id: string): Promise<boolean>;
   certificates(): CertificateInfo[];
@@ -55,6 +62,7 @@ export interface AdminServiceDeps {
   tls: TlsManager | undefined;
   channel?: { inspect: ChannelInspect; publish(room: string, event: string, data: unknown): Promise<unknown> } | undefined;
   files?: { remove(id: string): Promise<boolean> } | undefined;
+  relay?: RelayInspect | undefined;
   /** Every instance, when they can be known (Redis); else only this one is shown. */
   instances?: () => Promise<InstanceInfo[]>;
   startedAt: number;
@@ -81,6 +89,7 @@ export function createAdminServices(deps: AdminServiceDeps): AdminServices {
     tokens: deps.tokens,
     channel: deps.channel ? { ...deps.channel.inspect, publish: deps.channel.publish } : undefined,
     files: deps.files,
+    relay: deps.relay,
     outboxRecent: (limit, status) => store.outboxRecent(limit, status),
     outboxRetry: (id) => deps.outbox.retryNow(id),
     certificates,

@@ -1,7 +1,7 @@
 /** The `minigate` command: one thin file per subcommand. */
 import { readFileSync } from 'node:fs';
 import { EXIT_USAGE, UsageError } from './errors.js';
-import { adminHelp, backupHelp, checkHelp, devHelp, exportHelp, importHelp, initHelp, migrateHelp, sandboxHelp, startHelp, validateHelp } from './usage.js';
+import { relayHelp, tunnelHelp, adminHelp, backupHelp, checkHelp, devHelp, exportHelp, importHelp, initHelp, migrateHelp, sandboxHelp, startHelp, validateHelp } from './usage.js';
 
 type Run = (argv: string[]) => void | Promise<void>;
 
@@ -18,6 +18,8 @@ const commands: Record<string, { help: string; load: () => Promise<Run> }> = {
   import: { help: importHelp, load: async () => (await import('./data.js')).importCommand },
   sandbox: { help: sandboxHelp, load: async () => (await import('./sandbox.js')).sandbox },
   admin: { help: adminHelp, load: async () => (await import('./admin.js')).admin },
+  relay: { help: relayHelp, load: async () => (await import('./relay.js')).relay },
+  tunnel: { help: tunnelHelp, load: async () => (await import('./tunnel.js')).tunnel },
 };
 
 const overview = `minigate — a self-hosted backend and edge server for WeChat Mini Programs
@@ -36,6 +38,8 @@ Commands:
   import     load an export into another store (SQLite, MySQL/MariaDB, PostgreSQL)
   sandbox    run the WeChat API sandbox alone
   admin      add, list, remove admin console users or change a password
+  relay      add, list, revoke relay names (the dev tunnel) and their tokens
+  tunnel     serve a local service through your minigate (the dev tunnel's client)
 
 minigate help <command> shows a command's options.`;
 

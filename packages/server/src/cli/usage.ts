@@ -84,3 +84,22 @@ twice on a terminal, or read from --password-file F or the first line of standar
 least 10 characters. --totp also makes a TOTP secret and prints it once with its otpauth:// URI
 (for an authenticator app); from then on the console asks for the 6-digit code too. remove and
 passwd end the user's console sessions.`;
+
+export const relayHelp = `minigate relay add NAME [-c FILE]
+minigate relay list [-c FILE]
+minigate relay revoke NAME [-c FILE]
+
+Manages the names of the dev tunnel (docs/relay.md). add makes NAME with a new token and prints
+the token once, as the last line (only its SHA-256 is kept; keep the token in a file for
+minigate tunnel --token-file). One token per name, and it serves only that name. revoke removes
+the name; a client connected with it is cut within relay.pingInterval.`;
+
+export const tunnelHelp = `minigate tunnel --server https://HOST[:PORT] --name NAME --to http://127.0.0.1:3000
+                (--token-file F | --token T | MINIGATE_TUNNEL_TOKEN=T) [--ca FILE] [--replace]
+
+Serves the local service at --to to phones through your minigate: routes with tunnel: NAME
+reach it. Dials one TLS connection to the server's HTTPS port (certificate verified; --ca FILE
+trusts a private CA), keeps it alive with pings and reconnects with back-off after any drop.
+Prints one line per request (method, path, status, ms) and each change of the link. --replace
+takes NAME over from another client holding it. Exit 1 when the server refuses the token.
+--token puts the token where \`ps\` shows it; prefer --token-file or MINIGATE_TUNNEL_TOKEN.`;

@@ -13,6 +13,7 @@ import type { Logger } from '../core/index.js';
 import { serveClusterHub } from '../bus/index.js';
 import { serveLimitsInPrimary } from '../limits/index.js';
 import { serveClusterMetrics } from '../core/index.js';
+import { serveRelayOwners } from '../relay/index.js';
 import { StartError } from '../feature/index.js';
 import { createStoreFeature } from '../startup/index.js';
 import { EXIT_FAILURE } from './errors.js';
@@ -91,6 +92,8 @@ export async function runPrimary(config: Config, logger: Logger, onListening: (u
   if (!config.redis && config.limits.enabled) serveLimitsInPrimary();
   // One scrape of any worker's /metrics is answered with every worker's figures added up here.
   if (config.metrics.enabled) serveClusterMetrics();
+  // Which worker holds each relay link: a request that lands on another is handed to it.
+  if (config.relay) serveRelayOwners();
   for (let i = 0; i < count; i++) fork();
 
   return new Promise((resolve) => {

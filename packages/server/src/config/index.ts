@@ -14,3 +14,4 @@ export type { LimitsConfig, Rate, RouteRateLimit } from './schema-limits.js';
 export { parseRate, formatRate } from './schema-limits.js';
 export { KNOWN_TYPES, type FileType } from './file-types.js';
 export { roomMatcher, roomCovered } from './room-match.js';
+export type { RelayConfig } from './schema-relay.js';

@@ -79,6 +79,20 @@ apps:
     expect(off).toMatchObject({ path: 'apps[0].push.room', message: expect.stringContaining('channel.enabled') });
   });
 
+  it('relay: `relay: {}` turns it on with defaults; tunnel routes need it, it needs listen.https, names are checked', () => {
+    const https = 'listen:\n  https: 0.0.0.0:443\ntls:\n  devCa: true\n';
+    const loaded = loadConfig({ text: `${APP}${https}relay: {}\nroutes:\n  - { path: /dev, tunnel: alice }\n`, file: 'minigate.yaml', env: {} });
+    expect(loaded.relay).toEqual({ maxStreams: 256, helloTimeout: 10_000, pingInterval: 20_000, idleTimeout: 300_000, uploadTimeout: 3_600_000 });
+    expect(loadConfig({ text: `${APP}${https}`, file: 'minigate.yaml', env: {} }).relay).toBeUndefined();
+    expect(problems(`${APP}${https}routes:\n  - { path: /dev, tunnel: alice }\n`)).toEqual([
+      expect.objectContaining({ path: 'routes[0].tunnel', message: expect.stringContaining('relay: {}') }),
+    ]);
+    expect(problems(`${APP}relay: {}\n`)).toEqual([expect.objectContaining({ path: 'relay', message: expect.stringContaining('listen.https') })]);
+    expect(problems(`${APP}${https}relay: {}\nroutes:\n  - { path: /dev, tunnel: Alice_1 }\n`)[0]).toMatchObject({ path: 'routes[0].tunnel' });
+    expect(problems(`${APP}${https}relay: {}\nroutes:\n  - { path: /dev, tunnel: alice, proxy: "http://127.0.0.1:1" }\n`)[0]!.message).toContain('exactly one of');
+    expect(problems(`${APP}${https}relay: {}\nroutes:\n  - { path: /dev, tunnel: alice, auth: required }\n`)[0]).toMatchObject({ path: 'routes[0].auth', message: expect.stringContaining('upstreamSecret') });
+  });
+
   it('names a missing required key at its parent', () => {
     expect(problems('apps:\n  - appid: wx0123456789abcdef\n')).toEqual([
       { where: 'minigate.yaml:2:5', path: 'apps[0].secret', message: 'is required' },

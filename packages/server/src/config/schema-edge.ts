@@ -2,6 +2,7 @@
  * The edge part of the config schema: listeners, TLS and certificates, routes, proxies.
  * (See schema.ts for the conventions.)
  */
+import { RELAY_NAME_PATTERN } from 'minigate-protocol';
 import { z } from 'zod';
 import { routeRateLimitSchema } from './schema-limits.js';
 import { duration, filePath, hostname, secret } from './schema-types.js';
@@ -103,6 +104,11 @@ export const routeSchema = z
       .meta({ description: 'Upstream URL, or a list (round robin, an upstream that fails is skipped for 10 s). A path in the URL replaces the route prefix.' }),
     static: filePath('Directory to serve files from.').optional(),
     redirect: z.url().optional().meta({ description: 'Answer 308 to this URL (a URL ending in / gets the rest of the path).' }),
+    tunnel: z
+      .string()
+      .regex(RELAY_NAME_PATTERN, { error: 'expected a relay name: lower-case letters, digits and -, at most 32' })
+      .optional()
+      .meta({ description: 'Send to the relay client (`minigate tunnel`) holding this name, after TLS, limits and auth, with the same identity headers as proxy (needs `relay`).' }),
     service: z.enum(['auth', 'wafer', 'push', 'channel', 'files']).optional().meta({ description: 'A built-in service, mounted at this path.' }),
     auth: z
       .enum(['none', 'optional', 'required'])
@@ -126,10 +132,10 @@ export const routeSchema = z
     rateLimit: routeRateLimitSchema.optional(),
   })
   .superRefine((route, ctx) => {
-    const targets = (['proxy', 'static', 'redirect', 'service'] as const).filter((k) => route[k] !== undefined);
-    if (targets.length !== 1) ctx.addIssue({ code: 'custom', message: 'give exactly one of proxy, static, redirect or service' });
-    if (route.rateLimit && !route.proxy && !route.static) {
-      ctx.addIssue({ code: 'custom', path: ['rateLimit'], message: 'goes with proxy or static routes (built-in services have their own: limits.*)' });
+    const targets = (['proxy', 'static', 'redirect', 'service', 'tunnel'] as const).filter((k) => route[k] !== undefined);
+    if (targets.length !== 1) ctx.addIssue({ code: 'custom', message: 'give exactly one of proxy, static, redirect, service or tunnel' });
+    if (route.rateLimit && !route.proxy && !route.static && !route.tunnel) {
+      ctx.addIssue({ code: 'custom', path: ['rateLimit'], message: 'goes with proxy, static or tunnel routes (built-in services have their own: limits.*)' });
     }
   })
   .meta({ description: 'What a path serves.' });

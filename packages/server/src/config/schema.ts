@@ -14,6 +14,7 @@ import { limitsSchema } from './schema-limits.js';
 import { ROOM_NAME } from 'minigate-protocol';
 import { roomCovered } from './room-match.js';
 import { routeSchema, tlsSchema, type RouteConfig } from './schema-edge.js';
+import { relaySchema } from './schema-relay.js';
 import { duration, filePath, listenAddress, secret } from './schema-types.js';
 import { adminSchema } from './schema-admin.js';
 import { internalListenProblem, isWildcard, listenExposure } from '../core/index.js';
@@ -154,6 +155,7 @@ export const configSchema = z
       }),
     channel: channelSchema,
     files: filesSchema.prefault({}),
+    relay: relaySchema,
     admin: adminSchema,
     limits: limitsSchema,
     trustedProxies: z
@@ -309,6 +311,9 @@ export const configSchema = z
         }
       }
     });
+    if (config.relay && !config.listen.https) {
+      ctx.addIssue({ code: 'custom', path: ['relay'], message: 'relay clients dial the HTTPS listener; set listen.https' });
+    }
     if (config.channel.webhook && !config.upstreamSecret) {
       ctx.addIssue({ code: 'custom', path: ['channel', 'webhook'], message: 'channel webhooks are signed with upstreamSecret; set it' });
     }
@@ -325,7 +330,10 @@ export const configSchema = z
       if (off) {
         ctx.addIssue({ code: 'custom', path: ['routes', i, 'service'], message: `the ${route.service} service is not enabled (set ${off}: true)` });
       }
-      if (route.proxy && route.auth !== 'none' && !config.upstreamSecret) {
+      if (route.tunnel && !config.relay) {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'tunnel'], message: 'tunnel routes need the relay turned on (add `relay: {}`)' });
+      }
+      if ((route.proxy || route.tunnel) && route.auth !== 'none' && !config.upstreamSecret) {
         ctx.addIssue({
           code: 'custom',
           path: ['routes', i, 'auth'],

@@ -1,8 +1,13 @@
 import { ERRORS, type ErrorBody, type ErrorCode } from 'minigate-protocol';
 
 export interface AppErrorOptions {
-  /** A message that replaces the registry's default (4xx only; 5xx always use the default). */
+  /** A message that replaces the registry's default (4xx only; 5xx use the default unless `public`). */
   message?: string;
+  /**
+   * The message is made only of what the operator configured (a route's relay name), never of a
+   * fault's internals, so a 5xx may carry it too (502 TUNNEL_OFFLINE names the relay).
+   */
+  public?: boolean;
   /** The underlying fault, kept for the log line; never sent to the client. */
   cause?: unknown;
   /** Extra facts for the log line (never secrets). */
@@ -20,7 +25,7 @@ export class AppError extends Error {
 
   constructor(code: ErrorCode, options: AppErrorOptions = {}) {
     const spec = ERRORS[code];
-    const message = spec.status >= 500 || !options.message ? spec.message : options.message;
+    const message = (spec.status >= 500 && !options.public) || !options.message ? spec.message : options.message;
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'AppError';
     this.code = code;

@@ -11,6 +11,8 @@ import { timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { RELAY_ALPN } from 'minigate-protocol';
 import type { RouteConfig, Config, ListenAddress } from '../config/index.js';
 import { AppError, NO_METRICS, type Clock, type Logger, type Metrics } from '../core/index.js';
 import { optionalSession, requireSession, type SessionService } from '../auth/index.js';
@@ -48,7 +50,29 @@ export interface EdgeRoutes {
   console?: ConsoleMount;
   /** Internal token failures and routes[].rateLimit (docs/limits.md). */
   limits?: Pick<Limits, 'beforeInternalAuth' | 'internalAuthFailed' | 'forRoute'>;
+  /** The targets of `tunnel:` routes (the relay feature), when `relay` is on. */
+  tunnels?: TunnelTargets;
+  /** Takes the HTTPS listener's TLS connections that chose ALPN minigate-relay (the relay feature). */
+  relaySocket?: (socket: TLSSocket) => void;
 }
+
+/** What a `tunnel:` route asks of its target (the relay feature). */
+export interface TunnelRoute {
+  /** The route's prefix, kept in the path sent on (as a proxy URL without a path). */
+  prefix: string;
+  maxBodyBytes: number;
+  /** Time for the laptop to start its answer. */
+  timeoutMs: number;
+  dropBearer: boolean;
+}
+
+/** Sends a tunnel route's requests and upgrades on; `extra` are the forwarding and identity headers. */
+export interface TunnelTarget {
+  handle(ctx: HttpContext, rest: string, extra: Record<string, string>): Promise<void>;
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, rest: string, extra: Record<string, string>): void;
+}
+
+export type TunnelTargets = (name: string, route: TunnelRoute) => TunnelTarget;
 
 export interface ConsoleMount {
   /** Starts and ends with `/`. */
@@ -126,6 +150,24 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     return auth === 'required' ? requireSession(mounted!.sessions, req) : optionalSession(mounted!.sessions, req);
   }
 
+  /** A proxy route's reverse proxy (kept, to close its pools and WebSockets on close). */
+  function createUpstreamProxy(route: RouteConfig, dropBearer: boolean): Proxy {
+    const made = createProxy({
+      upstreams: Array.isArray(route.proxy) ? route.proxy : [route.proxy!],
+      timeoutMs: route.timeout,
+      maxBodyBytes: route.maxBodyBytes,
+      logger,
+      prefix: normalizePrefix(route.path),
+      dropBearer,
+      observe: {
+        latency: upstreamLatency.bind({ route: routeLabel(route) }),
+        error: (kind) => upstreamErrors.inc({ route: routeLabel(route), kind }),
+      },
+    });
+    proxies.push(made);
+    return made;
+  }
+
   function toRoute(served: EdgeRoutes, route: RouteConfig, index: number): EdgeRoute {
     const base = { host: route.host, path: route.path, label: routeLabel(route), auth: route.auth, maxBodyBytes: route.maxBodyBytes };
     if (route.service) {
@@ -172,19 +214,10 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
         },
       };
     }
-    const proxy = createProxy({
-      upstreams: Array.isArray(route.proxy) ? route.proxy : [route.proxy!],
-      timeoutMs: route.timeout,
-      maxBodyBytes: route.maxBodyBytes,
-      logger,
-      prefix: normalizePrefix(route.path),
-      dropBearer: route.auth !== 'none' || !route.forwardAuthorization,
-      observe: {
-        latency: upstreamLatency.bind({ route: routeLabel(route) }),
-        error: (kind) => upstreamErrors.inc({ route: routeLabel(route), kind }),
-      },
-    });
-    proxies.push(proxy);
+    const dropBearer = route.auth !== 'none' || !route.forwardAuthorization;
+    const proxy: Pick<Proxy, 'handle' | 'upgrade'> = route.tunnel
+      ? tunnelTarget(served, route, index, dropBearer)
+      : createUpstreamProxy(route, dropBearer);
     const extraHeaders = (session: Awaited<ReturnType<typeof admit>>, client: HttpContext['client'], requestId: string) => {
       return {
         ...forwardingHeaders(client),
@@ -212,6 +245,12 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
         );
       },
     };
+  }
+
+  function tunnelTarget(served: EdgeRoutes, route: RouteConfig, index: number, dropBearer: boolean) {
+    // The config refuses a tunnel route without `relay`; this is for configs built another way.
+    if (!served.tunnels) throw new Error(`routes[${index}].tunnel: the relay is not running (add relay: {})`);
+    return served.tunnels(route.tunnel!, { prefix: normalizePrefix(route.path), maxBodyBytes: route.maxBodyBytes, timeoutMs: route.timeout, dropBearer });
   }
 
   function mount(routes: EdgeRoutes): void {
@@ -363,6 +402,10 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       handler: hsts && scheme === 'https' ? (req, res) => (res.setHeader('strict-transport-security', hsts), dispatch(req, res)) : dispatch,
       upgrade: name === 'internal' ? undefined : upgrade(scheme, () => listener.server),
       ...(scheme === 'https' ? { tls: deps.tls!.serverOptions(), http2: config.tls.http2 } : {}),
+      // Relay clients dial the HTTPS port too, told apart by ALPN; until the relay is mounted they are cut.
+      ...(scheme === 'https' && config.relay
+        ? { alpn: { protocol: RELAY_ALPN, accept: (socket: TLSSocket) => (mounted?.relaySocket ? mounted.relaySocket(socket) : socket.destroy()) } }
+        : {}),
     });
     // CONNECT (authority-form): minigate is no forward proxy. Without this Node closes in silence.
     listener.server.on('connect', (_req: IncomingMessage, socket: Duplex) => {

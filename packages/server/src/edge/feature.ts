@@ -1,9 +1,10 @@
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { SessionService } from '../auth/index.js';
 import type { Config } from '../config/index.js';
 import { StartError, type Feature, type SharedDeps } from '../feature/index.js';
 import type { Limits } from '../limits/index.js';
-import { createEdge, type ConsoleMount, type Edge, type MetricsExporter } from './edge.js';
+import { createEdge, type ConsoleMount, type Edge, type MetricsExporter, type TunnelTargets } from './edge.js';
 import { Router, sendJson, type MountedRouter } from '../http/index.js';
 import { edgeOperations, openApiDocuments } from './openapi.js';
 import type { TlsManager } from '../tls/index.js';
@@ -43,6 +44,8 @@ export interface EdgeRoutesDeps {
   acmeChallenge?: ((token: string) => Promise<string | null>) | undefined;
   /** The admin console, when it runs. */
   console?: ConsoleMount | undefined;
+  /** The relay (tunnel routes and relay clients on the HTTPS port), when it runs. */
+  relay?: { targets: TunnelTargets; accept: (socket: TLSSocket) => void } | undefined;
 }
 
 /**
@@ -90,6 +93,7 @@ export function createEdgeFeature(config: Config, deps: EdgeFeatureDeps): EdgeFe
           ready: routes.ready,
           ...(routes.acmeChallenge ? { acmeChallenge: routes.acmeChallenge } : {}),
           ...(routes.console ? { console: routes.console } : {}),
+          ...(routes.relay ? { tunnels: routes.relay.targets, relaySocket: routes.relay.accept } : {}),
         });
         if (deps.listenWhenReady) await bind();
       },

@@ -18,3 +18,6 @@ export {
   type ListenerOptions,
 } from './listener.js';
 export { createEdgeFeature, type EdgeFeature, type EdgeFeatureDeps, type EdgeRoutesDeps } from './feature.js';
+export { upstreamRequestHeaders, upstreamResponseHeaders } from './headers.js';
+export { websocketAccept } from './upgrade.js';
+export type { TunnelTarget, TunnelRoute, TunnelTargets } from './edge.js';

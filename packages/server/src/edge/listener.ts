@@ -8,7 +8,7 @@ import { createSecureServer as createHttp2Server } from 'node:http2';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { TlsOptions } from 'node:tls';
+import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { ListenAddress } from '../config/index.js';
 import type { Logger } from '../core/index.js';
 import { armDeadline } from '../http/index.js';
@@ -81,6 +81,13 @@ export interface ListenerOptions {
   http2?: boolean;
   /** The body deadline (tests shorten it). */
   requestTimeoutMs?: number;
+  /** One more ALPN protocol on an HTTPS listener: its connections go to `accept`, never to HTTP. */
+  alpn?: { protocol: string; accept: (socket: TLSSocket) => void };
+}
+
+/** ALPN's wire list (each name preceded by its length), as tls.Server keeps it. */
+function alpnWire(protocols: readonly string[]): Buffer {
+  return Buffer.concat(protocols.map((p) => Buffer.concat([Buffer.from([Buffer.byteLength(p)]), Buffer.from(p)])));
 }
 
 export function createListener(options: ListenerOptions): Listener {
@@ -102,10 +109,13 @@ export function createListener(options: ListenerOptions): Listener {
   let server: HttpServer;
   if (!options.tls) server = createHttpServer(httpOptions, handler);
   else if (!options.http2) {
-    server = createHttpsServer({ ...httpOptions, ...options.tls, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, handler) as unknown as HttpServer;
+    const alpn = options.alpn ? { ALPNProtocols: ['http/1.1', options.alpn.protocol] } : {};
+    server = createHttpsServer({ ...httpOptions, ...options.tls, ...alpn, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, handler) as unknown as HttpServer;
   } else {
     server = createHttp2Server({ ...options.tls, allowHTTP1: true, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, handler as never) as unknown as HttpServer;
     Object.assign(server, { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, requireHostHeader: false });
+    // http2 sets its own list (h2, http/1.1) over any given; tls.Server reads this field per connection.
+    if (options.alpn) Object.assign(server, { ALPNProtocols: alpnWire(['h2', 'http/1.1', options.alpn.protocol]) });
   }
   server.timeout = SOCKET_IDLE_TIMEOUT_MS;
   // HTTP/2 sessions are told to go away (GOAWAY) on close, so they drain like HTTP/1.1 keep-alive.
@@ -167,6 +177,8 @@ export function createListener(options: ListenerOptions): Listener {
       } else if (now - state.quietSince >= DRAIN_QUIET_MS) socket.destroy();
     }
   };
+
+  if (options.alpn) handOverAlpn(server, options.alpn);
 
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     logger.debug({ listener: options.name, code: error.code }, 'http: bad request from client');
@@ -236,6 +248,19 @@ export function createListener(options: ListenerOptions): Listener {
         for (const session of sessions) session.close();
       }),
   };
+}
+
+/**
+ * Puts a listener in front of the server's own 'secureConnection' listeners (HTTP/1's parser or
+ * HTTP/2's session), so that a connection that chose `alpn.protocol` never reaches them.
+ */
+function handOverAlpn(server: HttpServer, alpn: NonNullable<ListenerOptions['alpn']>): void {
+  const own = server.listeners('secureConnection') as ((socket: TLSSocket) => void)[];
+  server.removeAllListeners('secureConnection');
+  server.on('secureConnection', (socket: TLSSocket) => {
+    if (socket.alpnProtocol === alpn.protocol) return alpn.accept(socket);
+    for (const listener of own) listener.call(server, socket);
+  });
 }
 
 /**

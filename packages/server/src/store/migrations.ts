@@ -247,6 +247,18 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('media_checks_created').on('media_checks').column('created_at').execute();
     },
   },
+  '0011_relay_names': {
+    async up(db: Kysely<any>) {
+      // Relay names (the dev tunnel, docs/relay.md): one token per name, only its SHA-256 kept.
+      await db.schema
+        .createTable('relay_names')
+        .addColumn('name', 'varchar(32)', (c) => c.primaryKey())
+        .addColumn('token_hash', 'char(64)', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_seen_at', 'bigint')
+        .execute();
+    },
+  },
 };
 
 /** The names of all migrations, in order. */

@@ -184,7 +184,17 @@ export interface MediaChecksTable {
   label: number | null;
 }
 
+/** A relay name (the dev tunnel) and the SHA-256 of its one token. */
+export interface RelayNamesTable {
+  name: string;
+  token_hash: string;
+  created_at: number;
+  /** When a client last connected with it; null until one has. */
+  last_seen_at: number | null;
+}
+
 export interface Database {
+  relay_names: RelayNamesTable;
   admin_users: AdminUsersTable;
   admin_sessions: AdminSessionsTable;
   audit_log: AuditLogTable;

@@ -11,9 +11,10 @@ export interface CliResult {
 }
 
 /** Runs the CLI to completion. */
-export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; prefix?: string[] } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...cleanEnv(), ...options.env }, cwd: options.cwd });
+    const command = [...(options.prefix ?? []), process.execPath, CLI, ...args];
+    const child = spawn(command[0]!, command.slice(1), { env: { ...cleanEnv(), ...options.env }, cwd: options.cwd });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d));
@@ -43,9 +44,13 @@ export interface RunningCli {
   exited(): Promise<number | null>;
 }
 
-/** Starts a long-running CLI command (dev, start, sandbox). */
-export function startCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): RunningCli {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...cleanEnv(), ...options.env }, cwd: options.cwd });
+/**
+ * Starts a long-running CLI command (dev, start, sandbox). `prefix` runs it through another
+ * command that then execs node (`ip netns exec NS`); `script` runs another node script instead.
+ */
+export function startCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; prefix?: string[]; script?: string } = {}): RunningCli {
+  const command = [...(options.prefix ?? []), process.execPath, options.script ?? CLI, ...args];
+  const child = spawn(command[0]!, command.slice(1), { env: { ...cleanEnv(), ...options.env }, cwd: options.cwd });
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d));

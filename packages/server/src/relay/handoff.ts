@@ -1,0 +1,170 @@
+/**
+ * Hand-off between workers (`workers: N`): each worker listens on a loopback port of its own; a
+ * worker that gets a tunnel route's request for a name another worker holds sends it there over
+ * HTTP/1.1, with the headers it already made (identity included) and the hand-off key, and passes
+ * the answer back untouched. The key (random, from the primary) is what lets the receiver trust
+ * the X-Minigate-* headers it is handed.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { Agent, createServer, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import type { OutgoingHttpHeaders as H2Headers } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { AppError, errorBody, requestId, type Logger } from '../core/index.js';
+import { rejectUpgrade, sendJson } from '../http/index.js';
+import { upstreamResponseHeaders } from '../edge/index.js';
+import type { RelayOwners } from './cluster.js';
+import { offline, type Handoff, type SendOptions } from './forward.js';
+
+const KEY_HEADER = 'x-minigate-relay-handoff';
+const NAME_HEADER = 'x-minigate-relay-name';
+const AUTHORITY_HEADER = 'x-minigate-relay-authority';
+const TIMEOUT_HEADER = 'x-minigate-relay-timeout';
+/** Headers of one HTTP/1.1 hop, never sent on over HTTP/2. */
+const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host', 'http2-settings']);
+
+export interface HandoffReceiver {
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+interface Senders {
+  send(name: string, headers: H2Headers, req: IncomingMessage, res: ServerResponse, limits: SendOptions): Promise<void>;
+  sendUpgrade(name: string, headers: H2Headers, key: string, socket: Duplex, head: Buffer): void;
+}
+
+/** The receiving side: a loopback listener that sends what it is handed over this worker's links. */
+export async function startHandoffReceiver(key: string, senders: Senders, logger: Logger): Promise<HandoffReceiver> {
+  const expected = Buffer.from(key);
+  const trusted = (req: IncomingMessage) => {
+    const given = Buffer.from(String(req.headers[KEY_HEADER] ?? ''));
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  };
+  /** The request as the sending worker made it, back in HTTP/2's shape. */
+  const linkHeaders = (req: IncomingMessage): H2Headers => {
+    const out: H2Headers = {};
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (value === undefined || HOP.has(name) || name.startsWith('x-minigate-relay-')) continue;
+      out[name] = value;
+    }
+    return { ...out, ':method': req.method ?? 'GET', ':path': req.url ?? '/', ':authority': String(req.headers[AUTHORITY_HEADER] ?? ''), ':scheme': 'https' };
+  };
+  const server: Server = createServer((req, res) => {
+    if (!trusted(req)) {
+      res.writeHead(403, { 'content-length': 0 }).end();
+      return;
+    }
+    const name = String(req.headers[NAME_HEADER]);
+    senders.send(name, linkHeaders(req), req, res, { maxBodyBytes: Infinity, timeoutMs: Number(req.headers[TIMEOUT_HEADER]) || 60_000 }).catch((error: unknown) => {
+      if (res.headersSent) return res.destroy();
+      const { status, body } = errorBody(error, requestId());
+      sendJson(res, status, body);
+    });
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    if (!trusted(req)) return socket.destroy();
+    const headers = linkHeaders(req);
+    delete headers[':method'];
+    senders.sendUpgrade(String(req.headers[NAME_HEADER]), headers, String(req.headers['sec-websocket-key']), socket, head);
+  });
+  server.on('clientError', (_error, socket: Duplex) => socket.destroy());
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    // exclusive: a port of this worker's own (a cluster worker's listen(0) otherwise shares one port, spread over all workers).
+    server.listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  logger.debug({ port }, 'relay: hand-off listener for the other workers');
+  return {
+    address: `127.0.0.1:${port}`,
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** The sending side: hands requests for names another worker holds to that worker. */
+export function createHandoff(key: string, owners: RelayOwners, logger: Logger): Handoff & { close(): void } {
+  const agent = new Agent({ keepAlive: true });
+  const open = (name: string, headers: H2Headers, timeoutMs: number, extra: OutgoingHttpHeaders = {}) => {
+    const address = owners.elsewhere(name);
+    if (!address) throw offline(name);
+    const [host, port] = address.split(':') as [string, string];
+    const plain: OutgoingHttpHeaders = {};
+    for (const [field, value] of Object.entries(headers)) if (!field.startsWith(':') && value !== undefined) plain[field] = value;
+    return httpRequest({
+      host,
+      port: Number(port),
+      agent,
+      method: String(headers[':method'] ?? 'GET'),
+      path: String(headers[':path'] ?? '/'),
+      headers: {
+        ...plain,
+        ...extra,
+        [KEY_HEADER]: key,
+        [NAME_HEADER]: name,
+        [AUTHORITY_HEADER]: String(headers[':authority'] ?? ''),
+        [TIMEOUT_HEADER]: String(timeoutMs),
+      },
+    });
+  };
+  return {
+    has: (name) => owners.elsewhere(name) !== undefined,
+    request(name, headers, req, res, timeoutMs) {
+      const out = open(name, headers, timeoutMs);
+      return new Promise<void>((resolve, reject) => {
+        out.once('response', (answer) => {
+          res.writeHead(answer.statusCode ?? 502, upstreamResponseHeaders(answer.headers));
+          answer.pipe(res);
+          answer.once('end', () => resolve());
+          answer.once('error', () => (res.destroy(), resolve()));
+        });
+        out.once('error', (error: NodeJS.ErrnoException) => {
+          logger.warn({ relay: name, code: error.code }, 'relay: hand-off to the worker holding the link failed');
+        });
+        out.once('error', (error) => (res.headersSent ? (res.destroy(), resolve()) : reject(new AppError('UPSTREAM_UNAVAILABLE', { cause: error, details: { tunnel: name } }))));
+        res.once('close', () => {
+          if (!res.writableFinished) out.destroy();
+        });
+        const declared = Number(req.headers['content-length'] ?? 0);
+        if (declared > 0 || req.headers['transfer-encoding'] !== undefined) req.pipe(out);
+        else out.end();
+      });
+    },
+    upgrade(name, headers, socket, head) {
+      let out: ReturnType<typeof open>;
+      try {
+        out = open(name, { ...headers, ':method': 'GET' }, 0, { connection: 'Upgrade', upgrade: 'websocket' });
+      } catch (error) {
+        return rejectUpgrade(socket, error);
+      }
+      out.once('upgrade', (answer, upstream, upstreamHead) => {
+        const lines = [`HTTP/1.1 101 ${answer.statusMessage ?? 'Switching Protocols'}`];
+        for (let i = 0; i < answer.rawHeaders.length; i += 2) lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
+        socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+        if (upstreamHead.length) socket.write(upstreamHead);
+        if (head.length) upstream.write(head);
+        upstream.on('error', () => socket.destroy());
+        socket.on('error', () => upstream.destroy());
+        upstream.pipe(socket);
+        socket.pipe(upstream);
+      });
+      out.once('response', (answer) => {
+        const lines = [`HTTP/1.1 ${answer.statusCode} ${answer.statusMessage ?? ''}`];
+        for (const [field, value] of Object.entries(upstreamResponseHeaders(answer.headers))) for (const one of [value].flat()) if (one !== undefined) lines.push(`${field}: ${one}`);
+        lines.push('connection: close');
+        socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+        answer.pipe(socket);
+      });
+      out.once('error', (error: NodeJS.ErrnoException) => {
+        logger.warn({ relay: name, code: error.code, err: error.message }, 'relay: hand-off of a WebSocket to the worker holding the link failed');
+        rejectUpgrade(socket, offline(name));
+      });
+      out.end();
+    },
+    close: () => agent.destroy(),
+  };
+}
