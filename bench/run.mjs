@@ -27,6 +27,7 @@ const BENCHES = [
   { name: 'channel', args: ['--tls'] },
   { name: 'channel-memory', args: [] },
   { name: 'keepalive-memory', args: [] },
+  { name: 'tunnel', args: [] },
   // Before/after of two trees: in a smoke run this tree against itself, so that it cannot rot.
   ...(SMOKE ? [{ name: 'cost', args: ['--before', '.'] }] : []),
 ].filter((b) => !args.only || args.only.split(',').includes(b.name));
