@@ -103,7 +103,7 @@ export const routeSchema = z
       .meta({ description: 'Upstream URL, or a list (round robin, an upstream that fails is skipped for 10 s). A path in the URL replaces the route prefix.' }),
     static: filePath('Directory to serve files from.').optional(),
     redirect: z.url().optional().meta({ description: 'Answer 308 to this URL (a URL ending in / gets the rest of the path).' }),
-    service: z.enum(['auth', 'wafer', 'push', 'channel', 'files']).optional().meta({ description: 'A built-in service, mounted at this path.' }),
+    service: z.enum(['auth', 'wafer', 'push', 'channel', 'files', 'pay']).optional().meta({ description: 'A built-in service, mounted at this path.' }),
     auth: z
       .enum(['none', 'optional', 'required'])
       .default('none')

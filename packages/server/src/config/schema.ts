@@ -16,6 +16,7 @@ import { roomCovered } from './room-match.js';
 import { routeSchema, tlsSchema, type RouteConfig } from './schema-edge.js';
 import { duration, filePath, listenAddress, secret } from './schema-types.js';
 import { adminSchema } from './schema-admin.js';
+import { paySchema } from './schema-pay.js';
 import { internalListenProblem, isWildcard, listenExposure } from '../core/index.js';
 import { isIP } from 'node:net';
 
@@ -99,7 +100,8 @@ export const appSchema = z
  * served). server.ts creates channel and files only when their section is enabled, so a route
  * mounting one that is off would have nothing to serve.
  */
-function disabledBy(config: { channel: { enabled: boolean }; files: { enabled: boolean } }, service: NonNullable<RouteConfig['service']>): string | undefined {
+function disabledBy(config: { channel: { enabled: boolean }; files: { enabled: boolean }; pay?: unknown }, service: NonNullable<RouteConfig['service']>): string | undefined {
+  if (service === 'pay' && !config.pay) return 'pay (configure pay.merchants)';
   if (service === 'channel' && !config.channel.enabled) return 'channel.enabled';
   if (service === 'files' && !config.files.enabled) return 'files.enabled';
   return undefined;
@@ -155,6 +157,7 @@ export const configSchema = z
     channel: channelSchema,
     files: filesSchema.prefault({}),
     admin: adminSchema,
+    pay: paySchema.optional(),
     limits: limitsSchema,
     trustedProxies: z
       .array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, { error: 'expected an IP address or CIDR such as 10.0.0.0/8' }))
@@ -309,6 +312,14 @@ export const configSchema = z
         }
       }
     });
+    const appids = new Set(config.apps.map((a) => a.appid));
+    config.pay?.merchants.forEach((m, i) => {
+      m.appids.forEach((appid, j) => {
+        if (!appids.has(appid)) ctx.addIssue({ code: 'custom', path: ['pay', 'merchants', i, 'appids', j], message: `${appid} is not one of apps[].appid` });
+      });
+      if (m.webhook && !config.upstreamSecret) ctx.addIssue({ code: 'custom', path: ['pay', 'merchants', i, 'webhook'], message: 'payment events are signed with upstreamSecret; set it' });
+    });
+    if (config.pay && !config.listen.internal) ctx.addIssue({ code: 'custom', path: ['pay'], message: 'orders are made on the internal API: set listen.internal (and internal.token)' });
     if (config.channel.webhook && !config.upstreamSecret) {
       ctx.addIssue({ code: 'custom', path: ['channel', 'webhook'], message: 'channel webhooks are signed with upstreamSecret; set it' });
     }
