@@ -197,7 +197,7 @@ export const CLIENT_ERRORS = {
   CHANNEL_CLOSED: { message: 'The channel closed (or the link dropped) before the call finished; a publish\'s outcome is unknown.' },
   CHANNEL_QUEUE_FULL: { message: 'The channel is not connected and maxQueue frames are already waiting for it.' },
   SUBSCRIBE_FAILED: { message: 'The wx.requestSubscribeMessage call failed (no popup shown, or the template ids were refused); nothing was reported.' },
-  PAY_FAILED: { message: 'wx.requestPayment failed (not a cancel): the parameters were refused, the order is paid or closed, or the prepay_id expired.' },
+  PAY_FAILED: { message: 'The wx.requestPayment call failed (not a cancel): the parameters were refused, the order is paid or closed, or the prepay_id expired.' },
   NOT_SUPPORTED: { message: 'This wx API is not available in this runtime (base library too old, or not a mini program).' },
 } as const satisfies Record<string, ClientErrorSpec>;
 
