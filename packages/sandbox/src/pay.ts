@@ -104,6 +104,8 @@ export class SandboxPay {
   readonly merchants = new Map<string, PayMerchant>();
   readonly orders = new Map<string, PayOrder>();
   readonly refunds = new Map<string, PayRefund>();
+  /** 发货信息管理 state by `mchid:out_trade_no`. */
+  readonly shipping = new Map<string, ShippingState>();
   readonly publicKeyMode: PlatformKey = makePublicKeyModeKey();
   private certificateMode: Promise<PlatformKey> | undefined;
   /** The next n answers carry a signature that does not verify. */
@@ -440,3 +442,52 @@ export async function handlePayApi(pay: SandboxPay, req: IncomingMessage, res: S
 }
 
 export { nonce };
+
+// ---- shipping info (发货信息管理, on api.weixin.qq.com with the app's access_token) -------------
+
+/** order_state of 发货信息管理: 1 to ship, 2 shipped, 3 receipt confirmed, 4 done, 5 refunded. */
+export interface ShippingState {
+  orderState: number;
+  uploads: Record<string, unknown>[];
+}
+
+/** errcodes of the shipping API (INFERRED from the docs' table: 10060001 no such payment, 10060003 shipped already and not editable). */
+const SHIPPING_ORDER_UNKNOWN = 10060001;
+const SHIPPING_DONE = 10060003;
+
+export function shippingCall(pay: SandboxPay, path: string, appid: string, body: Record<string, unknown>): Record<string, unknown> {
+  const key = (body.order_key ?? {}) as { order_number_type?: unknown; mchid?: unknown; out_trade_no?: unknown; transaction_id?: unknown };
+  const find = (mchid: unknown, outTradeNo: unknown, transactionId?: unknown) =>
+    [...pay.orders.values()].find((o) => o.appid === appid && ((o.mchid === mchid && o.outTradeNo === outTradeNo) || (transactionId !== undefined && o.transactionId === transactionId)));
+  if (path === '/wxa/sec/order/upload_shipping_info') {
+    const order = find(key.mchid, key.out_trade_no, key.order_number_type === 2 ? key.transaction_id : undefined);
+    if (!order || order.state === 'NOTPAY' || order.state === 'CLOSED') return { errcode: SHIPPING_ORDER_UNKNOWN, errmsg: '支付单不存在' };
+    if (![1, 2, 3, 4].includes(body.logistics_type as number)) return { errcode: 47003, errmsg: 'argument invalid! logistics_type' };
+    if (!Array.isArray(body.shipping_list) || body.shipping_list.length === 0 || body.shipping_list.length > 10) return { errcode: 47003, errmsg: 'argument invalid! shipping_list' };
+    if ((body.payer as { openid?: unknown } | undefined)?.openid !== order.openid) return { errcode: 47003, errmsg: 'argument invalid! payer.openid' };
+    const state = pay.shipping.get(`${order.mchid}:${order.outTradeNo}`) ?? { orderState: 1, uploads: [] };
+    if (state.orderState >= 3) return { errcode: SHIPPING_DONE, errmsg: '订单已确认收货，不能修改发货信息' };
+    state.orderState = 2;
+    state.uploads.push(body);
+    pay.shipping.set(`${order.mchid}:${order.outTradeNo}`, state);
+    return { errcode: 0, errmsg: 'ok' };
+  }
+  // /wxa/sec/order/get_order
+  const order = find(body.merchant_id, body.merchant_trade_no, body.transaction_id);
+  if (!order) return { errcode: SHIPPING_ORDER_UNKNOWN, errmsg: '支付单不存在' };
+  const state = pay.shipping.get(`${order.mchid}:${order.outTradeNo}`);
+  return {
+    errcode: 0,
+    errmsg: 'ok',
+    order: {
+      transaction_id: order.transactionId ?? '',
+      merchant_id: order.mchid,
+      merchant_trade_no: order.outTradeNo,
+      description: order.description,
+      paid_amount: order.total,
+      openid: order.openid,
+      order_state: order.state === 'REFUND' ? 5 : (state?.orderState ?? 1),
+      ...(state?.uploads.length ? { shipping: state.uploads.at(-1) } : {}),
+    },
+  };
+}

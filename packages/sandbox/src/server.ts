@@ -14,7 +14,7 @@ import {
   type SandboxClock,
 } from './model.js';
 import { sendPush, verifyPushUrl, type PushFormat, type PushMode } from './push.js';
-import { handlePayApi, PayInputError, SandboxPay, type NotifyFault, type PayVerification } from './pay.js';
+import { handlePayApi, PayInputError, SandboxPay, shippingCall, type NotifyFault, type PayVerification } from './pay.js';
 import { isBinary, type PushTarget, type ServiceResult, type SubscribeChoice } from './services.js';
 import { ANONYMOUS_USER_INFO, encryptUserData, sessionKeyHmac, type SandboxUserInfo } from './user-data.js';
 
@@ -133,7 +133,7 @@ type Query = URLSearchParams;
 async function handle(model: SandboxModel, pay: SandboxPay, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://sandbox');
   const path = url.pathname;
-  if (path.startsWith('/__sandbox/pay/')) return payControl(pay, req, res, path);
+  if (path.startsWith('/__sandbox/pay/')) return payControl(pay, model.services, req, res, path);
   if (path.startsWith('/__sandbox')) return control(model, req, res, path, url.searchParams);
   if (path.startsWith('/v3/')) {
     const raw = await readBody(req);
@@ -147,7 +147,7 @@ async function handle(model: SandboxModel, pay: SandboxPay, req: IncomingMessage
     return handlePayApi(pay, req, res, url, raw.toString('utf8'));
   }
 
-  const route = WECHAT_ROUTES[path];
+  const route = WECHAT_ROUTES[path] ?? (SHIPPING_PATHS.has(path) ? withToken((_model, _call, appid, json) => shippingCall(pay, path, appid, json)) : undefined);
   const body = req.method === 'POST' ? await readBody(req) : null;
   if (body === undefined) {
     req.destroy();
@@ -231,6 +231,9 @@ function withToken(handler: (model: SandboxModel, call: ApiCall, appid: string, 
     return handler(model, call, check.appid, body);
   };
 }
+
+/** 发货信息管理: upload and query, played against the sandbox's WeChat Pay orders (pay.ts). */
+const SHIPPING_PATHS = new Set(['/wxa/sec/order/upload_shipping_info', '/wxa/sec/order/get_order']);
 
 /** A non-zero errcode means "answer with this error" (errmsg optional); anything else is the success body. */
 const WECHAT_ROUTES: Record<string, (model: SandboxModel, call: ApiCall) => ApiResult> = {
@@ -635,12 +638,13 @@ const CONTROL_ROUTES = [
   'POST /__sandbox/pay/tap {appId, timeStamp, nonceStr, package, signType, paySign, fault?} -> {transaction, attempts} (the user taps 支付; TRANSACTION.SUCCESS to notify_url)',
   'POST /__sandbox/pay/refund-complete {mchid, outRefundNo, fault?} -> {attempts} (REFUND.SUCCESS; refunds also complete by themselves after 50 ms)',
   'POST /__sandbox/pay/faults {badAnswerSignatures} (the next n /v3 answers carry a signature that does not verify)',
+  'POST /__sandbox/pay/confirm-receipt {mchid, outTradeNo} (the user confirms receipt: order_state 3, trade_manage_order_settlement pushed to the app)',
   'GET /__sandbox/pay/orders -> {orders, refunds, sent}',
   '  fault: {badSignature?, probe?, wrongKey?, ageMs?, amountDelta?, drop?, repeat?, delayMs?}',
   'DELETE /__sandbox/stats',
 ];
 
-async function payControl(pay: SandboxPay, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+async function payControl(pay: SandboxPay, services: SandboxModel['services'], req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
   const method = req.method ?? 'GET';
   try {
     const body = method === 'POST' ? parseControlBody(await readBody(req)) : {};
@@ -666,6 +670,31 @@ async function payControl(pay: SandboxPay, req: IncomingMessage, res: ServerResp
         if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw new SandboxInputError('BAD_REQUEST', 'badAnswerSignatures must be a count');
         pay.badAnswerSignatures = n;
         return send(res, 200, { ok: true });
+      }
+      case 'POST /__sandbox/pay/confirm-receipt': {
+        // The user confirms receipt in 小程序购物订单: order_state 3, and the trade-management push to the app.
+        const mchid = requireString(body, 'mchid');
+        const outTradeNo = requireString(body, 'outTradeNo');
+        const order = pay.order(mchid, outTradeNo);
+        const state = pay.shipping.get(`${mchid}:${outTradeNo}`);
+        if (!state || state.orderState !== 2) throw new SandboxInputError('BAD_REQUEST', 'the order has no shipping info uploaded (or is confirmed already)');
+        state.orderState = 3;
+        const target = services.pushTargets.get(order.appid);
+        const message = {
+          ToUserName: target?.ghid ?? 'gh_sandbox00000',
+          FromUserName: order.openid,
+          CreateTime: Math.floor(pay.now() / 1000),
+          MsgType: 'event',
+          Event: 'trade_manage_order_settlement',
+          transaction_id: order.transactionId,
+          merchant_id: mchid,
+          merchant_trade_no: outTradeNo,
+          confirm_receive_method: 1,
+          confirm_receive_time: Math.floor(pay.now() / 1000),
+          settlement_time: Math.floor(pay.now() / 1000),
+        };
+        const attempts = target ? await sendPush({ ...target, message, attempts: 1, timeoutMs: 5_000, now: pay.now() }) : [];
+        return send(res, 200, { orderState: 3, attempts });
       }
       case 'GET /__sandbox/pay/orders':
         return send(res, 200, { orders: [...pay.orders.values()].map((o) => pay.transaction(o)), refunds: [...pay.refunds.values()].map((r) => pay.refundView(r)), sent: pay.sent });

@@ -132,7 +132,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     const checks = await stack.add(createChecksFeature(config, { ...shared, store, gateway: gateway.gateway, sessions, outbox: outbox.outbox }));
     const observers = [subscribe.subscriptions.onPush, checks.checks.onPush];
     await stack.add(createPushFeature(config, { ...features, outbox: outbox.outbox, observers, ...(channel ? { publish: channel.publish } : {}) }));
-    const pay = createPayFeature(config, { ...shared, store, outbox: outbox.outbox, sessions, ...(deps.payReconcileIntervalMs ? { reconcileIntervalMs: deps.payReconcileIntervalMs } : {}) });
+    const pay = createPayFeature(config, { ...shared, store, outbox: outbox.outbox, sessions, gateway: gateway.gateway, ...(deps.payReconcileIntervalMs ? { reconcileIntervalMs: deps.payReconcileIntervalMs } : {}) });
     if (pay) payFeature = await stack.add(pay);
     await stack.add(createDoctorFeature(config, shared));
     // The console reads the other features' services, given here rather than imported sideways.

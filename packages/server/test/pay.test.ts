@@ -28,6 +28,7 @@ const MCHID = '1900000109';
 const CERT_MCHID = '1900000110';
 const API_V3_KEY = 'a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6';
 const CERT_API_V3_KEY = 'Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4';
+const PUSH_TOKEN = 'pay-push-token';
 const SERIAL = '5157F09EFDC096DE15EBE81A47057A7232F1B8E1';
 const CERT_SERIAL = '6157F09EFDC096DE15EBE81A47057A7232F1B8E2';
 
@@ -129,7 +130,8 @@ async function startWorld(store?: string): Promise<World> {
     sandbox,
     clock,
     apps: [
-      { appid: TEST_APPID, secret: TEST_SECRET },
+      // Message pushes too: trade-management events (发货信息管理) come that way.
+      { appid: TEST_APPID, secret: TEST_SECRET, push: { token: PUSH_TOKEN, webhook: hook } } as never,
       { appid: OTHER_APPID, secret: OTHER_SECRET },
     ],
     ...(store ? { store } : {}),
@@ -393,6 +395,27 @@ describe('WeChat Pay (sqlite)', () => {
     expect(events[0]!.body).toMatchObject({ source: 'reconciliation', order: { state: 'SUCCESS', outTradeNo } });
     await pause(400);
     expect(w.webhook.of(outTradeNo)).toHaveLength(1);
+  });
+
+  it('shipping info: uploaded for a paid order through the token gateway, its state queried, and the settlement push delivered', async () => {
+    const { outTradeNo } = await payOnce(w);
+    const path = `/v1/apps/${TEST_APPID}/pay/orders/${outTradeNo}/shipping`;
+    expect((await w.h.internal('GET', path)).body).toMatchObject({ outTradeNo, orderState: 1, state: 'to_ship' });
+    const missing = await w.h.internal('POST', path, { logisticsType: 1, shippingList: [{ itemDesc: '拿铁' }] });
+    expect(missing.body.error).toMatchObject({ code: 'BAD_REQUEST', message: expect.stringMatching(/trackingNo/) });
+    const uploaded = await w.h.internal('POST', path, { logisticsType: 1, shippingList: [{ itemDesc: '拿铁', trackingNo: 'SF1234567890', expressCompany: 'SF', contact: { receiverContact: '189****1234' } }] });
+    expect(uploaded.status, JSON.stringify(uploaded.body)).toBe(200);
+    expect((await w.h.internal('GET', path)).body).toMatchObject({ orderState: 2, state: 'shipped', shipping: { shipping_list: [{ tracking_no: 'SF1234567890' }], payer: { openid: expect.any(String) } } });
+    // An unpaid order has no shipping.
+    const unpaid = await createOrder(w, { openid: 'o_user_3', outTradeNo: orderNo(), description: 'x', amount: 1 });
+    expect((await w.h.internal('POST', `/v1/apps/${TEST_APPID}/pay/orders/${unpaid.body.outTradeNo}/shipping`, { logisticsType: 3, shippingList: [{ itemDesc: 'x' }] })).status).toBe(400);
+    // The user confirms receipt: WeChat's trade_manage_order_settlement push reaches the app's push webhook.
+    await w.h.control('push-target', { appid: TEST_APPID, url: `${w.h.url}/wechat/push/${TEST_APPID}`, token: PUSH_TOKEN });
+    const confirmed = await w.h.control<{ attempts: { body: string }[] }>('pay/confirm-receipt', { mchid: MCHID, outTradeNo });
+    expect(confirmed.attempts.map((a) => a.body)).toEqual(['success']);
+    const push = await until(() => w.webhook.deliveries.filter((d) => d.body.message?.Event === 'trade_manage_order_settlement' && d.body.message?.merchant_trade_no === outTradeNo), (d) => d.length > 0);
+    expect(push).toHaveLength(1);
+    expect((await w.h.internal('GET', path)).body).toMatchObject({ orderState: 3, state: 'received' });
   });
 
   it('secrets (merchant key, APIv3 key) appear in no log line, answer or metric', async () => {

@@ -11,6 +11,7 @@ import type { Config } from '../config/index.js';
 import { every, type AppError } from '../core/index.js';
 import { StartError, type Feature, type SharedDeps } from '../feature/index.js';
 import type { Router } from '../http/index.js';
+import type { Gateway } from '../gateway/index.js';
 import type { Outbox } from '../outbox/index.js';
 import type { Store } from '../store/index.js';
 import { createPayApi, type PayApi } from './api.js';
@@ -20,6 +21,7 @@ import { createNotifyService } from './notify.js';
 import { createPayRecords } from './records.js';
 import { registerPayRoutes } from './routes.js';
 import { createPayService, payKind } from './service.js';
+import { createShipping } from './shipping.js';
 
 export const CERTIFICATE_REFRESH_MS = 12 * 3600_000;
 /** Notification ids are kept this long (WeChat repeats one over about a day). */
@@ -33,6 +35,8 @@ export interface PayFeatureDeps extends SharedDeps {
   store: Store;
   outbox: Outbox;
   sessions: SessionService;
+  /** The token gateway: shipping info goes to api.weixin.qq.com with the app's access_token. */
+  gateway: Gateway;
   /** Tests shorten it; default: a minute, or pay.reconcileAfter when shorter. */
   reconcileIntervalMs?: number;
 }
@@ -120,7 +124,7 @@ export function createPayFeature(config: Config, deps: PayFeatureDeps): PayFeatu
       if (issues.length) throw new StartError(`pay: ${issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     },
     services: () => [notify],
-    internalRoutes: (router: Router) => registerPayRoutes(router, { apps, service }),
+    internalRoutes: (router: Router) => registerPayRoutes(router, { apps, service, shipping: createShipping({ gateway: deps.gateway, records, clock }) }),
     async start() {
       for (const merchant of merchants.values()) {
         if (!merchant.certificates) continue;

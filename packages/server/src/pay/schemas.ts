@@ -103,6 +103,46 @@ export const operations = {
     query: z.object({ mchid }),
     responses: { 200: { description: 'The refund.', schema: refund }, 404: { description: 'No such refund (PAY_REFUND_UNKNOWN).' }, 503: errors[503] },
   },
+  uploadShipping: {
+    summary: 'Uploads the shipping info of a paid order (发货信息管理, /wxa/sec/order/upload_shipping_info through the token gateway).',
+    tags,
+    security,
+    params: z.object({ appid: z.string(), outTradeNo: z.string() }),
+    query: z.object({ mchid }),
+    body: z.object({
+      logisticsType: z.number().meta({ description: '1 express, 2 same-city delivery, 3 virtual goods, 4 pickup.' }),
+      deliveryMode: z.number().optional().meta({ description: '1 all at once (default), 2 in parts.' }),
+      isAllDelivered: z.boolean().optional(),
+      shippingList: z.array(
+        z.object({
+          itemDesc: z.string(),
+          trackingNo: z.string().optional(),
+          expressCompany: z.string().optional(),
+          contact: z.object({ consignorContact: z.string().optional(), receiverContact: z.string().optional() }).optional(),
+        }),
+      ),
+    }),
+    responses: {
+      200: { description: 'Uploaded.', schema: z.object({ outTradeNo: z.string(), uploaded: z.literal(true) }) },
+      400: errors[400],
+      404: errors[404],
+      502: { description: 'WeChat refused (WECHAT_ERROR, WECHAT_BAD_ARGUMENT).' },
+      503: { description: 'WeChat unreachable (WECHAT_UNAVAILABLE).' },
+    },
+  },
+  queryShipping: {
+    summary: "An order's shipping state at WeChat (/wxa/sec/order/get_order): to_ship, shipped, received, done, refunded.",
+    tags,
+    security,
+    params: z.object({ appid: z.string(), outTradeNo: z.string() }),
+    query: z.object({ mchid }),
+    responses: {
+      200: { description: 'The state.', schema: z.looseObject({ outTradeNo: z.string(), orderState: z.number().nullable(), state: z.string() }) },
+      404: errors[404],
+      502: { description: 'WeChat refused (WECHAT_ERROR).' },
+      503: { description: 'WeChat unreachable (WECHAT_UNAVAILABLE).' },
+    },
+  },
   notify: {
     summary: "WeChat Pay's notification (payment or refund result): verified, decrypted, checked, queued for the merchant's webhook.",
     tags,
