@@ -5,7 +5,7 @@
  * delivered once to the merchant's webhook; forged notifications are refused with nothing
  * delivered; refunds; the reconciliation finds a payment whose notification was dropped; the
  * public key mode, the certificate mode and a merchant migrating between them; secrets never
- * leave. The paid flow runs on SQLite and on PostgreSQL.
+ * leave. The paid flow runs on SQLite, PostgreSQL and MariaDB.
  */
 import { createHmac, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -216,7 +216,7 @@ async function payOnce(w: World, fault?: NotifyFault) {
   return { outTradeNo, result, taps, session, payment: made.body.payment as PaymentParams };
 }
 
-describe.each(['sqlite', 'postgres'] as const)('paying end to end (%s)', (dialect) => {
+describe.each(['sqlite', 'postgres', 'mysql'] as const)('paying end to end (%s)', (dialect) => {
   let w: World;
   let db: TestDatabase | undefined;
   beforeAll(async () => {

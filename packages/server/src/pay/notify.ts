@@ -42,11 +42,18 @@ export function createNotifyService(deps: NotifyDeps): Service {
     } catch {
       throw new AppError('BAD_REQUEST', { message: 'The notification is not JSON.' });
     }
+    if (typeof envelope !== 'object' || envelope === null || Array.isArray(envelope)) throw new AppError('BAD_REQUEST', { message: 'The notification is not a JSON object.' });
     const id = typeof envelope.id === 'string' ? envelope.id.slice(0, 64) : '';
     const eventType = typeof envelope.event_type === 'string' ? envelope.event_type.slice(0, 64) : '';
     const plaintext = openResource(merchant.apiV3Key, (envelope.resource ?? {}) as Record<string, unknown>);
     if (plaintext === null) throw new AppError('PAY_DECRYPT_FAILED');
-    const resource = JSON.parse(plaintext) as Record<string, unknown>;
+    let resource: Record<string, unknown>;
+    try {
+      resource = JSON.parse(plaintext) as Record<string, unknown>;
+    } catch {
+      throw new AppError('PAY_DECRYPT_FAILED', { message: 'The notification resource opened but is not JSON.' });
+    }
+    if (typeof resource !== 'object' || resource === null) throw new AppError('PAY_DECRYPT_FAILED', { message: 'The notification resource is not an object.' });
     if (resource.mchid !== merchant.mchid) throw mismatch('mchid');
     if (eventType.startsWith('TRANSACTION.')) {
       const order = await records.order(merchant.mchid, String(resource.out_trade_no ?? ''));
