@@ -43,6 +43,8 @@ export interface PayOrder {
   notifyUrl: string;
   prepayId: string;
   prepayExpiresAt: number;
+  /** Every prepay_id handed out for it and when each ends (an earlier one stays good for its 2 hours). */
+  prepays: Map<string, number>;
   /** What the order was made with: the same out_trade_no with other content is OUT_TRADE_NO_USED. */
   fingerprint: string;
   state: 'NOTPAY' | 'SUCCESS' | 'CLOSED' | 'REFUND';
@@ -210,6 +212,7 @@ export class SandboxPay {
       if (existing.fingerprint !== fingerprint) throw new PayInputError(403, 'OUT_TRADE_NO_USED', '商户订单号重复');
       existing.prepayId = prepayId(this.now());
       existing.prepayExpiresAt = this.now() + PREPAY_TTL_MS;
+      existing.prepays.set(existing.prepayId, existing.prepayExpiresAt);
       return { prepay_id: existing.prepayId };
     }
     const order: PayOrder = {
@@ -226,7 +229,9 @@ export class SandboxPay {
       fingerprint,
       state: 'NOTPAY',
       refunded: 0,
+      prepays: new Map(),
     };
+    order.prepays.set(order.prepayId, order.prepayExpiresAt);
     this.orders.set(key, order);
     return { prepay_id: order.prepayId };
   }
@@ -283,10 +288,10 @@ export class SandboxPay {
    */
   async tap(input: { appId: string; timeStamp: string; nonceStr: string; package: string; signType: string; paySign: string }, fault: NotifyFault = {}) {
     const id = /^prepay_id=(.+)$/.exec(input.package)?.[1];
-    const order = [...this.orders.values()].find((o) => o.prepayId === id);
+    const order = [...this.orders.values()].find((o) => id !== undefined && o.prepays.has(id));
     if (!order) throw new PayInputError(400, 'PREPAY_UNKNOWN', 'requestPayment:fail prepay_id 不存在');
     if (order.appid !== input.appId) throw new PayInputError(400, 'APPID_MISMATCH', 'requestPayment:fail appid 与下单 appid 不一致');
-    if (this.now() > order.prepayExpiresAt) throw new PayInputError(400, 'PREPAY_EXPIRED', 'requestPayment:fail prepay_id 已过期');
+    if (this.now() > order.prepays.get(id!)!) throw new PayInputError(400, 'PREPAY_EXPIRED', 'requestPayment:fail prepay_id 已过期');
     if (input.signType !== 'RSA') throw new PayInputError(400, 'SIGN_TYPE', 'requestPayment:fail signType 只支持 RSA');
     const merchant = this.merchants.get(order.mchid)!;
     if (!rsaVerify(merchant.publicKey, `${input.appId}\n${input.timeStamp}\n${input.nonceStr}\n${input.package}\n`, input.paySign)) {

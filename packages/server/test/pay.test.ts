@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createClient, MinigateError, type PaymentParams } from 'minigate-client';
-import { createSandbox, createSandboxClock, type NotifyFault, type Sandbox } from 'minigate-sandbox';
+import { createSandbox, createSandboxClock, payHeaders, sealResource, type NotifyFault, type Sandbox } from 'minigate-sandbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config/index.js';
 import { payConfigIssues } from '../src/pay/index.js';
@@ -342,6 +342,41 @@ describe('WeChat Pay (sqlite)', () => {
     const forged = await fetch(`${w.h.url}/pay/notify/${MCHID}`, { method: 'POST', headers: { 'content-type': 'application/json', 'wechatpay-serial': w.publicKeyId, 'wechatpay-signature': 'AAAA', 'wechatpay-timestamp': String(Math.floor(w.h.clock.now() / 1000)), 'wechatpay-nonce': 'n' }, body: '{"id":"x"}' });
     expect(forged.status).toBe(401);
     expect((await fetch(`${w.h.url}/pay/notify/0000000000`, { method: 'POST', body: '{}' })).status).toBe(404);
+  });
+
+  it('hostile notifications, even signed by WeChat Pay, are refused with a code and never a 500', async () => {
+    const key = w.sandbox.pay.publicKeyMode;
+    const post = async (body: string, signed = true) => {
+      const response = await fetch(`${w.h.url}/pay/notify/${MCHID}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(signed ? payHeaders(key, body, w.h.clock.now()) : {}) }, body });
+      return { status: response.status, code: ((await response.json().catch(() => ({}))) as any).error?.code as string | undefined };
+    };
+    const envelope = (resource: Record<string, unknown>, eventType = 'TRANSACTION.SUCCESS', apiV3Key = API_V3_KEY) =>
+      JSON.stringify({ id: randomBytes(8).toString('hex'), event_type: eventType, resource_type: 'encrypt-resource', resource: { original_type: 'transaction', ...sealResource(apiV3Key, JSON.stringify(resource), 'transaction') } });
+    expect(await post('[]')).toEqual({ status: 400, code: 'BAD_REQUEST' });
+    expect(await post('not json')).toEqual({ status: 400, code: 'BAD_REQUEST' });
+    expect(await post(JSON.stringify({ id: 'x', event_type: 'TRANSACTION.SUCCESS', resource: { original_type: 'transaction', ...sealResource(API_V3_KEY, 'not json', 'transaction') } }))).toEqual({ status: 400, code: 'PAY_DECRYPT_FAILED' });
+    expect(await post(envelope({ mchid: '1900000999', out_trade_no: 'T1', appid: TEST_APPID, amount: { total: 1 } }))).toEqual({ status: 400, code: 'PAY_NOTIFY_MISMATCH' });
+    expect(await post(envelope({ mchid: MCHID, out_trade_no: 'NEVER_MADE_1', appid: TEST_APPID, amount: { total: 1 } }))).toEqual({ status: 400, code: 'PAY_NOTIFY_MISMATCH' });
+    expect(await post(envelope({ mchid: MCHID, out_refund_no: 'NEVER_MADE_1', out_trade_no: 'X' }, 'REFUND.SUCCESS'))).toEqual({ status: 400, code: 'PAY_NOTIFY_MISMATCH' });
+    // An order made for this app, announced for the other appid, is refused too.
+    const made = await createOrder(w, { openid: 'o_user_4', outTradeNo: orderNo(), description: 'x', amount: 50 });
+    expect(await post(envelope({ mchid: MCHID, out_trade_no: made.body.outTradeNo, appid: OTHER_APPID, trade_state: 'SUCCESS', amount: { total: 50 } }))).toEqual({ status: 400, code: 'PAY_NOTIFY_MISMATCH' });
+    expect((await post('x'.repeat(70 * 1024))).status).toBe(413);
+    expect(w.webhook.of(made.body.outTradeNo)).toHaveLength(0);
+  });
+
+  it('two calls making the same order at once both give a payable prepay_id, and one order', async () => {
+    const body = { openid: 'o_user_5', outTradeNo: orderNo(), description: 'race', amount: 70 };
+    const [a, b] = await Promise.all([createOrder(w, body), createOrder(w, body)]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    const rows = await w.h.server.store.db.selectFrom('pay_orders').selectAll().where('out_trade_no', '=', body.outTradeNo).execute();
+    expect(rows).toHaveLength(1);
+    // Both prepay_ids are alive: the first tap pays; the second finds the order paid already.
+    const tap = (payment: PaymentParams) => fetch(`${w.sandbox.url}/__sandbox/pay/tap`, { method: 'POST', body: JSON.stringify({ appId: TEST_APPID, ...payment }) });
+    expect((await tap(a.body.payment)).status).toBe(200);
+    const second = await tap(b.body.payment);
+    expect({ status: second.status, code: ((await second.json()) as any).error.code }).toEqual({ status: 400, code: 'ORDER_STATE' });
+    expect(await until(() => w.webhook.of(body.outTradeNo), (d) => d.length > 0)).toHaveLength(1);
   });
 
   it('an unverifiable answer to an order is checked by a query before anything is reported', async () => {
