@@ -73,11 +73,10 @@ export function createPayFeature(config: Config, deps: PayFeatureDeps): PayFeatu
   if (!pay) return undefined;
   const { apps, clock, logger, store, outbox } = deps;
   const merchants = new Map<string, Merchant>();
-  for (const m of pay.merchants) {
-    const issues = payConfigIssues(config);
-    if (issues.length) throw new StartError(`pay: ${issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-    merchants.set(m.mchid, loadMerchant(m));
-  }
+  // Keys that do not load are reported by validate(), which the root calls before start (and
+  // which closes what started); made here, the feature would throw outside that walk.
+  const issues = payConfigIssues(config);
+  if (!issues.length) for (const m of pay.merchants) merchants.set(m.mchid, loadMerchant(m));
   const api = createPayApi({ apiBase: pay.apiBase, timeoutMs: pay.timeout, clock, logger });
   const records = createPayRecords(store);
   const service = createPayService({ merchants, api, records, outbox, sessions: deps.sessions, clock, logger, notifyBase: pay.notifyBase, mchidRequired: pay.mchidRequired });
@@ -120,7 +119,6 @@ export function createPayFeature(config: Config, deps: PayFeatureDeps): PayFeatu
     name: 'pay',
     reconcile,
     validate() {
-      const issues = payConfigIssues(config);
       if (issues.length) throw new StartError(`pay: ${issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     },
     services: () => [notify],
