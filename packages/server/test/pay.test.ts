@@ -462,6 +462,13 @@ describe('WeChat Pay (sqlite)', () => {
       for (const secret of [API_V3_KEY, CERT_API_V3_KEY, keyBody(w.merchant.privateKeyPem), keyBody(w.certMerchant.privateKeyPem), INTERNAL_TOKEN]) expect(text.includes(secret)).toBe(false);
     }
     expect(w.h.logs.text()).toContain('pay: notification taken');
+    // What the metrics do say: outcomes, never an order or a user (a merchant shows only in the outbox kind, pay.m<mchid>).
+    const text = metrics.raw.toString('utf8');
+    expect(text).toMatch(/minigate_pay_notifications_total\{outcome="taken"\} [1-9]/);
+    expect(text).toMatch(/minigate_pay_notifications_total\{outcome="signature"\} [1-9]/);
+    expect(text).toMatch(/minigate_pay_calls_total\{api="jsapi",outcome="unverified"\} [1-9]/);
+    expect(text).not.toMatch(/o_user_|T[0-9a-f]{16}/);
+    expect(text).toContain(`kind="pay.m${MCHID}"`);
   });
 });
 

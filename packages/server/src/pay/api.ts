@@ -6,6 +6,7 @@
 import { AppError, type Clock, type Logger } from '../core/index.js';
 import { authorization } from './crypto.js';
 import type { Merchant } from './merchants.js';
+import { apiLabel, type PayMetrics } from './metrics.js';
 import { signedHeadersOf } from './verifier.js';
 
 const USER_AGENT = 'minigate (WeChat Pay v3)';
@@ -40,11 +41,12 @@ const REFUSALS: Record<string, 'PAY_ORDER_UNKNOWN' | 'PAY_ORDER_PAID' | 'PAY_ORD
   RESOURCE_NOT_EXISTS: 'PAY_REFUND_UNKNOWN',
 };
 
-export function createPayApi(deps: { apiBase: string; timeoutMs: number; clock: Clock; logger: Logger; fetch?: typeof fetch }): PayApi {
+export function createPayApi(deps: { apiBase: string; timeoutMs: number; clock: Clock; logger: Logger; metrics?: PayMetrics; fetch?: typeof fetch }): PayApi {
   const base = deps.apiBase.replace(/\/+$/, '');
   const doFetch = deps.fetch ?? fetch;
   return {
     async call(merchant, method, path, payload) {
+      const count = (outcome: Parameters<PayMetrics['call']>[1]) => deps.metrics?.call(apiLabel(method, path), outcome);
       const body = payload === undefined ? '' : JSON.stringify(payload);
       const headers: Record<string, string> = {
         accept: 'application/json',
@@ -60,12 +62,17 @@ export function createPayApi(deps: { apiBase: string; timeoutMs: number; clock: 
       } catch (error) {
         const e = error as Error & { cause?: { code?: string } };
         deps.logger.warn({ mchid: merchant.mchid, path: path.split('?')[0], err: e.name === 'TimeoutError' ? 'timeout' : (e.cause?.code ?? e.message) }, 'pay: WeChat Pay did not answer');
+        count('unavailable');
         throw new AppError('PAY_UNAVAILABLE', { cause: error });
       }
-      if (Buffer.byteLength(text) > ANSWER_LIMIT_BYTES) throw new PayUnverified(response.status);
+      if (Buffer.byteLength(text) > ANSWER_LIMIT_BYTES) {
+        count('unverified');
+        throw new PayUnverified(response.status);
+      }
       const outcome = merchant.verifier.verify(signedHeadersOf((name) => response.headers.get(name)), text, deps.clock.now());
       if (outcome !== 'ok') {
         deps.logger.warn({ mchid: merchant.mchid, path: path.split('?')[0], status: response.status, outcome }, 'pay: an answer of WeChat Pay did not verify');
+        count('unverified');
         throw new PayUnverified(response.status);
       }
       let parsed: Record<string, unknown> = {};
@@ -73,10 +80,15 @@ export function createPayApi(deps: { apiBase: string; timeoutMs: number; clock: 
         try {
           parsed = JSON.parse(text) as Record<string, unknown>;
         } catch {
+          count('unverified');
           throw new PayUnverified(response.status);
         }
       }
-      if (response.status >= 200 && response.status < 300) return { status: response.status, body: parsed };
+      if (response.status >= 200 && response.status < 300) {
+        count('ok');
+        return { status: response.status, body: parsed };
+      }
+      count(response.status >= 500 ? 'unavailable' : 'refused');
       const code = typeof parsed.code === 'string' ? parsed.code : `HTTP_${response.status}`;
       const message = typeof parsed.message === 'string' ? parsed.message.slice(0, 200) : '';
       deps.logger.warn({ mchid: merchant.mchid, path: path.split('?')[0], status: response.status, code }, 'pay: WeChat Pay refused a call');

@@ -17,6 +17,7 @@ import type { Store } from '../store/index.js';
 import { createPayApi, type PayApi } from './api.js';
 import { openResource } from './crypto.js';
 import { loadMerchant, payConfigIssues, type Merchant } from './merchants.js';
+import { payMetrics } from './metrics.js';
 import { createNotifyService } from './notify.js';
 import { createPayRecords } from './records.js';
 import { registerPayRoutes } from './routes.js';
@@ -77,7 +78,8 @@ export function createPayFeature(config: Config, deps: PayFeatureDeps): PayFeatu
   // which closes what started); made here, the feature would throw outside that walk.
   const issues = payConfigIssues(config);
   if (!issues.length) for (const m of pay.merchants) merchants.set(m.mchid, loadMerchant(m));
-  const api = createPayApi({ apiBase: pay.apiBase, timeoutMs: pay.timeout, clock, logger });
+  const metrics = payMetrics(deps.metrics);
+  const api = createPayApi({ apiBase: pay.apiBase, timeoutMs: pay.timeout, clock, logger, metrics });
   const records = createPayRecords(store);
   const service = createPayService({ merchants, api, records, outbox, sessions: deps.sessions, clock, logger, notifyBase: pay.notifyBase, mchidRequired: pay.mchidRequired });
   // Each merchant's events go to its webhook; registered now, before the outbox starts.
@@ -91,7 +93,7 @@ export function createPayFeature(config: Config, deps: PayFeatureDeps): PayFeatu
     lastRefresh.set(merchant.mchid, clock.now());
     await downloadCertificates(api, merchant, logger);
   };
-  const notify = createNotifyService({ merchants, records, service, clock, logger, refreshCertificates });
+  const notify = createNotifyService({ merchants, records, service, clock, logger, metrics, refreshCertificates });
   const owner = randomBytes(8).toString('hex');
   const reconcileAfter = pay.reconcileAfter;
 

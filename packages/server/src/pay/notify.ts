@@ -7,9 +7,10 @@
  * WeChat (for a real notification) sends it again.
  */
 import { AppError, type Clock, type Logger } from '../core/index.js';
-import { readBody, Router, type Service } from '../http/index.js';
+import { readBody, Router, type HttpContext, type Service } from '../http/index.js';
 import { openResource } from './crypto.js';
 import type { Merchant } from './merchants.js';
+import type { NotifyOutcome, PayMetrics } from './metrics.js';
 import type { PayRecords } from './records.js';
 import { operations } from './schemas.js';
 import type { PayService } from './service.js';
@@ -25,6 +26,7 @@ export interface NotifyDeps {
   service: PayService;
   clock: Clock;
   logger: Logger;
+  metrics: PayMetrics;
   /** Downloads the platform certificates again (an unknown serial in certificate mode). */
   refreshCertificates(merchant: Merchant): Promise<void>;
 }
@@ -70,10 +72,30 @@ export function createNotifyService(deps: NotifyDeps): Service {
       logger.info({ mchid: merchant.mchid, eventType }, 'pay: a notification of a kind minigate does not act on; taken');
     }
     const first = id ? await records.seen(merchant.mchid, id, eventType, clock.now()) : true;
+    deps.metrics.notification(first ? 'taken' : 'repeat');
     logger.info({ mchid: merchant.mchid, eventType, notification: id, repeat: !first }, first ? 'pay: notification taken' : 'pay: notification repeat');
   }
 
+  /** The outcome label of a refusal. */
+  const refused = (error: unknown): NotifyOutcome => {
+    const code = (error as AppError).code;
+    if (code === 'PAY_SIGNATURE_INVALID') return 'signature';
+    if (code === 'PAY_NOTIFY_STALE') return 'stale';
+    if (code === 'PAY_DECRYPT_FAILED') return 'decrypt';
+    if (code === 'PAY_NOTIFY_MISMATCH') return 'mismatch';
+    return 'bad';
+  };
+
   router.route('POST', '/:mchid', operations.notify, async (ctx) => {
+    try {
+      await receive(ctx);
+    } catch (error) {
+      if (error instanceof AppError && error.code !== 'PAY_UNAVAILABLE') deps.metrics.notification(refused(error));
+      throw error;
+    }
+  });
+
+  async function receive(ctx: HttpContext): Promise<void> {
     const merchant = merchants.get(ctx.params.mchid ?? '');
     if (!merchant) throw new AppError('PAY_NOT_CONFIGURED');
     const body = (await readBody(ctx.req, NOTIFY_BODY_LIMIT_BYTES)).toString('utf8');
@@ -102,7 +124,7 @@ export function createNotifyService(deps: NotifyDeps): Service {
     }
     ctx.res.writeHead(204);
     ctx.res.end();
-  });
+  }
 
   return { name: 'pay', defaultPath: '/pay/notify', router, plainHttp: true };
 }
