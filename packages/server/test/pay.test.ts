@@ -261,6 +261,7 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('paying end to end (%s)'
     expect(events).toHaveLength(1);
     expect(events[0]!.body.refund).toMatchObject({ outRefundNo: `R${outTradeNo}`, amount: 800, status: 'SUCCESS' });
     expect((await w.h.internal('GET', `/v1/apps/${TEST_APPID}/pay/refunds/R${outTradeNo}`)).body).toMatchObject({ status: 'SUCCESS', fresh: true });
+    expect((await w.h.server.store.db.selectFrom('pay_orders').select('state').where('out_trade_no', '=', outTradeNo).executeTakeFirst())?.state).toBe('REFUND');
     // A different refund under the same number is refused.
     expect((await w.h.internal('POST', `/v1/apps/${TEST_APPID}/pay/refunds`, { ...refund, amount: 100 })).body.error.code).toBe('PAY_ORDER_CONFLICT');
   });

@@ -287,6 +287,11 @@ export function createPayService(deps: PayServiceDeps) {
       const status = typeof refund.status === 'string' ? refund.status : typeof refund.refund_status === 'string' ? refund.refund_status : row.status;
       const next: RefundRow = { ...row, status: status.slice(0, 16), refund_id: typeof refund.refund_id === 'string' ? refund.refund_id.slice(0, 64) : row.refund_id, success_time: typeof refund.success_time === 'string' ? refund.success_time.slice(0, 40) : row.success_time, updated_at: clock.now() };
       await records.updateRefund(row.mchid, row.out_refund_no, { status: next.status, refund_id: next.refund_id, success_time: next.success_time, updated_at: next.updated_at });
+      if (next.status === 'SUCCESS') {
+        // The order is (partly) refunded now: WeChat's trade_state says REFUND too.
+        const order = await records.order(row.mchid, row.out_trade_no);
+        if (order?.state === 'SUCCESS') await records.updateOrder(row.mchid, row.out_trade_no, { state: 'REFUND', updated_at: clock.now() });
+      }
       if (next.status !== 'PROCESSING') {
         await outbox.enqueue({ kind: payKind(row.mchid), appid: row.appid, dedupKey: `refund:${row.mchid}:${row.out_refund_no}:${next.status}`, payload: { event: `REFUND.${next.status}`, refund: refundView(next), detail: refund } });
       }
