@@ -9,6 +9,7 @@ import { ConfigError, loadConfig } from '../config/index.js';
 import { redactUrl } from '../store/index.js';
 import { createServer } from '../server.js';
 import { EXIT_FAILURE, UsageError, runUntilSignal } from './shared.js';
+import { startDevShop } from './dev-shop.js';
 
 export const DEV_APP_FILE = 'dev-app.json';
 export const DEV_PORT_DEFAULT = 8080;
@@ -58,6 +59,8 @@ interface DevPay {
   privateKey: string;
   /** The internal API's token in dev (orders are made there); read it from this file. */
   internalToken: string;
+  /** Signs identity headers to the playground's shop. */
+  upstreamSecret: string;
 }
 
 /** A sandbox merchant for the dev app, kept in the data dir (mode 0600) like the app's secret. */
@@ -65,7 +68,7 @@ function devPay(dataDir: string): DevPay {
   const file = path.join(dataDir, DEV_PAY_FILE);
   try {
     const saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<DevPay>;
-    if (typeof saved.privateKey === 'string' && typeof saved.apiV3Key === 'string' && typeof saved.internalToken === 'string' && typeof saved.serial === 'string') return { ...saved, mchid: DEV_MCHID } as DevPay;
+    if (typeof saved.privateKey === 'string' && typeof saved.apiV3Key === 'string' && typeof saved.internalToken === 'string' && typeof saved.serial === 'string' && typeof saved.upstreamSecret === 'string') return { ...saved, mchid: DEV_MCHID } as DevPay;
   } catch {
     // made below
   }
@@ -76,6 +79,7 @@ function devPay(dataDir: string): DevPay {
     apiV3Key: randomBytes(16).toString('hex'),
     privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     internalToken: randomBytes(32).toString('hex'),
+    upstreamSecret: randomBytes(32).toString('hex'),
   };
   makePrivateDir(dataDir);
   writeFileSync(file, `${JSON.stringify(pay, null, 2)}\n`, { mode: 0o600 });
@@ -186,6 +190,10 @@ export async function dev(argv: string[]): Promise<void> {
   // notify_url names minigate's port, so a free one is chosen now when --port 0 asks for any.
   const listenPort = httpPort === 0 ? await freePort() : httpPort;
 
+  // The playground's shop (a business service) behind /playground/shop; it learns the internal URL once started.
+  let internalUrl = '';
+  const shop = await startDevShop({ appid: app.appid, upstreamSecret: pay.upstreamSecret, internalToken: pay.internalToken, internalUrl: () => internalUrl });
+
   const playgroundConfigDir = writePlaygroundConfig(dataDir, app.appid);
   const rootPageDir = writeRootPage(dataDir);
   const sdkDir = clientBundleDir();
@@ -202,6 +210,7 @@ export async function dev(argv: string[]): Promise<void> {
         listen: { http: `127.0.0.1:${listenPort}`, https: `127.0.0.1:${httpsPort}`, internal: '127.0.0.1:0', httpRedirect: false },
         // The internal API (orders, tokens) for a business service on this machine; its token is in dev-pay.json.
         internal: { token: pay.internalToken },
+        upstreamSecret: pay.upstreamSecret,
         // WeChat Pay against the sandbox: the dev merchant serves the dev app (docs/pay.md).
         pay: {
           apiBase: sandboxUrl,
@@ -221,6 +230,8 @@ export async function dev(argv: string[]): Promise<void> {
           { path: '/', static: rootPageDir },
           { path: '/playground/sdk', static: sdkDir },
           { path: '/playground/dev', static: playgroundConfigDir },
+          // The shop: orders for the logged-in user, paid with client.pay() (docs/pay.md).
+          { path: '/playground/shop', proxy: shop.url, auth: 'required' },
           // The sandbox's control API on minigate's origin, so the page's wx.login gets codes without CORS.
           { path: '/__sandbox', proxy: sandboxUrl, auth: 'none' },
         ],
@@ -228,6 +239,7 @@ export async function dev(argv: string[]): Promise<void> {
     });
   } catch (error) {
     await sandbox.close();
+    await shop.close();
     if (error instanceof ConfigError) {
       process.stderr.write(`minigate dev: ${error.message}\n`);
       process.exit(EXIT_FAILURE);
@@ -245,6 +257,7 @@ export async function dev(argv: string[]): Promise<void> {
       if (flag) process.stderr.write(`minigate dev: choose another port with ${flag} N (0 picks a free one)\n`);
     },
     onStarted: () => {
+      internalUrl = server.urls.internal!;
       const facts = {
         url: server.urls.http!,
         playground: `${server.urls.http!}/playground/`,
@@ -260,7 +273,10 @@ export async function dev(argv: string[]): Promise<void> {
       };
       process.stdout.write(values.json ? `${JSON.stringify(facts)}\n` : banner(facts));
     },
-    extraClose: () => sandbox.close(),
+    extraClose: async () => {
+      await shop.close();
+      await sandbox.close();
+    },
   });
 }
 
