@@ -380,6 +380,19 @@ describe('WeChat Pay (sqlite)', () => {
     expect(await until(() => w.webhook.of(body.outTradeNo), (d) => d.length > 0)).toHaveLength(1);
   });
 
+  it('a merchant key WeChat Pay does not know: the call fails as PAY_UNAVAILABLE and the log says what to check', async () => {
+    // WeChat Pay is told of another key for this merchant: our signatures stop verifying there.
+    const other = makeMerchant(w.dir, MCHID, SERIAL, API_V3_KEY);
+    await registerAtSandbox(w.sandbox, { ...w.merchant, publicKeyPem: other.publicKeyPem }, 'publicKey');
+    try {
+      const made = await createOrder(w, { openid: 'o_user_6', outTradeNo: orderNo(), description: 'x', amount: 1 });
+      expect(made).toMatchObject({ status: 503, body: { error: { code: 'PAY_UNAVAILABLE' } } });
+      expect(w.h.logs.text()).toMatch(/WeChat Pay answered 401 \(SIGN_ERROR\?\): check pay\.merchants\[\]\.privateKey/);
+    } finally {
+      await registerAtSandbox(w.sandbox, w.merchant, 'publicKey');
+    }
+  });
+
   it('an unverifiable answer to an order is checked by a query before anything is reported', async () => {
     await fetch(`${w.sandbox.url}/__sandbox/pay/faults`, { method: 'POST', body: JSON.stringify({ badAnswerSignatures: 1 }) });
     const made = await createOrder(w, { openid: 'o_user_2', outTradeNo: orderNo(), description: 'x', amount: 100 });

@@ -71,7 +71,12 @@ export function createPayApi(deps: { apiBase: string; timeoutMs: number; clock: 
       }
       const outcome = merchant.verifier.verify(signedHeadersOf((name) => response.headers.get(name)), text, deps.clock.now());
       if (outcome !== 'ok') {
-        deps.logger.warn({ mchid: merchant.mchid, path: path.split('?')[0], status: response.status, outcome }, 'pay: an answer of WeChat Pay did not verify');
+        if (response.status === 401) {
+          // An unsigned 401 is most often WeChat Pay refusing our own signature: say what to check.
+          deps.logger.error({ mchid: merchant.mchid, path: path.split('?')[0], status: 401, answer: text.slice(0, 200) }, 'pay: WeChat Pay answered 401 (SIGN_ERROR?): check pay.merchants[].privateKey, serial and mchid, and this server\'s clock');
+        } else {
+          deps.logger.warn({ mchid: merchant.mchid, path: path.split('?')[0], status: response.status, outcome }, 'pay: an answer of WeChat Pay did not verify');
+        }
         count('unverified');
         throw new PayUnverified(response.status);
       }
