@@ -4,6 +4,9 @@ import { createSandbox } from '../packages/sandbox/dist/index.js';
 import { loadConfig } from '../packages/server/dist/config/index.js';
 import { createServer } from '../packages/server/dist/server.js';
 import { createLogger } from '../packages/server/dist/core/index.js';
+import { generateKeyPairSync } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 
 const APPID = 'wx0123456789abcdef';
 const TOKEN = 'openapi-document-token-0123456789abcdef';
@@ -11,6 +14,15 @@ const TOKEN = 'openapi-document-token-0123456789abcdef';
 export async function fetchOpenApiDocuments(dataDir) {
   const sandbox = createSandbox({ apps: [{ appid: APPID, secret: 'openapi-app-secret-0123456789abcdef' }] });
   await sandbox.start();
+  // WeChat Pay on too: a sandbox merchant in public key mode.
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const apiV3Key = 'openapi0document0apiv3key0000000';
+  const registered = await fetch(`${sandbox.url}/__sandbox/pay/merchants`, {
+    method: 'POST',
+    body: JSON.stringify({ mchid: '1900000109', serial: 'ABCDEF0123456789', publicKey: publicKey.export({ type: 'spki', format: 'pem' }), apiV3Key }),
+  }).then((r) => r.json());
+  const publicKeyFile = path.join(dataDir, 'pub_key.pem');
+  writeFileSync(publicKeyFile, registered.publicKey);
   const config = loadConfig({
     object: {
       dataDir,
@@ -19,6 +31,11 @@ export async function fetchOpenApiDocuments(dataDir) {
       wechat: { apiBase: sandbox.url },
       apps: [{ appid: APPID, secret: 'openapi-app-secret-0123456789abcdef' }],
       log: { level: 'warn' },
+      pay: {
+        apiBase: sandbox.url,
+        notifyBase: 'https://api.example.com',
+        merchants: [{ mchid: '1900000109', appids: [APPID], privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }), serial: 'ABCDEF0123456789', apiV3Key, publicKeyId: registered.publicKeyId, publicKeyFile }],
+      },
     },
     env: {},
   });

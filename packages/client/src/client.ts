@@ -7,7 +7,7 @@
 import { createChannel, type Channel, type ChannelOptions } from './channel.js';
 import { httpStatusErrorCode, SESSION_ERRORS, type ErrorCode, type LoginResponse } from 'minigate-protocol';
 import { MinigateError, sdkError } from './errors.js';
-import { globalWx, type Wx, type WxRequestTask, type WxResponse } from './wx.js';
+import { globalWx, type PaymentParams, type Wx, type WxRequestTask, type WxResponse } from './wx.js';
 
 export interface ClientOptions {
   /** Where minigate is: https://api.example.com (http://127.0.0.1:8080 in development). */
@@ -31,6 +31,11 @@ export interface Callbacks<T> {
   success?: (res: T) => void;
   fail?: (error: MinigateError) => void;
   complete?: () => void;
+}
+
+/** How a payment ended in the cashier ('failed' only in callback style: the Promise style rejects). */
+export interface PayResult {
+  outcome: 'paid' | 'cancelled' | 'failed';
 }
 
 export interface Response<T = unknown> {
@@ -121,6 +126,14 @@ export interface MinigateClient {
    * as client-reported grants). Resolves with wx's result once the report is in.
    */
   requestSubscribeMessage(tmplIds: string[]): Promise<Record<string, string>>;
+  /**
+   * Opens WeChat Pay's cashier with the parameters a business endpoint got from minigate's order
+   * API (`payment`). Resolves `{outcome: 'paid'}` or `{outcome: 'cancelled'}` (the user backed
+   * out); a failure rejects with PAY_FAILED. 'paid' means the user finished in the cashier: the
+   * business service learns that the money arrived from the webhook (or an order query), never
+   * from the client. With callbacks instead: success(result) / fail(error) / complete.
+   */
+  pay(params: PaymentParams, callbacks?: Callbacks<PayResult>): Promise<PayResult>;
   /** A channel (WebSocket rooms) on this client's session. */
   channel(options?: ChannelOptions): Channel;
   /** Ends the session on the server and here; open channels close. */
@@ -417,6 +430,41 @@ export function createClient(options: ClientOptions): MinigateClient {
       });
       await client.request({ url: '/auth/subscriptions', method: 'POST', data: { result }, header: { 'content-type': 'application/json' } });
       return result;
+    },
+
+    pay(params, callbacks) {
+      const promise = new Promise<PayResult>((resolve, reject) => {
+        if (!wx.requestPayment) {
+          reject(sdkError('NOT_SUPPORTED', 'wx.requestPayment is not available'));
+          return;
+        }
+        const { timeStamp, nonceStr, package: pkg, signType, paySign } = params;
+        wx.requestPayment({
+          timeStamp,
+          nonceStr,
+          package: pkg,
+          signType,
+          paySign,
+          success: () => resolve({ outcome: 'paid' }),
+          fail: (err) => {
+            const errMsg = (err && err.errMsg) || 'requestPayment:fail';
+            if (/cancel/i.test(errMsg)) resolve({ outcome: 'cancelled' });
+            else reject(sdkError('PAY_FAILED', errMsg));
+          },
+        });
+      });
+      if (!callbacks || (!callbacks.success && !callbacks.fail && !callbacks.complete)) return promise;
+      promise.then(
+        (result) => {
+          callbacks.success?.(result);
+          callbacks.complete?.();
+        },
+        (error: unknown) => {
+          callbacks.fail?.(error as MinigateError);
+          callbacks.complete?.();
+        },
+      );
+      return promise.catch(() => ({ outcome: 'failed' as const }));
     },
 
     channel(channelOptions = {}) {

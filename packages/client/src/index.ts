@@ -7,8 +7,8 @@
  *   const res = await client.request({ url: '/api/orders' });
  */
 export { createClient } from './client.js';
-export type { ClientOptions, MinigateClient, Session, RequestOptions, Response, UploadOptions, DownloadOptions, FileInfo, Task, TaskHandle, NoCallbacks, Callbacks } from './client.js';
+export type { ClientOptions, MinigateClient, Session, RequestOptions, Response, UploadOptions, DownloadOptions, FileInfo, Task, TaskHandle, NoCallbacks, Callbacks, PayResult } from './client.js';
 export { createChannel } from './channel.js';
 export type { Channel, ChannelOptions, ChannelEvents, ChannelMessage, ChannelState } from './channel.js';
 export { MinigateError } from './errors.js';
-export type { Wx, WxSocketTask } from './wx.js';
+export type { Wx, WxSocketTask, PaymentParams } from './wx.js';

@@ -54,6 +54,17 @@ export interface Wx {
   getFileSystemManager?(): { readFileSync(path: string, encoding?: string): string | ArrayBuffer };
   /** The subscribe message popup: `{[templateId]: 'accept' | 'reject' | 'ban' | 'filter', errMsg}`. */
   requestSubscribeMessage?(options: { tmplIds: string[] } & WxCallbacks<Record<string, string>>): void;
+  /** WeChat Pay's cashier: `fail` with `requestPayment:fail cancel` when the user backs out. */
+  requestPayment?(options: PaymentParams & WxCallbacks<{ errMsg: string }>): void;
+}
+
+/** The five parameters of wx.requestPayment, as minigate's order API returns them (`payment`). */
+export interface PaymentParams {
+  timeStamp: string;
+  nonceStr: string;
+  package: string;
+  signType: 'RSA';
+  paySign: string;
 }
 
 declare const wx: Wx | undefined;

@@ -14,6 +14,7 @@ import {
   type SandboxClock,
 } from './model.js';
 import { sendPush, verifyPushUrl, type PushFormat, type PushMode } from './push.js';
+import { handlePayApi, PayInputError, SandboxPay, shippingCall, type NotifyFault, type PayVerification } from './pay.js';
 import { isBinary, type PushTarget, type ServiceResult, type SubscribeChoice } from './services.js';
 import { ANONYMOUS_USER_INFO, encryptUserData, sessionKeyHmac, type SandboxUserInfo } from './user-data.js';
 
@@ -73,6 +74,8 @@ export interface Sandbox {
   /** `http://host:port`, set once started. */
   readonly url: string;
   readonly model: SandboxModel;
+  /** WeChat Pay v3 (api.mch.weixin.qq.com), served on the same port under /v3/. */
+  readonly pay: SandboxPay;
   start(): Promise<string>;
   close(): Promise<void>;
 }
@@ -90,9 +93,10 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     ...(options.classicDailyQuota !== undefined ? { classicDailyQuota: options.classicDailyQuota } : {}),
   });
   for (const app of options.apps ?? []) model.registerApp(app);
+  const pay = new SandboxPay(() => model.now());
 
   const server: Server = createServer((req, res) => {
-    handle(model, req, res).catch((error: unknown) => {
+    handle(model, pay, req, res).catch((error: unknown) => {
       if (!res.headersSent) send(res, 500, { error: { code: 'INTERNAL', message: String(error) } });
       else res.destroy();
     });
@@ -105,6 +109,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
       return url;
     },
     model,
+    pay,
     start: () =>
       new Promise((resolve, reject) => {
         server.once('error', reject);
@@ -125,12 +130,24 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
 
 type Query = URLSearchParams;
 
-async function handle(model: SandboxModel, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(model: SandboxModel, pay: SandboxPay, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://sandbox');
   const path = url.pathname;
+  if (path.startsWith('/__sandbox/pay/')) return payControl(pay, model.services, req, res, path);
   if (path.startsWith('/__sandbox')) return control(model, req, res, path, url.searchParams);
+  if (path.startsWith('/v3/')) {
+    const raw = await readBody(req);
+    if (raw === undefined) {
+      req.destroy();
+      return;
+    }
+    model.count(path, undefined);
+    const fault = model.takeFault(path, undefined);
+    if (fault && (await applyFault(fault, res))) return;
+    return handlePayApi(pay, req, res, url, raw.toString('utf8'));
+  }
 
-  const route = WECHAT_ROUTES[path];
+  const route = WECHAT_ROUTES[path] ?? (SHIPPING_PATHS.has(path) ? withToken((_model, _call, appid, json) => shippingCall(pay, path, appid, json)) : undefined);
   const body = req.method === 'POST' ? await readBody(req) : null;
   if (body === undefined) {
     req.destroy();
@@ -214,6 +231,9 @@ function withToken(handler: (model: SandboxModel, call: ApiCall, appid: string, 
     return handler(model, call, check.appid, body);
   };
 }
+
+/** 发货信息管理: upload and query, played against the sandbox's WeChat Pay orders (pay.ts). */
+const SHIPPING_PATHS = new Set(['/wxa/sec/order/upload_shipping_info', '/wxa/sec/order/get_order']);
 
 /** A non-zero errcode means "answer with this error" (errmsg optional); anything else is the success body. */
 const WECHAT_ROUTES: Record<string, (model: SandboxModel, call: ApiCall) => ApiResult> = {
@@ -613,8 +633,94 @@ const CONTROL_ROUTES = [
   'DELETE /__sandbox/faults',
   'GET|POST /__sandbox/clock {advanceMs}',
   'GET /__sandbox/stats?appid=',
+  'POST /__sandbox/pay/merchants {mchid, serial, publicKey (the merchant key, PEM), apiV3Key, verification?: publicKey|certificate} -> {publicKeyId, publicKey} (WeChat Pay\'s public key)',
+  'GET /__sandbox/pay/platform -> {publicKeyId, publicKey, certificateSerial?}',
+  'POST /__sandbox/pay/tap {appId, timeStamp, nonceStr, package, signType, paySign, fault?} -> {transaction, attempts} (the user taps 支付; TRANSACTION.SUCCESS to notify_url)',
+  'POST /__sandbox/pay/refund-complete {mchid, outRefundNo, fault?} -> {attempts} (REFUND.SUCCESS; refunds also complete by themselves after 50 ms)',
+  'POST /__sandbox/pay/faults {badAnswerSignatures} (the next n /v3 answers carry a signature that does not verify)',
+  'POST /__sandbox/pay/confirm-receipt {mchid, outTradeNo} (the user confirms receipt: order_state 3, trade_manage_order_settlement pushed to the app)',
+  'GET /__sandbox/pay/orders -> {orders, refunds, sent}',
+  '  fault: {badSignature?, probe?, wrongKey?, ageMs?, amountDelta?, drop?, repeat?, delayMs?}',
   'DELETE /__sandbox/stats',
 ];
+
+async function payControl(pay: SandboxPay, services: SandboxModel['services'], req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  const method = req.method ?? 'GET';
+  try {
+    const body = method === 'POST' ? parseControlBody(await readBody(req)) : {};
+    switch (`${method} ${path.replace(/\/$/, '')}`) {
+      case 'POST /__sandbox/pay/merchants': {
+        const verification = body.verification ?? 'publicKey';
+        if (verification !== 'publicKey' && verification !== 'certificate') throw new SandboxInputError('BAD_REQUEST', 'verification is publicKey or certificate');
+        pay.registerMerchant({ mchid: requireString(body, 'mchid'), serial: requireString(body, 'serial'), publicKey: requireString(body, 'publicKey'), apiV3Key: requireString(body, 'apiV3Key'), verification: verification as PayVerification });
+        return send(res, 200, { publicKeyId: pay.publicKeyMode.serial, publicKey: pay.publicKeyMode.publicKeyPem });
+      }
+      case 'GET /__sandbox/pay/platform': {
+        const certificate = [...pay.merchants.values()].some((m) => m.verification === 'certificate') ? await pay.certificate() : undefined;
+        return send(res, 200, { publicKeyId: pay.publicKeyMode.serial, publicKey: pay.publicKeyMode.publicKeyPem, ...(certificate ? { certificateSerial: certificate.serial } : {}) });
+      }
+      case 'POST /__sandbox/pay/tap': {
+        const params = { appId: requireString(body, 'appId'), timeStamp: requireString(body, 'timeStamp'), nonceStr: requireString(body, 'nonceStr'), package: requireString(body, 'package'), signType: requireString(body, 'signType'), paySign: requireString(body, 'paySign') };
+        return send(res, 200, await pay.tap(params, faultOf(body.fault)));
+      }
+      case 'POST /__sandbox/pay/refund-complete':
+        return send(res, 200, { attempts: await pay.completeRefund(requireString(body, 'mchid'), requireString(body, 'outRefundNo'), faultOf(body.fault)) });
+      case 'POST /__sandbox/pay/faults': {
+        const n = body.badAnswerSignatures;
+        if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw new SandboxInputError('BAD_REQUEST', 'badAnswerSignatures must be a count');
+        pay.badAnswerSignatures = n;
+        return send(res, 200, { ok: true });
+      }
+      case 'POST /__sandbox/pay/confirm-receipt': {
+        // The user confirms receipt in 小程序购物订单: order_state 3, and the trade-management push to the app.
+        const mchid = requireString(body, 'mchid');
+        const outTradeNo = requireString(body, 'outTradeNo');
+        const order = pay.order(mchid, outTradeNo);
+        const state = pay.shipping.get(`${mchid}:${outTradeNo}`);
+        if (!state || state.orderState !== 2) throw new SandboxInputError('BAD_REQUEST', 'the order has no shipping info uploaded (or is confirmed already)');
+        state.orderState = 3;
+        const target = services.pushTargets.get(order.appid);
+        const message = {
+          ToUserName: target?.ghid ?? 'gh_sandbox00000',
+          FromUserName: order.openid,
+          CreateTime: Math.floor(pay.now() / 1000),
+          MsgType: 'event',
+          Event: 'trade_manage_order_settlement',
+          transaction_id: order.transactionId,
+          merchant_id: mchid,
+          merchant_trade_no: outTradeNo,
+          confirm_receive_method: 1,
+          confirm_receive_time: Math.floor(pay.now() / 1000),
+          settlement_time: Math.floor(pay.now() / 1000),
+        };
+        const attempts = target ? await sendPush({ ...target, message, attempts: 1, timeoutMs: 5_000, now: pay.now() }) : [];
+        return send(res, 200, { orderState: 3, attempts });
+      }
+      case 'GET /__sandbox/pay/orders':
+        return send(res, 200, { orders: [...pay.orders.values()].map((o) => pay.transaction(o)), refunds: [...pay.refunds.values()].map((r) => pay.refundView(r)), sent: pay.sent });
+      default:
+        throw new SandboxInputError('NOT_FOUND', `no control route ${method} ${path}; GET /__sandbox lists them`);
+    }
+  } catch (error) {
+    if (error instanceof PayInputError) return send(res, error.status === 404 ? 404 : 400, { error: { code: error.code, message: error.message } });
+    if (error instanceof SandboxInputError) return send(res, error.code === 'NOT_FOUND' ? 404 : 400, { error: { code: error.code, message: error.message } });
+    throw error;
+  }
+}
+
+function faultOf(value: unknown): NotifyFault {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw new SandboxInputError('BAD_REQUEST', 'fault must be an object');
+  const f = value as Record<string, unknown>;
+  const fault: NotifyFault = {};
+  for (const flag of ['badSignature', 'probe', 'wrongKey', 'drop'] as const) if (f[flag] === true) fault[flag] = true;
+  for (const n of ['ageMs', 'amountDelta', 'repeat', 'delayMs'] as const) {
+    if (f[n] === undefined) continue;
+    if (typeof f[n] !== 'number' || !Number.isInteger(f[n]) || (n !== 'amountDelta' && (f[n] as number) < 0) || (n === 'repeat' && (f[n] as number) > 10)) throw new SandboxInputError('BAD_REQUEST', `fault.${n} must be a whole number`);
+    fault[n] = f[n] as number;
+  }
+  return fault;
+}
 
 function filterStats(model: SandboxModel, appid: string | null) {
   const stats = model.snapshotStats();

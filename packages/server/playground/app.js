@@ -76,6 +76,8 @@ const ZH = {
   RATE_LIMITED: '操作太频繁，稍后再试',
   BODY_TOO_LARGE: '文件太大',
   WECHAT_UNAVAILABLE: '微信接口暂时不可用',
+  PAY_FAILED: '支付没成功',
+  PAY_UNAVAILABLE: '微信支付暂时不可用',
 };
 function describe(error) {
   const code = error && typeof error.code === 'string' ? error.code : '';
@@ -106,6 +108,8 @@ function renderMe() {
   $('#avatar').textContent = session ? nick(session.openid) : '?';
   $('#avatar').style.setProperty('--hue', session ? hue(session.openid) : 0);
   $('#session-card').hidden = !session;
+  $('#shop-card').hidden = !session;
+  if (!session) $('#order').textContent = '';
   $('#pick').disabled = !session;
   $('#chat-empty').hidden = Boolean(session);
   if (!session) $('#profile').textContent = '';
@@ -134,6 +138,25 @@ $('#login').addEventListener('click', async () => {
 });
 
 $('#refresh').addEventListener('click', loadProfile);
+
+// ---- 我的: a purchase — the shop (a business service) makes the order, client.pay() pays it ----
+
+$('#pay').addEventListener('click', async () => {
+  $('#pay').disabled = true;
+  try {
+    const made = await client.request({ url: '/playground/shop/order', method: 'POST' });
+    const { outcome } = await client.pay(made.data.payment);
+    if (outcome === 'cancelled') return toast('已取消支付');
+    // 'paid' is the user's word; the shop asks minigate (which asked WeChat Pay) before it counts.
+    const order = await client.request({ url: `/playground/shop/order/${made.data.outTradeNo}` });
+    $('#order').textContent = JSON.stringify(order.data, null, 2);
+    toast(order.data.state === 'SUCCESS' ? '支付成功' : `订单状态 ${order.data.state}`);
+  } catch (error) {
+    toast(`支付失败：${describe(error)}`);
+  } finally {
+    $('#pay').disabled = false;
+  }
+});
 
 $('#logout').addEventListener('click', async () => {
   await client.logout(); // closes the channel too

@@ -318,6 +318,29 @@ export function createBrowserWx({ appid, sandbox = '/__sandbox', storage = windo
       }));
     },
 
+    /**
+     * WeChat Pay's cashier: the browser asks (confirm) as the cashier would; 支付 is the sandbox's
+     * /__sandbox/pay/tap, which checks paySign as WeChat's client does and sends the notification.
+     */
+    requestPayment(options) {
+      const { timeStamp, nonceStr, signType, paySign } = options;
+      if (!globalThis.confirm(`微信支付（沙箱）\n${options.package}\n确认支付？`)) return fail(options, 'requestPayment', 'cancel');
+      const started = performance.now();
+      const body = JSON.stringify({ appId: appid, timeStamp, nonceStr, package: options.package, signType, paySign });
+      const entry = logHttp({ api: 'wx.requestPayment', method: 'POST', url: `${sandbox}/pay/tap`, header: {}, body, note: 'the user taps 支付 (the sandbox pays and notifies minigate)' });
+      fetch(`${sandbox}/pay/tap`, { method: 'POST', body, referrerPolicy: 'no-referrer' })
+        .then(async (res) => {
+          const data = await res.json();
+          entry.done({ status: res.status, ms: performance.now() - started, header: headersOf(res.headers), body: data });
+          if (!res.ok) return fail(options, 'requestPayment', data.error?.message ?? `sandbox answered ${res.status}`);
+          ok(options, 'requestPayment', {});
+        })
+        .catch((error) => {
+          entry.fail(`requestPayment:fail ${error.message}`);
+          fail(options, 'requestPayment', error.message);
+        });
+    },
+
     getStorageSync(key) {
       const text = storage.getItem(`wx.${key}`);
       if (text === null) return ''; // WeChat's "nothing stored"

@@ -2,7 +2,7 @@
  * `createServer(config, deps)`: minigate assembled from its features. start() starts them in
  * order: the certificates and the listeners first (/healthz answers, /readyz says 503 NOT_READY
  * with what is starting), then the store, ACME, Redis, limits, token, gateway, subscribe, auth,
- * channel, files, checks, push, doctor and relay, and last the routes (ready). A failure closes what had started, in
+ * channel, files, checks, push, pay, doctor and relay, and last the routes (ready). A failure closes what had started, in
  * reverse, and is thrown again. close() drains every feature, then closes them in reverse.
  */
 import { readFileSync } from 'node:fs';
@@ -24,6 +24,7 @@ import { createLimitsFeature } from './limits/index.js';
 import { createOutboxFeature } from './outbox/index.js';
 import { createPushFeature } from './push/index.js';
 import { createRelayFeature, type RelayFeature } from './relay/index.js';
+import { createPayFeature, type PayFeature } from './pay/index.js';
 import { createSubscribeFeature } from './subscribe/index.js';
 import { createTokenFeature, type TokenManager } from './token/index.js';
 import { createAcmeFeature, createInternalListenCheck, createRedisFeature, createStoreFeature, createTlsFeature, makeDataDir, type StoreFeature, type TlsFeature } from './startup/index.js';
@@ -38,6 +39,8 @@ export interface ServerDeps extends Partial<Omit<SharedDeps, 'apps'>> {
   acmeCheckIntervalMs?: number;
   /** Bind the listeners last, once ready (a worker joining others that serve; see the edge feature). */
   listenWhenReady?: boolean;
+  /** How often the pay reconciliation runs (tests shorten it). */
+  payReconcileIntervalMs?: number;
 }
 
 export interface MinigateServer {
@@ -58,6 +61,8 @@ export interface MinigateServer {
   readonly tokens: TokenManager;
   readonly wechat: WechatClient;
   readonly logger: Logger;
+  /** WeChat Pay, when pay: is configured (once started). */
+  readonly pay: PayFeature | undefined;
   /** Every router served and where, by API (empty until started): what the OpenAPI documents describe. */
   served(): { public: MountedRouter[]; internal: MountedRouter[] };
   start(): Promise<void>;
@@ -87,6 +92,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
   let edge: EdgeFeature | undefined;
   let sessions: SessionService | undefined;
   let tokens: TokenManager | undefined;
+  let payFeature: PayFeature | undefined;
 
   async function start(): Promise<void> {
     // Listeners first: /healthz answers, /readyz says what is still starting.
@@ -127,6 +133,8 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     const checks = await stack.add(createChecksFeature(config, { ...shared, store, gateway: gateway.gateway, sessions, outbox: outbox.outbox }));
     const observers = [subscribe.subscriptions.onPush, checks.checks.onPush];
     await stack.add(createPushFeature(config, { ...features, outbox: outbox.outbox, observers, ...(channel ? { publish: channel.publish } : {}) }));
+    const pay = createPayFeature(config, { ...shared, store, outbox: outbox.outbox, sessions, gateway: gateway.gateway, ...(deps.payReconcileIntervalMs ? { reconcileIntervalMs: deps.payReconcileIntervalMs } : {}) });
+    if (pay) payFeature = await stack.add(pay);
     await stack.add(createDoctorFeature(config, shared));
     // The dev tunnel: its links arrive on the HTTPS listener; the console's cookie is minigate's alone.
     const relay: RelayFeature | undefined = config.relay
@@ -193,6 +201,9 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     },
     wechat,
     logger,
+    get pay() {
+      return payFeature;
+    },
     served: () => edge?.served() ?? { public: [], internal: [] },
     start,
     close,

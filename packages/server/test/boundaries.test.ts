@@ -24,7 +24,7 @@ const FLOORS = ['http', 'store', 'bus', 'wechat', 'tls', 'limits', 'outbox'];
  * The admin console is one of them: it reads the others' services, which the root passes in (it
  * imports their types and a few pure helpers, and nothing imports it but the root and the CLI).
  */
-const FEATURES = ['auth', 'token', 'gateway', 'push', 'channel', 'files', 'doctor', 'subscribe', 'checks', 'admin'];
+const FEATURES = ['auth', 'token', 'gateway', 'push', 'channel', 'files', 'doctor', 'subscribe', 'checks', 'pay', 'admin'];
 
 /**
  * Which folders each folder may import. Folders not listed here (cli/) and the files at the top of

@@ -12,7 +12,9 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Router, openApiDocument, openApiPath, undocumentedRoutes, type MountedRouter } from '../src/http/index.js';
-import { TEST_APPID, startHarness, type Harness } from './helpers/harness.js';
+import { TEST_APPID, TEST_SECRET, startHarness, type Harness } from './helpers/harness.js';
+import { sandboxMerchant } from './helpers/pay.js';
+import { createSandbox, type Sandbox } from 'minigate-sandbox';
 
 const INTERNAL_TOKEN = 'internal-token-for-openapi-0123456789abcdef';
 const committed = (api: string) => JSON.parse(readFileSync(new URL(`../../../docs/openapi/${api}.json`, import.meta.url), 'utf8')) as { paths: Record<string, Record<string, unknown>> };
@@ -58,10 +60,21 @@ describe('the drift checker', () => {
 
 describe('the served API and its documents', () => {
   let h: Harness;
+  let sandbox: Sandbox;
+  let dir: string;
   beforeAll(async () => {
-    h = await startHarness({ config: { listen: { internal: '127.0.0.1:0' }, internal: { token: INTERNAL_TOKEN } } });
+    // Every feature on, WeChat Pay too, as the committed documents are made.
+    sandbox = createSandbox({ apps: [{ appid: TEST_APPID, secret: TEST_SECRET }] });
+    await sandbox.start();
+    dir = mkdtempSync(path.join(tmpdir(), 'mg-openapi-pay-'));
+    const pay = await sandboxMerchant(sandbox.url, dir, TEST_APPID);
+    h = await startHarness({ sandbox, config: { listen: { internal: '127.0.0.1:0' }, internal: { token: INTERNAL_TOKEN }, pay } });
   });
-  afterAll(async () => h?.close());
+  afterAll(async () => {
+    await h?.close();
+    await sandbox?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('documents every mounted route, and mounts every documented one', async () => {
     const { public: pub, internal } = h.server.served();

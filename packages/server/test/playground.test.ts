@@ -219,6 +219,24 @@ describe('playground', () => {
     }
   }, 60_000);
 
+  it('buys a coffee: the shop makes the order, client.pay() opens the cashier, the sandbox pays, the order is paid', async () => {
+    const phone = await openPhone();
+    await phone.page.waitForSelector('#shop-card:not([hidden])');
+    // The cashier is a confirm(): cancelled first, then paid.
+    phone.page.once('dialog', (dialog) => void dialog.dismiss());
+    await phone.page.click('#pay');
+    await expect.poll(() => phone.page.textContent('#toast'), { timeout: STEP }).toBe('已取消支付');
+    phone.page.once('dialog', (dialog) => void dialog.accept());
+    await phone.page.click('#pay');
+    await expect.poll(() => phone.page.textContent('#toast'), { timeout: STEP }).toBe('支付成功');
+    const order = JSON.parse((await phone.page.textContent('#order'))!) as { state: string; amount: number; openid: string };
+    expect(order).toMatchObject({ state: 'SUCCESS', amount: 1, openid: (await phone.page.textContent('#openid'))! });
+    const log = (selector: string) => phone.page.$$eval(`#log ${selector}`, (nodes) => nodes.length);
+    expect(await log('.entry.http[data-path="/playground/shop/order"][data-method="POST"][data-status="200"]')).toBe(2);
+    expect(await log('.entry.http[data-path="/__sandbox/pay/tap"][data-status="200"]')).toBe(1);
+    expect(phone.errors).toEqual([]);
+  }, 60_000);
+
   it('says what went wrong in one language: a Chinese phrase and the code', async () => {
     // WeChat refuses the next codes (40029: invalid code), so the login fails as it would for real.
     const fault = await fetch(`${devUrl}/__sandbox/faults`, { method: 'POST', body: JSON.stringify({ path: '/sns/jscode2session', errcode: 40029, times: 5 }) });

@@ -1,4 +1,5 @@
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createServer as createNetServer } from 'node:net';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { makePrivateDir, createLogger } from '../core/index.js';
 import path from 'node:path';
@@ -8,6 +9,7 @@ import { ConfigError, loadConfig } from '../config/index.js';
 import { redactUrl } from '../store/index.js';
 import { createServer } from '../server.js';
 import { EXIT_FAILURE, UsageError, runUntilSignal } from './shared.js';
+import { startDevShop } from './dev-shop.js';
 
 export const DEV_APP_FILE = 'dev-app.json';
 export const DEV_PORT_DEFAULT = 8080;
@@ -45,6 +47,55 @@ function devApp(dataDir: string, appid?: string): DevApp {
   makePrivateDir(dataDir);
   writeFileSync(file, `${JSON.stringify(app, null, 2)}\n`, { mode: 0o600 });
   return app;
+}
+
+export const DEV_PAY_FILE = 'dev-pay.json';
+export const DEV_MCHID = '1900000109';
+
+interface DevPay {
+  mchid: string;
+  serial: string;
+  apiV3Key: string;
+  privateKey: string;
+  /** The internal API's token in dev (orders are made there); read it from this file. */
+  internalToken: string;
+  /** Signs identity headers to the playground's shop. */
+  upstreamSecret: string;
+}
+
+/** A sandbox merchant for the dev app, kept in the data dir (mode 0600) like the app's secret. */
+function devPay(dataDir: string): DevPay {
+  const file = path.join(dataDir, DEV_PAY_FILE);
+  try {
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<DevPay>;
+    if (typeof saved.privateKey === 'string' && typeof saved.apiV3Key === 'string' && typeof saved.internalToken === 'string' && typeof saved.serial === 'string' && typeof saved.upstreamSecret === 'string') return { ...saved, mchid: DEV_MCHID } as DevPay;
+  } catch {
+    // made below
+  }
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const pay: DevPay = {
+    mchid: DEV_MCHID,
+    serial: randomBytes(20).toString('hex').toUpperCase(),
+    apiV3Key: randomBytes(16).toString('hex'),
+    privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    internalToken: randomBytes(32).toString('hex'),
+    upstreamSecret: randomBytes(32).toString('hex'),
+  };
+  makePrivateDir(dataDir);
+  writeFileSync(file, `${JSON.stringify(pay, null, 2)}\n`, { mode: 0o600 });
+  return pay;
+}
+
+/** A free local port (WeChat Pay's notify_url must name the port before the server starts). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createNetServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
 }
 
 /** The playground's pages (packages/server/playground), next to dist/ in the package. */
@@ -117,6 +168,7 @@ export async function dev(argv: string[]): Promise<void> {
   const sandboxPort = port(values['sandbox-port'], 0, '--sandbox-port');
   if (values.appid !== undefined && !/^wx[0-9a-zA-Z]{16}$/.test(values.appid)) throw new UsageError('--appid: an AppID such as wx0123456789abcdef');
   const app = devApp(dataDir, values.appid);
+  const pay = devPay(dataDir);
 
   // The sandbox is dev-only: loaded here, never by `minigate start`.
   const { createSandbox, createSandboxClock } = await import('minigate-sandbox');
@@ -129,6 +181,18 @@ export async function dev(argv: string[]): Promise<void> {
     process.stderr.write(`minigate: the sandbox cannot listen on port ${sandboxPort} (${(error as NodeJS.ErrnoException).code})\n`);
     process.exit(EXIT_FAILURE);
   }
+
+  // The dev merchant at the sandbox's WeChat Pay, verified in public key mode.
+  const { createPublicKey } = await import('node:crypto');
+  sandbox.pay.registerMerchant({ mchid: pay.mchid, serial: pay.serial, publicKey: createPublicKey(pay.privateKey).export({ type: 'spki', format: 'pem' }).toString(), apiV3Key: pay.apiV3Key });
+  const publicKeyFile = path.join(dataDir, 'dev-wechatpay-pub-key.pem');
+  writeFileSync(publicKeyFile, sandbox.pay.publicKeyMode.publicKeyPem);
+  // notify_url names minigate's port, so a free one is chosen now when --port 0 asks for any.
+  const listenPort = httpPort === 0 ? await freePort() : httpPort;
+
+  // The playground's shop (a business service) behind /playground/shop; it learns the internal URL once started.
+  let internalUrl = '';
+  const shop = await startDevShop({ appid: app.appid, upstreamSecret: pay.upstreamSecret, internalToken: pay.internalToken, internalUrl: () => internalUrl });
 
   const playgroundConfigDir = writePlaygroundConfig(dataDir, app.appid);
   const rootPageDir = writeRootPage(dataDir);
@@ -143,7 +207,16 @@ export async function dev(argv: string[]): Promise<void> {
       object: {
         dataDir,
         // HTTPS with the dev CA, and plain HTTP served too (not redirected) for local tools.
-        listen: { http: `127.0.0.1:${httpPort}`, https: `127.0.0.1:${httpsPort}`, httpRedirect: false },
+        listen: { http: `127.0.0.1:${listenPort}`, https: `127.0.0.1:${httpsPort}`, internal: '127.0.0.1:0', httpRedirect: false },
+        // The internal API (orders, tokens) for a business service on this machine; its token is in dev-pay.json.
+        internal: { token: pay.internalToken },
+        upstreamSecret: pay.upstreamSecret,
+        // WeChat Pay against the sandbox: the dev merchant serves the dev app (docs/pay.md).
+        pay: {
+          apiBase: sandboxUrl,
+          notifyBase: `http://127.0.0.1:${listenPort}`,
+          merchants: [{ mchid: pay.mchid, appids: [app.appid], privateKey: pay.privateKey, serial: pay.serial, apiV3Key: pay.apiV3Key, publicKeyId: sandbox.pay.publicKeyMode.serial, publicKeyFile }],
+        },
         tls: { devCa: true },
         wechat: { apiBase: sandboxUrl },
         // Pushes reach the user's sockets too, so the push line in the banner shows on a channel.
@@ -157,6 +230,8 @@ export async function dev(argv: string[]): Promise<void> {
           { path: '/', static: rootPageDir },
           { path: '/playground/sdk', static: sdkDir },
           { path: '/playground/dev', static: playgroundConfigDir },
+          // The shop: orders for the logged-in user, paid with client.pay() (docs/pay.md).
+          { path: '/playground/shop', proxy: shop.url, auth: 'required' },
           // The sandbox's control API on minigate's origin, so the page's wx.login gets codes without CORS.
           { path: '/__sandbox', proxy: sandboxUrl, auth: 'none' },
         ],
@@ -164,6 +239,7 @@ export async function dev(argv: string[]): Promise<void> {
     });
   } catch (error) {
     await sandbox.close();
+    await shop.close();
     if (error instanceof ConfigError) {
       process.stderr.write(`minigate dev: ${error.message}\n`);
       process.exit(EXIT_FAILURE);
@@ -181,12 +257,15 @@ export async function dev(argv: string[]): Promise<void> {
       if (flag) process.stderr.write(`minigate dev: choose another port with ${flag} N (0 picks a free one)\n`);
     },
     onStarted: () => {
+      internalUrl = server.urls.internal!;
       const facts = {
         url: server.urls.http!,
         playground: `${server.urls.http!}/playground/`,
         httpsUrl: server.urls.https!,
         caFile: server.devCaFile!,
         sandboxUrl,
+        internalUrl: server.urls.internal!,
+        mchid: pay.mchid,
         appid: app.appid,
         push: app.push,
         dataDir,
@@ -194,7 +273,10 @@ export async function dev(argv: string[]): Promise<void> {
       };
       process.stdout.write(values.json ? `${JSON.stringify(facts)}\n` : banner(facts));
     },
-    extraClose: () => sandbox.close(),
+    extraClose: async () => {
+      await shop.close();
+      await sandbox.close();
+    },
   });
 }
 
@@ -204,12 +286,14 @@ function banner(facts: {
   httpsUrl: string;
   caFile: string;
   sandboxUrl: string;
+  internalUrl: string;
+  mchid: string;
   appid: string;
   push: DevApp['push'];
   dataDir: string;
   store: string;
 }): string {
-  const { url, playground, httpsUrl, caFile, sandboxUrl, appid, push, dataDir, store } = facts;
+  const { url, playground, httpsUrl, caFile, sandboxUrl, internalUrl, mchid, appid, push, dataDir, store } = facts;
   const pushCall = { url: `${url}/wechat/push/${appid}`, appid, ...push, mode: 'safe', message: { MsgType: 'event', Event: 'debug_demo', debug_str: 'hello' } };
   const q = (s: string) => `'${s}'`;
   return [
@@ -233,6 +317,12 @@ function banner(facts: {
     'A message push, as WeChat sends it (logged as "push: received"; apps[].push.webhook would get it; with',
     '"FromUserName":"<openid>" in the message it also reaches that user\'s channel sockets):',
     `  curl -s -X POST ${sandboxUrl}/__sandbox/push -d ${q(JSON.stringify(pushCall))}`,
+    '',
+    `WeChat Pay (sandbox merchant ${mchid}; docs/pay.md): a business service makes an order on the internal API`,
+    `(${internalUrl}, token in ${path.join(dataDir, DEV_PAY_FILE)}), gives "payment" to client.pay(); the sandbox's`,
+    `POST /__sandbox/pay/tap is the user tapping 支付, and the notification comes back to ${url}/pay/notify/${mchid}:`,
+    `  curl -s -X POST ${internalUrl}/v1/apps/${appid}/pay/orders -H "authorization: Bearer $INTERNAL_TOKEN" -H 'content-type: application/json' \\`,
+    `    -d '{"session":"'$TOKEN'","outTradeNo":"order0001","description":"coffee","amount":1}'`,
     '',
     'HTTPS: trust the dev CA once — curl --cacert ' + caFile + ` ${httpsUrl}/healthz; browsers and the OS: import`,
     '  ca.pem as a trusted root; WeChat DevTools: 详情 → 本地设置 → 不校验合法域名、web-view（业务域名）、TLS 版本以及 HTTPS 证书.',

@@ -6,6 +6,7 @@ import { parseEnv } from 'node:util';
 import { ConfigError, loadConfig, type Config } from '../config/index.js';
 import { filesConfigIssues } from '../files/index.js';
 import { certificateConfigIssues } from '../tls/index.js';
+import { payConfigIssues } from '../pay/index.js';
 import type { MinigateServer } from '../server.js';
 import { EXIT_FAILURE, UsageError } from './errors.js';
 
@@ -23,7 +24,7 @@ export function configFile(given: string | undefined): string {
 }
 
 /** Config checks that need a feature's knowledge: the features run them at start too. */
-const FEATURE_CHECKS = [filesConfigIssues, certificateConfigIssues];
+const FEATURE_CHECKS = [filesConfigIssues, certificateConfigIssues, payConfigIssues];
 
 /**
  * The environment a config file sees: process.env over the `.env` file beside it (if any). systemd's

@@ -15,3 +15,5 @@ export { parseRate, formatRate } from './schema-limits.js';
 export { KNOWN_TYPES, type FileType } from './file-types.js';
 export { roomMatcher, roomCovered } from './room-match.js';
 export type { RelayConfig } from './schema-relay.js';
+export type { PayConfig, MerchantConfig } from './schema-pay.js';
+export { PAY_API_BASE_DEFAULT } from './schema-pay.js';

@@ -159,6 +159,7 @@ function resolvePaths(config: ParsedConfig, baseDir: string): ParsedConfig {
     },
     routes: config.routes.map((r) => ({ ...r, static: at(r.static) })),
     pkiValidationDir: at(config.pkiValidationDir),
+    pay: config.pay && { ...config.pay, merchants: config.pay.merchants.map((m) => ({ ...m, publicKeyFile: at(m.publicKeyFile) })) },
   };
 }
 

@@ -109,7 +109,7 @@ export const routeSchema = z
       .regex(RELAY_NAME_PATTERN, { error: 'expected a relay name: lower-case letters, digits and -, at most 32' })
       .optional()
       .meta({ description: 'Send to the relay client (`minigate tunnel`) holding this name, after TLS, limits and auth, with the same identity headers as proxy (needs `relay`).' }),
-    service: z.enum(['auth', 'wafer', 'push', 'channel', 'files']).optional().meta({ description: 'A built-in service, mounted at this path.' }),
+    service: z.enum(['auth', 'wafer', 'push', 'channel', 'files', 'pay']).optional().meta({ description: 'A built-in service, mounted at this path.' }),
     auth: z
       .enum(['none', 'optional', 'required'])
       .default('none')

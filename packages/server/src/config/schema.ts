@@ -17,6 +17,7 @@ import { routeSchema, tlsSchema, type RouteConfig } from './schema-edge.js';
 import { relaySchema } from './schema-relay.js';
 import { duration, filePath, listenAddress, secret } from './schema-types.js';
 import { adminSchema } from './schema-admin.js';
+import { paySchema } from './schema-pay.js';
 import { internalListenProblem, isWildcard, listenExposure } from '../core/index.js';
 import { isIP } from 'node:net';
 
@@ -100,7 +101,8 @@ export const appSchema = z
  * served). server.ts creates channel and files only when their section is enabled, so a route
  * mounting one that is off would have nothing to serve.
  */
-function disabledBy(config: { channel: { enabled: boolean }; files: { enabled: boolean } }, service: NonNullable<RouteConfig['service']>): string | undefined {
+function disabledBy(config: { channel: { enabled: boolean }; files: { enabled: boolean }; pay?: unknown }, service: NonNullable<RouteConfig['service']>): string | undefined {
+  if (service === 'pay' && !config.pay) return 'pay (configure pay.merchants)';
   if (service === 'channel' && !config.channel.enabled) return 'channel.enabled';
   if (service === 'files' && !config.files.enabled) return 'files.enabled';
   return undefined;
@@ -157,6 +159,7 @@ export const configSchema = z
     files: filesSchema.prefault({}),
     relay: relaySchema,
     admin: adminSchema,
+    pay: paySchema.optional(),
     limits: limitsSchema,
     trustedProxies: z
       .array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, { error: 'expected an IP address or CIDR such as 10.0.0.0/8' }))
@@ -314,6 +317,14 @@ export const configSchema = z
     if (config.relay && !config.listen.https) {
       ctx.addIssue({ code: 'custom', path: ['relay'], message: 'relay clients dial the HTTPS listener; set listen.https' });
     }
+    const appids = new Set(config.apps.map((a) => a.appid));
+    config.pay?.merchants.forEach((m, i) => {
+      m.appids.forEach((appid, j) => {
+        if (!appids.has(appid)) ctx.addIssue({ code: 'custom', path: ['pay', 'merchants', i, 'appids', j], message: `${appid} is not one of apps[].appid` });
+      });
+      if (m.webhook && !config.upstreamSecret) ctx.addIssue({ code: 'custom', path: ['pay', 'merchants', i, 'webhook'], message: 'payment events are signed with upstreamSecret; set it' });
+    });
+    if (config.pay && !config.listen.internal) ctx.addIssue({ code: 'custom', path: ['pay'], message: 'orders are made on the internal API: set listen.internal (and internal.token)' });
     if (config.channel.webhook && !config.upstreamSecret) {
       ctx.addIssue({ code: 'custom', path: ['channel', 'webhook'], message: 'channel webhooks are signed with upstreamSecret; set it' });
     }

@@ -2,7 +2,7 @@ import type { UpgradeHandler } from './context.js';
 import type { Router } from './router.js';
 
 /** Built-in services a route can mount (`routes[].service`). */
-export type ServiceName = 'auth' | 'wafer' | 'push' | 'channel' | 'files';
+export type ServiceName = 'auth' | 'wafer' | 'push' | 'channel' | 'files' | 'pay';
 
 /**
  * A feature's HTTP routes, with paths relative to where it is mounted: at `defaultPath`, or

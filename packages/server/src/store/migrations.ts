@@ -259,6 +259,59 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0012_pay': {
+    async up(db: Kysely<any>) {
+      // WeChat Pay (docs/pay.md): orders by (mchid, out_trade_no) with their prepay_id and state,
+      // refunds by (mchid, out_refund_no), and the ids of notifications already taken (WeChat
+      // repeats a notification until it gets a 2xx; a repeat must not be delivered twice).
+      await db.schema
+        .createTable('pay_orders')
+        .addColumn('mchid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('out_trade_no', 'varchar(32)', (c) => c.notNull())
+        .addColumn('appid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('openid', 'varchar(128)', (c) => c.notNull())
+        .addColumn('description', 'varchar(255)', (c) => c.notNull())
+        .addColumn('amount', 'bigint', (c) => c.notNull())
+        .addColumn('attach', 'varchar(255)')
+        .addColumn('fingerprint', 'char(64)', (c) => c.notNull())
+        .addColumn('prepay_id', 'varchar(64)')
+        .addColumn('prepay_expires_at', 'bigint')
+        .addColumn('state', 'varchar(16)', (c) => c.notNull())
+        .addColumn('transaction_id', 'varchar(64)')
+        .addColumn('success_time', 'varchar(40)')
+        .addColumn('notified_at', 'bigint')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('pay_orders_pk', ['mchid', 'out_trade_no'])
+        .execute();
+      await db.schema.createIndex('pay_orders_open').on('pay_orders').columns(['state', 'created_at']).execute();
+      await db.schema
+        .createTable('pay_refunds')
+        .addColumn('mchid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('out_refund_no', 'varchar(64)', (c) => c.notNull())
+        .addColumn('out_trade_no', 'varchar(32)', (c) => c.notNull())
+        .addColumn('appid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('refund_id', 'varchar(64)')
+        .addColumn('amount', 'bigint', (c) => c.notNull())
+        .addColumn('total', 'bigint', (c) => c.notNull())
+        .addColumn('reason', 'varchar(80)')
+        .addColumn('status', 'varchar(16)', (c) => c.notNull())
+        .addColumn('success_time', 'varchar(40)')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('pay_refunds_pk', ['mchid', 'out_refund_no'])
+        .execute();
+      await db.schema
+        .createTable('pay_notifications')
+        .addColumn('mchid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('id', 'varchar(64)', (c) => c.notNull())
+        .addColumn('event_type', 'varchar(64)', (c) => c.notNull())
+        .addColumn('received_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('pay_notifications_pk', ['mchid', 'id'])
+        .execute();
+      await db.schema.createIndex('pay_notifications_received').on('pay_notifications').column('received_at').execute();
+    },
+  },
 };
 
 /** The names of all migrations, in order. */

@@ -193,8 +193,59 @@ export interface RelayNamesTable {
   last_seen_at: number | null;
 }
 
+/** A WeChat Pay order (docs/pay.md). */
+export interface PayOrdersTable {
+  mchid: string;
+  out_trade_no: string;
+  appid: string;
+  openid: string;
+  description: string;
+  /** Fen. */
+  amount: number;
+  attach: string | null;
+  /** SHA-256 of what the order was made with: the same out_trade_no with other content is refused. */
+  fingerprint: string;
+  prepay_id: string | null;
+  prepay_expires_at: number | null;
+  /** WeChat's trade_state: NOTPAY, SUCCESS, CLOSED, REFUND, PAYERROR, … */
+  state: string;
+  transaction_id: string | null;
+  success_time: string | null;
+  /** When its TRANSACTION.SUCCESS notification (or the reconciliation) settled it. */
+  notified_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface PayRefundsTable {
+  mchid: string;
+  out_refund_no: string;
+  out_trade_no: string;
+  appid: string;
+  refund_id: string | null;
+  amount: number;
+  total: number;
+  reason: string | null;
+  /** PROCESSING, SUCCESS, CLOSED, ABNORMAL. */
+  status: string;
+  success_time: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A notification already taken, by WeChat's id. */
+export interface PayNotificationsTable {
+  mchid: string;
+  id: string;
+  event_type: string;
+  received_at: number;
+}
+
 export interface Database {
   relay_names: RelayNamesTable;
+  pay_orders: PayOrdersTable;
+  pay_refunds: PayRefundsTable;
+  pay_notifications: PayNotificationsTable;
   admin_users: AdminUsersTable;
   admin_sessions: AdminSessionsTable;
   audit_log: AuditLogTable;

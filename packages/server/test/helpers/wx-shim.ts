@@ -37,6 +37,11 @@ export interface WxShimOptions {
   login(): Promise<string>;
   /** Allow http:// and ws:// (DevTools with domain checks off). Default false: https/wss only. */
   dev?: boolean;
+  /**
+   * WeChat Pay's cashier: what the user does with wx.requestPayment's parameters — 'cancel', or
+   * pay (the sandbox's /__sandbox/pay/tap, which checks paySign and answers an error when WeChat would fail).
+   */
+  pay?: (params: { timeStamp: string; nonceStr: string; package: string; signType: string; paySign: string }) => Promise<'ok' | 'cancel' | { fail: string }>;
 }
 
 type NetworkApi = 'request' | 'uploadFile' | 'downloadFile';
@@ -290,6 +295,19 @@ export function createWx(options: WxShimOptions): WxShim {
       options.login().then(
         (code) => finish(cb, true, { code, errMsg: 'login:ok' }),
         (error: Error) => finish(cb, false, { errMsg: `login:fail ${error.message}` }),
+      );
+    },
+
+    requestPayment(cb) {
+      const { timeStamp, nonceStr, package: pkg, signType, paySign } = cb;
+      if (!options.pay) return finish(cb, false, { errMsg: 'requestPayment:fail not supported in this shim' });
+      options.pay({ timeStamp, nonceStr, package: pkg, signType, paySign }).then(
+        (choice) => {
+          if (choice === 'ok') finish(cb, true, { errMsg: 'requestPayment:ok' });
+          else if (choice === 'cancel') finish(cb, false, { errMsg: 'requestPayment:fail cancel' });
+          else finish(cb, false, { errMsg: `requestPayment:fail ${choice.fail}` });
+        },
+        (error: Error) => finish(cb, false, { errMsg: `requestPayment:fail ${error.message}` }),
       );
     },
 
