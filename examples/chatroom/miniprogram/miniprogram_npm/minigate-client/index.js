@@ -665,6 +665,42 @@ function createClient(options) {
       await client.request({ url: "/auth/subscriptions", method: "POST", data: { result }, header: { "content-type": "application/json" } });
       return result;
     },
+    pay(params, callbacks) {
+      const promise = new Promise((resolve, reject) => {
+        if (!wx2.requestPayment) {
+          reject(sdkError("NOT_SUPPORTED", "wx.requestPayment is not available"));
+          return;
+        }
+        const { timeStamp, nonceStr, package: pkg, signType, paySign } = params;
+        wx2.requestPayment({
+          timeStamp,
+          nonceStr,
+          package: pkg,
+          signType,
+          paySign,
+          success: () => resolve({ outcome: "paid" }),
+          fail: (err) => {
+            const errMsg = err && err.errMsg || "requestPayment:fail";
+            if (/cancel/i.test(errMsg)) resolve({ outcome: "cancelled" });
+            else reject(sdkError("PAY_FAILED", errMsg));
+          }
+        });
+      });
+      if (!callbacks || !callbacks.success && !callbacks.fail && !callbacks.complete) return promise;
+      promise.then(
+        (result) => {
+          var _a2, _b2;
+          (_a2 = callbacks.success) == null ? void 0 : _a2.call(callbacks, result);
+          (_b2 = callbacks.complete) == null ? void 0 : _b2.call(callbacks);
+        },
+        (error) => {
+          var _a2, _b2;
+          (_a2 = callbacks.fail) == null ? void 0 : _a2.call(callbacks, error);
+          (_b2 = callbacks.complete) == null ? void 0 : _b2.call(callbacks);
+        }
+      );
+      return promise.catch(() => ({ outcome: "failed" }));
+    },
     channel(channelOptions = {}) {
       var _a2;
       const channel = createChannel(__spreadValues({
