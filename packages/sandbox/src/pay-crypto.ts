@@ -85,7 +85,9 @@ export async function makeCertificateModeKey(now: number): Promise<PlatformKey> 
   const algorithm = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 };
   const keys = (await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const serial = randomBytes(20);
-  serial[0] = serial[0]! & 0x7f;
+  // A positive INTEGER whose first byte is not zero: DER drops a leading zero byte, and the
+  // certificate's serial would then read shorter than the one the answers name (1 run in 128).
+  serial[0] = (serial[0]! & 0x7f) || 0x01;
   const certificate = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial.toString('hex'),
     name: 'CN=Tenpay.com Root CA sandbox, O=minigate sandbox',

@@ -429,7 +429,7 @@ describe.each([
     expect((await h.internal('GET', '/v1/files/not-an-id')).body.error.code).toBe('FILE_NOT_FOUND');
   });
 
-  it('holds each user to the quota', { timeout: 30_000 }, async () => {
+  it('holds each user to the quota', { timeout: 90_000 }, async () => {
     const carol = await login();
     const file = path.join(work, `${backend}-${dialect}-7m.jpg`);
     writeFileSync(file, jpeg(7 * 1024 * 1024));

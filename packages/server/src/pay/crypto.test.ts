@@ -2,7 +2,8 @@
  * minigate's side of WeChat Pay's cryptography against the sandbox's side (written apart from each
  * other): what one signs or seals, the other verifies or opens, and a changed byte fails.
  */
-import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, createPublicKey, createSign, generateKeyPairSync, webcrypto } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
 import { makePublicKeyModeKey, parseAuthorization, payHeaders as signedHeaders, PROBE_PREFIX as SANDBOX_PROBE, rsaVerify as sandboxVerify, sealResource } from 'minigate-sandbox';
 import { describe, expect, it } from 'vitest';
 import { authorization, openResource, paymentParams, PROBE_PREFIX } from './crypto.js';
@@ -53,5 +54,23 @@ describe('WeChat Pay cryptography', () => {
     expect(verifier.verify(headersOf(signedHeaders(platform, '{"x":1}', now, { probe: true })), '{"x":1}', now)).toBe('probe');
     expect(verifier.verify({ ...good, timestamp: '1e9' }, '{"x":1}', now)).toBe('stale');
     expect(createPublicKey(platform.publicKeyPem).asymmetricKeyType).toBe('rsa');
+  });
+
+  it('finds a platform certificate whose serial begins with a zero byte, written either way', async () => {
+    // DER drops the leading zero byte of the INTEGER: Node reads `00…` as the shorter serial.
+    x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+    const algorithm = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 };
+    const keys = (await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+    const serial = '0012AB34CD56EF7890123456789ABCDEF0123456';
+    const certificate = await x509.X509CertificateGenerator.createSelfSigned({ serialNumber: serial, name: 'CN=platform', notBefore: new Date(0), notAfter: new Date(4e12), keys, signingAlgorithm: algorithm });
+    const verifier = createVerifier(undefined);
+    verifier.addCertificates([certificate.toString('pem')]);
+    const key = createPrivateKey({ key: Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)), format: 'der', type: 'pkcs8' });
+    const now = 1_700_000_000_000;
+    const headers = { timestamp: String(now / 1000), nonce: 'n0nce', signature: createSign('RSA-SHA256').update(`${now / 1000}\nn0nce\n{}\n`).sign(key, 'base64') };
+    expect(verifier.verify({ ...headers, serial }, '{}', now)).toBe('ok');
+    expect(verifier.verify({ ...headers, serial: serial.slice(2) }, '{}', now)).toBe('ok');
+    expect(verifier.verify({ ...headers, serial: serial.slice(2).toLowerCase() }, '{}', now)).toBe('ok');
+    expect(verifier.verify({ ...headers, serial: `FF${serial.slice(2)}` }, '{}', now)).toBe('unknown-serial');
   });
 });

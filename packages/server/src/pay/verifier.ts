@@ -28,6 +28,15 @@ export interface PayVerifier {
   verify(headers: SignedHeaders, body: string, nowMs: number): VerifyOutcome;
 }
 
+/**
+ * A serial as a key: upper case, and for a certificate's hex serial without leading zero bytes
+ * (a DER INTEGER has none, so Node prints `0012AB` as `12AB`; a sender may write either).
+ */
+function serialKey(serial: string): string {
+  const upper = serial.toUpperCase();
+  return /^[0-9A-F]+$/.test(upper) ? upper.replace(/^(00)+(?=.)/, '') : upper;
+}
+
 export function createVerifier(publicKey: { id: string; pem: string } | undefined): PayVerifier {
   const keys = new Map<string, KeyObject>();
   if (publicKey) keys.set(publicKey.id, createPublicKey(publicKey.pem));
@@ -36,7 +45,7 @@ export function createVerifier(publicKey: { id: string; pem: string } | undefine
     addCertificates(pems) {
       for (const pem of pems) {
         const certificate = new X509Certificate(pem);
-        keys.set(certificate.serialNumber.toUpperCase(), certificate.publicKey);
+        keys.set(serialKey(certificate.serialNumber), certificate.publicKey);
         certificates++;
       }
     },
@@ -44,7 +53,7 @@ export function createVerifier(publicKey: { id: string; pem: string } | undefine
     verify(headers, body, nowMs) {
       // The probe is refused as it comes, whatever else it carries: WeChat checks that it is.
       if (headers.signature.startsWith(PROBE_PREFIX)) return 'probe';
-      const key = keys.get(headers.serial.toUpperCase());
+      const key = keys.get(serialKey(headers.serial));
       if (!key) return 'unknown-serial';
       const seconds = Number(headers.timestamp);
       if (!/^\d{1,12}$/.test(headers.timestamp) || Math.abs(nowMs - seconds * 1000) > PAY_SKEW_MS) return 'stale';
