@@ -17,12 +17,12 @@ import type { Link } from './link.js';
 import type { RelayMeter } from './metrics.js';
 import type { Bucket } from './throttle.js';
 
-/** Hands a request or an upgrade to the worker holding a name's link (with `workers`). */
+/** Hands a request or an upgrade to the worker or instance holding a name's link (with `workers`, or several instances on `redis`). */
 export interface Handoff {
-  /** True when another worker holds the name. */
-  has(name: string): boolean;
-  request(name: string, headers: OutgoingHttpHeaders, req: IncomingMessage, res: ServerResponse, timeoutMs: number): Promise<void>;
-  upgrade(name: string, headers: OutgoingHttpHeaders, socket: Duplex, head: Buffer): void;
+  /** The hand-off address of the other worker or instance holding the name, if one does. */
+  locate(name: string): Promise<string | undefined>;
+  request(address: string, name: string, headers: OutgoingHttpHeaders, req: IncomingMessage, res: ServerResponse, timeoutMs: number): Promise<void>;
+  upgrade(address: string, name: string, headers: OutgoingHttpHeaders, socket: Duplex, head: Buffer): void;
 }
 
 export interface ForwardOptions {
@@ -199,8 +199,8 @@ export function createForwarder(options: ForwardOptions) {
     };
   }
 
-  /** Here, or handed to the worker that holds the link, or offline. */
-  const localOrHandoff = (name: string) => (options.link(name) ? 'local' : options.handoff?.has(name) ? 'handoff' : 'offline');
+  /** 'local', or the hand-off address of the worker or instance that holds the link, or 'offline'. */
+  const localOrHandoff = async (name: string) => (options.link(name) ? 'local' : ((await options.handoff?.locate(name)) ?? 'offline'));
 
   function target(name: string, route: TunnelRoute): TunnelTarget {
     return {
@@ -213,12 +213,12 @@ export function createForwarder(options: ForwardOptions) {
         }
         const path = (route.prefix + rest || '/') + (ctx.query ? `?${ctx.query}` : '');
         const headers = { ...requestHeaders(req, route, path, extra, ctx.client.host), ':method': req.method ?? 'GET' };
-        const where = localOrHandoff(name);
+        const where = await localOrHandoff(name);
         if (where === 'offline') throw offline(name);
-        if (where === 'handoff') {
+        if (where !== 'local') {
           // The body limit is kept here (the other worker trusts what it is handed).
           meter.handoff();
-          return options.handoff!.request(name, headers, limitedBody(req, route.maxBodyBytes), res, route.timeoutMs);
+          return options.handoff!.request(where, name, headers, limitedBody(req, route.maxBodyBytes), res, route.timeoutMs);
         }
         return send(name, headers, req, res, {
           maxBodyBytes: route.maxBodyBytes,
@@ -233,12 +233,17 @@ export function createForwarder(options: ForwardOptions) {
       upgrade(req, socket, head, rest, extra) {
         const query = (req.url ?? '').includes('?') ? (req.url ?? '').slice((req.url ?? '').indexOf('?')) : '';
         const headers = requestHeaders(req, route, (route.prefix + rest || '/') + query, extra, String(req.headers.host ?? ''));
-        const where = localOrHandoff(name);
-        if (where === 'offline') return rejectUpgrade(socket, offline(name));
         const key = String(req.headers['sec-websocket-key']);
-        if (where === 'handoff') meter.handoff();
-        if (where === 'handoff') return options.handoff!.upgrade(name, { ...headers, 'sec-websocket-key': key, 'sec-websocket-version': '13' }, socket, head);
-        sendUpgrade(name, headers, key, socket, head);
+        // The owner may be asked of Redis (several instances): the phone's first bytes wait in `head` or the socket.
+        localOrHandoff(name).then(
+          (where) => {
+            if (where === 'offline') return rejectUpgrade(socket, offline(name));
+            if (where === 'local') return sendUpgrade(name, headers, key, socket, head);
+            meter.handoff();
+            return options.handoff!.upgrade(where, name, { ...headers, 'sec-websocket-key': key, 'sec-websocket-version': '13' }, socket, head);
+          },
+          (error: unknown) => rejectUpgrade(socket, error),
+        );
       },
     };
   }
