@@ -215,4 +215,29 @@ describe('relay: two instances sharing the database and Redis', () => {
     expect(after.status).toBe(502);
     expect(after.body.error).toMatchObject({ code: 'TUNNEL_OFFLINE' });
   });
+
+  it('after the crash the client gets in at B at once; shutting B down, WebSockets on it and handed to it get a 1001 close frame', async () => {
+    // The dead A's record lingers (15 s), but nothing listens where it points: it holds nothing.
+    alice = tunnel(1);
+    await waitOutput(alice, new RegExp(`link up: ${NAME}`), 0, 5_000);
+    instances[0] = startCli(['start', '-c', configs[0]!], { env: { MINIGATE_STORE: database.url } });
+    await instances[0].waitForLine(/^minigate listening on https/);
+    const open = async (instance: number) => {
+      const ws = new WebSocket(`wss://127.0.0.1:${ports[instance]}/dev/chat`, { ca: readFileSync(caFile) });
+      const first = new Promise<string>((resolve) => ws.once('message', (data) => resolve(String(data))));
+      const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+      ws.on('error', () => undefined);
+      await new Promise<void>((resolve, reject) => (ws.once('open', () => resolve()), ws.once('error', reject)));
+      await first;
+      return { closed };
+    };
+    // The owner's record reaches Redis just after the link is up.
+    let handed: { closed: Promise<number> } | undefined;
+    for (let i = 0; !handed && i < 20; i++) handed = await open(0).catch(() => new Promise((r) => setTimeout(r, 100)).then(() => undefined));
+    expect(handed).toBeDefined();
+    const local = await open(1);
+    expect(await instances[1]!.stop('SIGTERM')).toBe(0);
+    expect(await local.closed).toBe(1001);
+    expect(await handed!.closed).toBe(1001);
+  });
 });

@@ -12,11 +12,11 @@ import type { SharedRedis } from '../core/index.js';
 import type { TLSSocket } from 'node:tls';
 import type { RelayConfig } from '../config/index.js';
 import type { Feature, SharedDeps } from '../feature/index.js';
-import type { TunnelTargets } from '../edge/index.js';
+import type { Tunnel, TunnelTargets } from '../edge/index.js';
 import type { Store } from '../store/index.js';
 import { HANDOFF_KEY_ENV, joinRelayOwners, type RelayOwners } from './cluster.js';
 import { createForwarder, type Handoff } from './forward.js';
-import { createHandoff, startHandoffReceiver, type HandoffReceiver } from './handoff.js';
+import { createHandoff, handoffReachable, startHandoffReceiver, type HandoffReceiver } from './handoff.js';
 import { joinRedisOwners } from './instances.js';
 import { readHello, type Link } from './link.js';
 import { createRelayMeter } from './metrics.js';
@@ -67,6 +67,12 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
   let receiver: HandoffReceiver | undefined;
   let handoff: (Handoff & { close(): void }) | undefined;
   let bus: Bus | undefined;
+  // Open WebSockets (here, or handed to another process): they get 1001 when this one drains.
+  const tunnels = new Set<Tunnel>();
+  function track(tunnel: Tunnel): void {
+    tunnels.add(tunnel);
+    void tunnel.closed.then(() => tunnels.delete(tunnel));
+  }
   const forward = createForwarder({
     link: (name) => links.get(name),
     handoff: {
@@ -82,6 +88,7 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
     bucket: config.maxBytesPerSecond ? (name) => buckets.get(name) ?? buckets.set(name, createBucket(config.maxBytesPerSecond!)).get(name)! : undefined,
     meter,
     logger,
+    track,
   });
 
   async function accept(socket: TLSSocket): Promise<void> {
@@ -109,7 +116,10 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
     const held = links.get(hello.name);
     let heldElsewhere = false;
     try {
-      heldElsewhere = (await owners?.elsewhere(hello.name)) !== undefined;
+      const address = await owners?.elsewhere(hello.name);
+      // A record left by an instance that died (until it expires) does not hold the name: the
+      // client reconnecting through another instance gets in.
+      heldElsewhere = address !== undefined && (hello.replace || (await handoffReachable(address)));
     } catch {
       // Not knowable (Redis away): this instance decides alone.
     }
@@ -172,7 +182,7 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
           bus = createRedisBus(redis, instance, logger);
           owners = joinRedisOwners(redis, bus, instance, receiver.address, lost, logger);
         } else owners = joinRelayOwners(receiver.address, lost);
-        handoff = createHandoff(handoffKey, owners, logger);
+        handoff = createHandoff(handoffKey, owners, logger, track);
       }
       // A revoked name (`minigate relay revoke`, another process) loses its link at the next sweep.
       sweeper = setInterval(() => {
@@ -190,9 +200,12 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
       sweeper.unref();
     },
     // Links are told to go away (GOAWAY): no new streams, those in flight finish.
-    drain() {
+    async drain() {
       closing = true;
+      // WebSockets first: 1001 between frames, both ways, before their links go.
+      for (const tunnel of tunnels) tunnel.close(1001);
       for (const link of links.values()) link.close();
+      await Promise.all([...tunnels].map((tunnel) => tunnel.closed));
     },
     async close() {
       closing = true;

@@ -9,10 +9,10 @@
  */
 import { constants as h2, type ClientHttp2Stream, type IncomingHttpHeaders as H2Headers, type OutgoingHttpHeaders } from 'node:http2';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
+import { Duplex } from 'node:stream';
 import { AppError, type Logger } from '../core/index.js';
 import { extendRequestDeadline, rejectUpgrade } from '../http/index.js';
-import { upstreamRequestHeaders, upstreamResponseHeaders, websocketAccept, type TunnelRoute, type TunnelTarget } from '../edge/index.js';
+import { createTunnel, upstreamRequestHeaders, upstreamResponseHeaders, websocketAccept, type Tunnel, type TunnelRoute, type TunnelTarget } from '../edge/index.js';
 import type { Link } from './link.js';
 import type { RelayMeter } from './metrics.js';
 import type { Bucket } from './throttle.js';
@@ -39,6 +39,8 @@ export interface ForwardOptions {
   bucket?: ((name: string) => Bucket) | undefined;
   meter: RelayMeter;
   logger: Logger;
+  /** Keeps an open WebSocket, so shutdown can end it with 1001 (it is dropped once closed). */
+  track: (tunnel: Tunnel) => void;
 }
 
 /** Limits of one relayed request, and what to note of it for its access line. */
@@ -182,8 +184,9 @@ export function createForwarder(options: ForwardOptions) {
       if (head.length) stream.write(head);
       stream.on('data', (chunk: Buffer) => meter.bytesOut(chunk.length));
       socket.on('data', (chunk: Buffer) => meter.bytesIn(chunk.length));
-      (options.bucket ? socket.pipe(options.bucket(name).through()) : socket).pipe(stream);
-      (options.bucket ? stream.pipe(options.bucket(name).through()) : stream).pipe(socket);
+      // Followed frame by frame (as proxied WebSockets are), so shutdown can put 1001 between frames.
+      const upstream = options.bucket ? throttled(stream, options.bucket(name)) : stream;
+      options.track(createTunnel(socket, upstream, { extensions: answer['sec-websocket-extensions'] !== undefined }));
     });
     stream.once('close', () => socket.destroy());
     socket.once('close', () => stream.close(h2.NGHTTP2_CANCEL));
@@ -249,6 +252,18 @@ export function createForwarder(options: ForwardOptions) {
   }
 
   return { target, send, sendUpgrade };
+}
+
+/** The stream with both directions through the name's bandwidth bucket. */
+function throttled(stream: Duplex, bucket: Bucket): Duplex {
+  const down = bucket.through();
+  const up = bucket.through();
+  stream.pipe(down);
+  up.pipe(stream);
+  const both = Duplex.from({ readable: down, writable: up });
+  stream.once('close', () => both.destroy());
+  both.once('close', () => stream.destroy());
+  return both;
 }
 
 /** The request with its body cut (and the request destroyed) past `max` bytes: 413 stays the route's rule across a hand-off. */

@@ -9,11 +9,11 @@
 import { timingSafeEqual } from 'node:crypto';
 import { Agent, createServer, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { OutgoingHttpHeaders as H2Headers } from 'node:http2';
-import { isIPv6, type AddressInfo } from 'node:net';
+import { connect as tcpConnect, isIPv6, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { AppError, errorBody, requestId, type Logger } from '../core/index.js';
 import { rejectUpgrade, sendJson } from '../http/index.js';
-import { upstreamResponseHeaders } from '../edge/index.js';
+import { createTunnel, upstreamResponseHeaders, type Tunnel } from '../edge/index.js';
 import type { RelayOwners } from './cluster.js';
 import { offline, type Handoff, type SendOptions } from './forward.js';
 
@@ -89,7 +89,7 @@ export async function startHandoffReceiver(key: string, host: string, senders: S
 }
 
 /** The sending side: hands requests for names another worker holds to that worker. */
-export function createHandoff(key: string, owners: RelayOwners, logger: Logger): Handoff & { close(): void } {
+export function createHandoff(key: string, owners: RelayOwners, logger: Logger, track: (tunnel: Tunnel) => void): Handoff & { close(): void } {
   const agent = new Agent({ keepAlive: true });
   // Synchronous once the address is known: the phone's body must not start flowing before it is piped.
   const open = (address: string, name: string, headers: H2Headers, timeoutMs: number, extra: OutgoingHttpHeaders = {}) => {
@@ -152,10 +152,8 @@ export function createHandoff(key: string, owners: RelayOwners, logger: Logger):
         socket.write(`${lines.join('\r\n')}\r\n\r\n`);
         if (upstreamHead.length) socket.write(upstreamHead);
         if (head.length) upstream.write(head);
-        upstream.on('error', () => socket.destroy());
-        socket.on('error', () => upstream.destroy());
-        upstream.pipe(socket);
-        socket.pipe(upstream);
+        // Frame by frame, so this process's shutdown ends it with 1001 rather than a cut.
+        track(createTunnel(socket, upstream, { extensions: answer.headers['sec-websocket-extensions'] !== undefined }));
       });
       out.once('response', (answer) => {
         const lines = [`HTTP/1.1 ${answer.statusCode} ${answer.statusMessage ?? ''}`];
@@ -172,4 +170,19 @@ export function createHandoff(key: string, owners: RelayOwners, logger: Logger):
     },
     close: () => agent.destroy(),
   };
+}
+
+/** True when something accepts a connection at a hand-off address within `timeoutMs` (the recorded owner still runs). */
+export function handoffReachable(address: string, timeoutMs = 2_000): Promise<boolean> {
+  const { hostname, port } = new URL(`http://${address}`);
+  return new Promise((resolve) => {
+    const socket = tcpConnect({ host: hostname.replace(/^\[|\]$/g, ''), port: Number(port), timeout: timeoutMs });
+    const done = (alive: boolean) => {
+      socket.destroy();
+      resolve(alive);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('timeout', () => done(false));
+    socket.once('error', () => done(false));
+  });
 }
