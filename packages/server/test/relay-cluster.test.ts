@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -164,6 +165,8 @@ describe('relay: two instances sharing the database and Redis', () => {
   });
 
   it('the hand-off listener refuses what comes without the deployment\'s key', async () => {
+    await waitOutput(alice, /GET \/dev\/via-a 200/);
+    const mark = alice.stdout().length;
     const line = instances[0]!.stderr().split('\n').find((l) => l.includes('hand-off listener'));
     const address = /127\.0\.0\.1:(\d+)/.exec(line ?? '')?.[0];
     expect(address, instances[0]!.stderr()).toBeDefined();
@@ -171,8 +174,21 @@ describe('relay: two instances sharing the database and Redis', () => {
       const answer = await fetch(`http://${address}/dev/forged`, { headers: { ...headers, 'x-minigate-openid': 'forged' } });
       expect(answer.status).toBe(403);
     }
+    // A WebSocket upgrade with a forged key: the connection is closed, no 101.
+    const [host, port] = address!.split(':');
+    const answer = await new Promise<string>((resolve) => {
+      let got = '';
+      const socket = tcpConnect({ host, port: Number(port) }, () =>
+        socket.write(`GET /dev/chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nx-minigate-relay-handoff: ${'0'.repeat(64)}\r\nx-minigate-relay-name: ${NAME}\r\n\r\n`),
+      );
+      socket.on('data', (d) => (got += d));
+      socket.on('close', () => resolve(got));
+      socket.on('error', () => undefined);
+    });
+    expect(answer).not.toContain('101');
     await waitOutput(alice, /GET \/dev\/via-a 200/);
-    expect(alice.stdout()).not.toContain('/dev/forged');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(alice.stdout().slice(mark)).not.toMatch(/\/dev\/forged|\/dev\/chat/);
   });
 
   it('a second client at B is refused; --replace at B cuts the link on A', async () => {
