@@ -7,9 +7,9 @@
 import cluster from 'node:cluster';
 import { createHmac, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import type { TLSSocket } from 'node:tls';
 import { createRedisBus, type Bus } from '../bus/index.js';
 import type { SharedRedis } from '../core/index.js';
-import type { TLSSocket } from 'node:tls';
 import type { RelayConfig } from '../config/index.js';
 import type { Feature, SharedDeps } from '../feature/index.js';
 import type { Tunnel, TunnelTargets } from '../edge/index.js';
@@ -119,7 +119,7 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
       const address = await owners?.elsewhere(hello.name);
       // A record left by an instance that died (until it expires) does not hold the name: the
       // client reconnecting through another instance gets in.
-      heldElsewhere = address !== undefined && (hello.replace || (await handoffReachable(address)));
+      heldElsewhere = !hello.replace && address !== undefined && (await handoffReachable(address));
     } catch {
       // Not knowable (Redis away): this instance decides alone.
     }
