@@ -138,7 +138,7 @@ export function createServer(config: Config, deps: ServerDeps = {}): MinigateSer
     await stack.add(createDoctorFeature(config, shared));
     // The dev tunnel: its links arrive on the HTTPS listener; the console's cookie is minigate's alone.
     const relay: RelayFeature | undefined = config.relay
-      ? await stack.add(createRelayFeature(config.relay, { ...shared, store, protectedCookies: [ADMIN_COOKIE] }))
+      ? await stack.add(createRelayFeature(config.relay, { ...shared, store, redis, secretKey: secretKey.key, protectedCookies: [ADMIN_COOKIE] }))
       : undefined;
     // The console reads the other features' services, given here rather than imported sideways.
     let admin: AdminFeature | undefined;

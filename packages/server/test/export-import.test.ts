@@ -9,13 +9,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/core/logger.js';
+import { createRelayRecords } from '../src/relay/index.js';
 import { createStore, MIGRATION_NAMES, type Store } from '../src/store/index.js';
 import { runCli, startCli, type RunningCli } from './helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/databases.js';
 
 const APPID = 'wx00112233445566ee';
 const SECRET = 'export-test-app-secret-0a1b2c3d4e';
-const TABLES = ['users', 'sessions', 'files', 'kv', 'outbox'] as const;
+const TABLES = ['users', 'sessions', 'files', 'kv', 'outbox', 'relay_names'] as const;
 
 let dir: string;
 let sandbox: RunningCli;
@@ -113,6 +114,7 @@ describe('export and import', () => {
   let sourceConfig: string;
   let token: string;
   let exported: string;
+  let relayToken: string;
 
   beforeAll(async () => {
     source = await fresh('sqlite');
@@ -137,10 +139,14 @@ describe('export and import', () => {
       await store.outboxAdd({ id: 'o2', kind: 'push', appid: APPID, dedupKey: 'd2', payload: '{}', now });
       await store.outboxDone('o2', now);
     });
+    // A relay name (the dev tunnel): its token must still be accepted after the move.
+    const added = await runCli(['relay', 'add', 'alice', '-c', sourceConfig]);
+    expect(added.code, added.stderr).toBe(0);
+    relayToken = added.stdout.trim().split('\n').at(-1)!;
     exported = path.join(dir, 'source.jsonl');
     const r = await runCli(['export', '-c', sourceConfig, '--out', exported]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/1 users, 1 sessions, 1 files, 1 kv, 0 subscribe_grants, 0 admin_users, 0 audit_log, 1 outbox/);
+    expect(r.stdout).toMatch(/1 users, 1 sessions, 1 files, 1 kv, 0 subscribe_grants, 0 admin_users, 0 audit_log, 1 outbox, 1 relay_names/);
   }, 60_000);
 
   it('writes a private file with a versioned header and the secret key', () => {
@@ -149,7 +155,9 @@ describe('export and import', () => {
     const header = JSON.parse(first!);
     expect(header).toMatchObject({ format: 'minigate-export', formatVersion: 1, migration: MIGRATION_NAMES.at(-1), source: 'sqlite' });
     expect(header.secretKey).toBe(readFileSync(path.join(dir, 'data-source', 'secret.key'), 'utf8').trim());
-    expect(rest.map((l) => JSON.parse(l).table)).toEqual(['users', 'sessions', 'files', 'kv', 'outbox']);
+    expect(rest.map((l) => JSON.parse(l).table)).toEqual(['users', 'sessions', 'files', 'kv', 'outbox', 'relay_names']);
+    // The relay name travels with its token's hash, never the token.
+    expect(readFileSync(exported, 'utf8')).not.toContain(relayToken);
     // No temporary file left beside it.
     expect(readFileSync(exported, 'utf8')).not.toContain('"o2"');
   });
@@ -162,6 +170,7 @@ describe('export and import', () => {
     expect(r.stdout).toContain('wrote the secret key');
     expect(statSync(path.join(dir, `data-target-${dialect}`, 'secret.key')).mode & 0o777).toBe(0o600);
     expect(await contents(target.url)).toEqual(await contents(source.url).then(pendingOnly));
+    expect(await withStore(target.url, (store) => createRelayRecords(store).verify('alice', relayToken))).toBe(true);
 
     // The moved deployment starts (its key matches the store's fingerprint) and knows the token.
     const { server, url } = await serve(targetConfig);
@@ -182,6 +191,20 @@ describe('export and import', () => {
     expect(await contents(again.url)).toEqual(await contents(target.url).then(pendingOnly));
   }, 120_000);
 
+  it('imports an export made before relay names travelled (no relay_names count, no such rows)', async () => {
+    const lines = readFileSync(exported, 'utf8').trimEnd().split('\n');
+    const header = JSON.parse(lines[0]!);
+    delete header.counts.relay_names;
+    const older = path.join(dir, 'older.jsonl');
+    writeFileSync(older, [JSON.stringify(header), ...lines.slice(1).filter((l) => JSON.parse(l).table !== 'relay_names')].join('\n'));
+    const target = await fresh('postgres');
+    const r = await runCli(['import', '-c', deployment('older', target.url), older]);
+    expect(r.code, r.stderr).toBe(0);
+    const moved = await contents(target.url);
+    expect(moved.relay_names).toEqual([]);
+    expect(moved.users).toHaveLength(1);
+  }, 30_000);
+
   it('refuses a store that is not empty, and replaces it with --force', async () => {
     const target = await fresh('mysql');
     const config = deployment('busy', target.url);
@@ -198,7 +221,7 @@ describe('export and import', () => {
     const lines = readFileSync(exported, 'utf8').trimEnd().split('\n');
     const header = JSON.parse(lines[0]!);
     const cases: [string, string, string][] = [
-      ['cut', lines.slice(0, -1).join('\n'), '0 outbox rows, the header says 1'],
+      ['cut', lines.slice(0, -1).join('\n'), '0 relay_names rows, the header says 1'],
       ['newer', [JSON.stringify({ ...header, migration: '9999_future' }), ...lines.slice(1)].join('\n'), 'comes from a newer minigate'],
       ['format', [JSON.stringify({ ...header, formatVersion: 2 }), ...lines.slice(1)].join('\n'), 'export format 2'],
       ['garbage', [lines[0], '{"table":"users","row":', ...lines.slice(1)].join('\n'), ':2: not JSON'],
@@ -207,6 +230,8 @@ describe('export and import', () => {
       ['bad-hash', [lines[0], lines[1], lines[2]!.replace(/"token_hash":"[0-9a-f]+"/, '"token_hash":"../../x"'), ...lines.slice(3)].join('\n'), 'token_hash'],
       ['order', [lines[0], lines[2], lines[1], ...lines.slice(3)].join('\n'), 'a users row after the sessions rows'],
       ['not-export', '{"hello":1}\n', 'is not a minigate export'],
+      ['relay-name', [...lines.slice(0, -1), lines.at(-1)!.replace('"name":"alice"', '"name":"../Alice"')].join('\n'), 'bad relay_names row'],
+      ['relay-count', [JSON.stringify({ ...header, counts: { ...header.counts, relay_names: 2 } }), ...lines.slice(1)].join('\n'), '1 relay_names rows, the header says 2'],
       ['empty', '', 'is empty'],
     ];
     const target = await fresh('sqlite');

@@ -3,9 +3,15 @@
  * (format version, minigate version, migration level, row counts, the secret key); each other
  * line is one row: {"table": name, "row": {column: value}}. Only the tables that make a
  * deployment move: users, live sessions, file metadata, the shared state (kv: tokens, ACME), the
- * users' subscribe grants, the admin console's accounts and audit log, and pending outbox rows. Leases, used tunnel tickets and half-done uploads stay behind.
+ * users' subscribe grants, the admin console's accounts and audit log, pending outbox rows and
+ * the relay names (with their tokens' hashes). Leases, used tunnel tickets and half-done uploads
+ * stay behind.
+ *
+ * Tables added after format 1 was first written (relay_names) are optional on import: a file
+ * made before them has neither their rows nor their count, and imports as it always did.
  */
 import { z } from 'zod';
+import { RELAY_NAME_PATTERN } from 'minigate-protocol';
 
 export const FORMAT = 'minigate-export';
 export const FORMAT_VERSION = 1;
@@ -86,12 +92,22 @@ export const TABLES = {
     delivered_at: nullableInt,
     last_error: nullableText,
   }),
+  relay_names: z.strictObject({
+    name: z.string().regex(RELAY_NAME_PATTERN),
+    token_hash: z.string().regex(/^[0-9a-f]{64}$/),
+    created_at: int,
+    last_seen_at: nullableInt,
+  }),
 } as const;
 
 export type TableName = keyof typeof TABLES;
 export const TABLE_NAMES = Object.keys(TABLES) as TableName[];
+/** Tables an export made by an older minigate (same format version) does not have: their count may be missing. */
+export const LATER_TABLES: readonly TableName[] = ['relay_names'];
 
-const counts = z.strictObject(Object.fromEntries(TABLE_NAMES.map((t) => [t, int])) as Record<TableName, typeof int>);
+const counts = z.strictObject(
+  Object.fromEntries(TABLE_NAMES.map((t) => [t, LATER_TABLES.includes(t) ? int.default(0) : int])) as Record<TableName, typeof int>,
+);
 
 export const Header = z.strictObject({
   format: z.literal(FORMAT),

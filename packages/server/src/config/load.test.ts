@@ -82,7 +82,13 @@ apps:
   it('relay: `relay: {}` turns it on with defaults; tunnel routes need it, it needs listen.https, names are checked', () => {
     const https = 'listen:\n  https: 0.0.0.0:443\ntls:\n  devCa: true\n';
     const loaded = loadConfig({ text: `${APP}${https}relay: {}\nroutes:\n  - { path: /dev, tunnel: alice }\n`, file: 'minigate.yaml', env: {} });
-    expect(loaded.relay).toEqual({ maxStreams: 256, helloTimeout: 10_000, pingInterval: 20_000, idleTimeout: 300_000, uploadTimeout: 3_600_000 });
+    expect(loaded.relay).toEqual({ maxStreams: 256, helloTimeout: 10_000, pingInterval: 20_000, idleTimeout: 300_000, uploadTimeout: 3_600_000, handoffAddress: '127.0.0.1' });
+    // The hand-off listener's address: an IP other instances can reach, never a wildcard or a host:port.
+    expect(loadConfig({ text: `${APP}${https}relay: { handoffAddress: "10.0.0.7" }\n`, file: 'minigate.yaml', env: {} }).relay?.handoffAddress).toBe('10.0.0.7');
+    expect(loadConfig({ text: `${APP}${https}relay: { handoffAddress: "fd00::7" }\n`, file: 'minigate.yaml', env: {} }).relay?.handoffAddress).toBe('fd00::7');
+    for (const bad of ['0.0.0.0', '::', '10.0.0.7:9000', 'relay.internal', '']) {
+      expect(problems(`${APP}${https}relay: { handoffAddress: "${bad}" }\n`)[0], bad).toMatchObject({ path: 'relay.handoffAddress' });
+    }
     expect(loadConfig({ text: `${APP}${https}`, file: 'minigate.yaml', env: {} }).relay).toBeUndefined();
     expect(problems(`${APP}${https}routes:\n  - { path: /dev, tunnel: alice }\n`)).toEqual([
       expect.objectContaining({ path: 'routes[0].tunnel', message: expect.stringContaining('relay: {}') }),

@@ -20,4 +20,5 @@ export {
 export { createEdgeFeature, type EdgeFeature, type EdgeFeatureDeps, type EdgeRoutesDeps } from './feature.js';
 export { upstreamRequestHeaders, upstreamResponseHeaders } from './headers.js';
 export { websocketAccept } from './upgrade.js';
+export { createTunnel, type Tunnel } from './ws-tunnel.js';
 export type { TunnelTarget, TunnelRoute, TunnelTargets } from './edge.js';

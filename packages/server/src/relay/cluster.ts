@@ -48,8 +48,8 @@ export interface RelayOwners {
   own(name: string): void;
   /** This worker no longer holds the name. */
   drop(name: string): void;
-  /** The hand-off address of the worker holding the name, when it is another one. */
-  elsewhere(name: string): string | undefined;
+  /** The hand-off address (host:port) of the worker or instance holding the name, when it is another one. */
+  elsewhere(name: string): Promise<string | undefined>;
   close(): void;
 }
 
@@ -87,7 +87,7 @@ export function joinRelayOwners(address: string, lost: (name: string) => void): 
     },
     elsewhere(name) {
       const owner = owners[name];
-      return owner && owner.worker !== me ? owner.address : undefined;
+      return Promise.resolve(owner && owner.worker !== me ? owner.address : undefined);
     },
     close() {
       process.off('message', onMessage);

@@ -5,14 +5,19 @@
  * `tunnel:` route.
  */
 import cluster from 'node:cluster';
+import { createHmac, randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { TLSSocket } from 'node:tls';
+import { createRedisBus, type Bus } from '../bus/index.js';
+import type { SharedRedis } from '../core/index.js';
 import type { RelayConfig } from '../config/index.js';
 import type { Feature, SharedDeps } from '../feature/index.js';
-import type { TunnelTargets } from '../edge/index.js';
+import type { Tunnel, TunnelTargets } from '../edge/index.js';
 import type { Store } from '../store/index.js';
 import { HANDOFF_KEY_ENV, joinRelayOwners, type RelayOwners } from './cluster.js';
 import { createForwarder, type Handoff } from './forward.js';
-import { createHandoff, startHandoffReceiver, type HandoffReceiver } from './handoff.js';
+import { createHandoff, handoffReachable, startHandoffReceiver, type HandoffReceiver } from './handoff.js';
+import { joinRedisOwners } from './instances.js';
 import { readHello, type Link } from './link.js';
 import { createRelayMeter } from './metrics.js';
 import { createRelayRecords } from './records.js';
@@ -33,6 +38,10 @@ export interface RelayDeps extends SharedDeps {
   store: Store;
   /** Cookie names a laptop's answer may not set (the admin console's). */
   protectedCookies: readonly string[];
+  /** With several instances: where each name's owner is recorded. */
+  redis?: SharedRedis | undefined;
+  /** The deployment's secret key: across instances, the hand-off key derives from it. */
+  secretKey: Buffer;
 }
 
 export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayFeature {
@@ -45,15 +54,29 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
   const meter = createRelayMeter(deps.metrics, () => links.size);
   let closing = false;
   let sweeper: NodeJS.Timeout | undefined;
-  // With workers: which worker holds each name, and the hand-off to it (set up in start()).
-  const handoffKey = cluster.isWorker ? process.env[HANDOFF_KEY_ENV] : undefined;
+  // With workers or several instances: which one holds each name, and the hand-off to it (set up
+  // in start()). Across instances the key must be the same everywhere without a setting of its
+  // own: it derives from the secret key every instance already shares.
+  const { redis } = deps;
+  const handoffKey = redis
+    ? createHmac('sha256', deps.secretKey).update('minigate relay hand-off v1').digest('hex')
+    : cluster.isWorker
+      ? process.env[HANDOFF_KEY_ENV]
+      : undefined;
   let owners: RelayOwners | undefined;
   let receiver: HandoffReceiver | undefined;
   let handoff: (Handoff & { close(): void }) | undefined;
+  let bus: Bus | undefined;
+  // Open WebSockets (here, or handed to another process): they get 1001 when this one drains.
+  const tunnels = new Set<Tunnel>();
+  function track(tunnel: Tunnel): void {
+    tunnels.add(tunnel);
+    void tunnel.closed.then(() => tunnels.delete(tunnel));
+  }
   const forward = createForwarder({
     link: (name) => links.get(name),
     handoff: {
-      has: (name) => handoff?.has(name) ?? false,
+      locate: async (name) => handoff?.locate(name),
       request: (...args) => handoff!.request(...args),
       upgrade: (...args) => handoff!.upgrade(...args),
     },
@@ -65,6 +88,7 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
     bucket: config.maxBytesPerSecond ? (name) => buckets.get(name) ?? buckets.set(name, createBucket(config.maxBytesPerSecond!)).get(name)! : undefined,
     meter,
     logger,
+    track,
   });
 
   async function accept(socket: TLSSocket): Promise<void> {
@@ -90,7 +114,15 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
       return result.refuse('RELAY_AUTH_FAILED', `The token is not the one of relay "${hello.name}" (or no such relay name).`);
     }
     const held = links.get(hello.name);
-    const heldElsewhere = owners?.elsewhere(hello.name) !== undefined;
+    let heldElsewhere = false;
+    try {
+      const address = await owners?.elsewhere(hello.name);
+      // A record left by an instance that died (until it expires) does not hold the name: the
+      // client reconnecting through another instance gets in.
+      heldElsewhere = !hello.replace && address !== undefined && (await handoffReachable(address));
+    } catch {
+      // Not knowable (Redis away): this instance decides alone.
+    }
     if (((held || heldElsewhere) && !hello.replace) || opening.has(hello.name)) {
       meter.hello('RELAY_NAME_TAKEN');
       logger.info({ relay: hello.name, client }, 'relay: refused a second client for a name (no --replace)');
@@ -136,16 +168,21 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
     streams: () => [...links.values()].reduce((sum, link) => sum + link.streams, 0),
     async start() {
       if (handoffKey) {
-        receiver = await startHandoffReceiver(handoffKey, forward, logger);
-        owners = joinRelayOwners(receiver.address, (name) => {
-          // Taken over (--replace) by a client on another worker.
+        receiver = await startHandoffReceiver(handoffKey, config.handoffAddress, forward, logger);
+        const lost = (name: string) => {
+          // Taken over (--replace) by a client on another worker or instance.
           const link = links.get(name);
           if (!link) return;
-          logger.info({ relay: name }, 'relay: the name was taken over on another worker');
+          logger.info({ relay: name }, 'relay: the name was taken over on another worker or instance');
           links.delete(name);
           link.close(true);
-        });
-        handoff = createHandoff(handoffKey, owners, logger);
+        };
+        if (redis) {
+          const instance = `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+          bus = createRedisBus(redis, instance, logger);
+          owners = joinRedisOwners(redis, bus, instance, receiver.address, lost, logger);
+        } else owners = joinRelayOwners(receiver.address, lost);
+        handoff = createHandoff(handoffKey, owners, logger, track);
       }
       // A revoked name (`minigate relay revoke`, another process) loses its link at the next sweep.
       sweeper = setInterval(() => {
@@ -163,9 +200,12 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
       sweeper.unref();
     },
     // Links are told to go away (GOAWAY): no new streams, those in flight finish.
-    drain() {
+    async drain() {
       closing = true;
+      // WebSockets first: 1001 between frames, both ways, before their links go.
+      for (const tunnel of tunnels) tunnel.close(1001);
       for (const link of links.values()) link.close();
+      await Promise.all([...tunnels].map((tunnel) => tunnel.closed));
     },
     async close() {
       closing = true;
@@ -173,6 +213,7 @@ export function createRelayFeature(config: RelayConfig, deps: RelayDeps): RelayF
       for (const link of links.values()) link.close(true);
       links.clear();
       owners?.close();
+      await bus?.close();
       handoff?.close();
       await receiver?.close();
     },

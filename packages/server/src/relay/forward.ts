@@ -9,20 +9,20 @@
  */
 import { constants as h2, type ClientHttp2Stream, type IncomingHttpHeaders as H2Headers, type OutgoingHttpHeaders } from 'node:http2';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
+import { Duplex } from 'node:stream';
 import { AppError, type Logger } from '../core/index.js';
 import { extendRequestDeadline, rejectUpgrade } from '../http/index.js';
-import { upstreamRequestHeaders, upstreamResponseHeaders, websocketAccept, type TunnelRoute, type TunnelTarget } from '../edge/index.js';
+import { createTunnel, upstreamRequestHeaders, upstreamResponseHeaders, websocketAccept, type Tunnel, type TunnelRoute, type TunnelTarget } from '../edge/index.js';
 import type { Link } from './link.js';
 import type { RelayMeter } from './metrics.js';
 import type { Bucket } from './throttle.js';
 
-/** Hands a request or an upgrade to the worker holding a name's link (with `workers`). */
+/** Hands a request or an upgrade to the worker or instance holding a name's link (with `workers`, or several instances on `redis`). */
 export interface Handoff {
-  /** True when another worker holds the name. */
-  has(name: string): boolean;
-  request(name: string, headers: OutgoingHttpHeaders, req: IncomingMessage, res: ServerResponse, timeoutMs: number): Promise<void>;
-  upgrade(name: string, headers: OutgoingHttpHeaders, socket: Duplex, head: Buffer): void;
+  /** The hand-off address of the other worker or instance holding the name, if one does. */
+  locate(name: string): Promise<string | undefined>;
+  request(address: string, name: string, headers: OutgoingHttpHeaders, req: IncomingMessage, res: ServerResponse, timeoutMs: number): Promise<void>;
+  upgrade(address: string, name: string, headers: OutgoingHttpHeaders, socket: Duplex, head: Buffer): void;
 }
 
 export interface ForwardOptions {
@@ -39,6 +39,8 @@ export interface ForwardOptions {
   bucket?: ((name: string) => Bucket) | undefined;
   meter: RelayMeter;
   logger: Logger;
+  /** Keeps an open WebSocket, so shutdown can end it with 1001 (it is dropped once closed). */
+  track: (tunnel: Tunnel) => void;
 }
 
 /** Limits of one relayed request, and what to note of it for its access line. */
@@ -182,8 +184,9 @@ export function createForwarder(options: ForwardOptions) {
       if (head.length) stream.write(head);
       stream.on('data', (chunk: Buffer) => meter.bytesOut(chunk.length));
       socket.on('data', (chunk: Buffer) => meter.bytesIn(chunk.length));
-      (options.bucket ? socket.pipe(options.bucket(name).through()) : socket).pipe(stream);
-      (options.bucket ? stream.pipe(options.bucket(name).through()) : stream).pipe(socket);
+      // Followed frame by frame (as proxied WebSockets are), so shutdown can put 1001 between frames.
+      const upstream = options.bucket ? throttled(stream, options.bucket(name)) : stream;
+      options.track(createTunnel(socket, upstream, { extensions: answer['sec-websocket-extensions'] !== undefined }));
     });
     stream.once('close', () => socket.destroy());
     socket.once('close', () => stream.close(h2.NGHTTP2_CANCEL));
@@ -199,8 +202,8 @@ export function createForwarder(options: ForwardOptions) {
     };
   }
 
-  /** Here, or handed to the worker that holds the link, or offline. */
-  const localOrHandoff = (name: string) => (options.link(name) ? 'local' : options.handoff?.has(name) ? 'handoff' : 'offline');
+  /** 'local', or the hand-off address of the worker or instance that holds the link, or 'offline'. */
+  const localOrHandoff = async (name: string) => (options.link(name) ? 'local' : ((await options.handoff?.locate(name)) ?? 'offline'));
 
   function target(name: string, route: TunnelRoute): TunnelTarget {
     return {
@@ -213,12 +216,12 @@ export function createForwarder(options: ForwardOptions) {
         }
         const path = (route.prefix + rest || '/') + (ctx.query ? `?${ctx.query}` : '');
         const headers = { ...requestHeaders(req, route, path, extra, ctx.client.host), ':method': req.method ?? 'GET' };
-        const where = localOrHandoff(name);
+        const where = await localOrHandoff(name);
         if (where === 'offline') throw offline(name);
-        if (where === 'handoff') {
+        if (where !== 'local') {
           // The body limit is kept here (the other worker trusts what it is handed).
           meter.handoff();
-          return options.handoff!.request(name, headers, limitedBody(req, route.maxBodyBytes), res, route.timeoutMs);
+          return options.handoff!.request(where, name, headers, limitedBody(req, route.maxBodyBytes), res, route.timeoutMs);
         }
         return send(name, headers, req, res, {
           maxBodyBytes: route.maxBodyBytes,
@@ -233,17 +236,34 @@ export function createForwarder(options: ForwardOptions) {
       upgrade(req, socket, head, rest, extra) {
         const query = (req.url ?? '').includes('?') ? (req.url ?? '').slice((req.url ?? '').indexOf('?')) : '';
         const headers = requestHeaders(req, route, (route.prefix + rest || '/') + query, extra, String(req.headers.host ?? ''));
-        const where = localOrHandoff(name);
-        if (where === 'offline') return rejectUpgrade(socket, offline(name));
         const key = String(req.headers['sec-websocket-key']);
-        if (where === 'handoff') meter.handoff();
-        if (where === 'handoff') return options.handoff!.upgrade(name, { ...headers, 'sec-websocket-key': key, 'sec-websocket-version': '13' }, socket, head);
-        sendUpgrade(name, headers, key, socket, head);
+        // The owner may be asked of Redis (several instances): the phone's first bytes wait in `head` or the socket.
+        localOrHandoff(name).then(
+          (where) => {
+            if (where === 'offline') return rejectUpgrade(socket, offline(name));
+            if (where === 'local') return sendUpgrade(name, headers, key, socket, head);
+            meter.handoff();
+            return options.handoff!.upgrade(where, name, { ...headers, 'sec-websocket-key': key, 'sec-websocket-version': '13' }, socket, head);
+          },
+          (error: unknown) => rejectUpgrade(socket, error),
+        );
       },
     };
   }
 
   return { target, send, sendUpgrade };
+}
+
+/** The stream with both directions through the name's bandwidth bucket. */
+function throttled(stream: Duplex, bucket: Bucket): Duplex {
+  const down = bucket.through();
+  const up = bucket.through();
+  stream.pipe(down);
+  up.pipe(stream);
+  const both = Duplex.from({ readable: down, writable: up });
+  stream.once('close', () => both.destroy());
+  both.once('close', () => stream.destroy());
+  return both;
 }
 
 /** The request with its body cut (and the request destroyed) past `max` bytes: 413 stays the route's rule across a hand-off. */

@@ -1,18 +1,19 @@
 /**
- * Hand-off between workers (`workers: N`): each worker listens on a loopback port of its own; a
- * worker that gets a tunnel route's request for a name another worker holds sends it there over
- * HTTP/1.1, with the headers it already made (identity included) and the hand-off key, and passes
- * the answer back untouched. The key (random, from the primary) is what lets the receiver trust
- * the X-Minigate-* headers it is handed.
+ * Hand-off between workers (`workers: N`) and instances (sharing `redis`): each process listens on
+ * a port of its own (on relay.handoffAddress); one that gets a tunnel route's request for a name
+ * another process holds sends it there over HTTP/1.1, with the headers it already made (identity
+ * included) and the hand-off key, and passes the answer back untouched. The key (random from the
+ * primary for workers; derived from the secret key across instances) is what lets the receiver
+ * trust the X-Minigate-* headers it is handed.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { Agent, createServer, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { OutgoingHttpHeaders as H2Headers } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { connect as tcpConnect, isIPv6, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { AppError, errorBody, requestId, type Logger } from '../core/index.js';
 import { rejectUpgrade, sendJson } from '../http/index.js';
-import { upstreamResponseHeaders } from '../edge/index.js';
+import { createTunnel, upstreamResponseHeaders, type Tunnel } from '../edge/index.js';
 import type { RelayOwners } from './cluster.js';
 import { offline, type Handoff, type SendOptions } from './forward.js';
 
@@ -33,8 +34,8 @@ interface Senders {
   sendUpgrade(name: string, headers: H2Headers, key: string, socket: Duplex, head: Buffer): void;
 }
 
-/** The receiving side: a loopback listener that sends what it is handed over this worker's links. */
-export async function startHandoffReceiver(key: string, senders: Senders, logger: Logger): Promise<HandoffReceiver> {
+/** The receiving side: a listener on `host` that sends what it is handed over this process's links. */
+export async function startHandoffReceiver(key: string, host: string, senders: Senders, logger: Logger): Promise<HandoffReceiver> {
   const expected = Buffer.from(key);
   const trusted = (req: IncomingMessage) => {
     const given = Buffer.from(String(req.headers[KEY_HEADER] ?? ''));
@@ -72,12 +73,13 @@ export async function startHandoffReceiver(key: string, senders: Senders, logger
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     // exclusive: a port of this worker's own (a cluster worker's listen(0) otherwise shares one port, spread over all workers).
-    server.listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => resolve());
+    server.listen({ port: 0, host, exclusive: true }, () => resolve());
   });
   const { port } = server.address() as AddressInfo;
-  logger.debug({ port }, 'relay: hand-off listener for the other workers');
+  const address = `${isIPv6(host) ? `[${host}]` : host}:${port}`;
+  logger.info({ address }, 'relay: hand-off listener for the other workers or instances');
   return {
-    address: `127.0.0.1:${port}`,
+    address,
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());
@@ -87,12 +89,12 @@ export async function startHandoffReceiver(key: string, senders: Senders, logger
 }
 
 /** The sending side: hands requests for names another worker holds to that worker. */
-export function createHandoff(key: string, owners: RelayOwners, logger: Logger): Handoff & { close(): void } {
+export function createHandoff(key: string, owners: RelayOwners, logger: Logger, track: (tunnel: Tunnel) => void): Handoff & { close(): void } {
   const agent = new Agent({ keepAlive: true });
-  const open = (name: string, headers: H2Headers, timeoutMs: number, extra: OutgoingHttpHeaders = {}) => {
-    const address = owners.elsewhere(name);
-    if (!address) throw offline(name);
-    const [host, port] = address.split(':') as [string, string];
+  // Synchronous once the address is known: the phone's body must not start flowing before it is piped.
+  const open = (address: string, name: string, headers: H2Headers, timeoutMs: number, extra: OutgoingHttpHeaders = {}) => {
+    const { hostname, port } = new URL(`http://${address}`);
+    const host = hostname.replace(/^\[|\]$/g, '');
     const plain: OutgoingHttpHeaders = {};
     for (const [field, value] of Object.entries(headers)) if (!field.startsWith(':') && value !== undefined) plain[field] = value;
     return httpRequest({
@@ -112,9 +114,9 @@ export function createHandoff(key: string, owners: RelayOwners, logger: Logger):
     });
   };
   return {
-    has: (name) => owners.elsewhere(name) !== undefined,
-    request(name, headers, req, res, timeoutMs) {
-      const out = open(name, headers, timeoutMs);
+    locate: (name) => owners.elsewhere(name),
+    request(address, name, headers, req, res, timeoutMs) {
+      const out = open(address, name, headers, timeoutMs);
       return new Promise<void>((resolve, reject) => {
         out.once('response', (answer) => {
           res.writeHead(answer.statusCode ?? 502, upstreamResponseHeaders(answer.headers));
@@ -125,7 +127,10 @@ export function createHandoff(key: string, owners: RelayOwners, logger: Logger):
         out.once('error', (error: NodeJS.ErrnoException) => {
           logger.warn({ relay: name, code: error.code }, 'relay: hand-off to the worker holding the link failed');
         });
-        out.once('error', (error) => (res.headersSent ? (res.destroy(), resolve()) : reject(new AppError('UPSTREAM_UNAVAILABLE', { cause: error, details: { tunnel: name } }))));
+        // Nothing listens where the owner was recorded: that process is gone (a crashed instance
+        // whose record has not expired yet), and so is the link.
+        const failure = (error: NodeJS.ErrnoException) => (error.code === 'ECONNREFUSED' ? offline(name) : new AppError('UPSTREAM_UNAVAILABLE', { cause: error, details: { tunnel: name } }));
+        out.once('error', (error: NodeJS.ErrnoException) => (res.headersSent ? (res.destroy(), resolve()) : reject(failure(error))));
         res.once('close', () => {
           if (!res.writableFinished) out.destroy();
         });
@@ -134,10 +139,10 @@ export function createHandoff(key: string, owners: RelayOwners, logger: Logger):
         else out.end();
       });
     },
-    upgrade(name, headers, socket, head) {
+    upgrade(address, name, headers, socket, head) {
       let out: ReturnType<typeof open>;
       try {
-        out = open(name, { ...headers, ':method': 'GET' }, 0, { connection: 'Upgrade', upgrade: 'websocket' });
+        out = open(address, name, { ...headers, ':method': 'GET' }, 0, { connection: 'Upgrade', upgrade: 'websocket' });
       } catch (error) {
         return rejectUpgrade(socket, error);
       }
@@ -147,10 +152,8 @@ export function createHandoff(key: string, owners: RelayOwners, logger: Logger):
         socket.write(`${lines.join('\r\n')}\r\n\r\n`);
         if (upstreamHead.length) socket.write(upstreamHead);
         if (head.length) upstream.write(head);
-        upstream.on('error', () => socket.destroy());
-        socket.on('error', () => upstream.destroy());
-        upstream.pipe(socket);
-        socket.pipe(upstream);
+        // Frame by frame, so this process's shutdown ends it with 1001 rather than a cut.
+        track(createTunnel(socket, upstream, { extensions: answer.headers['sec-websocket-extensions'] !== undefined }));
       });
       out.once('response', (answer) => {
         const lines = [`HTTP/1.1 ${answer.statusCode} ${answer.statusMessage ?? ''}`];
@@ -167,4 +170,19 @@ export function createHandoff(key: string, owners: RelayOwners, logger: Logger):
     },
     close: () => agent.destroy(),
   };
+}
+
+/** True when something accepts a connection at a hand-off address within `timeoutMs` (the recorded owner still runs). */
+export function handoffReachable(address: string, timeoutMs = 2_000): Promise<boolean> {
+  const { hostname, port } = new URL(`http://${address}`);
+  return new Promise((resolve) => {
+    const socket = tcpConnect({ host: hostname.replace(/^\[|\]$/g, ''), port: Number(port), timeout: timeoutMs });
+    const done = (alive: boolean) => {
+      socket.destroy();
+      resolve(alive);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('timeout', () => done(false));
+    socket.once('error', () => done(false));
+  });
 }
