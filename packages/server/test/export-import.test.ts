@@ -16,7 +16,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/databases.js';
 
 const APPID = 'wx00112233445566ee';
 const SECRET = 'export-test-app-secret-0a1b2c3d4e';
-const TABLES = ['users', 'sessions', 'files', 'kv', 'outbox', 'relay_names'] as const;
+const TABLES = ['users', 'sessions', 'files', 'kv', 'outbox', 'pay_orders', 'pay_refunds', 'pay_notifications', 'relay_names'] as const;
 
 let dir: string;
 let sandbox: RunningCli;
@@ -138,6 +138,16 @@ describe('export and import', () => {
       await store.outboxAdd({ id: 'o1', kind: 'push', appid: APPID, dedupKey: 'd1', payload: '{"a":"\\n"}', now });
       await store.outboxAdd({ id: 'o2', kind: 'push', appid: APPID, dedupKey: 'd2', payload: '{}', now });
       await store.outboxDone('o2', now);
+      // A paid order, its refund, and the notification that settled it (a repeat must stay known).
+      await store.db
+        .insertInto('pay_orders')
+        .values({ mchid: '1900000109', out_trade_no: 'T1', appid: APPID, openid: 'o-1', description: '咖啡', amount: 1, attach: null, fingerprint: 'b'.repeat(64), prepay_id: 'wx_prepay_1', prepay_expires_at: now + 7_200_000, state: 'REFUND', transaction_id: '4200000001', success_time: '2026-12-06T10:00:00+08:00', notified_at: now, created_at: now, updated_at: now })
+        .execute();
+      await store.db
+        .insertInto('pay_refunds')
+        .values({ mchid: '1900000109', out_refund_no: 'R1', out_trade_no: 'T1', appid: APPID, refund_id: '5030000001', amount: 1, total: 1, reason: null, status: 'SUCCESS', success_time: null, created_at: now, updated_at: now })
+        .execute();
+      await store.db.insertInto('pay_notifications').values({ mchid: '1900000109', id: 'EV-1', event_type: 'TRANSACTION.SUCCESS', received_at: now }).execute();
     });
     // A relay name (the dev tunnel): its token must still be accepted after the move.
     const added = await runCli(['relay', 'add', 'alice', '-c', sourceConfig]);
@@ -146,7 +156,7 @@ describe('export and import', () => {
     exported = path.join(dir, 'source.jsonl');
     const r = await runCli(['export', '-c', sourceConfig, '--out', exported]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/1 users, 1 sessions, 1 files, 1 kv, 0 subscribe_grants, 0 admin_users, 0 audit_log, 1 outbox, 1 relay_names/);
+    expect(r.stdout).toMatch(/1 users, 1 sessions, 1 files, 1 kv, 0 subscribe_grants, 0 admin_users, 0 audit_log, 1 outbox, 1 pay_orders, 1 pay_refunds, 1 pay_notifications, 1 relay_names/);
   }, 60_000);
 
   it('writes a private file with a versioned header and the secret key', () => {
@@ -155,7 +165,7 @@ describe('export and import', () => {
     const header = JSON.parse(first!);
     expect(header).toMatchObject({ format: 'minigate-export', formatVersion: 1, migration: MIGRATION_NAMES.at(-1), source: 'sqlite' });
     expect(header.secretKey).toBe(readFileSync(path.join(dir, 'data-source', 'secret.key'), 'utf8').trim());
-    expect(rest.map((l) => JSON.parse(l).table)).toEqual(['users', 'sessions', 'files', 'kv', 'outbox', 'relay_names']);
+    expect(rest.map((l) => JSON.parse(l).table)).toEqual(['users', 'sessions', 'files', 'kv', 'outbox', 'pay_orders', 'pay_refunds', 'pay_notifications', 'relay_names']);
     // The relay name travels with its token's hash, never the token.
     expect(readFileSync(exported, 'utf8')).not.toContain(relayToken);
     // No temporary file left beside it.
@@ -191,17 +201,18 @@ describe('export and import', () => {
     expect(await contents(again.url)).toEqual(await contents(target.url).then(pendingOnly));
   }, 120_000);
 
-  it('imports an export made before relay names travelled (no relay_names count, no such rows)', async () => {
+  it('imports an export made before pay and relay tables travelled (no counts, no such rows)', async () => {
     const lines = readFileSync(exported, 'utf8').trimEnd().split('\n');
     const header = JSON.parse(lines[0]!);
-    delete header.counts.relay_names;
+    const later = ['pay_orders', 'pay_refunds', 'pay_notifications', 'relay_names'];
+    for (const table of later) delete header.counts[table];
     const older = path.join(dir, 'older.jsonl');
-    writeFileSync(older, [JSON.stringify(header), ...lines.slice(1).filter((l) => JSON.parse(l).table !== 'relay_names')].join('\n'));
+    writeFileSync(older, [JSON.stringify(header), ...lines.slice(1).filter((l) => !later.includes(JSON.parse(l).table))].join('\n'));
     const target = await fresh('postgres');
     const r = await runCli(['import', '-c', deployment('older', target.url), older]);
     expect(r.code, r.stderr).toBe(0);
     const moved = await contents(target.url);
-    expect(moved.relay_names).toEqual([]);
+    expect([moved.relay_names, moved.pay_orders, moved.pay_refunds, moved.pay_notifications]).toEqual([[], [], [], []]);
     expect(moved.users).toHaveLength(1);
   }, 30_000);
 
@@ -231,6 +242,7 @@ describe('export and import', () => {
       ['order', [lines[0], lines[2], lines[1], ...lines.slice(3)].join('\n'), 'a users row after the sessions rows'],
       ['not-export', '{"hello":1}\n', 'is not a minigate export'],
       ['relay-name', [...lines.slice(0, -1), lines.at(-1)!.replace('"name":"alice"', '"name":"../Alice"')].join('\n'), 'bad relay_names row'],
+      ['pay-amount', lines.map((l) => (l.includes('"table":"pay_orders"') ? l.replace('"amount":1', '"amount":-1') : l)).join('\n'), 'bad pay_orders row'],
       ['relay-count', [JSON.stringify({ ...header, counts: { ...header.counts, relay_names: 2 } }), ...lines.slice(1)].join('\n'), '1 relay_names rows, the header says 2'],
       ['empty', '', 'is empty'],
     ];

@@ -3,12 +3,13 @@
  * (format version, minigate version, migration level, row counts, the secret key); each other
  * line is one row: {"table": name, "row": {column: value}}. Only the tables that make a
  * deployment move: users, live sessions, file metadata, the shared state (kv: tokens, ACME), the
- * users' subscribe grants, the admin console's accounts and audit log, pending outbox rows and
- * the relay names (with their tokens' hashes). Leases, used tunnel tickets and half-done uploads
- * stay behind.
+ * users' subscribe grants, the admin console's accounts and audit log, pending outbox rows, the
+ * WeChat Pay orders, refunds and the notification ids already taken (so a repeat after the move
+ * is still known), and the relay names (with their tokens' hashes). Leases, used tunnel tickets
+ * and half-done uploads stay behind.
  *
- * Tables added after format 1 was first written (relay_names) are optional on import: a file
- * made before them has neither their rows nor their count, and imports as it always did.
+ * Tables added after format 1 was first written (pay_*, relay_names) are optional on import: a
+ * file made before them has neither their rows nor their count, and imports as it always did.
  */
 import { z } from 'zod';
 import { RELAY_NAME_PATTERN } from 'minigate-protocol';
@@ -92,6 +93,39 @@ export const TABLES = {
     delivered_at: nullableInt,
     last_error: nullableText,
   }),
+  pay_orders: z.strictObject({
+    mchid: text,
+    out_trade_no: text,
+    appid: text,
+    openid: text,
+    description: text,
+    amount: int,
+    attach: nullableText,
+    fingerprint: text,
+    prepay_id: nullableText,
+    prepay_expires_at: nullableInt,
+    state: text,
+    transaction_id: nullableText,
+    success_time: nullableText,
+    notified_at: nullableInt,
+    created_at: int,
+    updated_at: int,
+  }),
+  pay_refunds: z.strictObject({
+    mchid: text,
+    out_refund_no: text,
+    out_trade_no: text,
+    appid: text,
+    refund_id: nullableText,
+    amount: int,
+    total: int,
+    reason: nullableText,
+    status: text,
+    success_time: nullableText,
+    created_at: int,
+    updated_at: int,
+  }),
+  pay_notifications: z.strictObject({ mchid: text, id: text, event_type: text, received_at: int }),
   relay_names: z.strictObject({
     name: z.string().regex(RELAY_NAME_PATTERN),
     token_hash: z.string().regex(/^[0-9a-f]{64}$/),
@@ -103,7 +137,7 @@ export const TABLES = {
 export type TableName = keyof typeof TABLES;
 export const TABLE_NAMES = Object.keys(TABLES) as TableName[];
 /** Tables an export made by an older minigate (same format version) does not have: their count may be missing. */
-export const LATER_TABLES: readonly TableName[] = ['relay_names'];
+export const LATER_TABLES: readonly TableName[] = ['pay_orders', 'pay_refunds', 'pay_notifications', 'relay_names'];
 
 const counts = z.strictObject(
   Object.fromEntries(TABLE_NAMES.map((t) => [t, LATER_TABLES.includes(t) ? int.default(0) : int])) as Record<TableName, typeof int>,

@@ -50,7 +50,7 @@ function rowsOf(db: Kysely<any>, table: TableName, now: number) {
 }
 
 /** Each table's primary key: pages of rows in a stable order. */
-const ORDER: Record<TableName, string[]> = { users: ['appid', 'openid'], sessions: ['token_hash'], files: ['id'], kv: ['key'], subscribe_grants: ['appid', 'openid', 'template_id'], admin_users: ['name'], audit_log: ['id'], outbox: ['id'], relay_names: ['name'] };
+const ORDER: Record<TableName, string[]> = { users: ['appid', 'openid'], sessions: ['token_hash'], files: ['id'], kv: ['key'], subscribe_grants: ['appid', 'openid', 'template_id'], admin_users: ['name'], audit_log: ['id'], outbox: ['id'], pay_orders: ['mchid', 'out_trade_no'], pay_refunds: ['mchid', 'out_refund_no'], pay_notifications: ['mchid', 'id'], relay_names: ['name'] };
 
 export interface ExportResult {
   header: Header;
