@@ -18,6 +18,9 @@ export default defineConfig({
     // Suites with their own npm script (pm2, …): vitest.slow.config.ts.
     exclude: [...configDefaults.exclude, 'packages/*/test/slow/**'],
     pool: 'forks',
+    // Two files at a time: most suites wait on child processes, sockets and timers, so two share
+    // the 2-core CI machine well (15 min → 8 min); load-sensitive tests carry their own headroom.
+    maxWorkers: 2,
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // Quiet by default; a failing test prints what it captured.
