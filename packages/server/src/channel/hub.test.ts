@@ -103,3 +103,39 @@ describe('joining while others publish', () => {
     for (const value of live) expect(fromHistory.has(value)).toBe(false);
   });
 });
+
+describe('a flooding client', () => {
+  /** A hub on a clock the test moves; the socket records its close code. */
+  function flooded(rate: number) {
+    let now = 1_000_000;
+    const config = channelSchema.parse({ rooms: [{ match: 'chat:*' }], messagesPerSecond: rate });
+    const h = createChannelHub({ config, rules: createRoomRules(config.rooms), bus: createLocalBus(), state: createMemoryRoomState(), webhook: undefined, clock: { now: () => now }, logger: silentLogger(), instance: 't' });
+    const closed: number[] = [];
+    const s = socket();
+    (s.ws as unknown as { close: (code: number) => void }).close = (code: number) => void closed.push(code);
+    const conn = h.accept(s.ws, session('o_flood'), { id: 'c1', wafer: false });
+    return { h, conn, closed, frames: s.frames, tick: (ms: number) => (now += ms) };
+  }
+
+  it('is closed (4029) when its flood is read in slices, the bucket refilling between them', () => {
+    // A busy process reads 1,000 frames sent at once in slices of 10, 20 ms apart: a frame's
+    // allowance comes back every few slices. Still a flood: 500 frames a second, 25 times the rate.
+    const f = flooded(20);
+    for (let i = 0; i < 1000 && f.closed.length === 0; i++) {
+      if (i % 10 === 0) f.tick(20);
+      f.h.allow(f.conn);
+    }
+    expect(f.closed).toEqual([4029]);
+  });
+
+  it('is not closed when it only runs over the rate (told so once a second)', () => {
+    const f = flooded(20);
+    // Twice the rate for 30 seconds: half the frames dropped, never ten times the rate.
+    for (let i = 0; i < 1200; i++) {
+      f.tick(25);
+      f.h.allow(f.conn);
+    }
+    expect(f.closed).toEqual([]);
+    expect(f.frames.filter((x) => x.type === 'error' && x.code === 'CHANNEL_RATE_LIMITED').length).toBeGreaterThan(20);
+  });
+});

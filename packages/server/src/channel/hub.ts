@@ -45,7 +45,9 @@ export interface Connection {
   closed: boolean;
   allowance: number;
   allowanceAt: number;
+  /** Frames dropped since droppedSince (a one-second window). */
   dropped: number;
+  droppedSince: number;
   errorAt: number;
 }
 
@@ -392,6 +394,7 @@ export function createChannelHub(deps: ChannelHubDeps): ChannelHub {
         allowance: config.messagesPerSecond * 2,
         allowanceAt: clock.now(),
         dropped: 0,
+        droppedSince: clock.now(),
         errorAt: 0,
       };
       connections.add(conn);
@@ -427,9 +430,14 @@ export function createChannelHub(deps: ChannelHubDeps): ChannelHub {
       const rate = config.messagesPerSecond;
       conn.allowance = Math.min(rate * 2, conn.allowance + ((now - conn.allowanceAt) * rate) / 1000);
       conn.allowanceAt = now;
+      // Drops are counted per second, not reset by the next frame that passes: a flood read by a
+      // busy process in slices (the bucket refilling between them) is still a flood.
+      if (now - conn.droppedSince >= 1000) {
+        conn.dropped = 0;
+        conn.droppedSince = now;
+      }
       if (conn.allowance >= 1) {
         conn.allowance -= 1;
-        conn.dropped = 0;
         return true;
       }
       conn.dropped++;
