@@ -12,12 +12,12 @@
 // Paths: GET /auth/session over plain HTTP (session check from the store), and GET /api/items over
 // HTTPS through the authed proxy (session check, identity headers, upstream on keep-alive).
 import { execFileSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import path from 'node:path';
-import { createProcesses, freePort, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, stopAll, workDir } from './processes.mjs';
+import { createProcesses, freePort, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, runBench, workDir } from './processes.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 
 const values = benchArgs({
@@ -211,17 +211,4 @@ server.listen(0, '127.0.0.1', () => console.log('upstream http://127.0.0.1:' + s
   report(result('cost', notes, { requests: N, runs: RUNS, connections: CONNECTIONS, before: path.resolve(values.before), after: path.resolve(values.after), smoke: SMOKE }, rows), values.json);
 }
 
-main()
-  .catch((error) => {
-    console.error(error);
-    process.exitCode = 1;
-  })
-  .finally(async () => {
-    try {
-      await stopAll();
-    } catch (error) {
-      console.error(error.message);
-      process.exitCode = 1;
-    }
-    rmSync(work, { recursive: true, force: true });
-  });
+runBench(main);

@@ -15,8 +15,8 @@
 // The clients share the machine's cores with the server under test, and a full handshake costs
 // the client about what it costs the server: on a 2-core box the figures are the pair's, and the
 // ratio is what to read.
-import { rmSync } from 'node:fs';
-import { freePort, LIMITS_RAISED_NOTE, nginxVersion, runTracked, startNginx, stopAll, stopTracked, workDir } from './processes.mjs';
+
+import { freePort, LIMITS_RAISED_NOTE, nginxVersion, runBench, runTracked, startNginx, stopTracked, workDir } from './processes.mjs';
 import { certificateChain, startMinigate, startSandbox } from './setup.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 
@@ -110,17 +110,4 @@ async function main() {
   report(result('handshake', notes, { duration: DURATION, clients: CLIENTS, smoke: SMOKE }, rows), args.json);
 }
 
-main()
-  .catch((error) => {
-    console.error(error);
-    process.exitCode = 1;
-  })
-  .finally(async () => {
-    try {
-      await stopAll();
-    } catch (error) {
-      console.error(error.message);
-      process.exitCode = 1;
-    }
-    rmSync(work, { recursive: true, force: true });
-  });
+runBench(main);

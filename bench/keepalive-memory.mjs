@@ -6,9 +6,9 @@
 //   node bench/keepalive-memory.mjs [--connections 2000] [--settle 3] [--json] [--smoke]
 //
 // RSS includes garbage not yet collected, as in channel-memory.mjs: what the operator pays.
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:tls';
-import { createProcesses, LIMITS_RAISED_NOTE, pool, stopAll, stopTracked, workDir } from './processes.mjs';
+import { createProcesses, LIMITS_RAISED_NOTE, pool, runBench, stopTracked, workDir } from './processes.mjs';
 import { certificateChain, login, startMinigate, startSandbox } from './setup.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 
@@ -85,18 +85,8 @@ async function main() {
   report(result('keepalive-memory', notes, { connections: CONNECTIONS, settle: SETTLE, smoke: SMOKE }, rows), args.json);
 }
 
-main()
-  .catch((error) => {
-    console.error(error);
-    process.exitCode = 1;
-  })
-  .finally(async () => {
+runBench(main, {
+  beforeStop: () => {
     for (const s of sockets) s.destroy();
-    try {
-      await stopAll();
-    } catch (error) {
-      console.error(error.message);
-      process.exitCode = 1;
-    }
-    rmSync(work, { recursive: true, force: true });
-  });
+  },
+});

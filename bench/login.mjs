@@ -5,9 +5,9 @@
 //
 //   npm run bench              (builds first)
 //   node bench/login.mjs --stores sqlite,mysql,postgres --duration 10 --warmup 2 --connections 32 [--json] [--smoke]
-import { rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createProcesses, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, post, workDir } from './processes.mjs';
+import { createProcesses, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, post, runBench, workDir } from './processes.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 import { requireWrk, wrk } from './wrk.mjs';
 import mysql from 'mysql2/promise';
@@ -31,7 +31,7 @@ const MYSQL_URL = process.env.TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/tes
 const POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const CLI = new URL('../packages/server/bin/minigate.js', import.meta.url).pathname;
 const work = workDir('minigate-bench-');
-const { start, stop, stopAll } = createProcesses();
+const { start, stop } = createProcesses();
 
 async function freshDatabase(kind) {
   const name = `mg_bench_${Date.now().toString(36)}`;
@@ -123,17 +123,4 @@ async function main() {
   report(result('login', notes, { stores: values.stores, duration: DURATION, warmup: WARMUP, connections: CONNECTIONS, logLevel: values['log-level'], smoke: SMOKE }, rows), values.json);
 }
 
-main()
-  .catch((error) => {
-    console.error(error);
-    process.exitCode = 1;
-  })
-  .finally(async () => {
-    try {
-      await stopAll();
-    } catch (error) {
-      console.error(error.message);
-      process.exitCode = 1;
-    }
-    rmSync(work, { recursive: true, force: true });
-  });
+runBench(main);

@@ -111,6 +111,29 @@ export async function stopAll() {
   if (left.length) throw new Error(`processes left running:\n${left.join('\n')}`);
 }
 
+/**
+ * Runs a bench's `main`: an error is printed and fails the run; then every process it started is
+ * stopped (one left running fails the run too), and `afterStop` (a database to drop…) runs. The
+ * work directory goes at exit (workDir). `beforeStop` runs first (sockets to close).
+ */
+export function runBench(main, { beforeStop, afterStop } = {}) {
+  return main()
+    .catch((error) => {
+      console.error(error);
+      process.exitCode = 1;
+    })
+    .finally(async () => {
+      await beforeStop?.();
+      try {
+        await stopAll();
+      } catch (error) {
+        console.error(error.message);
+        process.exitCode = 1;
+      }
+      await afterStop?.();
+    });
+}
+
 /** Runs `command args…` to its end (tracked, so an interrupted benchmark stops it too); resolves with its stdout. */
 export function runTracked(command, args, { cwd, env, timeoutMs } = {}) {
   const child = spawnTracked(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });

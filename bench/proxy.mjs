@@ -5,8 +5,8 @@
 // With --workers N (N > 1) also minigate `workers: N` against nginx `worker_processes N`.
 //
 //   node bench/proxy.mjs [--duration 10] [--connections 32] [--workers 2] [--json] [--smoke]
-import { rmSync } from 'node:fs';
-import { createProcesses, freePort, LIMITS_RAISED_NOTE, nginxVersion, startNginx, stopAll, stopTracked, workDir } from './processes.mjs';
+
+import { createProcesses, freePort, LIMITS_RAISED_NOTE, nginxVersion, runBench, startNginx, stopTracked, workDir } from './processes.mjs';
 import { certificateChain, login, startMinigate, startSandbox, startUpstream } from './setup.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 import { requireWrk, wrk } from './wrk.mjs';
@@ -133,17 +133,4 @@ async function main() {
   report(result('proxy', notes, { duration: DURATION, warmup: WARMUP, connections: CONNECTIONS, workers: WORKERS, smoke: SMOKE }, rows), args.json);
 }
 
-main()
-  .catch((error) => {
-    console.error(error);
-    process.exitCode = 1;
-  })
-  .finally(async () => {
-    try {
-      await stopAll();
-    } catch (error) {
-      console.error(error.message);
-      process.exitCode = 1;
-    }
-    rmSync(work, { recursive: true, force: true });
-  });
+runBench(main);

@@ -11,9 +11,9 @@
 // store, whose table names are not configurable, gets a fresh database (mg_bench_stack_<random>).
 // Both are dropped at the end.
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+
 import mysql from 'mysql2/promise';
-import { createProcesses, freePort, LIMITS_RAISED_NOTE, nginxVersion, post, startNginx, stopAll, workDir } from './processes.mjs';
+import { createProcesses, freePort, LIMITS_RAISED_NOTE, nginxVersion, post, runBench, startNginx, workDir } from './processes.mjs';
 import { APPID, certificateChain, send, startMinigate, startSandbox } from './setup.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 import { requireWrk, wrk } from './wrk.mjs';
@@ -164,18 +164,8 @@ async function main() {
   report(result('stack', notes, { duration: DURATION, warmup: WARMUP, connections: CONNECTIONS, sessions: SESSIONS, smoke: SMOKE }, rows), args.json);
 }
 
-main()
-  .catch((error) => {
-    console.error(error);
-    process.exitCode = 1;
-  })
-  .finally(async () => {
-    try {
-      await stopAll();
-    } catch (error) {
-      console.error(error.message);
-      process.exitCode = 1;
-    }
+runBench(main, {
+  afterStop: async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch((error) => console.error(`cleanup: ${error.message}`));
-    rmSync(work, { recursive: true, force: true });
-  });
+  },
+});

@@ -14,7 +14,7 @@ import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import path from 'node:path';
-import { createProcesses, freePort, LIMITS_RAISED_NOTE, nginxVersion, runTracked, spawnTracked, startNginx, stopAll, workDir } from './processes.mjs';
+import { createProcesses, freePort, LIMITS_RAISED_NOTE, nginxVersion, runBench, runTracked, spawnTracked, startNginx, workDir } from './processes.mjs';
 import { certificateChain, CLI, startMinigate, startSandbox } from './setup.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 import { requireWrk, wrk } from './wrk.mjs';
@@ -244,16 +244,4 @@ async function main() {
   report(result('tunnel', notes, { duration: DURATION, connections: CONNECTIONS, size: SIZE, smoke: SMOKE }, rows), args.json);
 }
 
-main()
-  .catch((error) => {
-    console.error(error);
-    process.exitCode = 1;
-  })
-  .finally(async () => {
-    try {
-      await stopAll();
-    } catch (error) {
-      console.error(error.message);
-      process.exitCode = 1;
-    }
-  });
+runBench(main);

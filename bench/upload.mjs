@@ -11,9 +11,9 @@
 // hashes (SHA-256) and fsyncs the file before answering, and records it in the store; nginx
 // writes the raw body, unparsed, and does not fsync. The file is an MP4 header followed by zeros
 // (sparse on disk, so reading it costs the client nothing).
-import { chmodSync, closeSync, openSync, readFileSync, rmSync, statSync, writeSync, ftruncateSync } from 'node:fs';
+import { chmodSync, closeSync, openSync, readFileSync, statSync, writeSync, ftruncateSync } from 'node:fs';
 import path from 'node:path';
-import { freePort, LIMITS_RAISED_NOTE, nginxVersion, runTracked, startNginx, stopAll, workDir } from './processes.mjs';
+import { freePort, LIMITS_RAISED_NOTE, nginxVersion, runBench, runTracked, startNginx, workDir } from './processes.mjs';
 import { certificateChain, login, startMinigate, startSandbox, startUpstream } from './setup.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 
@@ -134,17 +134,4 @@ async function main() {
   report(result('upload', notes, { sizeBytes: SIZE, smoke: SMOKE }, rows), args.json);
 }
 
-main()
-  .catch((error) => {
-    console.error(error);
-    process.exitCode = 1;
-  })
-  .finally(async () => {
-    try {
-      await stopAll();
-    } catch (error) {
-      console.error(error.message);
-      process.exitCode = 1;
-    }
-    rmSync(work, { recursive: true, force: true });
-  });
+runBench(main);
