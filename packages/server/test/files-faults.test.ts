@@ -8,27 +8,18 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, utimesSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BOUNDARY, bytesUnder, closing, configFile as configFileIn, JPEG_HEAD, login as loginIn, part, preamble, refusedUpload, setUp, start, streamUpload } from './helpers/uploads.js';
+import { describe, expect, it } from 'vitest';
+import { BOUNDARY, bytesUnder, closing, JPEG_HEAD, part, preamble, refusedUpload, start, streamUpload, useUploadSetup } from './helpers/uploads.js';
 
-let setup: Awaited<ReturnType<typeof setUp>>;
-let dir: string;
-beforeAll(async () => {
-  setup = await setUp();
-  dir = setup.dir;
-}, 30_000);
-afterAll(async () => {
-  await setup?.stop();
-});
-const configFile = (name: string, files: string[]) => configFileIn(setup, name, files);
-const login = (url: string) => loginIn(setup, url);
+const suite = useUploadSetup();
+const { configFile, login } = suite;
 
 describe('uploads refused, cut by SIGTERM or a kill, and a full disk, against minigate start', () => {
   it('refused uploads whose 19 MiB file part was complete (then a pause) leave the files dir as it was, by the time each answer arrives', { timeout: 60_000 }, async () => {
     const server = await start(configFile('refused', ['maxFileSize: 20MiB']));
     try {
       const token = await login(server.url);
-      const filesDir = path.join(dir, 'refused-data', 'files');
+      const filesDir = path.join(suite.dir, 'refused-data', 'files');
       const kept = await streamUpload(server.port, token, 1000); // one file kept, so the directories exist
       expect(kept.status).toBe(201);
       const before = bytesUnder(filesDir);
@@ -60,7 +51,7 @@ describe('uploads refused, cut by SIGTERM or a kill, and a full disk, against mi
   it('answers uploads still arriving at SIGTERM with 503 SHUTTING_DOWN and Connection: close, removes their bytes, and exits 0', { timeout: 60_000 }, async () => {
     const server = await start(configFile('drain', ['maxFileSize: 100MiB']));
     const token = await login(server.url);
-    const filesDir = path.join(dir, 'drain-data', 'files');
+    const filesDir = path.join(suite.dir, 'drain-data', 'files');
     const created = (await (await fetch(`${server.url}/files/uploads`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' })).json()) as any;
     /** Sends a head and the first `sent` body bytes of a much longer body, then waits; resolves with what comes back once the server closes. */
     const slow = (head: string, body: Buffer) =>
@@ -100,7 +91,7 @@ describe('uploads refused, cut by SIGTERM or a kill, and a full disk, against mi
     const file = configFile('killed', ['maxFileSize: 1GiB']);
     let server = await start(file);
     const token = await login(server.url);
-    const tmp = path.join(dir, 'killed-data', 'files', 'tmp');
+    const tmp = path.join(suite.dir, 'killed-data', 'files', 'tmp');
     let killed = false;
     const upload = streamUpload(server.port, token, 512 * 1024 * 1024, (sent) => {
       if (!killed && sent > 64 * 1024 * 1024) {
@@ -128,7 +119,7 @@ describe('uploads refused, cut by SIGTERM or a kill, and a full disk, against mi
   });
 
   it('answers 507 when the disk fills, removes the partial file, and keeps serving', { timeout: 60_000 }, async () => {
-    const mount = path.join(dir, 'small-disk');
+    const mount = path.join(suite.dir, 'small-disk');
     mkdirSync(mount);
     // A real full disk: a 16 MiB tmpfs (these machines run tests as root).
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mount]);

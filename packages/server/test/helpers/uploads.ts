@@ -9,6 +9,7 @@ import { request } from 'node:http';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { startCli, type RunningCli } from './cli.js';
 
 export const APPID = 'wx7e5700000000f001';
@@ -23,7 +24,7 @@ export interface Setup {
 }
 
 /** A scratch directory and a sandbox playing WeChat; `stop` removes both. */
-export async function setUp(): Promise<Setup & { stop(): Promise<void> }> {
+async function setUp(): Promise<Setup & { stop(): Promise<void> }> {
   const dir = mkdtempSync(path.join(tmpdir(), 'mg-files-stress-'));
   const sandbox = startCli(['sandbox', '--port', '0', '--app', `${APPID}:${SECRET}`]);
   const sandboxUrl = /(http:\/\/\S+)/.exec(await sandbox.waitForLine(/^sandbox http/))![1]!;
@@ -38,7 +39,32 @@ export async function setUp(): Promise<Setup & { stop(): Promise<void> }> {
   };
 }
 
-export function configFile(setup: Setup, name: string, files: string[]): string {
+/**
+ * A suite's scratch directory and sandbox, made before its tests and removed after them, with a
+ * config file writer (`files:` lines given) and a login for a server under test.
+ */
+export function useUploadSetup() {
+  let setup: Awaited<ReturnType<typeof setUp>> | undefined;
+  beforeAll(async () => {
+    setup = await setUp();
+  }, 30_000);
+  afterAll(async () => {
+    await setup?.stop();
+  });
+  const current = (): Setup => {
+    if (!setup) throw new Error('the upload set-up is made in beforeAll');
+    return setup;
+  };
+  return {
+    get dir(): string {
+      return current().dir;
+    },
+    configFile: (name: string, files: string[]) => configFile(current(), name, files),
+    login: (url: string) => login(current(), url),
+  };
+}
+
+function configFile(setup: Setup, name: string, files: string[]): string {
   const { dir, sandboxUrl } = setup;
   const file = path.join(dir, `${name}.yaml`);
   writeFileSync(
@@ -54,7 +80,7 @@ export async function start(file: string): Promise<{ cli: RunningCli; url: strin
   return { cli, url, port: Number(new URL(url).port), pid: cli.child.pid! };
 }
 
-export async function login(setup: Setup, url: string): Promise<string> {
+async function login(setup: Setup, url: string): Promise<string> {
   const { sandboxUrl } = setup;
   const code = (await (await fetch(`${sandboxUrl}/__sandbox/login`, { method: 'POST', body: JSON.stringify({ appid: APPID }) })).json()) as any;
   const answer = (await (await fetch(`${url}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: code.code }) })).json()) as any;

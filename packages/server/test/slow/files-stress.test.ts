@@ -5,22 +5,13 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createS3Storage } from '../../src/files/index.js';
 import { startS3Server } from '../helpers/s3.js';
-import { abortedUploads, configFile as configFileIn, fds, login as loginIn, pause, rssKiB, setUp, start, streamUpload } from '../helpers/uploads.js';
+import { abortedUploads, fds, pause, rssKiB, start, streamUpload, useUploadSetup } from '../helpers/uploads.js';
 
-let setup: Awaited<ReturnType<typeof setUp>>;
-let dir: string;
-beforeAll(async () => {
-  setup = await setUp();
-  dir = setup.dir;
-}, 30_000);
-afterAll(async () => {
-  await setup?.stop();
-});
-const configFile = (name: string, files: string[]) => configFileIn(setup, name, files);
-const login = (url: string) => loginIn(setup, url);
+const suite = useUploadSetup();
+const { configFile, login } = suite;
 
 describe('big and broken uploads to S3 (s3rver)', () => {
   it('takes a 1 GB upload with RSS growing by less than 64 MB, and 300 uploads cut off mid-body leave no object and no fds', { timeout: 180_000 }, async () => {
@@ -108,7 +99,7 @@ describe('big and broken uploads against minigate start', () => {
       const rssGrowthMiB = (rssKiB(server.pid) - rssBefore) / 1024;
       console.log(`1,000 aborted uploads: fds ${fdBefore} → ${fds(server.pid)}, RSS +${rssGrowthMiB.toFixed(1)} MiB`);
       expect(rssGrowthMiB).toBeLessThan(32);
-      const filesDir = path.join(dir, 'aborts-data', 'files');
+      const filesDir = path.join(suite.dir, 'aborts-data', 'files');
       await expect.poll(() => (existsSync(path.join(filesDir, 'tmp')) ? readdirSync(path.join(filesDir, 'tmp')) : []), { timeout: 5_000 }).toEqual([]);
       expect(existsSync(path.join(filesDir, 'f')) ? readdirSync(path.join(filesDir, 'f')) : []).toEqual([]);
       // Still serving.
