@@ -220,7 +220,8 @@ export async function startNginx(work, confText, port, name = 'nginx') {
   throw new Error(`nginx did not listen on ${port} within 10 s`);
 }
 
-function accepts(port) {
+/** True when something accepts TCP connections on 127.0.0.1:port now. */
+export function accepts(port) {
   return new Promise((resolve) => {
     const s = connect(port, '127.0.0.1');
     s.once('connect', () => (s.destroy(), resolve(true)));

@@ -12,9 +12,8 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
-import { connect } from 'node:net';
 import path from 'node:path';
-import { createProcesses, freePort, LIMITS_RAISED_NOTE, nginxVersion, runBench, runTracked, spawnTracked, startNginx, workDir } from './processes.mjs';
+import { accepts, createProcesses, freePort, LIMITS_RAISED_NOTE, nginxVersion, runBench, runTracked, spawnTracked, startNginx, workDir } from './processes.mjs';
 import { certificateChain, CLI, startMinigate, startSandbox } from './setup.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 import { requireWrk, wrk } from './wrk.mjs';
@@ -72,13 +71,6 @@ async function until(test, what, ms = 20_000) {
   }
   throw new Error(`timed out waiting for ${what}`);
 }
-
-const accepts = (port) =>
-  new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => (socket.destroy(), resolve(true)));
-    socket.once('error', () => resolve(false));
-  });
 
 /** `minigate tunnel` holding `name`, its per-request lines in a file (a pipe the bench would have to drain). */
 async function startTunnel(serverUrl, name, token, to, ca) {
