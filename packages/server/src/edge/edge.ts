@@ -17,7 +17,7 @@ import type { RouteConfig, Config, ListenAddress } from '../config/index.js';
 import { AppError, NO_METRICS, type Clock, type Logger, type Metrics } from '../core/index.js';
 import { optionalSession, requireSession, type SessionService } from '../auth/index.js';
 import type { Limits } from '../limits/index.js';
-import { forwardingHeaders, identityHeaders } from './headers.js';
+import { createIdentitySigner, forwardingHeaders } from './headers.js';
 import { clientInfo, trustedProxies, type TrustedProxies } from './forwarded.js';
 import { Router, rejectUpgrade, routeTo, sendJson, type HttpContext, type MountedRouter, type Service } from '../http/index.js';
 import { edgeOperations } from './openapi.js';
@@ -140,6 +140,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     sendJson(ctx.res, 503, { error: { code: 'NOT_READY', message, requestId: ctx.res.getHeader('x-request-id') } });
   }
   const trusted: TrustedProxies = trustedProxies(config.trustedProxies);
+  const sign = config.upstreamSecret ? createIdentitySigner(config.upstreamSecret) : undefined;
   const proxies: Proxy[] = [];
   const hsts = hstsValue(config.tls.hsts);
   const pki = config.pkiValidationDir ? createStaticHandler({ root: config.pkiValidationDir, spa: false }) : undefined;
@@ -218,18 +219,14 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     const proxy: Pick<Proxy, 'handle' | 'upgrade'> = route.tunnel
       ? tunnelTarget(served, route, index, dropBearer)
       : createUpstreamProxy(route, dropBearer);
-    const extraHeaders = (session: Awaited<ReturnType<typeof admit>>, client: HttpContext['client'], requestId: string) => {
-      return {
-        ...forwardingHeaders(client),
-        'x-request-id': requestId,
-        ...(session && config.upstreamSecret
-          ? identityHeaders(
-              { appid: session.appid, openid: session.openid, unionid: session.unionid, session: session.tokenHash },
-              config.upstreamSecret,
-              deps.clock.now(),
-            )
-          : {}),
-      };
+    const extraHeaders = (session: Awaited<ReturnType<typeof admit>>, client: HttpContext['client'], requestId: string): Record<string, string> => {
+      const headers = forwardingHeaders(client);
+      headers['x-request-id'] = requestId;
+      if (session && sign) {
+        const identity = sign({ appid: session.appid, openid: session.openid, unionid: session.unionid, session: session.tokenHash }, deps.clock.now());
+        for (const name in identity) headers[name] = identity[name]!;
+      }
+      return headers;
     };
     return {
       ...base,

@@ -32,9 +32,14 @@ function isIdentity(name: string): boolean {
 }
 
 /** Headers a Connection header names: hop-by-hop for this message (RFC 9110 §7.6.1). */
-function listedInConnection(headers: IncomingHttpHeaders): Set<string> {
+const NONE_LISTED: ReadonlySet<string> = new Set();
+
+function listedInConnection(headers: IncomingHttpHeaders): ReadonlySet<string> {
+  // Most messages have no Connection header or a bare keep-alive (hop-by-hop anyway): no set to build.
+  const connection = headers.connection;
+  if (connection === undefined || connection === 'keep-alive') return NONE_LISTED;
   return new Set(
-    String(headers.connection ?? '')
+    String(connection)
       .split(',')
       .map((s) => s.trim().toLowerCase())
       .filter(Boolean),
@@ -109,3 +114,28 @@ export function identityHeaders(identity: Identity, secret: string, nowMs: numbe
     'x-minigate-signature': `v1=${signature}`,
   };
 }
+
+/**
+ * identityHeaders with the signed headers kept for the second they are stamped with: a client
+ * making many requests a second gets one HMAC a second, not one per request. Only the current
+ * second's entries are held (the map is emptied when the second changes), so it stays as small
+ * as the number of sessions active in one second.
+ */
+export function createIdentitySigner(secret: string): (identity: Identity, nowMs: number) => Record<string, string> {
+  let second = -1;
+  const signed = new Map<string, Record<string, string>>();
+  return (identity, nowMs) => {
+    const now = Math.floor(nowMs / 1000);
+    if (now !== second) {
+      second = now;
+      signed.clear();
+    }
+    let headers = signed.get(identity.session);
+    if (headers === undefined || headers['x-minigate-openid'] !== identity.openid || headers['x-minigate-appid'] !== identity.appid) {
+      headers = identityHeaders(identity, secret, nowMs);
+      signed.set(identity.session, headers);
+    }
+    return headers;
+  };
+}
+

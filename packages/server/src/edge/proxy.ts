@@ -145,7 +145,8 @@ export function createProxy(options: ProxyOptions): Proxy {
         throw new AppError('BODY_TOO_LARGE', { message: `The body is over ${options.maxBodyBytes} bytes.` });
       }
       const hasBody = declared > 0 || req.headers['transfer-encoding'] !== undefined;
-      const headers = { ...upstreamRequestHeaders(req.headers, { dropBearer: options.dropBearer }), ...extra } as Record<string, string | string[]>;
+      const headers = upstreamRequestHeaders(req.headers, { dropBearer: options.dropBearer }) as Record<string, string | string[]>;
+      for (const name in extra) headers[name] = extra[name]!;
       const method = (req.method ?? 'GET') as Dispatcher.HttpMethod;
       const candidates = order();
 
