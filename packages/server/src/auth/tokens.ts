@@ -2,7 +2,7 @@
  * Session tokens: 256 random bits, base64url (43 characters), sent as
  * `Authorization: Bearer <token>` (or Wafer2's `X-WX-Skey`). Only SHA-256(token) is stored.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Random } from '../core/index.js';
 
@@ -19,7 +19,8 @@ export function isWellFormedToken(token: string): boolean {
 }
 
 export function hashToken(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
+  // The one-shot hash (Node ≥ 20.12): a quarter of createHash's cost, on every authed request.
+  return hash('sha256', token, 'hex');
 }
 
 /** The token a request carries: `Authorization: Bearer …`, else `X-WX-Skey`. Never the URL. */
