@@ -20,6 +20,7 @@ const args = benchArgs({ only: { type: 'string' } });
 const SMOKE = args.smoke;
 const BENCHES = [
   { name: 'login', args: [] },
+  { name: 'budget', args: [] },
   { name: 'proxy', args: ['--workers', '2'] },
   { name: 'handshake', args: [] },
   { name: 'upload', args: [] },

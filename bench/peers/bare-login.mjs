@@ -1,10 +1,16 @@
 // The peer for the login benchmark: the smallest login server a team would hand-write with
 // node:http — jscode2session through fetch, a random token in an in-memory Map, no database,
 // no validation, no limits, no logs. It is the floor minigate's overhead is measured against.
+//
+//   node bare-login.mjs <api base> <appid> <secret> [busy µs]
+//
+// With a busy time, each session check first spins that many microseconds (bench/budget.mjs: how
+// the ratio to the bare server falls as a server does more work per request, on this machine).
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 
-const [, , apiBase, appid, secret] = process.argv;
+const [, , apiBase, appid, secret, busy = '0'] = process.argv;
+const BUSY_NS = BigInt(Math.round(Number(busy) * 1000));
 const sessions = new Map();
 
 const server = createServer(async (req, res) => {
@@ -27,6 +33,7 @@ const server = createServer(async (req, res) => {
     }
     if (req.method === 'GET' && req.url === '/auth/session') {
       const token = (req.headers.authorization ?? '').replace(/^Bearer /, '');
+      if (BUSY_NS > 0n) for (const start = process.hrtime.bigint(); process.hrtime.bigint() - start < BUSY_NS; );
       const session = sessions.get(token);
       return session ? send(200, { openid: session.openid }) : send(401, { error: 'no session' });
     }
