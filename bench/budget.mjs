@@ -8,9 +8,9 @@
 // header line says where that is, and the minigate row shows how far it is.
 //
 //   node bench/budget.mjs [--busy 0,2,5,10,20,40] [--duration 10] [--connections 32] [--json] [--smoke]
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createProcesses, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, post, runBench, workDir } from './processes.mjs';
+import { cpuMs, createProcesses, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, post, runBench, workDir } from './processes.mjs';
 import { APPID, CLI, SECRET, startSandbox } from './setup.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 import { requireWrk, wrk } from './wrk.mjs';
@@ -31,12 +31,6 @@ const TARGET = 0.7;
 const PEER = new URL('./peers/bare-login.mjs', import.meta.url).pathname;
 const work = workDir('minigate-bench-budget-');
 const processes = createProcesses();
-
-/** CPU time (user + system) a process has used, in ms (the kernel counts in 10 ms ticks). */
-function cpuMs(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
 
 /** Session checks with 200 tokens from real logins: req/s, p99 and the server's CPU per request. */
 async function measure(url, pid, sandbox) {

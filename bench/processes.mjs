@@ -1,7 +1,7 @@
 // What the benchmarks share: starting the processes under test and stopping every one of them
 // however the benchmark ends, and small client helpers.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -272,4 +272,53 @@ export function freePort() {
 export function selfSignedCertificate(dir) {
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '30', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { cwd: dir, stdio: 'pipe' });
   return { cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') };
+}
+
+/** /proc/<pid>/stat fields after the command name: [state, ppid, …]; utime and stime are 11 and 12. */
+function statFields(pid) {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return text.slice(text.lastIndexOf(') ') + 2).split(' ');
+  } catch {
+    return null; // gone meanwhile
+  }
+}
+
+/**
+ * CPU time (user + system, ms) used so far by these processes and every process below them
+ * (nginx's workers under its master, minigate's under its primary). The kernel counts in ticks
+ * of 10 ms, so read it over seconds of load, not per request.
+ */
+export function cpuMs(...pids) {
+  const parent = new Map();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const fields = statFields(entry);
+    if (fields) parent.set(Number(entry), { ppid: Number(fields[1]), ms: (Number(fields[11]) + Number(fields[12])) * 10 });
+  }
+  const roots = new Set(pids);
+  let total = 0;
+  for (const [pid, { ms }] of parent) {
+    for (let p = pid; p > 1; p = parent.get(p)?.ppid ?? 0) {
+      if (roots.has(p)) {
+        total += ms;
+        break;
+      }
+    }
+  }
+  return total;
+}
+
+/** Process ids whose command name (/proc/<pid>/comm) is `name`, e.g. mariadbd. */
+export function pidsNamed(name) {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === name;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }

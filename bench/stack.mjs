@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 
 import mysql from 'mysql2/promise';
-import { createProcesses, freePort, LIMITS_RAISED_NOTE, nginxVersion, post, runBench, startNginx, workDir } from './processes.mjs';
+import { cpuMs, createProcesses, freePort, LIMITS_RAISED_NOTE, nginxVersion, pidsNamed, post, runBench, startNginx, workDir } from './processes.mjs';
 import { APPID, certificateChain, send, startMinigate, startSandbox } from './setup.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 import { requireWrk, wrk } from './wrk.mjs';
@@ -115,13 +115,25 @@ async function minigateSessions(base, sandbox) {
   return tokens;
 }
 
-async function measure(url, tokens) {
+/**
+ * wrk on `url` with the tokens in turn; `processes` ({ name: [pid…] }) are the stack's servers,
+ * whose CPU per request (user + system, µs, their child processes included) is read over the run.
+ */
+async function measure(url, tokens, processes) {
   const lua = `request = function()\n  return wrk.format("GET", nil, { ["authorization"] = "Bearer " .. nextItem() })\nend\n`;
   await wrk({ url, duration: WARMUP, connections: CONNECTIONS, work, lua, lines: tokens });
+  const before = Object.fromEntries(Object.entries(processes).map(([name, pids]) => [name, cpuMs(...pids)]));
   const r = await wrk({ url, duration: DURATION, connections: CONNECTIONS, work, lua, lines: tokens });
   if (!(r.total > 0)) throw new Error(`${url}: no request answered\n${r.raw}`);
   if (r.non2xx + r.socketErrors > 0.01 * r.total) throw new Error(`${url}: ${r.non2xx} non-2xx answers and ${r.socketErrors} socket errors of ${r.total} requests`);
+  r.cpuUs = Object.fromEntries(Object.entries(processes).map(([name, pids]) => [name, ((cpuMs(...pids) - before[name]) * 1000) / r.total]));
   return r;
+}
+
+/** "nginx 31 + Koa 80 = 111 µs": where a stack's CPU goes per request. */
+function cpuLine(label, cpuUs) {
+  const parts = Object.entries(cpuUs).map(([name, us]) => `${name} ${Math.round(us)}`);
+  return `${label} CPU per request (µs, user + system): ${parts.join(' + ')} = ${Math.round(Object.values(cpuUs).reduce((a, b) => a + b, 0))}`;
 }
 
 async function main() {
@@ -131,10 +143,12 @@ async function main() {
   const tls = certificateChain(work, 'ec');
   const sandbox = await startSandbox();
 
-  const koaLookup = (await processes.start([KOA, 'lookup', MYSQL_URL, TABLE], /koa (http:\S+)/)).match[1];
-  const koaTrust = (await processes.start([KOA, 'trust', UPSTREAM_SECRET], /koa (http:\S+)/)).match[1];
+  const koaLookupProcess = await processes.start([KOA, 'lookup', MYSQL_URL, TABLE], /koa (http:\S+)/);
+  const koaLookup = koaLookupProcess.match[1];
+  const koaTrustProcess = await processes.start([KOA, 'trust', UPSTREAM_SECRET], /koa (http:\S+)/);
+  const koaTrust = koaTrustProcess.match[1];
   const nginxPort = await freePort();
-  await startNginx(work, nginxConf(nginxPort, koaLookup, tls), nginxPort);
+  const nginxProcess = await startNginx(work, nginxConf(nginxPort, koaLookup, tls), nginxPort);
   const store = await storeDatabase();
   const minigate = await startMinigate(
     work,
@@ -151,11 +165,15 @@ async function main() {
     if (r.status !== 401) throw new Error(`${url} without a token answered ${r.status}, not 401`);
   }
 
-  const peer = await measure(`https://127.0.0.1:${nginxPort}/api/items`, nginxTokens);
-  const mine = await measure(`${minigate.url}/api/items`, minigateTokens);
+  // MariaDB serves the Koa app's lookups in the first stack and minigate's store in the second.
+  const mariadb = [...pidsNamed('mariadbd'), ...pidsNamed('mysqld')];
+  const peer = await measure(`https://127.0.0.1:${nginxPort}/api/items`, nginxTokens, { nginx: [nginxProcess.pid], Koa: [koaLookupProcess.child.pid], MariaDB: mariadb });
+  const mine = await measure(`${minigate.url}/api/items`, minigateTokens, { minigate: [minigate.child.pid], Koa: [koaTrustProcess.child.pid], MariaDB: mariadb });
   const rows = [row({ name: 'minigate → Koa (identity headers)', unit: 'req/s', value: mine.rps, p99: mine.p99, peer: 'nginx → Koa + MariaDB lookup', peerValue: peer.rps, peerP99: peer.p99, target: { ratio: 2, p99: 1 } })];
   const notes = [
     `GET /api/items over HTTPS keep-alive with ${SESSIONS} sessions taken in turn, ${DURATION}s after ${WARMUP}s warm-up, ${CONNECTIONS} connections, MariaDB ${new URL(MYSQL_URL).host}`,
+    cpuLine('nginx stack', peer.cpuUs),
+    cpuLine('minigate stack', mine.cpuUs),
     LIMITS_RAISED_NOTE,
     nginx,
     wrkVersion,
