@@ -4,7 +4,7 @@
  * 502/504 with minigate staying up, round robin, body limits, and WebSockets passed through.
  */
 import { createHmac } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +13,9 @@ import { startHarness, type Harness } from './helpers/harness.js';
 import { get } from './helpers/https.js';
 
 const SECRET = 'upstream-shared-secret-for-tests';
+const BIG_BYTES = 48 * 1024 * 1024;
+/** Times the upstream's /big had to wait for minigate to take more (back-pressure reaching it). */
+let bigWaits = 0;
 
 interface Seen {
   method: string;
@@ -34,6 +37,25 @@ async function startUpstream(name: string) {
         res.writeHead(200, { 'content-length': 1000 });
         res.write('partial');
         setTimeout(() => res.socket?.destroy(), 20);
+        return;
+      }
+      if (req.url?.endsWith('/big')) {
+        // BIG_BYTES in 64 KiB writes, honouring back-pressure; counts the times it had to wait.
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BIG_BYTES });
+        const chunk = Buffer.alloc(64 * 1024, 7);
+        let sent = 0;
+        const pump = () => {
+          while (sent < BIG_BYTES) {
+            sent += chunk.length;
+            if (!res.write(chunk)) {
+              bigWaits++;
+              res.once('drain', pump);
+              return;
+            }
+          }
+          res.end();
+        };
+        pump();
         return;
       }
       if (req.url?.endsWith('/slow')) {
@@ -216,6 +238,25 @@ describe('routing to upstreams', () => {
     expect(big.status).toBe(413);
     expect(big.body.error.code).toBe('BODY_TOO_LARGE');
     expect(a.seen.length).toBe(before);
+  });
+
+  it('streams a large answer to a slow client with back-pressure: the upstream is made to wait, and every byte arrives', async () => {
+    bigWaits = 0;
+    const received = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest(`${h.url}/open/big`, { agent: false }, (res) => {
+        let bytes = 0;
+        res.on('data', (c: Buffer) => (bytes += c.length));
+        res.on('end', () => resolve(bytes));
+        res.on('error', reject);
+        // The client reads nothing for a while: minigate must stop reading from the upstream.
+        res.pause();
+        setTimeout(() => res.resume(), 500);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(received).toBe(BIG_BYTES);
+    expect(bigWaits).toBeGreaterThan(0);
   });
 });
 

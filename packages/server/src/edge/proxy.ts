@@ -179,11 +179,14 @@ export function createProxy(options: ProxyOptions): Proxy {
                 ctx.upstreamMs = Math.round(seconds * 10_000) / 10;
                 options.observe?.latency.observe(seconds);
                 res.writeHead(statusCode, statusMessage, upstreamResponseHeaders(answerHeaders as IncomingHttpHeaders));
-                res.on('drain', () => c.resume());
               },
               onResponseData(c, chunk) {
                 ctx.bytes = (ctx.bytes ?? 0) + chunk.length;
-                if (!res.write(chunk)) c.pause();
+                // A listener only when the client is slower than the upstream (most answers never are).
+                if (!res.write(chunk)) {
+                  c.pause();
+                  res.once('drain', () => c.resume());
+                }
               },
               onResponseEnd() {
                 res.off('close', onClientGone);
