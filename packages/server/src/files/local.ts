@@ -14,7 +14,7 @@ import { AppError } from '../core/index.js';
 import type { FileStorage, ObjectWriter, StoredObject } from './storage.js';
 
 /** Bytes a writer buffers while a write is in flight; they go to disk in one writev when it ends. */
-const WRITE_BUFFER_BYTES = 1024 * 1024;
+export const WRITE_BUFFER_BYTES = 1024 * 1024;
 
 const KEY = /^[a-z]\/[a-f0-9]{8,64}(\/[0-9]{1,5}-[a-f0-9]{8,32})?$/;
 
