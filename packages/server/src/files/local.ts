@@ -13,6 +13,9 @@ import type { Readable } from 'node:stream';
 import { AppError } from '../core/index.js';
 import type { FileStorage, ObjectWriter, StoredObject } from './storage.js';
 
+/** Bytes a writer buffers while a write is in flight; they go to disk in one writev when it ends. */
+export const WRITE_BUFFER_BYTES = 1024 * 1024;
+
 const KEY = /^[a-z]\/[a-f0-9]{8,64}(\/[0-9]{1,5}-[a-f0-9]{8,32})?$/;
 
 function checkKey(key: string): string {
@@ -39,7 +42,7 @@ export function createLocalStorage(root: string): FileStorage {
     let size = 0;
     let done = false;
     const ready = mkdir(tmp, { recursive: true }).then(() => {
-      stream = createWriteStream(temp, { flags: 'wx' });
+      stream = createWriteStream(temp, { flags: 'wx', highWaterMark: WRITE_BUFFER_BYTES });
       stream.on('error', (error) => (failure ??= error));
       return new Promise<void>((resolve, reject) => {
         stream!.once('open', () => resolve());
