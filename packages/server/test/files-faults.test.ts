@@ -48,6 +48,46 @@ describe('uploads refused, cut by SIGTERM or a kill, and a full disk, against mi
     }
   });
 
+  it('a client still sending its refused body reads the answer and is not reset while the bytes keep coming (lingering close)', { timeout: 60_000 }, async () => {
+    const server = await start(configFile('linger', ['maxFileSize: 1MiB']));
+    try {
+      const token = await login(server.url);
+      // 40 MiB announced (over the limit: refused before the body is read), then sent in 64 KiB
+      // pieces every 250 ms for 3.5 s, as a slow phone would go on sending what it started.
+      const outcome = await new Promise<{ text: string; error?: string; sentAfterAnswer: number }>((resolve) => {
+        // Half-open allowed: the server's FIN after its answer does not stop this side sending.
+        const socket = netConnect({ port: server.port, host: '127.0.0.1', allowHalfOpen: true });
+        let text = '';
+        let sentAfterAnswer = 0;
+        let error: string | undefined;
+        socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+        socket.on('error', (e: NodeJS.ErrnoException) => (error = e.code));
+        socket.on('close', () => resolve({ text, error, sentAfterAnswer }));
+        socket.write(`POST /files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\nContent-Length: ${40 * 1024 * 1024}\r\n\r\n`);
+        socket.write(preamble);
+        let pieces = 0;
+        const timer = setInterval(() => {
+          if (socket.destroyed) return clearInterval(timer);
+          if (text.includes('\r\n\r\n')) sentAfterAnswer++;
+          if (++pieces > 14) {
+            clearInterval(timer);
+            socket.end();
+            return;
+          }
+          socket.write(Buffer.alloc(64 * 1024, 0x5a));
+        }, 250);
+      });
+      expect(/^HTTP\/1\.1 (\d{3})/.exec(outcome.text)?.[1]).toBe('413');
+      expect(outcome.text).toContain('"code":"FILE_TOO_LARGE"');
+      expect(outcome.text.toLowerCase()).toContain('connection: close');
+      // Still sending well past the old fixed 2 s linger, never reset: the connection ends cleanly.
+      expect(outcome.sentAfterAnswer).toBeGreaterThan(10);
+      expect(outcome.error).toBeUndefined();
+    } finally {
+      await server.cli.stop();
+    }
+  });
+
   it('answers uploads still arriving at SIGTERM with 503 SHUTTING_DOWN and Connection: close, removes their bytes, and exits 0', { timeout: 60_000 }, async () => {
     const server = await start(configFile('drain', ['maxFileSize: 100MiB']));
     const token = await login(server.url);

@@ -31,8 +31,13 @@ export const ORPHAN_AGE_MS = 3_600_000;
  */
 export const LOCAL_TEMP_AGE_MS = 2 * 60_000;
 export const SWEEP_INTERVAL_MS = 10 * 60_000;
-/** How long a refused upload's remaining body is read and dropped before the connection is cut. */
-const LINGER_MS = 2_000;
+/**
+ * A refused upload's remaining body is read and dropped while it keeps coming (nginx's lingering
+ * close: lingering_timeout 5 s, lingering_time 30 s), so that the client reads the answer before
+ * the connection is cut; cutting while it still sends makes its kernel discard the answer (a reset).
+ */
+const LINGER_IDLE_MS = 5_000;
+const LINGER_MAX_MS = 30_000;
 
 export interface FilesDeps {
   config: FilesConfig;
@@ -154,10 +159,21 @@ export function createFilesService(deps: FilesDeps): FilesService {
   /** After an answer to a body not read to its end: read and drop a little more, then cut (nginx's lingering close). */
   function lingerThenClose(req: IncomingMessage, res: ServerResponse): void {
     res.setHeader('connection', 'close');
+    // After a `Connection: close` answer Node destroys the socket once the answer is written
+    // (destroySoon), which resets a client still sending: only our half is closed here, and the
+    // timers below end the rest.
+    const socket = req.socket as typeof req.socket & { destroySoon?: () => void };
+    if (!req.complete) socket.destroySoon = () => socket.end();
     res.once('finish', () => {
       if (req.complete) return;
+      const cut = () => req.socket.destroy();
+      const idle = setTimeout(cut, LINGER_IDLE_MS).unref();
+      const longest = setTimeout(cut, LINGER_MAX_MS).unref();
+      const done = () => (clearTimeout(idle), clearTimeout(longest));
+      req.on('data', () => idle.refresh());
+      req.once('end', done);
+      req.socket.once('close', done);
       req.resume();
-      setTimeout(() => req.socket.destroy(), LINGER_MS).unref();
     });
   }
 
