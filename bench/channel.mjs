@@ -22,7 +22,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createProcesses, freePort, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, pool, post, selfSignedCertificate, workDir } from './processes.mjs';
+import { cpuSeconds, createProcesses, freePort, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, pool, post, selfSignedCertificate, workDir } from './processes.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 
 // ws is minigate's own dependency; taking it from there keeps client, peer and server on one version.
@@ -226,12 +226,6 @@ async function measure(label, url, userTokens, serverPid) {
     clearInterval(watchdog);
     for (const ws of [...subscribers, publisher]) ws.terminate();
   }
-}
-
-/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }
 
 /** CPU seconds the whole machine has been busy (all cores), from /proc/stat. */

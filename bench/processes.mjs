@@ -85,6 +85,12 @@ export function spawnTracked(command, args, { cwd, env, stdio = 'ignore', stop, 
   return child;
 }
 
+/** CPU seconds (user + system, all threads) a process has used so far, from /proc (Linux). */
+export function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+}
+
 /** Stops one registered group: its own stop (or TERM), then KILL after graceMs; resolves once nothing in it runs. */
 export async function stopTracked(child, graceMs = 3000) {
   const pgid = child.pid;

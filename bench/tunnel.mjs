@@ -4,7 +4,9 @@
 //   (b) direct: phone → minigate (TLS) proxying straight to the laptop's service
 //   (c) ssh -R: phone → nginx (TLS) → a port forwarded by `ssh -R` (Debian's openssh) → the service
 // For each: small requests (wrk: req/s, p99), one big download (MB/s), and the p99 of small
-// requests while big downloads run (a download must not starve a login). All on loopback; the
+// requests while big downloads run (a download must not starve a login), and the CPU time per GiB
+// downloaded of minigate (and `minigate tunnel`) on each minigate path: unlike MB/s, it hardly
+// moves when other work shares the machine. All on loopback; the
 // "laptop" is a Node process answering GET …/small (100 bytes) and GET …/big (--size bytes).
 // Routes are `auth: none` on both minigate paths, so (a) against (b) is the relay's own cost.
 //
@@ -13,7 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import path from 'node:path';
-import { accepts, createProcesses, freePort, LIMITS_RAISED_NOTE, nginxVersion, runBench, runTracked, spawnTracked, startNginx, workDir } from './processes.mjs';
+import { accepts, cpuSeconds, createProcesses, freePort, LIMITS_RAISED_NOTE, nginxVersion, runBench, runTracked, spawnTracked, startNginx, workDir } from './processes.mjs';
 import { certificateChain, CLI, startMinigate, startSandbox } from './setup.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 import { requireWrk, wrk } from './wrk.mjs';
@@ -72,14 +74,15 @@ async function until(test, what, ms = 20_000) {
   throw new Error(`timed out waiting for ${what}`);
 }
 
-/** `minigate tunnel` holding `name`, its per-request lines in a file (a pipe the bench would have to drain). */
+/** `minigate tunnel` holding `name`, its per-request lines in a file (a pipe the bench would have to drain); resolves with its child. */
 async function startTunnel(serverUrl, name, token, to, ca) {
   const log = path.join(work, 'tunnel.log');
-  spawnTracked(process.execPath, [CLI, 'tunnel', '--server', serverUrl, '--name', name, '--token', token, '--to', to, '--ca', ca], {
+  const child = spawnTracked(process.execPath, [CLI, 'tunnel', '--server', serverUrl, '--name', name, '--token', token, '--to', to, '--ca', ca], {
     stdio: ['ignore', openSync(log, 'w'), openSync(path.join(work, 'tunnel.err'), 'w')],
     name: 'minigate tunnel',
   });
   await until(() => /link up/.test(readFileSync(log, 'utf8')), 'the relay link');
+  return child;
 }
 
 /** A private sshd on loopback and `ssh -R` forwarding a port to the laptop, as 花生壳/frp-less teams do. */
@@ -181,12 +184,19 @@ async function smallDuringDownloads(base) {
   return r;
 }
 
-async function measure(base) {
+/** `pids`: the processes whose CPU time per GiB downloaded is counted (none for nginx + ssh -R). */
+async function measure(base, pids = []) {
   await small(`${base}/small`); // warm-up
   const alone = await small(`${base}/small`);
+  // Untimed: the first download after the small requests costs minigate up to twice the CPU of
+  // the next ones (its heap and JIT settle), on every path alike.
+  await download(`${base}/big`);
+  const cpu = () => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  const cpu0 = cpu();
   const mbps = Math.max(await download(`${base}/big`), await download(`${base}/big`));
+  const cpuPerGiB = (cpu() - cpu0) / ((2 * SIZE) / 2 ** 30);
   const during = await smallDuringDownloads(base);
-  return { rps: alone.rps, p99: alone.p99, mbps, duringP99: during.p99, duringRps: during.rps };
+  return { rps: alone.rps, p99: alone.p99, mbps, cpuPerGiB, duringP99: during.p99, duringRps: during.rps };
 }
 
 async function main() {
@@ -207,26 +217,27 @@ async function main() {
   const { stdout } = await runTracked(process.execPath, [CLI, 'relay', 'add', name, '-c', config], { timeoutMs: 30_000 });
   const token = stdout.trim().split('\n').at(-1);
   const port = new URL(minigate.url).port;
-  await startTunnel(`https://localhost:${port}`, name, token, laptop, caFile);
+  const tunnel = await startTunnel(`https://localhost:${port}`, name, token, laptop, caFile);
   const forwardPort = await startSshForward(laptop);
   const nginxPort = await freePort();
   await startNginx(work, nginxConf(nginxPort, forwardPort, tls), nginxPort, 'nginx');
 
-  const relay = await measure(`https://127.0.0.1:${port}/relay`);
-  const direct = await measure(`https://127.0.0.1:${port}/direct`);
+  const relay = await measure(`https://127.0.0.1:${port}/relay`, [minigate.child.pid, tunnel.pid]);
+  const direct = await measure(`https://127.0.0.1:${port}/direct`, [minigate.child.pid]);
   const ssh = await measure(`https://127.0.0.1:${nginxPort}/ssh`);
   const rows = [
     row({ name: '(a) relay: small requests', unit: 'req/s', value: relay.rps, p99: relay.p99, peer: '(b) direct', peerValue: direct.rps, peerP99: direct.p99 }),
     row({ name: '(a) relay: small requests', unit: 'req/s', value: relay.rps, p99: relay.p99, peer: '(c) nginx + ssh -R', peerValue: ssh.rps, peerP99: ssh.p99 }),
     row({ name: '(a) relay: download', unit: 'MB/s', value: relay.mbps, peer: '(b) direct', peerValue: direct.mbps, target: { ratio: 0.5 } }),
     row({ name: '(a) relay: download', unit: 'MB/s', value: relay.mbps, peer: '(c) nginx + ssh -R', peerValue: ssh.mbps, target: { ratio: 1 } }),
+    row({ name: '(a) relay: CPU of minigate + minigate tunnel per GiB downloaded', unit: 's/GiB', value: relay.cpuPerGiB, peer: '(b) direct: minigate', peerValue: direct.cpuPerGiB }),
     // value and peer are p99s: the ratio is how much a download slows a small request's tail.
     row({ name: '(a) relay: p99 of small requests during downloads', unit: 'ms', value: relay.duringP99, peer: 'the same alone', peerValue: relay.p99, target: { maxRatio: 5 } }),
     row({ name: '(b) direct: p99 of small requests during downloads', unit: 'ms', value: direct.duringP99, peer: 'the same alone', peerValue: direct.p99 }),
     row({ name: '(c) nginx + ssh -R: p99 of small requests during downloads', unit: 'ms', value: ssh.duringP99, peer: 'the same alone', peerValue: ssh.p99 }),
   ];
   const notes = [
-    `small: GET …/small (100 bytes) over HTTPS keep-alive, ${DURATION}s, ${CONNECTIONS} connections after a warm-up; download: GET …/big, ${(SIZE / 1024 / 1024).toFixed(0)} MiB, best of two; during: small requests while downloads run back to back`,
+    `small: GET …/small (100 bytes) over HTTPS keep-alive, ${DURATION}s, ${CONNECTIONS} connections after a warm-up; download: GET …/big, ${(SIZE / 1024 / 1024).toFixed(0)} MiB, best of two after one untimed; during: small requests while downloads run back to back`,
     'routes auth: none on both minigate paths (the relay’s own cost); the laptop is a node:http process on loopback',
     LIMITS_RAISED_NOTE,
     nginx,

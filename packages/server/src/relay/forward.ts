@@ -13,6 +13,7 @@ import { Duplex } from 'node:stream';
 import { AppError, type Logger } from '../core/index.js';
 import { extendRequestDeadline, rejectUpgrade } from '../http/index.js';
 import { createTunnel, upstreamRequestHeaders, upstreamResponseHeaders, websocketAccept, type Tunnel, type TunnelRoute, type TunnelTarget } from '../edge/index.js';
+import { pipeCoalesced } from './coalesce.js';
 import type { Link } from './link.js';
 import type { RelayMeter } from './metrics.js';
 import type { Bucket } from './throttle.js';
@@ -135,7 +136,7 @@ export function createForwarder(options: ForwardOptions) {
           limits.observe?.bytes(chunk.length);
           meter.bytesOut(chunk.length);
         });
-        (options.bucket ? stream.pipe(options.bucket(name).through()) : stream).pipe(res);
+        pipeCoalesced(options.bucket ? stream.pipe(options.bucket(name).through()) : stream, res);
         stream.once('end', resolve);
       });
       stream.once('close', () => {
