@@ -10,7 +10,7 @@
 //   node bench/budget.mjs [--busy 0,2,5,10,20,40] [--duration 10] [--connections 32] [--json] [--smoke]
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { cpuMs, createProcesses, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, post, runBench, workDir } from './processes.mjs';
+import { cpuSeconds, createProcesses, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, post, runBench, workDir } from './processes.mjs';
 import { APPID, CLI, SECRET, startSandbox } from './setup.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 import { requireWrk, wrk } from './wrk.mjs';
@@ -38,9 +38,9 @@ async function measure(url, pid, sandbox) {
   for (const { code } of (await post(`${sandbox}/__sandbox/codes`, { appid: APPID, count: 200 })).codes) tokens.push((await post(`${url}/auth/login`, { code })).token);
   const lua = `request = function()\n  return wrk.format("GET", "/auth/session", { ["authorization"] = "Bearer " .. nextItem() })\nend\n`;
   await wrk({ url, duration: WARMUP, connections: CONNECTIONS, work, lines: tokens, lua });
-  const before = cpuMs(pid);
+  const before = cpuSeconds(pid);
   const r = await wrk({ url, duration: DURATION, connections: CONNECTIONS, work, lines: tokens, lua });
-  const cpuUs = ((cpuMs(pid) - before) * 1000) / r.total;
+  const cpuUs = ((cpuSeconds(pid) - before) * 1e6) / r.total;
   if (!(r.total > 0) || r.non2xx + r.socketErrors > 0.01 * r.total) throw new Error(`${url}: ${r.non2xx} non-2xx and ${r.socketErrors} socket errors of ${r.total}\n${r.raw}`);
   return { rps: r.rps, p99: r.p99, cpuUs };
 }

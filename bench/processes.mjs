@@ -85,12 +85,6 @@ export function spawnTracked(command, args, { cwd, env, stdio = 'ignore', stop, 
   return child;
 }
 
-/** CPU seconds (user + system, all threads) a process has used so far, from /proc (Linux). */
-export function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
-}
-
 /** Stops one registered group: its own stop (or TERM), then KILL after graceMs; resolves once nothing in it runs. */
 export async function stopTracked(child, graceMs = 3000) {
   const pgid = child.pid;
@@ -291,23 +285,23 @@ function statFields(pid) {
 }
 
 /**
- * CPU time (user + system, ms) used so far by these processes and every process below them
+ * CPU time (user + system, seconds) used so far by these processes and every process below them
  * (nginx's workers under its master, minigate's under its primary). The kernel counts in ticks
- * of 10 ms, so read it over seconds of load, not per request.
+ * of 10 ms (USER_HZ 100), so read it over seconds of load, not per request.
  */
-export function cpuMs(...pids) {
+export function cpuSeconds(...pids) {
   const parent = new Map();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const fields = statFields(entry);
-    if (fields) parent.set(Number(entry), { ppid: Number(fields[1]), ms: (Number(fields[11]) + Number(fields[12])) * 10 });
+    if (fields) parent.set(Number(entry), { ppid: Number(fields[1]), seconds: (Number(fields[11]) + Number(fields[12])) / 100 });
   }
   const roots = new Set(pids);
   let total = 0;
-  for (const [pid, { ms }] of parent) {
+  for (const [pid, { seconds }] of parent) {
     for (let p = pid; p > 1; p = parent.get(p)?.ppid ?? 0) {
       if (roots.has(p)) {
-        total += ms;
+        total += seconds;
         break;
       }
     }

@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 
 import mysql from 'mysql2/promise';
-import { cpuMs, createProcesses, freePort, LIMITS_RAISED_NOTE, nginxVersion, pidsNamed, post, runBench, startNginx, workDir } from './processes.mjs';
+import { cpuSeconds, createProcesses, freePort, LIMITS_RAISED_NOTE, nginxVersion, pidsNamed, post, runBench, startNginx, workDir } from './processes.mjs';
 import { APPID, certificateChain, send, startMinigate, startSandbox } from './setup.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 import { requireWrk, wrk } from './wrk.mjs';
@@ -122,11 +122,11 @@ async function minigateSessions(base, sandbox) {
 async function measure(url, tokens, processes) {
   const lua = `request = function()\n  return wrk.format("GET", nil, { ["authorization"] = "Bearer " .. nextItem() })\nend\n`;
   await wrk({ url, duration: WARMUP, connections: CONNECTIONS, work, lua, lines: tokens });
-  const before = Object.fromEntries(Object.entries(processes).map(([name, pids]) => [name, cpuMs(...pids)]));
+  const before = Object.fromEntries(Object.entries(processes).map(([name, pids]) => [name, cpuSeconds(...pids)]));
   const r = await wrk({ url, duration: DURATION, connections: CONNECTIONS, work, lua, lines: tokens });
   if (!(r.total > 0)) throw new Error(`${url}: no request answered\n${r.raw}`);
   if (r.non2xx + r.socketErrors > 0.01 * r.total) throw new Error(`${url}: ${r.non2xx} non-2xx answers and ${r.socketErrors} socket errors of ${r.total} requests`);
-  r.cpuUs = Object.fromEntries(Object.entries(processes).map(([name, pids]) => [name, ((cpuMs(...pids) - before[name]) * 1000) / r.total]));
+  r.cpuUs = Object.fromEntries(Object.entries(processes).map(([name, pids]) => [name, ((cpuSeconds(...pids) - before[name]) * 1e6) / r.total]));
   return r;
 }
 

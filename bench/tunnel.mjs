@@ -191,7 +191,7 @@ async function measure(base, pids = []) {
   // Untimed: the first download after the small requests costs minigate up to twice the CPU of
   // the next ones (its heap and JIT settle), on every path alike.
   await download(`${base}/big`);
-  const cpu = () => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  const cpu = () => cpuSeconds(...pids);
   const cpu0 = cpu();
   const mbps = Math.max(await download(`${base}/big`), await download(`${base}/big`));
   const cpuPerGiB = (cpu() - cpu0) / ((2 * SIZE) / 2 ** 30);
