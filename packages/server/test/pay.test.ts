@@ -9,7 +9,7 @@
  */
 import { createHmac, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer as createHttpServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -20,6 +20,7 @@ import { ConfigError, loadConfig } from '../src/config/index.js';
 import { payConfigIssues } from '../src/pay/index.js';
 import { createTestDatabase, type TestDatabase } from './helpers/databases.js';
 import { OTHER_APPID, OTHER_SECRET, startHarness, TEST_APPID, TEST_SECRET, type Harness } from './helpers/harness.js';
+import { RecordingWebhook } from './helpers/webhook.js';
 import { createWx, type WxShim } from './helpers/wx-shim.js';
 
 const INTERNAL_TOKEN = 'pay-internal-token-0123456789abcdef0123';
@@ -32,28 +33,13 @@ const PUSH_TOKEN = 'pay-push-token';
 const SERIAL = '5157F09EFDC096DE15EBE81A47057A7232F1B8E1';
 const CERT_SERIAL = '6157F09EFDC096DE15EBE81A47057A7232F1B8E2';
 
-/** The merchants' webhook: every delivery, kept. */
-class Webhook {
-  deliveries: { headers: IncomingHttpHeaders; raw: string; body: Record<string, any> }[] = [];
-  server: Server = createHttpServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const raw = Buffer.concat(chunks).toString('utf8');
-      this.deliveries.push({ headers: req.headers, raw, body: JSON.parse(raw) as Record<string, any> });
-      res.writeHead(200).end('ok');
-    });
-  });
-  async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/pay-events`;
+/** The merchants' webhook (helpers/webhook.ts), with the events of one order picked out. */
+class Webhook extends RecordingWebhook {
+  constructor() {
+    super('/pay-events');
   }
   of(outTradeNo: string, event = 'TRANSACTION.SUCCESS') {
     return this.deliveries.filter((d) => d.body.event === event && (d.body.order?.outTradeNo === outTradeNo || d.body.refund?.outTradeNo === outTradeNo));
-  }
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
   }
 }
 

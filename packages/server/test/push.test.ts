@@ -3,7 +3,6 @@
  * plaintext, compatible and safe mode, JSON and XML, repeats), and minigate delivers each message
  * once to a webhook served here, signed, retried when the webhook fails.
  */
-import { createServer as createHttpServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
@@ -16,42 +15,21 @@ import { webhookSignature } from '../src/index.js';
 import { createTestDatabase } from './helpers/databases.js';
 import { connect } from './helpers/ws-client.js';
 import { startHarness, TEST_APPID, TEST_SECRET, OTHER_APPID, OTHER_SECRET, type Harness } from './helpers/harness.js';
+import { RecordingWebhook } from './helpers/webhook.js';
 
 const TOKEN = 'push-token-of-the-console';
 const AES_KEY = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG';
 const UPSTREAM_SECRET = 'upstream-secret-0123456789abcdef';
 const NO_PUSH_APPID = 'wx1111111111111111';
 
-interface Delivery {
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-/** A business webhook: records what arrives, answers with the next queued status (else 200). */
-class Webhook {
-  deliveries: Delivery[] = [];
-  statuses: number[] = [];
-  hang = false;
-  server: Server = createHttpServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      this.deliveries.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
-      if (this.hang) return; // never answers
-      res.writeHead(this.statuses.shift() ?? 200).end('ok');
-    });
-  });
-  async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/hooks/wechat`;
-  }
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+/** A business webhook (helpers/webhook.ts) that also finds deliveries by a marker in their message. */
+class Webhook extends RecordingWebhook {
+  constructor() {
+    super('/hooks/wechat');
   }
   /** Deliveries whose message has this debug_str / Content marker. */
   of(marker: string): { id: string; appid: string; format: string; message: Record<string, unknown>; raw: string; receivedAt: number }[] {
-    return this.deliveries.map((d) => JSON.parse(d.body)).filter((d) => JSON.stringify(d.message).includes(marker));
+    return this.deliveries.map((d) => d.body).filter((d) => JSON.stringify(d.message).includes(marker));
   }
 }
 
@@ -147,14 +125,14 @@ describe('receiving pushes', () => {
   it('signs deliveries with upstreamSecret over the timestamp and body', async () => {
     await push({ mode: 'plaintext', format: 'json', message: { FromUserName: 'o1', CreateTime: 1714037100, MsgType: 'event', Event: 'x', debug_str: 'signed-1' } });
     await until(() => webhook.of('signed-1').length > 0);
-    const raw = webhook.deliveries.find((d) => d.body.includes('signed-1'))!;
-    expect(raw.headers['content-type']).toBe('application/json');
-    expect(raw.headers['x-minigate-appid']).toBe(TEST_APPID);
-    expect(raw.headers['x-minigate-push-id']).toBe(JSON.parse(raw.body).id);
-    const timestamp = String(raw.headers['x-minigate-timestamp']);
+    const delivery = webhook.deliveries.find((d) => d.raw.includes('signed-1'))!;
+    expect(delivery.headers['content-type']).toBe('application/json');
+    expect(delivery.headers['x-minigate-appid']).toBe(TEST_APPID);
+    expect(delivery.headers['x-minigate-push-id']).toBe(delivery.body.id);
+    const timestamp = String(delivery.headers['x-minigate-timestamp']);
     expect(Math.abs(Number(timestamp) - Date.now() / 1000)).toBeLessThan(60);
-    expect(raw.headers['x-minigate-signature']).toBe(webhookSignature(UPSTREAM_SECRET, timestamp, raw.body));
-    expect(raw.headers['x-minigate-signature']).not.toBe(webhookSignature('another secret', timestamp, raw.body));
+    expect(delivery.headers['x-minigate-signature']).toBe(webhookSignature(UPSTREAM_SECRET, timestamp, delivery.raw));
+    expect(delivery.headers['x-minigate-signature']).not.toBe(webhookSignature('another secret', timestamp, delivery.raw));
   });
 
   it('delivers a safe-mode XML event whose padding is more than 16 bytes, once across three sends', async () => {
@@ -216,7 +194,7 @@ describe('receiving pushes', () => {
     const attempts = await push({ mode: 'plaintext', format: 'xml', message: { FromUserName: 'oHang', CreateTime: 1714037500, MsgType: 'event', Event: 'x', debug_str: 'hang-1' } });
     expect(attempts[0]).toMatchObject({ status: 200, body: 'success' });
     expect(Date.now() - started).toBeLessThan(1_000);
-    await until(() => webhook.deliveries.some((d) => d.body.includes('hang-1')));
+    await until(() => webhook.deliveries.some((d) => d.raw.includes('hang-1')));
   });
 });
 
@@ -259,7 +237,7 @@ describe('refusals', () => {
     expect(attempts.attempts[0]!.status).toBe(403);
     expect(JSON.parse(attempts.attempts[0]!.body).error.code).toBe('PUSH_SIGNATURE_MISMATCH');
     await pause(1_200);
-    expect(webhook.deliveries.slice(before).some((d) => d.body.includes('bad-sig'))).toBe(false);
+    expect(webhook.deliveries.slice(before).some((d) => d.raw.includes('bad-sig'))).toBe(false);
   });
 
   it('refuses a safe-mode push sealed for another appid or signed wrongly', async () => {
@@ -365,7 +343,7 @@ describe('two instances sharing MariaDB, behind one push URL', () => {
       }
       await until(() => hook.deliveries.length >= 20);
       await pause(1_500);
-      const ids = hook.deliveries.map((d) => JSON.parse(d.body).message.debug_str as string);
+      const ids = hook.deliveries.map((d) => d.body.message.debug_str as string);
       expect(ids).toHaveLength(20);
       expect(new Set(ids).size).toBe(20);
     } finally {

@@ -6,12 +6,11 @@
  * with one grant give exactly one message, on SQLite and on PostgreSQL.
  */
 import { createHash } from 'node:crypto';
-import { createServer as createHttpServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createClient, MinigateError } from 'minigate-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from './helpers/databases.js';
 import { startHarness, TEST_APPID, TEST_SECRET, OTHER_APPID, OTHER_SECRET, type Harness } from './helpers/harness.js';
+import { RecordingWebhook } from './helpers/webhook.js';
 import { createWx } from './helpers/wx-shim.js';
 
 const TOKEN = 'subscribe-push-token';
@@ -21,28 +20,7 @@ const ONCE = 'TPL_ONCE_ORDER';
 const LONG = 'TPL_LONG_NEWS';
 const SEND_PATH = '/cgi-bin/message/subscribe/send';
 
-/** The business webhook: records every delivery. */
-class Webhook {
-  deliveries: { headers: IncomingHttpHeaders; body: Record<string, unknown> }[] = [];
-  server: Server = createHttpServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      this.deliveries.push({ headers: req.headers, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown> });
-      res.writeHead(200).end('ok');
-    });
-  });
-  async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/hook`;
-  }
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
-}
-
-const webhook = new Webhook();
+const webhook = new RecordingWebhook('/hook');
 let h: Harness;
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
