@@ -246,9 +246,15 @@ describe('playground', () => {
       contexts.push(context);
       context.setDefaultTimeout(STEP);
       const page = await context.newPage();
+      const consoleLines: string[] = [];
+      page.on('console', (message) => consoleLines.push(message.text()));
       await page.goto(playground);
       await page.click('#login');
-      await page.waitForSelector('#toast:not([hidden])');
+      // Seen to time out twice in a full npm test, never alone: say what the page saw if it does.
+      await page.waitForSelector('#toast:not([hidden])').catch(async (error: Error) => {
+        const traffic = await page.$$eval('#log .entry', (nodes) => nodes.map((n) => (n.textContent ?? '').replace(/\s+/g, ' ').slice(0, 200)));
+        throw new Error(`${error.message}\npage console:\n${consoleLines.join('\n')}\ntraffic log:\n${traffic.join('\n')}`);
+      });
       const text = (await page.textContent('#toast'))!;
       expect(text).toMatch(/^登录失败：[^A-Za-z]+（[A-Z_]+）$/);
     } finally {
