@@ -10,7 +10,7 @@
 //   node bench/budget.mjs [--busy 0,2,5,10,20,40] [--duration 10] [--connections 32] [--json] [--smoke]
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { cpuSeconds, createProcesses, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, post, runBench, workDir } from './processes.mjs';
+import { cpuSeconds, createProcesses, LIMITS_RAISED_NOTE, PINNED_NOTE, LIMITS_RAISED_YAML, post, runBench, workDir } from './processes.mjs';
 import { APPID, CLI, SECRET, startSandbox } from './setup.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 import { requireWrk, wrk } from './wrk.mjs';
@@ -37,9 +37,9 @@ async function measure(url, pid, sandbox) {
   const tokens = [];
   for (const { code } of (await post(`${sandbox}/__sandbox/codes`, { appid: APPID, count: 200 })).codes) tokens.push((await post(`${url}/auth/login`, { code })).token);
   const lua = `request = function()\n  return wrk.format("GET", "/auth/session", { ["authorization"] = "Bearer " .. nextItem() })\nend\n`;
-  await wrk({ url, duration: WARMUP, connections: CONNECTIONS, work, lines: tokens, lua });
+  await wrk({ url, duration: WARMUP, connections: CONNECTIONS, work, cpu: 1, lines: tokens, lua });
   const before = cpuSeconds(pid);
-  const r = await wrk({ url, duration: DURATION, connections: CONNECTIONS, work, lines: tokens, lua });
+  const r = await wrk({ url, duration: DURATION, connections: CONNECTIONS, work, cpu: 1, lines: tokens, lua });
   const cpuUs = ((cpuSeconds(pid) - before) * 1e6) / r.total;
   if (!(r.total > 0) || r.non2xx + r.socketErrors > 0.01 * r.total) throw new Error(`${url}: ${r.non2xx} non-2xx and ${r.socketErrors} socket errors of ${r.total}\n${r.raw}`);
   return { rps: r.rps, p99: r.p99, cpuUs };
@@ -47,16 +47,16 @@ async function measure(url, pid, sandbox) {
 
 async function main() {
   const wrkVersion = await requireWrk();
-  const sandbox = await startSandbox();
+  const sandbox = await startSandbox(1);
   const bare = [];
   for (const busy of BUSY) {
-    const peer = await processes.start([PEER, sandbox, APPID, SECRET, String(busy)], /peer (http:\/\/\S+)/);
+    const peer = await processes.start([PEER, sandbox, APPID, SECRET, String(busy)], /peer (http:\/\/\S+)/, undefined, undefined, 0);
     bare.push({ busy, ...(await measure(peer.match[1], peer.child.pid, sandbox)) });
     await processes.stop(peer.child);
   }
   const config = path.join(work, 'minigate.yaml');
   writeFileSync(config, `dataDir: ${work}/data\nlisten:\n  http: 127.0.0.1:0\nwechat:\n  apiBase: ${sandbox}\napps:\n  - appid: ${APPID}\n    secret: ${SECRET}\nstore: sqlite:${work}/budget.db\nlog:\n  level: info\n${LIMITS_RAISED_YAML}`);
-  const server = await processes.start([CLI, 'start', '-c', config], /listening on (http:\S+)/, path.join(work, 'minigate.log'));
+  const server = await processes.start([CLI, 'start', '-c', config], /listening on (http:\S+)/, path.join(work, 'minigate.log'), undefined, 0);
   const mine = await measure(server.match[1], server.child.pid, sandbox);
   await processes.stop(server.child);
 
@@ -78,6 +78,7 @@ async function main() {
       ? `the bare curve does not cross ${TARGET}× within the busy times measured`
       : `${TARGET}× the bare server leaves about ${crossing.toFixed(1)} µs of work per request on this machine; minigate uses ${us(mine.cpuUs - base.cpuUs)} more CPU per request than the bare server`,
     LIMITS_RAISED_NOTE,
+    PINNED_NOTE,
     wrkVersion,
     ...(SMOKE ? ['SMOKE RUN: figures mean nothing'] : []),
   ];

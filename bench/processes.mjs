@@ -3,7 +3,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 
 /**
@@ -73,11 +73,36 @@ async function waitGroupGone(pgid, ms) {
 }
 
 /**
+ * On two CPUs or more, a benchmark gives the server under test CPU 0 and the load (wrk, and the
+ * upstream or sandbox the server calls) CPU 1, with taskset: the server's work and the load's then
+ * never share a core, and on this kind of 2-core virtual machine a row moved by a half from run to
+ * run without it (a third of that with it). The peer of a row gets the same CPU as minigate.
+ */
+export const PINNED = availableParallelism() >= 2 && hasTaskset();
+export const PINNED_NOTE = PINNED ? 'server under test on CPU 0, load on CPU 1 (taskset)' : 'processes not pinned to CPUs (one CPU, or no taskset)';
+
+function hasTaskset() {
+  try {
+    execFileSync('taskset', ['-c', '0', 'true'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `command args…` run on CPU `cpu` when pinning (PINNED) and a CPU is given; as it is otherwise. */
+function onCpu(cpu, command, args) {
+  return PINNED && cpu !== undefined ? ['taskset', ['-c', String(cpu), command, ...args]] : [command, args];
+}
+
+/**
  * Spawns `command args…` as a registered process group. `stop` (optional) is how to ask it to end
  * (default: TERM to the group); whatever is left after `graceMs` is KILLed.
  */
-export function spawnTracked(command, args, { cwd, env, stdio = 'ignore', stop, name = command } = {}) {
+export function spawnTracked(command, args, { cwd, env, stdio = 'ignore', stop, name = command, cpu } = {}) {
   installHandlers();
+  // taskset execs the command: the pid (and process group) is the command's own.
+  [command, args] = onCpu(cpu, command, args);
   // cwd: the temporary directory, where the smoke runner looks for leftovers (by /proc/<pid>/cwd).
   const child = spawn(command, args, { cwd: cwd ?? tmpdir(), env: env ?? process.env, stdio, detached: true });
   if (child.pid === undefined) throw new Error(`could not start ${command}`);
@@ -135,8 +160,8 @@ export function runBench(main, { beforeStop, afterStop } = {}) {
 }
 
 /** Runs `command args…` to its end (tracked, so an interrupted benchmark stops it too); resolves with its stdout. */
-export function runTracked(command, args, { cwd, env, timeoutMs } = {}) {
-  const child = spawnTracked(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+export function runTracked(command, args, { cwd, env, timeoutMs, cpu } = {}) {
+  const child = spawnTracked(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], cpu });
   let out = '';
   let err = '';
   child.stdout.on('data', (d) => (out += d));
@@ -158,9 +183,9 @@ export function runTracked(command, args, { cwd, env, timeoutMs } = {}) {
  * output returning a truthy value) matches its stdout; rejects if it exits first. Logs (stderr)
  * go to `logFile` when given: like production, a file rather than a pipe the benchmark must drain.
  */
-export function startTracked(command, args, readyPattern, { logFile, env, cwd } = {}) {
+export function startTracked(command, args, readyPattern, { logFile, env, cwd, cpu } = {}) {
   const stdio = ['ignore', 'pipe', logFile ? openSync(logFile, 'w') : 'pipe'];
-  const child = spawnTracked(command, args, { cwd, env, stdio });
+  const child = spawnTracked(command, args, { cwd, env, stdio, cpu });
   let text = '';
   let ready = false;
   return new Promise((resolve, reject) => {
@@ -182,8 +207,9 @@ export function startTracked(command, args, readyPattern, { logFile, env, cwd } 
 /** Node processes for a benchmark (minigate, peers, the sandbox), MINIGATE_STORE unset so the config decides. */
 export function createProcesses() {
   return {
-    start(args, readyPattern, logFile, env) {
-      return startTracked(process.execPath, args, readyPattern, { logFile, env: { ...process.env, MINIGATE_STORE: undefined, ...env } });
+    /** `cpu`: the CPU to run on when pinning (PINNED); 0 for the server under test, 1 for the load. */
+    start(args, readyPattern, logFile, env, cpu) {
+      return startTracked(process.execPath, args, readyPattern, { logFile, cpu, env: { ...process.env, MINIGATE_STORE: undefined, ...env } });
     },
     stop: stopTracked,
     stopAll,
@@ -195,13 +221,14 @@ export function createProcesses() {
  * pid file, logs and temp paths in `work`). Stopped with `nginx -s quit` (graceful: the workers finish and exit, then
  * the master); the registry KILLs the whole group if that takes too long. Resolves once `port` accepts.
  */
-export async function startNginx(work, confText, port, name = 'nginx') {
+export async function startNginx(work, confText, port, name = 'nginx', cpu = undefined) {
   const conf = path.join(work, `${name}.conf`);
   writeFileSync(conf, confText);
   const child = spawnTracked('nginx', ['-c', conf, '-p', work], {
     cwd: work,
     stdio: ['ignore', 'ignore', openSync(path.join(work, `${name}-stderr.log`), 'w')],
     name,
+    cpu,
     stop: () => {
       try {
         execFileSync('nginx', ['-c', conf, '-p', work, '-s', 'quit'], { stdio: 'ignore' });

@@ -6,7 +6,7 @@
 //
 //   node bench/proxy.mjs [--duration 10] [--connections 32] [--workers 2] [--json] [--smoke]
 
-import { createProcesses, freePort, LIMITS_RAISED_NOTE, nginxVersion, runBench, startNginx, stopTracked, workDir } from './processes.mjs';
+import { createProcesses, freePort, LIMITS_RAISED_NOTE, PINNED_NOTE, nginxVersion, runBench, startNginx, stopTracked, workDir } from './processes.mjs';
 import { certificateChain, login, startMinigate, startSandbox, startUpstream } from './setup.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
 import { requireWrk, wrk } from './wrk.mjs';
@@ -76,10 +76,11 @@ routes:
 `;
 }
 
-async function measure(url, token) {
+/** `cpu`: wrk's CPU when pinning (the one-process rows: the proxy on CPU 0, wrk and the upstream on 1). */
+async function measure(url, token, cpu = 1) {
   const lua = token ? `wrk.headers["Authorization"] = "Bearer ${token}"\n` : '';
-  await wrk({ url, duration: WARMUP, connections: CONNECTIONS, work, lua });
-  const r = await wrk({ url, duration: DURATION, connections: CONNECTIONS, work, lua });
+  await wrk({ url, duration: WARMUP, connections: CONNECTIONS, work, lua, cpu });
+  const r = await wrk({ url, duration: DURATION, connections: CONNECTIONS, work, lua, cpu });
   const errors = r.non2xx + r.socketErrors;
   if (errors > 0 && r.total > 0 && errors / r.total > 0.01) throw new Error(`${url}: ${errors} of ${r.total} requests failed`);
   if (!(r.total > 0)) throw new Error(`${url}: no request answered\n${r.raw}`);
@@ -90,12 +91,12 @@ async function main() {
   const wrkVersion = await requireWrk();
   const nginx = nginxVersion();
   const tls = certificateChain(work, 'ec');
-  const upstream = await startUpstream(work);
-  const sandbox = await startSandbox();
-  const peerUrl = (await createProcesses().start([PEER, upstream, tls.cert, tls.key], /peer (https:\S+)/)).match[1];
+  const upstream = await startUpstream(work, 1);
+  const sandbox = await startSandbox(1);
+  const peerUrl = (await createProcesses().start([PEER, upstream, tls.cert, tls.key], /peer (https:\S+)/, undefined, undefined, 0)).match[1];
   const nginxPort = await freePort();
-  await startNginx(work, nginxConf(1, nginxPort, upstream, tls), nginxPort, 'nginx-1');
-  const minigate = await startMinigate(work, 'minigate-1', sandbox, minigateYaml(upstream, tls, 1));
+  await startNginx(work, nginxConf(1, nginxPort, upstream, tls), nginxPort, 'nginx-1', 0);
+  const minigate = await startMinigate(work, 'minigate-1', sandbox, minigateYaml(upstream, tls, 1), 0);
   const token = await login(minigate.url, sandbox);
 
   const m = {
@@ -118,14 +119,16 @@ async function main() {
     await startNginx(work, nginxConf(WORKERS, nginxNPort, upstream, tls), nginxNPort, `nginx-${WORKERS}`);
     const minigateN = await startMinigate(work, `minigate-${WORKERS}`, sandbox, minigateYaml(upstream, tls, WORKERS));
     const tokenN = await login(minigateN.url, sandbox);
-    const nginxN = await measure(`https://127.0.0.1:${nginxNPort}/api/items`);
-    const authedN = await measure(`${minigateN.url}/api/items`, tokenN);
+    // Not pinned: two workers need both CPUs (the upstream and wrk share them).
+    const nginxN = await measure(`https://127.0.0.1:${nginxNPort}/api/items`, undefined, undefined);
+    const authedN = await measure(`${minigateN.url}/api/items`, tokenN, undefined);
     rows.push(row({ name: `minigate authed proxy, ${WORKERS} workers`, unit: 'req/s', value: authedN.rps, p99: authedN.p99, peer: `nginx ${WORKERS} workers`, peerValue: nginxN.rps, peerP99: nginxN.p99 }));
   }
 
   const notes = [
     `GET /api/items over HTTPS keep-alive (ECDSA P-256 chain), ${DURATION}s after ${WARMUP}s warm-up, ${CONNECTIONS} connections`,
     LIMITS_RAISED_NOTE,
+    PINNED_NOTE,
     nginx,
     wrkVersion,
     ...(SMOKE ? ['SMOKE RUN: figures mean nothing'] : []),

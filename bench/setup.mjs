@@ -31,7 +31,7 @@ export function certificateChain(work, keyType = 'ec', name = keyType) {
 }
 
 /** The upstream every proxy bench forwards to: node:http, a small JSON answer, keep-alive. */
-export async function startUpstream(work) {
+export async function startUpstream(work, cpu = undefined) {
   const file = path.join(work, 'upstream.mjs');
   writeFileSync(
     file,
@@ -45,21 +45,21 @@ const server = createServer((req, res) => {
 server.keepAliveTimeout = 60000;
 server.listen(0, '127.0.0.1', () => console.log('upstream http://127.0.0.1:' + server.address().port));`,
   );
-  return (await processes.start([file], /upstream (http:\S+)/)).match[1];
+  return (await processes.start([file], /upstream (http:\S+)/, undefined, undefined, cpu)).match[1];
 }
 
-export async function startSandbox() {
-  return (await processes.start([CLI, 'sandbox', '--port', '0', '--app', `${APPID}:${SECRET}`], /sandbox (http:\/\/\S+)/)).match[1];
+export async function startSandbox(cpu = undefined) {
+  return (await processes.start([CLI, 'sandbox', '--port', '0', '--app', `${APPID}:${SECRET}`], /sandbox (http:\/\/\S+)/, undefined, undefined, cpu)).match[1];
 }
 
 /**
  * `minigate start` with the app, the sandbox and the raised limits, plus `yaml` (listeners, tls,
  * routes…). Resolves with the child and the announced URL (HTTPS when there is an HTTPS listener).
  */
-export async function startMinigate(work, name, sandbox, yaml) {
+export async function startMinigate(work, name, sandbox, yaml, cpu = undefined) {
   const config = path.join(work, `${name}.yaml`);
   writeFileSync(config, `dataDir: ${work}/data-${name}\nwechat:\n  apiBase: ${sandbox}\napps:\n  - appid: ${APPID}\n    secret: ${SECRET}\n${yaml}${LIMITS_RAISED_YAML}`);
-  const { child, match } = await processes.start([CLI, 'start', '-c', config], /listening on (https?:\S+)/, path.join(work, `${name}.log`));
+  const { child, match } = await processes.start([CLI, 'start', '-c', config], /listening on (https?:\S+)/, path.join(work, `${name}.log`), undefined, cpu);
   return { child, url: match[1] };
 }
 

@@ -14,9 +14,9 @@ export function requireWrk() {
 
 /**
  * One wrk run. `lua` is a script body; `lines` (optional) is written to a file the script reads
- * one entry per request from (codes, tokens).
+ * one entry per request from (codes, tokens). `cpu`: the CPU wrk runs on when pinning (processes.mjs PINNED).
  */
-export async function wrk({ url, duration, connections, threads = 1, lua, lines, work }) {
+export async function wrk({ url, duration, connections, threads = 1, lua, lines, work, cpu }) {
   const script = `${work}/bench-${Math.random().toString(36).slice(2)}.lua`;
   let body = lua;
   if (lines) {
@@ -26,7 +26,7 @@ export async function wrk({ url, duration, connections, threads = 1, lua, lines,
   }
   writeFileSync(script, body);
   const args = ['-t', String(threads), '-c', String(connections), '-d', `${duration}s`, '--latency', '-s', script, url];
-  const out = (await runTracked('wrk', args, { timeoutMs: (duration + 30) * 1000 })).stdout;
+  const out = (await runTracked('wrk', args, { timeoutMs: (duration + 30) * 1000, cpu })).stdout;
   const ms = (text) => {
     const m = /([\d.]+)(us|ms|s)\b/.exec(text);
     if (!m) return NaN;

@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
+import { createLogSink } from './log-sink.js';
 
 export type Logger = PinoLogger;
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
@@ -14,10 +15,6 @@ export interface LoggerOptions {
 
 /** Field names whose values are never written, as a second line of defence: secrets are not passed to the logger in the first place. */
 const REDACTED_KEYS = ['secret', 'session_key', 'sessionKey', 'token', 'password', 'authorization', 'access_token'];
-
-/** Log lines are buffered up to this many bytes, and flushed at least this often. */
-export const LOG_BUFFER_BYTES = 4096;
-export const LOG_FLUSH_INTERVAL_MS = 250;
 
 /** JSON lines on stderr, one per event. */
 export function createLogger(options: LoggerOptions = {}): Logger {
@@ -34,14 +31,12 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 }
 
 /**
- * stderr through a 4 KiB buffer: one write per request line would cost a third of the
- * throughput of a busy server. A timer flushes quiet periods so lines never wait long, and pino
- * flushes what is left when the process exits.
+ * stderr through an in-process buffer (log-sink.ts): one write per request line would cost a
+ * third of the throughput of a busy server. Lines wait at most a quarter of a second, and what
+ * waits is written when the process exits.
  */
 function bufferedStderr(): DestinationStream {
-  const destination = pino.destination({ dest: 2, sync: false, minLength: LOG_BUFFER_BYTES });
-  setInterval(() => destination.flush(), LOG_FLUSH_INTERVAL_MS).unref();
-  return destination;
+  return createLogSink({ fd: 2 });
 }
 
 /** A logger that drops everything. */
