@@ -4,7 +4,7 @@
 //   wrk → nginx (TLS, proxy_pass with keep-alive, 1 worker) → upstream
 // With --workers N (N > 1) also minigate `workers: N` against nginx `worker_processes N`.
 //
-//   node bench/proxy.mjs [--duration 10] [--connections 32] [--workers 2] [--json] [--smoke]
+//   node bench/proxy.mjs [--duration 10] [--rounds 3] [--connections 32] [--workers 2] [--json] [--smoke]
 
 import { createProcesses, freePort, LIMITS_RAISED_NOTE, PINNED_NOTE, nginxVersion, runBench, startNginx, stopTracked, workDir } from './processes.mjs';
 import { certificateChain, login, startMinigate, startSandbox, startUpstream } from './setup.mjs';
@@ -13,12 +13,16 @@ import { requireWrk, wrk } from './wrk.mjs';
 
 const args = benchArgs({
   duration: { type: 'string', default: '10' },
+  // --duration is split into this many runs per target, taken in turn (see measureAll).
+  rounds: { type: 'string', default: '3' },
   warmup: { type: 'string', default: '2' },
   connections: { type: 'string', default: '32' },
   workers: { type: 'string', default: '1' },
 });
 const SMOKE = args.smoke;
 const DURATION = SMOKE ? 1 : Number(args.duration);
+const ROUNDS = SMOKE ? 1 : Number(args.rounds);
+const ROUND_SECONDS = Math.max(1, Math.round(DURATION / ROUNDS));
 const WARMUP = SMOKE ? 1 : Number(args.warmup);
 const CONNECTIONS = SMOKE ? 8 : Number(args.connections);
 const WORKERS = Number(args.workers);
@@ -76,15 +80,31 @@ routes:
 `;
 }
 
-/** `cpu`: wrk's CPU when pinning (the one-process rows: the proxy on CPU 0, wrk and the upstream on 1). */
-async function measure(url, token, cpu = 1) {
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** One wrk run; `cpu`: wrk's CPU when pinning (the one-process rows: the proxy on CPU 0, wrk and the upstream on 1). */
+async function run({ url, token }, seconds, cpu) {
   const lua = token ? `wrk.headers["Authorization"] = "Bearer ${token}"\n` : '';
-  await wrk({ url, duration: WARMUP, connections: CONNECTIONS, work, lua, cpu });
-  const r = await wrk({ url, duration: DURATION, connections: CONNECTIONS, work, lua, cpu });
+  const r = await wrk({ url, duration: seconds, connections: CONNECTIONS, work, lua, cpu });
   const errors = r.non2xx + r.socketErrors;
   if (errors > 0 && r.total > 0 && errors / r.total > 0.01) throw new Error(`${url}: ${errors} of ${r.total} requests failed`);
   if (!(r.total > 0)) throw new Error(`${url}: no request answered\n${r.raw}`);
-  return { rps: r.rps, p99: r.p99, errors };
+  return r;
+}
+
+/**
+ * Each target warmed up, then measured in ROUNDS short runs taken in turn (nginx, node proxy,
+ * minigate…, nginx, …); a row takes the median run. The speed of this kind of shared virtual
+ * machine drifts over tens of seconds; one long run per target put a target and its peer in
+ * different weather.
+ */
+async function measureAll(targets, cpu = 1) {
+  for (const target of targets) await run(target, WARMUP, cpu);
+  const runs = targets.map(() => []);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [i, target] of targets.entries()) runs[i].push(await run(target, ROUND_SECONDS, cpu));
+  }
+  return runs.map((list) => ({ rps: median(list.map((r) => r.rps)), p99: median(list.map((r) => r.p99)), runs: list.map((r) => Math.round(r.rps)) }));
 }
 
 async function main() {
@@ -99,16 +119,17 @@ async function main() {
   const minigate = await startMinigate(work, 'minigate-1', sandbox, minigateYaml(upstream, tls, 1), 0);
   const token = await login(minigate.url, sandbox);
 
-  const m = {
-    nginx: await measure(`https://127.0.0.1:${nginxPort}/api/items`),
-    peer: await measure(`${peerUrl}/api/items`),
-    authed: await measure(`${minigate.url}/api/items`, token),
-    open: await measure(`${minigate.url}/open/items`),
-  };
+  const [nginx1, peer, authed, open] = await measureAll([
+    { url: `https://127.0.0.1:${nginxPort}/api/items` },
+    { url: `${peerUrl}/api/items` },
+    { url: `${minigate.url}/api/items`, token },
+    { url: `${minigate.url}/open/items` },
+  ]);
+  const m = { nginx: nginx1, peer, authed, open };
   const rows = [
-    row({ name: 'minigate authed proxy', unit: 'req/s', value: m.authed.rps, p99: m.authed.p99, peer: 'node proxy', peerValue: m.peer.rps, peerP99: m.peer.p99, target: { ratio: 0.9, p99: 2 } }),
-    row({ name: 'minigate authed proxy', unit: 'req/s', value: m.authed.rps, p99: m.authed.p99, peer: 'nginx 1 worker', peerValue: m.nginx.rps, peerP99: m.nginx.p99 }),
-    row({ name: 'minigate auth: none', unit: 'req/s', value: m.open.rps, p99: m.open.p99, peer: 'node proxy', peerValue: m.peer.rps, peerP99: m.peer.p99 }),
+    { ...row({ name: 'minigate authed proxy', unit: 'req/s', value: m.authed.rps, p99: m.authed.p99, peer: 'node proxy', peerValue: m.peer.rps, peerP99: m.peer.p99, target: { ratio: 0.9, p99: 2 } }), runs: m.authed.runs, peerRuns: m.peer.runs },
+    { ...row({ name: 'minigate authed proxy', unit: 'req/s', value: m.authed.rps, p99: m.authed.p99, peer: 'nginx 1 worker', peerValue: m.nginx.rps, peerP99: m.nginx.p99 }), runs: m.authed.runs, peerRuns: m.nginx.runs },
+    { ...row({ name: 'minigate auth: none', unit: 'req/s', value: m.open.rps, p99: m.open.p99, peer: 'node proxy', peerValue: m.peer.rps, peerP99: m.peer.p99 }), runs: m.open.runs, peerRuns: m.peer.runs },
     row({ name: 'node proxy', unit: 'req/s', value: m.peer.rps, p99: m.peer.p99, peer: 'nginx 1 worker', peerValue: m.nginx.rps, peerP99: m.nginx.p99 }),
   ];
 
@@ -120,20 +141,19 @@ async function main() {
     const minigateN = await startMinigate(work, `minigate-${WORKERS}`, sandbox, minigateYaml(upstream, tls, WORKERS));
     const tokenN = await login(minigateN.url, sandbox);
     // Not pinned: two workers need both CPUs (the upstream and wrk share them).
-    const nginxN = await measure(`https://127.0.0.1:${nginxNPort}/api/items`, undefined, undefined);
-    const authedN = await measure(`${minigateN.url}/api/items`, tokenN, undefined);
+    const [nginxN, authedN] = await measureAll([{ url: `https://127.0.0.1:${nginxNPort}/api/items` }, { url: `${minigateN.url}/api/items`, token: tokenN }], undefined);
     rows.push(row({ name: `minigate authed proxy, ${WORKERS} workers`, unit: 'req/s', value: authedN.rps, p99: authedN.p99, peer: `nginx ${WORKERS} workers`, peerValue: nginxN.rps, peerP99: nginxN.p99 }));
   }
 
   const notes = [
-    `GET /api/items over HTTPS keep-alive (ECDSA P-256 chain), ${DURATION}s after ${WARMUP}s warm-up, ${CONNECTIONS} connections`,
+    `GET /api/items over HTTPS keep-alive (ECDSA P-256 chain), ${ROUNDS} runs of ${ROUND_SECONDS}s per target taken in turn (median) after ${WARMUP}s warm-up, ${CONNECTIONS} connections`,
     LIMITS_RAISED_NOTE,
     PINNED_NOTE,
     nginx,
     wrkVersion,
     ...(SMOKE ? ['SMOKE RUN: figures mean nothing'] : []),
   ];
-  report(result('proxy', notes, { duration: DURATION, warmup: WARMUP, connections: CONNECTIONS, workers: WORKERS, smoke: SMOKE }, rows), args.json);
+  report(result('proxy', notes, { duration: DURATION, rounds: ROUNDS, roundSeconds: ROUND_SECONDS, warmup: WARMUP, connections: CONNECTIONS, workers: WORKERS, smoke: SMOKE }, rows), args.json);
 }
 
 runBench(main);

@@ -39,6 +39,24 @@ function bufferedStderr(): DestinationStream {
   return createLogSink({ fd: 2 });
 }
 
+/**
+ * Writes one kind of `info` line (the access line of every request) straight to the logger's
+ * destination: the JSON line pino would write for `logger.info(fields, msg)` (level, time, the
+ * fields, msg; undefined fields left out), without pino's per-call work (its serializer walk and
+ * redaction pass, about 2 µs a line here). Only for fields whose names and values are fixed by
+ * the caller and never secret: nothing is redacted. Asks the logger's level on every line.
+ */
+export function infoLineWriter(logger: Logger, msg: string): (fields: Record<string, unknown>) => void {
+  const stream = (logger as unknown as Record<symbol, DestinationStream | undefined>)[pino.symbols.streamSym];
+  const tail = `,"msg":${JSON.stringify(msg)}}\n`;
+  if (!stream || typeof stream.write !== 'function') return (fields) => logger.info(fields, msg);
+  return (fields) => {
+    if (!logger.isLevelEnabled('info')) return;
+    const body = JSON.stringify(fields);
+    stream.write(`{"level":30,"time":${Date.now()}${body.length > 2 ? `,${body.slice(1, -1)}` : ''}${tail}`);
+  };
+}
+
 /** A logger that drops everything. */
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });

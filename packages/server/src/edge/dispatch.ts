@@ -3,7 +3,7 @@
  * error wire shape, and an access log line per request.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AppError, errorBody, errorHeaders, requestId as newRequestId, type Logger, type Metrics } from '../core/index.js';
+import { AppError, errorBody, errorHeaders, infoLineWriter, requestId as newRequestId, type Logger, type Metrics } from '../core/index.js';
 import { sendJson, type ClientInfo, type HttpContext } from '../http/index.js';
 import { createRequestMetrics } from './request-metrics.js';
 import { trustedRequestId } from './request-id.js';
@@ -32,6 +32,8 @@ export function createDispatcher(options: DispatchOptions) {
   const record = options.metrics ? createRequestMetrics(options.metrics, options.listener ?? 'http') : undefined;
   const access = options.access ?? 'all';
   const sample = options.accessSample ?? 1;
+  // The line of a successful request: the same JSON as logger.info(entry, 'request'), for less.
+  const accessLine = infoLineWriter(logger, 'request');
   return (req: IncomingMessage, res: ServerResponse): void => {
     const started = performance.now();
     let requestId = newRequestId();
@@ -74,7 +76,7 @@ export function createDispatcher(options: DispatchOptions) {
         logger.error(entry, 'request failed');
       } else if (!quiet && access !== 'off') {
         if (failure instanceof AppError) entry.code = failure.code;
-        logger.info(entry, 'request');
+        accessLine(entry);
       }
     };
     // One listener, on 'close' (a tick after 'finish' when the answer went out): a response
