@@ -136,6 +136,9 @@ $('#login').addEventListener('click', async () => {
     $('#login').disabled = false;
   }
 });
+// The button comes disabled (index.html) and works from here on: the page's load event does not
+// wait for this module's first await (dev/config.json), and a click before this line was lost.
+$('#login').disabled = false;
 
 $('#refresh').addEventListener('click', loadProfile);
 
