@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Metrics } from '../src/core/index.js';
 import { silentLogger } from '../src/core/logger.js';
 import { createStore, type SessionRecord, type Store } from '../src/store/index.js';
+import { captureLogs } from './helpers/capture-logger.js';
 import { createTestDatabase, TEST_DIALECTS, type TestDatabase } from './helpers/databases.js';
 
 const DAY = 86_400_000;
@@ -242,3 +243,33 @@ describe.each(TEST_DIALECTS)('logins on %s', (dialect) => {
   });
 });
 
+
+describe('the PostgreSQL login statement, parsed once per connection', () => {
+  it('runs as a named prepared statement, and unnamed from the first time the server does not know the name', async () => {
+    const database = await createTestDatabase('postgres');
+    const logs = captureLogs();
+    const store = await createStore({ url: database.url, logger: logs.logger });
+    // Everything here runs one thing at a time, and the pool hands out the client released last:
+    // each step below is on the same connection.
+    const prepared = async () => (await sql<{ name: string }>`SELECT name FROM pg_prepared_statements ORDER BY name`.execute(store.db)).rows.map((row) => row.name);
+    try {
+      await store.migrate();
+      const first = session('o-named');
+      await store.saveLogin({ session: first, profile: null, maxPerUser: 1, idleMs: DAY });
+      expect(await prepared()).toEqual([expect.stringMatching(/^minigate_[0-9a-f]{24}$/)]);
+      // What a pooler in transaction mode without prepared statements amounts to: the server
+      // connection under this client does not have the statement.
+      await sql`DEALLOCATE ALL`.execute(store.db);
+      const second = session('o-named');
+      expect((await store.saveLogin({ session: second, profile: { nickName: 'B' }, maxPerUser: 1, idleMs: DAY })).revokedHashes).toEqual([first.tokenHash]);
+      expect(logs.text()).toContain('refused a named prepared statement');
+      const third = session('o-named');
+      expect((await store.saveLogin({ session: third, profile: null, maxPerUser: 1, idleMs: DAY })).revokedHashes).toEqual([second.tokenHash]);
+      expect(await prepared()).toEqual([]);
+      expect(await store.findUser(APPID, 'o-named')).toMatchObject({ profile: { nickName: 'B' }, lastSeenAt: third.createdAt });
+    } finally {
+      await store.close();
+      await database.drop();
+    }
+  });
+});

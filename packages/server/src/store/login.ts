@@ -87,8 +87,15 @@ function hashList(list: string | null | undefined): string[] {
 
 type UserRow = UsersTable & { excess: string | null };
 
-/** What saveLogin runs for one store: the statements are built and compiled here, once. */
-export function loginWriter(db: Kysely<Database>, dialect: DialectName): (input: SaveLoginInput) => Promise<SaveLoginResult> {
+/**
+ * What saveLogin runs for one store: the statements are built and compiled here, once.
+ * `keepParsed` (dialects.ts) makes PostgreSQL parse and plan the one statement once per connection.
+ */
+export function loginWriter(
+  db: Kysely<Database>,
+  dialect: DialectName,
+  keepParsed: (sql: string) => void = () => {},
+): (input: SaveLoginInput) => Promise<SaveLoginResult> {
   type V = <K extends keyof LoginValues & string>(name: K) => LoginValues[K];
 
   const insertSession = prepare<LoginValues, never>(db, (v) =>
@@ -261,7 +268,7 @@ export function loginWriter(db: Kysely<Database>, dialect: DialectName): (input:
           profile = COALESCE(excluded.profile, users.profile),
           last_seen_at = GREATEST(excluded.last_seen_at, users.last_seen_at)
         WHERE users.xmin = (SELECT version FROM seen)
-        RETURNING *
+        RETURNING appid, openid, unionid, profile, phone_number, first_seen_at, last_seen_at
       ), s AS (
         INSERT INTO sessions (token_hash, appid, openid, unionid, session_key, created_at, last_seen_at, expires_at, revoked_at, revoked_reason, client_address, user_agent)
         SELECT ${v('tokenHash')}::text, u.appid, u.openid, ${v('unionid')}::text, ${v('sessionKey')}::text, ${v('createdAt')}::bigint, ${v('lastSeenAt')}::bigint,
@@ -278,9 +285,12 @@ export function loginWriter(db: Kysely<Database>, dialect: DialectName): (input:
         WHERE appid = ${v('appid')} AND openid = ${v('openid')} AND token_hash IN (SELECT token_hash FROM excess)
           AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM u)
       )
-      SELECT u.*, (SELECT string_agg(token_hash, ' ' ORDER BY created_at DESC, token_hash DESC) FROM excess) AS excess
+      SELECT u.appid, u.openid, u.unionid, u.profile, u.phone_number, u.first_seen_at, u.last_seen_at,
+        (SELECT string_agg(token_hash, ' ' ORDER BY created_at DESC, token_hash DESC) FROM excess) AS excess
       FROM u`,
   );
+  // Named, its columns listed: a column added to users later does not change a kept plan's result.
+  keepParsed(oneStatement.sql);
   const upsert = prepare<LoginValues, UsersTable>(db, (v) =>
     db
       .insertInto('users')

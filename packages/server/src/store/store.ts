@@ -126,10 +126,10 @@ export interface StoreOptions {
 }
 
 export async function createStore(options: StoreOptions): Promise<Store> {
-  const { db, dialect, redactedUrl, poolUse } = await openDatabase(options.url, options.logger, options.metrics ? { onQuery: queryTimer(options.metrics) } : {});
+  const { db, dialect, redactedUrl, poolUse, keepParsed } = await openDatabase(options.url, options.logger, options.metrics ? { onQuery: queryTimer(options.metrics) } : {});
 
   const guard = storeOp;
-  const saveLogin = loginWriter(db, dialect);
+  const saveLogin = loginWriter(db, dialect, keepParsed);
 
   return {
     dialect,
