@@ -3,8 +3,7 @@
  * executor it runs on (the database or an open transaction) so callers can compose them
  * atomically.
  */
-import { sql, type Kysely, type Selectable } from 'kysely';
-import type { DialectName } from './dialects.js';
+import type { Kysely, Selectable } from 'kysely';
 import type { Database, SessionsTable, UsersTable } from './schema.js';
 
 type Executor = Kysely<Database>;
@@ -75,55 +74,6 @@ export function toUserRecord(row: Selectable<UsersTable>): UserRecord {
   };
 }
 
-export interface UpsertUser {
-  appid: string;
-  openid: string;
-  unionid: string | null;
-  /** Replaces the saved profile when given; null keeps what is there. */
-  profile: Record<string, unknown> | null;
-  now: number;
-}
-
-/** Creates the user or marks it seen; a known unionid or profile is never erased by a null. */
-/**
- * Inserts or updates the user of a login. SQLite and PostgreSQL return the row it left (one round
- * trip less per login); MySQL/MariaDB cannot return from an upsert: undefined, read it after.
- */
-export async function upsertUser(db: Executor, dialect: DialectName, user: UpsertUser): Promise<UserRecord | undefined> {
-  const values = {
-    appid: user.appid,
-    openid: user.openid,
-    unionid: user.unionid,
-    profile: user.profile ? JSON.stringify(user.profile) : null,
-    phone_number: null,
-    first_seen_at: user.now,
-    last_seen_at: user.now,
-  };
-  const insert = db.insertInto('users').values(values);
-  if (dialect === 'mysql') {
-    await insert
-      .onDuplicateKeyUpdate({
-        unionid: sql`COALESCE(VALUES(unionid), unionid)`,
-        profile: sql`COALESCE(VALUES(profile), profile)`,
-        last_seen_at: sql`GREATEST(VALUES(last_seen_at), last_seen_at)`,
-      })
-      .execute();
-    return undefined;
-  }
-  const greatest = dialect === 'sqlite' ? 'MAX' : 'GREATEST';
-  const row = await insert
-    .onConflict((oc) =>
-      oc.columns(['appid', 'openid']).doUpdateSet({
-        unionid: sql`COALESCE(excluded.unionid, users.unionid)`,
-        profile: sql`COALESCE(excluded.profile, users.profile)`,
-        last_seen_at: sql`${sql.raw(greatest)}(excluded.last_seen_at, users.last_seen_at)`,
-      }),
-    )
-    .returningAll()
-    .executeTakeFirstOrThrow();
-  return toUserRecord(row);
-}
-
 export async function findUser(db: Executor, appid: string, openid: string): Promise<UserRecord | null> {
   const row = await db
     .selectFrom('users')
@@ -132,26 +82,6 @@ export async function findUser(db: Executor, appid: string, openid: string): Pro
     .where('openid', '=', openid)
     .executeTakeFirst();
   return row ? toUserRecord(row) : null;
-}
-
-export async function insertSession(db: Executor, session: SessionRecord): Promise<void> {
-  await db
-    .insertInto('sessions')
-    .values({
-      token_hash: session.tokenHash,
-      appid: session.appid,
-      openid: session.openid,
-      unionid: session.unionid,
-      session_key: session.sessionKey,
-      created_at: session.createdAt,
-      last_seen_at: session.lastSeenAt,
-      expires_at: session.expiresAt,
-      revoked_at: session.revokedAt,
-      revoked_reason: session.revokedReason,
-      ...(session.clientAddress !== undefined ? { client_address: session.clientAddress } : {}),
-      ...(session.userAgent !== undefined ? { user_agent: session.userAgent } : {}),
-    })
-    .execute();
 }
 
 export async function findSession(db: Executor, tokenHash: string): Promise<SessionRecord | null> {

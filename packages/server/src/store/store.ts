@@ -13,35 +13,21 @@ import { openDatabase, type DialectName } from './dialects.js';
 import { queryTimer, type PoolUse } from './metrics.js';
 import { isUniqueViolation, storeOp } from './errors.js';
 import { runMigrations, type MigrationReport } from './migrations.js';
+import { loginWriter, type SaveLoginInput, type SaveLoginResult } from './login.js';
 import {
   findSession,
   findUser,
-  insertSession,
   liveSessionHashes,
   purgeSessions,
   revokeSessions,
   setUserPhone,
   touchSession,
-  upsertUser,
   type SessionRecord,
   type UserRecord,
 } from './records.js';
 import type { Database, OutboxTable } from './schema.js';
 
-export interface SaveLoginInput {
-  session: SessionRecord;
-  /** A profile from decrypted user data, or null to keep the saved one. */
-  profile: Record<string, unknown> | null;
-  /** Live sessions the user may keep, counting the new one. */
-  maxPerUser: number;
-  idleMs: number;
-}
-
-export interface SaveLoginResult {
-  user: UserRecord;
-  /** Sessions ended because the user went over maxPerUser. */
-  revokedHashes: string[];
-}
+export type { SaveLoginInput, SaveLoginResult };
 
 export interface Store {
   readonly dialect: DialectName;
@@ -140,9 +126,10 @@ export interface StoreOptions {
 }
 
 export async function createStore(options: StoreOptions): Promise<Store> {
-  const { db, dialect, redactedUrl, poolUse } = await openDatabase(options.url, options.logger, options.metrics ? { onQuery: queryTimer(options.metrics) } : {});
+  const { db, dialect, redactedUrl, poolUse, keepParsed } = await openDatabase(options.url, options.logger, options.metrics ? { onQuery: queryTimer(options.metrics) } : {});
 
   const guard = storeOp;
+  const saveLogin = loginWriter(db, dialect, keepParsed);
 
   return {
     dialect,
@@ -151,31 +138,7 @@ export async function createStore(options: StoreOptions): Promise<Store> {
     poolUse,
     migrate: () => guard('migrate', () => runMigrations(db)),
 
-    saveLogin: (input) =>
-      guard('saveLogin', () =>
-        db.transaction().execute(async (trx) => {
-          const { session } = input;
-          // A login is as durable on PostgreSQL as on SQLite (WAL, synchronous NORMAL): committed
-          // in order, kept across a crash of minigate, possibly lost with the last instants before
-          // a crash of the database or the machine — the client then logs in again. Not waiting for
-          // the WAL flush doubles logins per second. Only this transaction; payments keep the default.
-          if (dialect === 'postgres') await sql`SET LOCAL synchronous_commit = off`.execute(trx);
-          const upserted = await upsertUser(trx, dialect, {
-            appid: session.appid,
-            openid: session.openid,
-            unionid: session.unionid,
-            profile: input.profile,
-            now: session.createdAt,
-          });
-          await insertSession(trx, session);
-          const live = await liveSessionHashes(trx, session.appid, session.openid, session.createdAt, input.idleMs);
-          const over = live.filter((hash) => hash !== session.tokenHash).slice(Math.max(0, input.maxPerUser - 1));
-          await revokeSessions(trx, over, session.createdAt, 'limit');
-          const user = upserted ?? (await findUser(trx, session.appid, session.openid));
-          if (!user) throw new Error('user row missing after upsert');
-          return { user, revokedHashes: over };
-        }),
-      ),
+    saveLogin: (input) => guard('saveLogin', () => saveLogin(input)),
 
     findSession: (tokenHash) => guard('findSession', () => findSession(db, tokenHash)),
     touchSession: (session, now) => guard('touchSession', () => touchSession(db, session, now)),
