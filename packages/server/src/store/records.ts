@@ -4,6 +4,7 @@
  * atomically.
  */
 import type { Kysely, Selectable } from 'kysely';
+import { prepare } from './prepared.js';
 import type { Database, SessionsTable, UsersTable } from './schema.js';
 
 type Executor = Kysely<Database>;
@@ -74,19 +75,28 @@ export function toUserRecord(row: Selectable<UsersTable>): UserRecord {
   };
 }
 
-export async function findUser(db: Executor, appid: string, openid: string): Promise<UserRecord | null> {
-  const row = await db
-    .selectFrom('users')
-    .selectAll()
-    .where('appid', '=', appid)
-    .where('openid', '=', openid)
-    .executeTakeFirst();
-  return row ? toUserRecord(row) : null;
-}
-
-export async function findSession(db: Executor, tokenHash: string): Promise<SessionRecord | null> {
-  const row = await db.selectFrom('sessions').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
-  return row ? toSessionRecord(row) : null;
+/**
+ * The lookups of the session check's cache refills (every cached session and its user, about
+ * once a second each while in use): prepared once (prepared.ts), since building and compiling
+ * a Kysely query costs more than SQLite takes to answer it.
+ */
+export function lookups(db: Executor) {
+  const user = prepare<{ appid: string; openid: string }, Selectable<UsersTable>>(db, (v) =>
+    db.selectFrom('users').selectAll().where('appid', '=', v('appid')).where('openid', '=', v('openid')),
+  );
+  const session = prepare<{ tokenHash: string }, Selectable<SessionsTable>>(db, (v) =>
+    db.selectFrom('sessions').selectAll().where('token_hash', '=', v('tokenHash')),
+  );
+  return {
+    async findUser(appid: string, openid: string): Promise<UserRecord | null> {
+      const row = (await user.run(db, { appid, openid })).rows[0];
+      return row ? toUserRecord(row) : null;
+    },
+    async findSession(tokenHash: string): Promise<SessionRecord | null> {
+      const row = (await session.run(db, { tokenHash })).rows[0];
+      return row ? toSessionRecord(row) : null;
+    },
+  };
 }
 
 /**

@@ -15,9 +15,8 @@ import { isUniqueViolation, storeOp } from './errors.js';
 import { runMigrations, type MigrationReport } from './migrations.js';
 import { loginWriter, type SaveLoginInput, type SaveLoginResult } from './login.js';
 import {
-  findSession,
-  findUser,
   liveSessionHashes,
+  lookups,
   purgeSessions,
   revokeSessions,
   setUserPhone,
@@ -130,6 +129,7 @@ export async function createStore(options: StoreOptions): Promise<Store> {
 
   const guard = storeOp;
   const saveLogin = loginWriter(db, dialect, keepParsed);
+  const { findSession, findUser } = lookups(db);
 
   return {
     dialect,
@@ -140,7 +140,7 @@ export async function createStore(options: StoreOptions): Promise<Store> {
 
     saveLogin: (input) => guard('saveLogin', () => saveLogin(input)),
 
-    findSession: (tokenHash) => guard('findSession', () => findSession(db, tokenHash)),
+    findSession: (tokenHash) => guard('findSession', () => findSession(tokenHash)),
     touchSession: (session, now) => guard('touchSession', () => touchSession(db, session, now)),
     revokedSince: (since, limit) =>
       guard('revokedSince', async () =>
@@ -164,7 +164,7 @@ export async function createStore(options: StoreOptions): Promise<Store> {
           return hashes;
         }),
       ),
-    findUser: (appid, openid) => guard('findUser', () => findUser(db, appid, openid)),
+    findUser: (appid, openid) => guard('findUser', () => findUser(appid, openid)),
     setUserPhone: (appid, openid, phone) => guard('setUserPhone', () => setUserPhone(db, appid, openid, phone)),
     purgeSessions: (before) => guard('purgeSessions', () => purgeSessions(db, before)),
 
