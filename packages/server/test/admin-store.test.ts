@@ -9,27 +9,12 @@ import { createAdminRecords, hashPassword, verifyPassword } from '../src/admin/i
 import { createLogger } from '../src/core/index.js';
 import { createStore, type SessionRecord, type Store } from '../src/store/index.js';
 import { createTestDatabase, TEST_DIALECTS, type TestDatabase } from './helpers/databases.js';
+import { sessionRecords } from './helpers/session-records.js';
 
 const T0 = Date.UTC(2026, 5, 1);
 const APPID = 'wx0123456789abcdef';
-let serial = 0;
-
-function session(openid: string, overrides: Partial<SessionRecord> = {}): SessionRecord {
-  serial++;
-  return {
-    tokenHash: serial.toString(16).padStart(64, 'a'),
-    appid: APPID,
-    openid,
-    unionid: null,
-    sessionKey: null,
-    createdAt: T0 + serial,
-    lastSeenAt: T0 + serial,
-    expiresAt: T0 + serial + 86_400_000,
-    revokedAt: null,
-    revokedReason: null,
-    ...overrides,
-  };
-}
+const record = sessionRecords({ pad: 'a', start: T0, stepMs: 1, lifetimeMs: 86_400_000, appid: APPID, sessionKey: null });
+const session = (openid: string, overrides: Partial<SessionRecord> = {}): SessionRecord => record({ openid, ...overrides });
 
 describe('admin passwords', () => {
   it('hash with scrypt and its parameters, a salt per hash; verify in constant time; refuse malformed hashes', async () => {

@@ -11,28 +11,13 @@ import { silentLogger } from '../src/core/logger.js';
 import { createStore, type SessionRecord, type Store } from '../src/store/index.js';
 import { captureLogs } from './helpers/capture-logger.js';
 import { createTestDatabase, TEST_DIALECTS, type TestDatabase } from './helpers/databases.js';
+import { sessionRecords } from './helpers/session-records.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 5, 1);
 const APPID = 'wx0123456789abcdef';
-let serial = 0;
-
-function session(openid: string, overrides: Partial<SessionRecord> = {}): SessionRecord {
-  serial++;
-  return {
-    tokenHash: serial.toString(16).padStart(64, 'c'),
-    appid: APPID,
-    openid,
-    unionid: null,
-    sessionKey: 'v1.sealed',
-    createdAt: T0 + serial * 10,
-    lastSeenAt: T0 + serial * 10,
-    expiresAt: T0 + serial * 10 + 30 * DAY,
-    revokedAt: null,
-    revokedReason: null,
-    ...overrides,
-  };
-}
+const record = sessionRecords({ pad: 'c', start: T0, stepMs: 10, lifetimeMs: 30 * DAY, appid: APPID, sessionKey: 'v1.sealed' });
+const session = (openid: string, overrides: Partial<SessionRecord> = {}): SessionRecord => record({ openid, ...overrides });
 
 /** Metrics that keep the statement label of every query the store's timer observes. */
 function statementLog(): { metrics: Metrics; statements: string[] } {

@@ -8,27 +8,11 @@ import { isAppError } from '../src/core/errors.js';
 import { createStore, MIGRATION_NAMES, type SessionRecord, type Store } from '../src/store/index.js';
 import { runMigrations } from '../src/store/migrations.js';
 import { createTestDatabase, TEST_DIALECTS, type TestDatabase } from './helpers/databases.js';
+import { sessionRecords } from './helpers/session-records.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 5, 1);
-let serial = 0;
-
-function session(overrides: Partial<SessionRecord> = {}): SessionRecord {
-  serial++;
-  return {
-    tokenHash: serial.toString(16).padStart(64, '0'),
-    appid: 'wx0123456789abcdef',
-    openid: 'o-user-1',
-    unionid: null,
-    sessionKey: 'v1.sealed',
-    createdAt: T0 + serial,
-    lastSeenAt: T0 + serial,
-    expiresAt: T0 + serial + 30 * DAY,
-    revokedAt: null,
-    revokedReason: null,
-    ...overrides,
-  };
-}
+const session = sessionRecords({ pad: '0', start: T0, stepMs: 1, lifetimeMs: 30 * DAY, appid: 'wx0123456789abcdef', openid: 'o-user-1', sessionKey: 'v1.sealed' });
 
 describe.each(TEST_DIALECTS)('store on %s', (dialect) => {
   let database: TestDatabase;
