@@ -139,22 +139,30 @@ export function loginWriter(
     last_seen_at: v('createdAt'),
   });
 
+  /**
+   * The user upsert of SQLite and of PostgreSQL's transaction path (ON CONFLICT): a unionid or
+   * profile the login does not bring keeps the saved one; last-seen never goes back. `greatest`:
+   * SQLite's two-argument MAX, PostgreSQL's GREATEST.
+   */
+  const upsertUser = (v: V, greatest: 'MAX' | 'GREATEST') =>
+    db
+      .insertInto('users')
+      .values(userValues(v))
+      .onConflict((oc) =>
+        oc.columns(['appid', 'openid']).doUpdateSet({
+          unionid: sql`COALESCE(excluded.unionid, users.unionid)`,
+          profile: sql`COALESCE(excluded.profile, users.profile)`,
+          last_seen_at: sql`${sql.raw(greatest)}(excluded.last_seen_at, users.last_seen_at)`,
+        }),
+      );
+
   if (dialect === 'sqlite') {
     // SQLite runs one transaction at a time on its one connection, so the upsert's RETURNING can
     // read the sessions over the limit in the same statement (before this login's session is
     // inserted; its hash is left out all the same). SQLite ≥ 3.44 (better-sqlite3 bundles it) for
     // ORDER BY inside string_agg.
     const upsert = prepare<LoginValues, UserRow>(db, (v) =>
-      db
-        .insertInto('users')
-        .values(userValues(v))
-        .onConflict((oc) =>
-          oc.columns(['appid', 'openid']).doUpdateSet({
-            unionid: sql`COALESCE(excluded.unionid, users.unionid)`,
-            profile: sql`COALESCE(excluded.profile, users.profile)`,
-            last_seen_at: sql`MAX(excluded.last_seen_at, users.last_seen_at)`,
-          }),
-        )
+      upsertUser(v, 'MAX')
         .returning([
           'appid',
           'openid',
@@ -291,19 +299,7 @@ export function loginWriter(
   );
   // Named, its columns listed: a column added to users later does not change a kept plan's result.
   keepParsed(oneStatement.sql);
-  const upsert = prepare<LoginValues, UsersTable>(db, (v) =>
-    db
-      .insertInto('users')
-      .values(userValues(v))
-      .onConflict((oc) =>
-        oc.columns(['appid', 'openid']).doUpdateSet({
-          unionid: sql`COALESCE(excluded.unionid, users.unionid)`,
-          profile: sql`COALESCE(excluded.profile, users.profile)`,
-          last_seen_at: sql`GREATEST(excluded.last_seen_at, users.last_seen_at)`,
-        }),
-      )
-      .returningAll(),
-  );
+  const upsert = prepare<LoginValues, UsersTable>(db, (v) => upsertUser(v, 'GREATEST').returningAll());
   const over = prepare<LoginValues, { token_hash: string }>(db, (v) => overQuery(v).offset(v('keep')));
   return async (input) => {
     const values = loginValues(input);
