@@ -18,7 +18,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import path from 'node:path';
 import { createProcesses, freePort, LIMITS_RAISED_NOTE, LIMITS_RAISED_YAML, runBench, workDir } from './processes.mjs';
-import { benchArgs, report, result, row } from './table.mjs';
+import { benchArgs, median, report, result, row } from './table.mjs';
 
 const values = benchArgs({
     before: { type: 'string' },
@@ -164,7 +164,6 @@ async function cost(s, url, n) {
   return ((await cpuOf(s.probe)) - before) / n;
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main() {
   const tls = certificates();

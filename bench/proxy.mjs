@@ -8,7 +8,7 @@
 
 import { createProcesses, freePort, LIMITS_RAISED_NOTE, PINNED_NOTE, nginxVersion, runBench, startNginx, stopTracked, workDir } from './processes.mjs';
 import { certificateChain, login, startMinigate, startSandbox, startUpstream } from './setup.mjs';
-import { benchArgs, report, result, row } from './table.mjs';
+import { benchArgs, median, report, result, row } from './table.mjs';
 import { requireWrk, wrk } from './wrk.mjs';
 
 const args = benchArgs({
@@ -80,7 +80,6 @@ routes:
 `;
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** One wrk run; `cpu`: wrk's CPU when pinning (the one-process rows: the proxy on CPU 0, wrk and the upstream on 1). */
 async function run({ url, token }, seconds, cpu) {

@@ -48,6 +48,9 @@ export function machine() {
 }
 
 /** One row; ratio and met are derived here so every bench computes them alike. */
+/** The middle value (the upper middle of an even count): what a row shows of several runs. */
+export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
 export function row({ name, value, unit, peer = null, peerValue = null, p99 = null, peerP99 = null, target }) {
   const ratio = peerValue ? value / peerValue : null;
   const out = { name, value, unit, peer, peerValue, ratio, p99, peerP99 };
