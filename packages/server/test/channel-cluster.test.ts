@@ -233,7 +233,9 @@ describe('two instances sharing Redis', () => {
         d.send({ type: 'publish', room: 'chat:cut', event: `during-${i}`, data: i });
         await local;
       }
-      await a.cli.waitForStderr('bus: redis is down', 5_000);
+      // "bus: redis is down" when the client saw the cut first, "bus: publish failed" when a publish
+      // was already on its way: both say the same to an operator.
+      await a.cli.waitForStderr("messages reach this instance's clients only", 5_000);
       // What was published in the gap did not reach the other instance (documented loss).
       expect(f.frames.some(message('during-0'))).toBe(false);
       // Tunnel URLs stay single use: the store decides while Redis is away.
