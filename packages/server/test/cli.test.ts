@@ -282,7 +282,9 @@ describe('minigate dev', () => {
     const { url } = JSON.parse(await holder.waitForLine(/^\{/)) as { url: string };
     try {
       const port = new URL(url).port;
-      const r = await runCli(['dev', '--port', port, '--data', path.join(dir, 'dev-b')]);
+      // --https-port 0: HTTPS would otherwise take port + 1, which another test's process may hold
+      // (seen once: the refusal then named that port instead).
+      const r = await runCli(['dev', '--port', port, '--https-port', '0', '--data', path.join(dir, 'dev-b')]);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(`127.0.0.1:${port} is already in use`);
     } finally {
