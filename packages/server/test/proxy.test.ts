@@ -6,7 +6,7 @@
 import { createHmac } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { connect } from 'node:net';
+import { connect, createServer as createNetServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { startHarness, type Harness } from './helpers/harness.js';
@@ -91,8 +91,35 @@ async function startUpstream(name: string) {
 
 type Upstream = Awaited<ReturnType<typeof startUpstream>>;
 
+/** Answers written byte for byte, by path: what a broken or unusual upstream sends. */
+const RAW_ANSWERS: Record<string, string> = {
+  '/raw/chunked': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Kind: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n',
+  '/raw/smuggle': 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nevil!',
+  '/raw/split': 'HTTP/1.1 200 OK\r\nX-A: a\nSet-Cookie: injected=1\r\nContent-Length: 2\r\n\r\nok',
+  '/raw/garbage': 'SSH-2.0-OpenSSH_9.2\r\n\r\n',
+};
+
+/** A TCP upstream answering RAW_ANSWERS (the request's body, if any, is not read). */
+async function startRawUpstream() {
+  const server = createNetServer((socket) => {
+    let text = '';
+    socket.on('error', () => undefined);
+    socket.on('data', (d) => {
+      text += d.toString('latin1');
+      const end = text.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const path = text.slice(0, end).split(' ')[1] ?? '';
+      text = '';
+      socket.write(RAW_ANSWERS[path] ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
 let a: Upstream;
 let b: Upstream;
+let rawUpstream: Awaited<ReturnType<typeof startRawUpstream>>;
 let h: Harness;
 let token: string;
 let openid: string;
@@ -100,6 +127,7 @@ let openid: string;
 beforeAll(async () => {
   a = await startUpstream('a');
   b = await startUpstream('b');
+  rawUpstream = await startRawUpstream();
   h = await startHarness({
     config: {
       upstreamSecret: SECRET,
@@ -112,6 +140,7 @@ beforeAll(async () => {
         { path: '/half-down', proxy: ['http://127.0.0.1:1', b.url] },
         { path: '/timeout', proxy: a.url, timeout: '500ms' },
         { path: '/rewrite', proxy: `${a.url}/internal/v1/` },
+        { path: '/raw', proxy: rawUpstream.url },
       ],
     },
   });
@@ -124,6 +153,7 @@ afterAll(async () => {
   await h?.close();
   await a?.close();
   await b?.close();
+  await rawUpstream?.close();
 });
 
 async function call(path: string, init: RequestInit & { headers?: Record<string, string> } = {}) {
@@ -280,6 +310,35 @@ describe('upstream failures', () => {
     await expect(call('/open/crash')).rejects.toThrow();
     expect((await call('/open/x')).status).toBe(201);
     expect((await call('/healthz')).status).toBe(200);
+  });
+
+  it('passes a chunked answer on, and answers 502 for one that could be read two ways, a split header or no HTTP at all', async () => {
+    const chunked = await call('/raw/chunked');
+    expect(chunked).toMatchObject({ status: 200, body: 'hello world' });
+    expect(chunked.headers.get('x-kind')).toBe('chunked');
+    for (const path of ['/raw/smuggle', '/raw/split', '/raw/garbage']) {
+      const r = await call(path);
+      expect(r.status, path).toBe(502);
+      expect(r.body.error.code, path).toBe('UPSTREAM_UNAVAILABLE');
+      expect(r.headers.get('set-cookie'), path).toBeNull();
+    }
+    expect((await call('/raw/chunked')).body).toBe('hello world');
+    expect(h.logs.text()).not.toContain('evil!');
+  });
+
+  it('sends a request body without a length upstream chunked, whole', async () => {
+    const port = Number(new URL(h.url).port);
+    const answer = await new Promise<string>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.write('POST /open/chunks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n');
+        setTimeout(() => socket.write('4\r\ndefg\r\n0\r\n\r\n'), 50);
+      });
+      let text = '';
+      socket.on('data', (d) => (text += d));
+      socket.on('close', () => resolve(text));
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 201/);
+    expect(a.last()).toMatchObject({ url: '/open/chunks', body: 'abcdefg', headers: { 'transfer-encoding': 'chunked' } });
   });
 
   it('never forwards a smuggling attempt (Content-Length with Transfer-Encoding)', async () => {

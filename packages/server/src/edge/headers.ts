@@ -71,7 +71,8 @@ export function upstreamRequestHeaders(
 export function upstreamResponseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   const connectionListed = listedInConnection(headers);
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    const value = headers[name];
     if (value === undefined || HOP_BY_HOP.has(name) || connectionListed.has(name)) continue;
     out[name] = value;
   }

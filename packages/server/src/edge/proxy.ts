@@ -6,13 +6,13 @@
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ClientRequest, type OutgoingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { Readable, type Duplex } from 'node:stream';
-import { Pool, type Dispatcher } from 'undici';
+import type { Duplex } from 'node:stream';
 import { AppError, type Logger } from '../core/index.js';
 import { upstreamRequestHeaders, upstreamResponseHeaders } from './headers.js';
 import { rejectUpgrade, type HttpContext } from '../http/index.js';
 import { websocketAccept } from './upgrade.js';
 import { createTunnel, type Tunnel } from './ws-tunnel.js';
+import { UpstreamPool, type Exchange, type UpstreamFailure } from './upstream-pool.js';
 
 /** A failed upstream is skipped this long. */
 export const UPSTREAM_DOWN_MS = 10_000;
@@ -41,8 +41,8 @@ export interface ProxyOptions {
 
 interface Upstream {
   url: URL;
-  /** Requests (undici: about twice as fast as node:http's client). */
-  pool: Pool;
+  /** Requests: minigate's own HTTP/1.1 client (upstream-pool.ts), leaner than undici's dispatcher. */
+  pool: UpstreamPool;
   /** WebSocket upgrades. */
   agent: HttpAgent;
   downUntil: number;
@@ -62,31 +62,21 @@ export interface Proxy {
 
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UPSTREAM_CONNECT_TIMEOUT']);
 
-/** A request body with a size limit, for undici (which reads async iterables). */
-async function* limitedBody(req: IncomingMessage, max: number, onTooLarge: () => void): AsyncGenerator<Buffer> {
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > max) {
-      onTooLarge();
-      throw new AppError('BODY_TOO_LARGE', { message: `The body is over ${max} bytes.` });
-    }
-    yield chunk;
-  }
-}
+// A control character (CR and LF included) in a value minigate adds: it would split the head.
+const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 export function createProxy(options: ProxyOptions): Proxy {
   const upstreams: Upstream[] = options.upstreams.map((text) => {
     const url = new URL(text);
     const agentOptions = { keepAlive: true, maxFreeSockets: UPSTREAM_MAX_FREE_SOCKETS };
-    const pool = new Pool(url.origin, {
-      connections: UPSTREAM_MAX_CONNECTIONS,
-      pipelining: 1,
-      keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS,
-      connect: { timeout: UPSTREAM_CONNECT_TIMEOUT_MS },
-      headersTimeout: options.timeoutMs,
-      // Between chunks of a streamed answer; the answer itself may take as long as it streams.
-      bodyTimeout: Math.max(options.timeoutMs, 60_000),
+    const pool = new UpstreamPool({
+      origin: new URL(url.origin),
+      maxConnections: UPSTREAM_MAX_CONNECTIONS,
+      keepAliveMs: UPSTREAM_KEEP_ALIVE_MS,
+      connectTimeoutMs: UPSTREAM_CONNECT_TIMEOUT_MS,
+      headersTimeoutMs: options.timeoutMs,
+      // Between reads of a streamed answer; the answer itself may take as long as it streams.
+      bodyTimeoutMs: Math.max(options.timeoutMs, 60_000),
     });
     return { url, pool, agent: url.protocol === 'https:' ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions), downUntil: 0 };
   });
@@ -95,6 +85,7 @@ export function createProxy(options: ProxyOptions): Proxy {
 
   /** Upstreams in the order to try: round robin, healthy ones first. */
   function order(): Upstream[] {
+    if (upstreams.length === 1) return upstreams;
     const start = next++ % upstreams.length;
     const rotated = [...upstreams.slice(start), ...upstreams.slice(0, start)];
     const now = Date.now();
@@ -131,7 +122,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     return request;
   }
 
-  function markDown(upstream: Upstream, error: NodeJS.ErrnoException): void {
+  function markDown(upstream: Upstream, error: { code?: string | undefined }): void {
     upstream.downUntil = Date.now() + UPSTREAM_DOWN_MS;
     options.logger.warn({ upstream: upstream.url.origin, code: error.code }, 'proxy: upstream failed, skipped for 10 s');
   }
@@ -146,54 +137,56 @@ export function createProxy(options: ProxyOptions): Proxy {
       }
       const hasBody = declared > 0 || req.headers['transfer-encoding'] !== undefined;
       const headers = upstreamRequestHeaders(req.headers, { dropBearer: options.dropBearer }) as Record<string, string | string[]>;
-      for (const name in extra) headers[name] = extra[name]!;
-      const method = (req.method ?? 'GET') as Dispatcher.HttpMethod;
+      for (const name in extra) {
+        const value = extra[name]!;
+        if (BAD_VALUE.test(value)) throw new AppError('INTERNAL', { message: `a control character in the ${name} header minigate adds` });
+        headers[name] = value;
+      }
+      const method = req.method ?? 'GET';
       const candidates = order();
 
       return new Promise<void>((resolve, reject) => {
         let attempt = 0;
-        let tooLarge = false;
         const tryNext = () => {
           const upstream = candidates[attempt++]!;
-          let controller: Dispatcher.DispatchController | undefined;
+          let exchange: Exchange | undefined;
           let started = false;
           const onClientGone = () => {
-            if (!res.writableFinished) controller?.abort(new Error('client went away'));
+            if (!res.writableFinished) exchange?.abort();
+            resolve();
           };
           res.once('close', onClientGone);
+          const onDrain = () => exchange?.resume();
           const sent = performance.now();
-          upstream.pool.dispatch(
+          exchange = upstream.pool.request(
+            { method, path: targetPath(upstream, rest, ctx.query), headers, body: hasBody ? req : null, maxBodyBytes: options.maxBodyBytes },
             {
-              path: targetPath(upstream, rest, ctx.query),
-              method,
-              headers,
-              body: hasBody ? Readable.from(limitedBody(req, options.maxBodyBytes, () => (tooLarge = true))) : null,
-            },
-            {
-              onRequestStart(c) {
-                controller = c;
-              },
-              onResponseStart(c, statusCode, answerHeaders, statusMessage) {
+              onHead(head) {
                 started = true;
                 const seconds = (performance.now() - sent) / 1000;
                 ctx.upstreamMs = Math.round(seconds * 10_000) / 10;
                 options.observe?.latency.observe(seconds);
-                res.writeHead(statusCode, statusMessage, upstreamResponseHeaders(answerHeaders as IncomingHttpHeaders));
+                res.writeHead(head.status, head.statusText, upstreamResponseHeaders(head.headers));
               },
-              onResponseData(c, chunk) {
+              onData(chunk, last) {
                 ctx.bytes = (ctx.bytes ?? 0) + chunk.length;
-                // A listener only when the client is slower than the upstream (most answers never are).
-                if (!res.write(chunk)) {
-                  c.pause();
-                  res.once('drain', () => c.resume());
+                if (last) {
+                  // Head and body in one write, where the answer is small enough to come in one read.
+                  res.off('close', onClientGone);
+                  res.end(chunk);
+                  return true;
                 }
+                if (res.write(chunk)) return true;
+                // A listener only when the client is slower than the upstream (most answers never are).
+                res.once('drain', onDrain);
+                return false;
               },
-              onResponseEnd() {
+              onEnd() {
                 res.off('close', onClientGone);
-                res.end();
+                if (!res.writableEnded) res.end();
                 resolve();
               },
-              onResponseError(_c, error: Error & { code?: string }) {
+              onError(error: UpstreamFailure) {
                 res.off('close', onClientGone);
                 if (started) {
                   // An upstream reset mid-answer: the client sees its connection closed (the status is out).
@@ -201,16 +194,16 @@ export function createProxy(options: ProxyOptions): Proxy {
                   resolve();
                   return;
                 }
-                if (tooLarge) return reject(new AppError('BODY_TOO_LARGE', { message: `The body is over ${options.maxBodyBytes} bytes.` }));
+                if (error.kind === 'too-large') return reject(new AppError('BODY_TOO_LARGE', { message: error.message }));
                 if (res.destroyed) return resolve();
-                const code = error.code ?? '';
-                const cannotConnect = CONNECT_ERRORS.has(code) || code === 'UND_ERR_CONNECT_TIMEOUT' || (error as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
+                if (error.kind === 'protocol') options.logger.warn({ upstream: upstream.url.origin, reason: error.message }, 'proxy: the upstream sent a malformed answer; answered 502');
+                const cannotConnect = error.kind === 'connect';
                 if (cannotConnect) markDown(upstream, error);
                 // Without a body nothing was consumed, so another upstream may take the request.
                 if (cannotConnect && !hasBody && attempt < candidates.length) return tryNext();
-                options.observe?.error(code === 'UND_ERR_HEADERS_TIMEOUT' ? 'timeout' : cannotConnect ? 'connect' : 'reset');
+                options.observe?.error(error.kind === 'timeout' ? 'timeout' : cannotConnect ? 'connect' : 'reset');
                 reject(
-                  new AppError(code === 'UND_ERR_HEADERS_TIMEOUT' ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE', {
+                  new AppError(error.kind === 'timeout' ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE', {
                     cause: error,
                     details: { upstream: upstream.url.origin },
                   }),
@@ -282,7 +275,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     destroy() {
       for (const u of upstreams) {
         u.agent.destroy();
-        void u.pool.destroy().catch(() => undefined);
+        u.pool.close();
       }
     },
   };
