@@ -13,7 +13,7 @@ import path from 'node:path';
 import { cpuSeconds, createProcesses, LIMITS_RAISED_NOTE, PINNED_NOTE, LIMITS_RAISED_YAML, post, runBench, workDir } from './processes.mjs';
 import { APPID, CLI, SECRET, startSandbox } from './setup.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
-import { requireWrk, wrk } from './wrk.mjs';
+import { bearerLua, requireWrk, wrk } from './wrk.mjs';
 
 const args = benchArgs({
   busy: { type: 'string', default: '0,2,5,10,20,40' },
@@ -36,7 +36,7 @@ const processes = createProcesses();
 async function measure(url, pid, sandbox) {
   const tokens = [];
   for (const { code } of (await post(`${sandbox}/__sandbox/codes`, { appid: APPID, count: 200 })).codes) tokens.push((await post(`${url}/auth/login`, { code })).token);
-  const lua = `request = function()\n  return wrk.format("GET", "/auth/session", { ["authorization"] = "Bearer " .. nextItem() })\nend\n`;
+  const lua = bearerLua('/auth/session');
   await wrk({ url, duration: WARMUP, connections: CONNECTIONS, work, cpu: 1, lines: tokens, lua });
   const before = cpuSeconds(pid);
   const r = await wrk({ url, duration: DURATION, connections: CONNECTIONS, work, cpu: 1, lines: tokens, lua });
