@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createProcesses, LIMITS_RAISED_NOTE, PINNED_NOTE, LIMITS_RAISED_YAML, post, runBench, workDir } from './processes.mjs';
 import { benchArgs, median, report, result, row } from './table.mjs';
-import { requireWrk, wrk } from './wrk.mjs';
+import { bearerLua, requireWrk, wrk } from './wrk.mjs';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 
@@ -60,7 +60,7 @@ async function freshDatabase(kind) {
 const MAX_LOGINS_PER_SECOND = 5000;
 
 const loginLua = `request = function()\n  return wrk.format("POST", "/auth/login", { ["content-type"] = "application/json" }, '{"code":"' .. nextItem() .. '"}')\nend\n`;
-const checkLua = `request = function()\n  return wrk.format("GET", "/auth/session", { ["authorization"] = "Bearer " .. nextItem() })\nend\n`;
+const checkLua = bearerLua('/auth/session');
 
 /**
  * Every server is measured in ROUNDS short runs taken in turn (bare, sqlite, mysql, postgres,

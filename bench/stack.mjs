@@ -16,7 +16,7 @@ import mysql from 'mysql2/promise';
 import { cpuSeconds, createProcesses, freePort, LIMITS_RAISED_NOTE, nginxVersion, pidsNamed, post, runBench, startNginx, workDir } from './processes.mjs';
 import { APPID, certificateChain, send, startMinigate, startSandbox } from './setup.mjs';
 import { benchArgs, report, result, row } from './table.mjs';
-import { requireWrk, wrk } from './wrk.mjs';
+import { bearerLua, requireWrk, wrk } from './wrk.mjs';
 
 const args = benchArgs({
   duration: { type: 'string', default: '10' },
@@ -120,7 +120,7 @@ async function minigateSessions(base, sandbox) {
  * whose CPU per request (user + system, µs, their child processes included) is read over the run.
  */
 async function measure(url, tokens, processes) {
-  const lua = `request = function()\n  return wrk.format("GET", nil, { ["authorization"] = "Bearer " .. nextItem() })\nend\n`;
+  const lua = bearerLua();
   await wrk({ url, duration: WARMUP, connections: CONNECTIONS, work, lua, lines: tokens });
   const before = Object.fromEntries(Object.entries(processes).map(([name, pids]) => [name, cpuSeconds(...pids)]));
   const r = await wrk({ url, duration: DURATION, connections: CONNECTIONS, work, lua, lines: tokens });

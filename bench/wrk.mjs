@@ -13,6 +13,15 @@ export function requireWrk() {
 }
 
 /**
+ * The script body of a session-check load: GET `path` (undefined: the URL's own path, wrk's nil)
+ * with `Authorization: Bearer <token>`, the tokens of `lines` taken in turn (see wrk's `lines`).
+ */
+export function bearerLua(path) {
+  const target = path === undefined ? 'nil' : JSON.stringify(path);
+  return `request = function()\n  return wrk.format("GET", ${target}, { ["authorization"] = "Bearer " .. nextItem() })\nend\n`;
+}
+
+/**
  * One wrk run. `lua` is a script body; `lines` (optional) is written to a file the script reads
  * one entry per request from (codes, tokens). `cpu`: the CPU wrk runs on when pinning (processes.mjs PINNED).
  */
