@@ -2,9 +2,11 @@
  * HTTP/1.1 to one upstream over pooled keep-alive connections: the proxy's own client, leaner
  * than a general one. The request head is written as one string from headers Node's server has
  * already parsed and checked; the answer is read by AnswerParser; bodies stream both ways with
- * back-pressure. Each connection has one timer (its socket's idle timeout), whose meaning follows
- * the connection's state: connecting, waiting for the answer's head, between body reads, or idle
- * in the pool. No per-request timers, listeners or promises on the common path.
+ * back-pressure. Each connection has one deadline, whose meaning follows its state: connecting,
+ * waiting for the answer's head, between body reads, or idle in the pool; one sweep per pool
+ * (a few times a second, only while it has connections) closes those past theirs. No timers,
+ * listeners or promises per request on the common path: moving a deadline is an assignment,
+ * where a socket's setTimeout() would allocate a timer and a bound function each time.
  */
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
@@ -135,6 +137,8 @@ class Connection {
   keepAlive = true;
   idleMs: number;
   paused = false;
+  /** When this connection has waited too long (performance.now() ms) for what its state awaits. */
+  deadline: number;
   private ended = false;
   private error: (Error & { code?: string }) | undefined;
 
@@ -148,10 +152,9 @@ class Connection {
         ? tlsConnect({ host, port, servername: isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'] })
         : netConnect({ host, port });
     this.socket.setNoDelay(true);
-    this.socket.setTimeout(pool.options.connectTimeoutMs);
+    this.deadline = performance.now() + pool.options.connectTimeoutMs;
     this.socket.once(origin.protocol === 'https:' ? 'secureConnect' : 'connect', () => this.onConnect());
     this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    this.socket.on('timeout', () => this.onTimeout());
     this.socket.on('error', (error) => (this.error ??= error));
     this.socket.on('close', () => this.onClose());
     this.socket.on('drain', () => this.exchange?.request.body?.resume());
@@ -163,7 +166,7 @@ class Connection {
           this.paused = true;
           this.socket.pause();
           // A slow client is not a silent upstream.
-          this.socket.setTimeout(0);
+          this.deadline = Infinity;
         }
       },
       end: () => (this.ended = true),
@@ -180,7 +183,7 @@ class Connection {
       this.socket.resume();
     }
     this.parser.expect(ex.request.method);
-    if (this.connected) this.socket.setTimeout(this.pool.options.headersTimeoutMs);
+    if (this.connected) this.deadline = performance.now() + this.pool.options.headersTimeoutMs;
     const body = ex.request.body;
     if (!body) {
       this.socket.write(ex.head, 'latin1');
@@ -196,6 +199,8 @@ class Connection {
         ex.fail(new UpstreamFailure('too-large', `The body is over ${ex.request.maxBodyBytes} bytes.`));
         return;
       }
+      // The answer's time starts again with each piece of a body that is still coming.
+      if (this.connected) this.deadline = performance.now() + this.pool.options.headersTimeoutMs;
       const flowing = ex.chunked ? this.writeChunk(chunk) : this.socket.write(chunk);
       if (!flowing) body.pause();
     };
@@ -236,7 +241,7 @@ class Connection {
   resumeReading(): void {
     if (!this.paused || this.dead) return;
     this.paused = false;
-    this.socket.setTimeout(this.pool.options.bodyTimeoutMs);
+    this.deadline = performance.now() + this.pool.options.bodyTimeoutMs;
     this.socket.resume();
   }
 
@@ -248,7 +253,7 @@ class Connection {
 
   private onConnect(): void {
     this.connected = true;
-    this.socket.setTimeout(this.exchange ? this.pool.options.headersTimeoutMs : this.idleMs);
+    this.deadline = performance.now() + (this.exchange ? this.pool.options.headersTimeoutMs : this.idleMs);
   }
 
   private onHead(head: AnswerHead): void {
@@ -260,7 +265,7 @@ class Connection {
       this.idleMs = Math.min(this.pool.options.keepAliveMs, head.keepAliveMs - 1000);
       if (this.idleMs <= 0) this.keepAlive = false;
     }
-    this.socket.setTimeout(this.pool.options.bodyTimeoutMs);
+    this.deadline = performance.now() + this.pool.options.bodyTimeoutMs;
     ex.handler.onHead(head);
   }
 
@@ -272,6 +277,7 @@ class Connection {
       return;
     }
     ex.answered = true;
+    if (!this.paused) this.deadline = performance.now() + (ex.headSeen ? this.pool.options.bodyTimeoutMs : this.pool.options.headersTimeoutMs);
     try {
       this.parser.feed(chunk);
     } catch (error) {
@@ -305,10 +311,11 @@ class Connection {
       this.paused = false;
       this.socket.resume();
     }
-    this.socket.setTimeout(this.idleMs);
+    this.deadline = performance.now() + this.idleMs;
   }
 
-  private onTimeout(): void {
+  /** Past its deadline (the pool's sweep): closed, and its exchange told why. */
+  onTimeout(): void {
     const ex = this.exchange;
     this.drop();
     if (!ex || ex.finished) return;
@@ -349,6 +356,9 @@ class Connection {
 
 export class UpstreamPool {
   private readonly free: Connection[] = [];
+  private readonly all = new Set<Connection>();
+  private sweeper: NodeJS.Timeout | undefined;
+  private readonly sweepMs: number;
   private readonly queue: Pending[] = [];
   private count = 0;
   private closing = false;
@@ -356,6 +366,14 @@ export class UpstreamPool {
 
   constructor(readonly options: UpstreamPoolOptions) {
     this.host = options.origin.host;
+    // A deadline is kept to within a quarter of the shortest wait (and 250 ms at most).
+    const shortest = Math.min(options.connectTimeoutMs, options.headersTimeoutMs, options.bodyTimeoutMs, options.keepAliveMs);
+    this.sweepMs = Math.max(10, Math.min(250, Math.floor(shortest / 4)));
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    for (const conn of this.all) if (now >= conn.deadline) conn.onTimeout();
   }
 
   request(request: UpstreamRequest, handler: ExchangeHandler): Exchange {
@@ -374,6 +392,8 @@ export class UpstreamPool {
     if (!conn && this.count < this.options.maxConnections) {
       conn = new Connection(this);
       this.count++;
+      this.all.add(conn);
+      this.sweeper ??= setInterval(() => this.sweep(), this.sweepMs).unref();
     }
     if (conn) return conn.start(ex);
     // All connections busy: wait for one, at most as long as the answer may take.
@@ -409,6 +429,11 @@ export class UpstreamPool {
 
   closed(conn: Connection): void {
     this.count--;
+    this.all.delete(conn);
+    if (this.all.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
     const at = this.free.indexOf(conn);
     if (at >= 0) this.free.splice(at, 1);
     // A queued request takes the place that came free.
