@@ -3,7 +3,10 @@
  * says: connection reuse, the keep-alive race, queueing, timeouts, request bodies, early answers,
  * back-pressure, and answers that break the protocol.
  */
+import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { makeCa, makeLeaf } from '../../test/helpers/pki.js';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
@@ -273,6 +276,26 @@ describe('UpstreamPool', () => {
     expect((await send(p)).body).toBe('ok'); // its answer was whole; the junk only costs the connection
     expect((await send(p)).body).toBe('fine');
     expect(up.connections).toBe(3);
+  });
+
+  it('speaks TLS to an https: upstream, checking its certificate against the CA given (or Node\'s roots)', async () => {
+    const ca = makeCa('Upstream');
+    const leaf = makeLeaf(ca, ['localhost'], { key: 'ec' });
+    const server = createHttpsServer({ cert: readFileSync(leaf.fullchain), key: readFileSync(leaf.key) }, (req, res) => res.end(`tls ${req.headers.host}`));
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const https = (options: Partial<UpstreamPoolOptions>) => {
+      const p = new UpstreamPool({ origin: new URL(`https://localhost:${port}`), maxConnections: 4, connectTimeoutMs: 2000, headersTimeoutMs: 2000, bodyTimeoutMs: 2000, keepAliveMs: 4000, ...options });
+      pools.push(p);
+      return p;
+    };
+    const trusted = https({ ca: readFileSync(ca.rootPem, 'utf8') });
+    expect((await send(trusted)).body).toBe(`tls localhost:${port}`);
+    expect((await send(trusted)).body).toBe(`tls localhost:${port}`);
+    expect(trusted.size).toBe(1);
+    // Not signed by a CA Node trusts: no connection, nothing sent.
+    expect((await send(https({}))).error).toMatchObject({ kind: 'connect', code: expect.stringMatching(/CERT|VERIFY|ISSUER/) });
   });
 
   it('abort drops the connection and calls nothing back', async () => {

@@ -24,6 +24,8 @@ export interface UpstreamPoolOptions {
   bodyTimeoutMs: number;
   /** An idle connection is closed after this (less when the upstream's Keep-Alive says so). */
   keepAliveMs: number;
+  /** CA certificates (PEM) an https: upstream's chain must lead to, instead of Node's roots. */
+  ca?: string;
 }
 
 /**
@@ -149,7 +151,7 @@ class Connection {
     const port = Number(origin.port) || (origin.protocol === 'https:' ? 443 : 80);
     this.socket =
       origin.protocol === 'https:'
-        ? tlsConnect({ host, port, servername: isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'] })
+        ? tlsConnect({ host, port, servername: isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'], ...(pool.options.ca ? { ca: pool.options.ca } : {}) })
         : netConnect({ host, port });
     this.socket.setNoDelay(true);
     this.deadline = performance.now() + pool.options.connectTimeoutMs;
