@@ -36,3 +36,12 @@ describe('createIdentitySigner', () => {
     expect(sign(impostor, 1_700_000_001_300)['x-minigate-openid']).toBe('o_bob');
   });
 });
+
+describe('identityHeaders', () => {
+  it('refuses an identity with a control character (it would split the head sent upstream)', () => {
+    for (const openid of ['o_a\r\nX-Minigate-Openid: o_admin', 'o_a\nb', 'o_a\x00', 'o_a\x7f']) {
+      expect(() => identityHeaders({ ...alice, openid }, SECRET, 1_700_000_000_000), JSON.stringify(openid)).toThrow(/control character/);
+    }
+    expect(() => identityHeaders({ ...bob, unionid: 'u\r\n' }, SECRET, 1_700_000_000_000)).toThrow(/control character/);
+  });
+});

@@ -23,6 +23,8 @@ const HOP_BY_HOP = new Set([
   'expect',
 ]);
 
+const CONTROL = /[\x00-\x1f\x7f]/;
+
 /** Forwarding headers: minigate sets its own; a client's are dropped. */
 const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip', 'forwarded']);
 
@@ -104,6 +106,11 @@ export function identityPayload(timestamp: string, identity: Identity): string {
 
 /** X-Minigate-* identity headers, signed with HMAC-SHA256 under the upstream secret. */
 export function identityHeaders(identity: Identity, secret: string, nowMs: number): Record<string, string> {
+  // These go into request heads as they are (the proxy's client writes the head itself): a CR or
+  // LF in a stored openid would split the head, any control character is refused.
+  for (const value of [identity.appid, identity.openid, identity.unionid ?? '', identity.session]) {
+    if (CONTROL.test(value)) throw new Error('a control character in an identity to sign');
+  }
   const timestamp = String(Math.floor(nowMs / 1000));
   const signature = createHmac('sha256', secret).update(identityPayload(timestamp, identity)).digest('hex');
   return {
