@@ -6,7 +6,7 @@
 //
 //   node bench/proxy.mjs [--duration 10] [--rounds 3] [--connections 32] [--workers 2] [--json] [--smoke]
 
-import { createProcesses, freePort, LIMITS_RAISED_NOTE, PINNED_NOTE, nginxVersion, runBench, startNginx, stopTracked, workDir } from './processes.mjs';
+import { cpuSeconds, createProcesses, freePort, LIMITS_RAISED_NOTE, PINNED_NOTE, nginxVersion, runBench, startNginx, stopTracked, workDir } from './processes.mjs';
 import { certificateChain, login, startMinigate, startSandbox, startUpstream } from './setup.mjs';
 import { benchArgs, median, report, result, row } from './table.mjs';
 import { requireWrk, wrk } from './wrk.mjs';
@@ -81,14 +81,20 @@ routes:
 }
 
 
-/** One wrk run; `cpu`: wrk's CPU when pinning (the one-process rows: the proxy on CPU 0, wrk and the upstream on 1). */
-async function run({ url, token }, seconds, cpu) {
+/**
+ * One wrk run; `cpu`: wrk's CPU when pinning (the one-process rows: the proxy on CPU 0, wrk and
+ * the upstream on 1). With the target's `pid`, also the server's CPU per request (user + system of
+ * it and its children, from /proc): steadier than req/s on a shared machine, since it hardly moves
+ * when the server waits for a slower neighbour.
+ */
+async function run({ url, token, pid }, seconds, cpu) {
   const lua = token ? `wrk.headers["Authorization"] = "Bearer ${token}"\n` : '';
+  const before = pid ? cpuSeconds(pid) : 0;
   const r = await wrk({ url, duration: seconds, connections: CONNECTIONS, work, lua, cpu });
   const errors = r.non2xx + r.socketErrors;
   if (errors > 0 && r.total > 0 && errors / r.total > 0.01) throw new Error(`${url}: ${errors} of ${r.total} requests failed`);
   if (!(r.total > 0)) throw new Error(`${url}: no request answered\n${r.raw}`);
-  return r;
+  return { ...r, cpuUs: pid ? ((cpuSeconds(pid) - before) * 1e6) / r.total : undefined };
 }
 
 /**
@@ -103,7 +109,12 @@ async function measureAll(targets, cpu = 1) {
   for (let round = 0; round < ROUNDS; round++) {
     for (const [i, target] of targets.entries()) runs[i].push(await run(target, ROUND_SECONDS, cpu));
   }
-  return runs.map((list) => ({ rps: median(list.map((r) => r.rps)), p99: median(list.map((r) => r.p99)), runs: list.map((r) => Math.round(r.rps)) }));
+  return runs.map((list) => ({
+    rps: median(list.map((r) => r.rps)),
+    p99: median(list.map((r) => r.p99)),
+    runs: list.map((r) => Math.round(r.rps)),
+    cpuUs: list[0].cpuUs === undefined ? undefined : Math.round(median(list.map((r) => r.cpuUs)) * 10) / 10,
+  }));
 }
 
 async function main() {
@@ -112,21 +123,24 @@ async function main() {
   const tls = certificateChain(work, 'ec');
   const upstream = await startUpstream(work, 1);
   const sandbox = await startSandbox(1);
-  const peerUrl = (await createProcesses().start([PEER, upstream, tls.cert, tls.key], /peer (https:\S+)/, undefined, undefined, 0)).match[1];
+  const peerProcess = await createProcesses().start([PEER, upstream, tls.cert, tls.key], /peer (https:\S+)/, undefined, undefined, 0);
+  const peerUrl = peerProcess.match[1];
   const nginxPort = await freePort();
-  await startNginx(work, nginxConf(1, nginxPort, upstream, tls), nginxPort, 'nginx-1', 0);
+  const nginxChild = await startNginx(work, nginxConf(1, nginxPort, upstream, tls), nginxPort, 'nginx-1', 0);
   const minigate = await startMinigate(work, 'minigate-1', sandbox, minigateYaml(upstream, tls, 1), 0);
   const token = await login(minigate.url, sandbox);
 
   const [nginx1, peer, authed, open] = await measureAll([
-    { url: `https://127.0.0.1:${nginxPort}/api/items` },
-    { url: `${peerUrl}/api/items` },
-    { url: `${minigate.url}/api/items`, token },
-    { url: `${minigate.url}/open/items` },
+    { url: `https://127.0.0.1:${nginxPort}/api/items`, pid: nginxChild.pid },
+    { url: `${peerUrl}/api/items`, pid: peerProcess.child.pid },
+    { url: `${minigate.url}/api/items`, token, pid: minigate.child.pid },
+    { url: `${minigate.url}/open/items`, pid: minigate.child.pid },
   ]);
   const m = { nginx: nginx1, peer, authed, open };
   const rows = [
     { ...row({ name: 'minigate authed proxy', unit: 'req/s', value: m.authed.rps, p99: m.authed.p99, peer: 'node proxy', peerValue: m.peer.rps, peerP99: m.peer.p99, target: { ratio: 0.9, p99: 2 } }), runs: m.authed.runs, peerRuns: m.peer.runs },
+    // The same comparison in server CPU per request (lower is better: the ratio is minigate's CPU over the peer's).
+    row({ name: 'minigate authed proxy, CPU per request', unit: 'CPU µs/req', value: m.authed.cpuUs, peer: 'node proxy', peerValue: m.peer.cpuUs }),
     { ...row({ name: 'minigate authed proxy', unit: 'req/s', value: m.authed.rps, p99: m.authed.p99, peer: 'nginx 1 worker', peerValue: m.nginx.rps, peerP99: m.nginx.p99 }), runs: m.authed.runs, peerRuns: m.nginx.runs },
     { ...row({ name: 'minigate auth: none', unit: 'req/s', value: m.open.rps, p99: m.open.p99, peer: 'node proxy', peerValue: m.peer.rps, peerP99: m.peer.p99 }), runs: m.open.runs, peerRuns: m.peer.runs },
     row({ name: 'node proxy', unit: 'req/s', value: m.peer.rps, p99: m.peer.p99, peer: 'nginx 1 worker', peerValue: m.nginx.rps, peerP99: m.nginx.p99 }),
@@ -146,6 +160,7 @@ async function main() {
 
   const notes = [
     `GET /api/items over HTTPS keep-alive (ECDSA P-256 chain), ${ROUNDS} runs of ${ROUND_SECONDS}s per target taken in turn (median) after ${WARMUP}s warm-up, ${CONNECTIONS} connections`,
+    `server CPU µs per request (median): nginx ${m.nginx.cpuUs}, node proxy ${m.peer.cpuUs}, minigate authed ${m.authed.cpuUs}, auth: none ${m.open.cpuUs}`,
     LIMITS_RAISED_NOTE,
     PINNED_NOTE,
     nginx,
