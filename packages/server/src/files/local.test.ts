@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buffer } from 'node:stream/consumers';
@@ -29,6 +29,17 @@ describe('local storage writer (writes buffered up to WRITE_BUFFER_BYTES)', () =
       const stored = await buffer(await storage.read(key));
       expect([size, stored.length, stored.equals(data)]).toEqual([size, size, true]);
     }
+    expect(temps()).toEqual([]);
+  });
+
+  it('writes a batch that is not full once no more comes for a moment (a paused client leaves no bytes in memory)', async () => {
+    const writer = storage.writer('f/0dd1e000');
+    const data = randomBytes(100_000);
+    for (const piece of pieces(data)) await writer.write(piece);
+    const temp = path.join(root, 'tmp', temps()[0]!);
+    await expect.poll(() => statSync(temp).size, { timeout: 2_000 }).toBe(data.length);
+    await writer.write(data.subarray(0, 10));
+    expect(await writer.commit()).toBe(data.length + 10);
     expect(temps()).toEqual([]);
   });
 

@@ -6,15 +6,21 @@
  * sends becomes a path.
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { AppError } from '../core/index.js';
 import type { FileStorage, ObjectWriter, StoredObject } from './storage.js';
 
-/** Bytes a writer buffers while a write is in flight; they go to disk in one writev when it ends. */
+/**
+ * Bytes a writer gathers into one writev. One batch is written (in libuv's pool) while the next
+ * fills; a writer holds at most about twice this.
+ */
 export const WRITE_BUFFER_BYTES = 1024 * 1024;
+
+/** How long a batch that is not full waits for more before it is written anyway. */
+const IDLE_FLUSH_MS = 10;
 
 const KEY = /^[a-z]\/[a-f0-9]{8,64}(\/[0-9]{1,5}-[a-f0-9]{8,32})?$/;
 
@@ -37,64 +43,105 @@ export function createLocalStorage(root: string): FileStorage {
   function writer(key: string): ObjectWriter {
     const final = pathOf(key);
     const temp = path.join(tmp, `${randomBytes(12).toString('hex')}.part`);
-    let stream: WriteStream | undefined;
-    let failure: Error | undefined;
+    let handle: FileHandle | undefined;
+    let closed = false;
+    let failure: unknown;
     let size = 0;
     let done = false;
-    const ready = mkdir(tmp, { recursive: true }).then(() => {
-      stream = createWriteStream(temp, { flags: 'wx', highWaterMark: WRITE_BUFFER_BYTES });
-      stream.on('error', (error) => (failure ??= error));
-      return new Promise<void>((resolve, reject) => {
-        stream!.once('open', () => resolve());
-        stream!.once('error', reject);
+    // Chunks waiting for the next write, and the write on its way (at most one: each goes at the
+    // file's current end).
+    let batch: Buffer[] = [];
+    let batchBytes = 0;
+    let writing: Promise<void> | undefined;
+    // A batch started but not full goes anyway after a short wait: a client that pauses (a slow
+    // phone) does not leave its bytes in memory, and a pause is the moment a write costs nothing.
+    let idleTimer: NodeJS.Timeout | undefined;
+    const onIdle = () => {
+      idleTimer = undefined;
+      if (done || failure || !batchBytes) return;
+      if (writing) void writing.then(onIdle);
+      else flush();
+    };
+    const ready = mkdir(tmp, { recursive: true })
+      .then(() => open(temp, 'wx'))
+      .then((opened) => {
+        handle = opened;
       });
-    });
     const fail = (error: unknown) => {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOSPC' || code === 'EDQUOT') return new AppError('STORAGE_FULL');
       return error instanceof AppError ? error : new AppError('STORAGE_UNAVAILABLE', { cause: error });
     };
+    /** Writes every byte of `buffers`: writev may write fewer than asked (a disk filling up), the rest goes again and gets the error. */
+    async function writeAll(buffers: Buffer[], bytes: number): Promise<void> {
+      while (bytes > 0) {
+        const { bytesWritten } = await handle!.writev(buffers);
+        if (bytesWritten === bytes) return;
+        if (bytesWritten === 0) throw Object.assign(new Error('writev wrote nothing'), { code: 'EIO' });
+        bytes -= bytesWritten;
+        let skip = bytesWritten;
+        while (skip >= buffers[0]!.length) skip -= buffers.shift()!.length;
+        buffers[0] = buffers[0]!.subarray(skip);
+      }
+    }
+    /** Sends the batch to disk; the next one fills meanwhile (fs.WriteStream waited instead for its whole buffer to drain, leaving the disk thread idle while this thread filled the next one, and the other way round). */
+    const flush = () => {
+      clearTimeout(idleTimer);
+      idleTimer = undefined;
+      const buffers = batch;
+      const bytes = batchBytes;
+      batch = [];
+      batchBytes = 0;
+      writing = writeAll(buffers, bytes).then(
+        () => {
+          writing = undefined;
+        },
+        (error: unknown) => {
+          failure ??= error;
+          writing = undefined;
+        },
+      );
+    };
+    const closeHandle = async () => {
+      if (closed || !handle) return;
+      closed = true;
+      await handle.close();
+    };
     return {
       async write(chunk) {
-        await ready.catch((error: unknown) => Promise.reject(fail(error)));
+        if (!handle) await ready.catch((error: unknown) => Promise.reject(fail(error)));
         if (failure) throw fail(failure);
         size += chunk.length;
-        if (!stream!.write(chunk)) {
-          await new Promise<void>((resolve, reject) => {
-            const onError = (error: Error) => {
-              stream!.off('drain', onDrain);
-              reject(fail(error));
-            };
-            const onDrain = () => {
-              stream!.off('error', onError);
-              resolve();
-            };
-            stream!.once('drain', onDrain);
-            stream!.once('error', onError);
-          });
+        batch.push(chunk);
+        batchBytes += chunk.length;
+        if (batchBytes < WRITE_BUFFER_BYTES) {
+          idleTimer ??= setTimeout(onIdle, IDLE_FLUSH_MS).unref();
+          return;
         }
+        // A full batch: it goes as soon as the one before it is on disk (back-pressure meanwhile).
+        if (writing) await writing;
+        if (failure) throw fail(failure);
+        if (!writing && batchBytes >= WRITE_BUFFER_BYTES) flush();
       },
       async commit() {
         try {
           await ready;
-          if (failure) throw failure;
-          // end, fsync, close: the bytes are on disk before the name says they are there.
-          await new Promise<void>((resolve, reject) => {
-            stream!.once('error', reject);
-            stream!.end(resolve);
-          });
-          const handle = await open(temp, 'r+');
-          try {
-            await handle.sync();
-          } finally {
-            await handle.close();
+          // Whatever is still buffered, after the write in flight (the idle timer may start one too).
+          while (!failure && (writing || batchBytes)) {
+            if (writing) await writing;
+            else flush();
           }
+          if (failure) throw failure;
+          // fsync, close: the bytes are on disk before the name says they are there.
+          await handle!.sync();
+          await closeHandle();
           await mkdir(path.dirname(final), { recursive: true });
           await rename(temp, final);
           await fsyncDir(path.dirname(final));
           done = true;
           return size;
         } catch (error) {
+          await closeHandle().catch(() => undefined);
           await unlink(temp).catch(() => undefined);
           throw fail(error);
         }
@@ -102,8 +149,11 @@ export function createLocalStorage(root: string): FileStorage {
       async abort() {
         if (done) return;
         done = true;
+        clearTimeout(idleTimer);
         await ready.catch(() => undefined);
-        stream?.destroy();
+        while (writing) await writing;
+        batch = [];
+        await closeHandle().catch(() => undefined);
         await unlink(temp).catch(() => undefined);
       },
     };
