@@ -17,9 +17,9 @@ import type { FileStorage, ObjectWriter, StoredObject } from './storage.js';
  * Bytes a writer gathers into one writev. One batch is written (in libuv's pool) while the next
  * fills; a writer holds at most about twice this. Measured on a 2-vCPU VM with 1 GiB uploads:
  * 512 KiB and 256 KiB batches cost the pool thread 0.5 s of CPU per GiB (the kernel copying them
- * into the page cache), 1 MiB batches 1.0-1.5 s and 4 MiB more still: a batch that no longer
- * fits in the CPU's cache is copied from memory. Each batch also costs the main thread a round
- * trip to the pool (about 50 us here), which is why not smaller still.
+ * into the page cache), 1 MiB batches 1.0-1.5 s and 4 MiB more still (presumably a batch that
+ * no longer fits in the CPU's cache is copied from memory). Each batch also costs the main thread
+ * a round trip to the pool (about 50 us here), which is why not smaller still.
  */
 export const WRITE_BUFFER_BYTES = 512 * 1024;
 
