@@ -180,6 +180,9 @@ describe('one process', () => {
     expect(sample(text, 'minigate_http_request_duration_seconds_count', 'route="/api",method="GET"')).toBe(1);
     expect(sample(text, 'minigate_proxy_upstream_duration_seconds_count', 'route="/api"')).toBe(1);
     expect(text).toContain('# TYPE minigate_proxy_upstream_errors_total counter');
+    // The one keep-alive connection of the proxied request, unless it has already sat idle for 4 s.
+    expect(text).toContain('# TYPE minigate_proxy_upstream_connections gauge');
+    expect([0, 1]).toContain(sample(text, 'minigate_proxy_upstream_connections', 'route="/api"'));
     expect(sample(text, 'minigate_logins_total', 'outcome="ok"')).toBe(2);
     expect(sample(text, 'minigate_logins_total', 'outcome="refused",code="AUTH_CODE_INVALID"')).toBe(1);
     expect(sample(text, 'minigate_logins_total', 'outcome="refused",code="RATE_LIMITED"')).toBe(1);

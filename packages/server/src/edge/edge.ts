@@ -130,7 +130,16 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
   const { logger } = deps;
   const metrics = deps.metrics ?? NO_METRICS;
   const upstreamLatency = metrics.histogram('minigate_proxy_upstream_duration_seconds', 'Time until a proxied upstream began its answer, by route.', ['route']);
-  const upstreamErrors = metrics.counter('minigate_proxy_upstream_errors_total', 'Proxied requests the upstream failed (connect, timeout, reset), by route.', ['route', 'kind']);
+  const upstreamErrors = metrics.counter('minigate_proxy_upstream_errors_total', 'Proxied requests the upstream failed (connect, timeout, reset, protocol), by route.', ['route', 'kind']);
+  /** Proxy routes by label, for the connections gauge. */
+  const proxyRoutes: { label: string; proxy: Proxy }[] = [];
+  metrics.gauge('minigate_proxy_upstream_connections', 'Connections open to the upstreams of a proxy route (in use and idle), by route.', ['route'], {
+    collect: (gauge) => {
+      const byLabel = new Map<string, number>();
+      for (const { label, proxy } of proxyRoutes) byLabel.set(label, (byLabel.get(label) ?? 0) + proxy.connections());
+      for (const [route, count] of byLabel) gauge.set(count, { route });
+    },
+  });
   let mounted: EdgeRoutes | undefined;
   let table: RouteTable | undefined;
   const notReady = () => new AppError('NOT_READY');
@@ -166,6 +175,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
       },
     });
     proxies.push(made);
+    proxyRoutes.push({ label: routeLabel(route), proxy: made });
     return made;
   }
 

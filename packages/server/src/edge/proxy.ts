@@ -58,6 +58,8 @@ export interface Proxy {
   closeTunnels(): Promise<void>;
   /** Drops the keep-alive pools (once nothing is in flight). */
   destroy(): void;
+  /** Connections open to this route's upstreams for requests (in use and idle). */
+  connections(): number;
 }
 
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UPSTREAM_CONNECT_TIMEOUT']);
@@ -196,7 +198,7 @@ export function createProxy(options: ProxyOptions): Proxy {
                 if (cannotConnect) markDown(upstream, error);
                 // Without a body nothing was consumed, so another upstream may take the request.
                 if (cannotConnect && !hasBody && attempt < candidates.length) return tryNext();
-                options.observe?.error(error.kind === 'timeout' ? 'timeout' : cannotConnect ? 'connect' : 'reset');
+                options.observe?.error(error.kind === 'timeout' || error.kind === 'connect' || error.kind === 'protocol' ? error.kind : 'reset');
                 reject(
                   new AppError(error.kind === 'timeout' ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE', {
                     cause: error,
@@ -265,6 +267,12 @@ export function createProxy(options: ProxyOptions): Proxy {
       // Open WebSockets get 1001 "going away" between frames, both ways.
       for (const tunnel of tunnels) tunnel.close(1001);
       await Promise.all([...tunnels].map((t) => t.closed));
+    },
+
+    connections() {
+      let open = 0;
+      for (const u of upstreams) open += u.pool.size;
+      return open;
     },
 
     destroy() {
