@@ -198,7 +198,7 @@ export function createProxy(options: ProxyOptions): Proxy {
                 if (cannotConnect) markDown(upstream, error);
                 // Without a body nothing was consumed, so another upstream may take the request.
                 if (cannotConnect && !hasBody && attempt < candidates.length) return tryNext();
-                options.observe?.error(error.kind === 'timeout' || error.kind === 'connect' || error.kind === 'protocol' ? error.kind : 'reset');
+                options.observe?.error(error.kind);
                 reject(
                   new AppError(error.kind === 'timeout' ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE', {
                     cause: error,

@@ -135,7 +135,6 @@ class Connection {
   connected = false;
   /** Has carried an answer before (a break before any answer byte may be the keep-alive race). */
   reused = false;
-  dead = false;
   keepAlive = true;
   idleMs: number;
   paused = false;
@@ -186,12 +185,9 @@ class Connection {
     }
     this.parser.expect(ex.request.method);
     if (this.connected) this.deadline = performance.now() + this.pool.options.headersTimeoutMs;
-    const body = ex.request.body;
-    if (!body) {
-      this.socket.write(ex.head, 'latin1');
-      return;
-    }
     this.socket.write(ex.head, 'latin1');
+    const body = ex.request.body;
+    if (!body) return;
     const onChunk = (chunk: Buffer) => {
       if (ex.finished || this.exchange !== ex) return;
       ex.sentBytes += chunk.length;
@@ -241,7 +237,7 @@ class Connection {
   }
 
   resumeReading(): void {
-    if (!this.paused || this.dead) return;
+    if (!this.paused || this.socket.destroyed) return;
     this.paused = false;
     this.deadline = performance.now() + this.pool.options.bodyTimeoutMs;
     this.socket.resume();
@@ -302,7 +298,7 @@ class Connection {
       ex.detachBody();
       ex.request.body!.resume();
     }
-    if (reusable && this.keepAlive && ex.bodySent && !this.dead) this.pool.release(this);
+    if (reusable && this.keepAlive && ex.bodySent && !this.socket.destroyed) this.pool.release(this);
     else this.drop();
     ex.handler.onEnd();
   }
@@ -327,7 +323,6 @@ class Connection {
   }
 
   private onClose(): void {
-    this.dead = true;
     this.pool.closed(this);
     const ex = this.exchange;
     this.exchange = undefined;
@@ -362,7 +357,6 @@ export class UpstreamPool {
   private sweeper: NodeJS.Timeout | undefined;
   private readonly sweepMs: number;
   private readonly queue: Pending[] = [];
-  private count = 0;
   private closing = false;
   private readonly host: string;
 
@@ -388,12 +382,12 @@ export class UpstreamPool {
     if (this.closing) return ex.fail(new UpstreamFailure('connect', 'the proxy is closing'));
     let conn: Connection | undefined;
     while (!fresh && !conn && this.free.length) {
+      // One the sweep dropped for idleness is destroyed at once, but leaves the list on its 'close'.
       const candidate = this.free.pop()!;
-      if (!candidate.dead) conn = candidate;
+      if (!candidate.socket.destroyed) conn = candidate;
     }
-    if (!conn && this.count < this.options.maxConnections) {
+    if (!conn && this.all.size < this.options.maxConnections) {
       conn = new Connection(this);
-      this.count++;
       this.all.add(conn);
       this.sweeper ??= setInterval(() => this.sweep(), this.sweepMs).unref();
     }
@@ -417,20 +411,25 @@ export class UpstreamPool {
     if (at >= 0) this.queue.splice(at, 1);
   }
 
-  release(conn: Connection): void {
-    if (this.closing) return conn.drop();
+  /** The request that has waited longest for a connection, its wait ended. */
+  private nextQueued(): Pending | undefined {
     const next = this.queue.shift();
     if (next) {
       clearTimeout(next.queueTimer);
       next.queueTimer = undefined;
-      return conn.start(next);
     }
+    return next;
+  }
+
+  release(conn: Connection): void {
+    if (this.closing) return conn.drop();
+    const next = this.nextQueued();
+    if (next) return conn.start(next);
     conn.idle();
     this.free.push(conn);
   }
 
   closed(conn: Connection): void {
-    this.count--;
     this.all.delete(conn);
     if (this.all.size === 0) {
       clearInterval(this.sweeper);
@@ -439,17 +438,13 @@ export class UpstreamPool {
     const at = this.free.indexOf(conn);
     if (at >= 0) this.free.splice(at, 1);
     // A queued request takes the place that came free.
-    const next = !this.closing && this.queue.shift();
-    if (next) {
-      clearTimeout(next.queueTimer);
-      next.queueTimer = undefined;
-      this.dispatch(next, true);
-    }
+    const next = this.closing ? undefined : this.nextQueued();
+    if (next) this.dispatch(next, true);
   }
 
   /** Connections open (busy or idle). */
   get size(): number {
-    return this.count;
+    return this.all.size;
   }
 
   /** Closes the idle connections now and each busy one when its answer ends. */

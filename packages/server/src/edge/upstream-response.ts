@@ -59,7 +59,6 @@ export class AnswerParser {
   private pending: Buffer | undefined;
   private remaining = 0;
   private trailerBytes = 0;
-  private keepAlive = false;
 
   constructor(private readonly events: AnswerEvents) {}
 
@@ -74,11 +73,6 @@ export class AnswerParser {
   /** True once the answer expected has ended. */
   get done(): boolean {
     return this.state === 'done';
-  }
-
-  /** True while the answer's head has not been read in full. */
-  get beforeHead(): boolean {
-    return this.state === 'head';
   }
 
   /** The connection closed: ends an answer that runs until close, or says the answer was cut. */
@@ -204,12 +198,12 @@ export class AnswerParser {
     }
     const connection = String(headers.connection ?? '').toLowerCase();
     const http10 = status[1] === '0';
-    this.keepAlive = http10 ? /(^|,)\s*keep-alive\s*(,|$)/.test(connection) : !/(^|,)\s*close\s*(,|$)/.test(connection);
+    const keepAlive = http10 ? /(^|,)\s*keep-alive\s*(,|$)/.test(connection) : !/(^|,)\s*close\s*(,|$)/.test(connection);
     const te = headers['transfer-encoding'];
     const cl = headers['content-length'];
     if (Array.isArray(cl)) throw new AnswerError('more than one Content-Length');
     if (te !== undefined && cl !== undefined) throw new AnswerError('both Content-Length and Transfer-Encoding');
-    const head: AnswerHead = { status: code, statusText: status[3] ?? '', headers, keepAlive: this.keepAlive, keepAliveMs: keepAliveHint(headers['keep-alive']) };
+    const head: AnswerHead = { status: code, statusText: status[3] ?? '', headers, keepAlive, keepAliveMs: keepAliveHint(headers['keep-alive']) };
     if (this.method === 'HEAD' || code === 204 || code === 304) {
       this.events.head(head);
       this.finish();
@@ -223,7 +217,7 @@ export class AnswerParser {
       } else {
         // Not chunked last: the body runs until the connection closes (RFC 9112 §6.3).
         this.state = 'until-close';
-        head.keepAlive = this.keepAlive = false;
+        head.keepAlive = false;
       }
       this.events.head(head);
       return;
@@ -237,7 +231,7 @@ export class AnswerParser {
       return;
     }
     this.state = 'until-close';
-    head.keepAlive = this.keepAlive = false;
+    head.keepAlive = false;
     this.events.head(head);
   }
 
