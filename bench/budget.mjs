@@ -1,7 +1,8 @@
 // How much work per request a target ratio leaves, on this machine: the bare node:http login
 // server of login.mjs (bench/peers/bare-login.mjs) answering GET /auth/session with N µs of busy
 // work added to each request, for several N, next to minigate's own GET /auth/session (SQLite, log
-// level info) in the same run. Each row gives req/s, the ratio to the bare server without added
+// level info) and its GET /healthz (no session check: the request handling before a route does
+// anything) in the same run. Each row gives req/s, the ratio to the bare server without added
 // work, and the server's CPU per request (user + system, from /proc). A ratio target such as
 // login.mjs's "GET /auth/session ≥ 0.7× bare node:http" is met only by a server whose extra work
 // per request stays under the busy time at which the bare server's own curve crosses it; the
@@ -55,7 +56,7 @@ async function run(target, seconds, others) {
   const before = cpuSeconds(target.pid);
   const othersBefore = cpuSeconds(...others.map((o) => o.pid));
   const started = performance.now();
-  const r = await wrk({ url: target.url, duration: seconds, connections: CONNECTIONS, work, cpu: 1, lines: target.tokens, lua });
+  const r = await wrk({ url: target.url, duration: seconds, connections: CONNECTIONS, work, cpu: 1, lines: target.tokens, lua: target.lua ?? lua });
   const idleShare = (cpuSeconds(...others.map((o) => o.pid)) - othersBefore) / ((performance.now() - started) / 1000);
   const cpuUs = ((cpuSeconds(target.pid) - before) * 1e6) / r.total;
   if (!(r.total > 0) || r.non2xx + r.socketErrors > 0.01 * r.total) throw new Error(`${target.url}: ${r.non2xx} non-2xx and ${r.socketErrors} socket errors of ${r.total}\n${r.raw}`);
@@ -70,7 +71,8 @@ async function run(target, seconds, others) {
  * e2cc735).
  */
 async function measureAll(targets) {
-  const others = (target) => targets.filter((t) => t !== target);
+  // The idle ones: other processes (minigate's two rows are one process).
+  const others = (target) => targets.filter((t) => t.pid !== target.pid);
   for (const target of targets) await run(target, WARMUP, others(target));
   const runs = targets.map(() => []);
   for (let round = 0; round < ROUNDS; round++) {
@@ -104,8 +106,13 @@ async function main() {
   const server = await processes.start([CLI, 'start', '-c', config], /listening on (http:\S+)/, path.join(work, 'minigate.log'), undefined, 0);
   targets.push({ url: server.match[1], pid: server.child.pid });
   for (const target of targets) target.tokens = await tokensOf(target.url, sandbox);
+  // minigate without the session check: GET /healthz through the same listener, dispatcher,
+  // request id, route table, metrics and access line — what its request handling costs before
+  // a route does anything.
+  targets.push({ url: server.match[1], pid: server.child.pid, lua: 'request = function()\n  return wrk.format("GET", "/healthz")\nend\n' });
 
   const { rows: measured, idleShare } = await measureAll(targets);
+  const health = measured.pop();
   const mine = measured.pop();
   const bare = measured.map((m, i) => ({ busy: BUSY[i], ...m }));
 
@@ -113,6 +120,7 @@ async function main() {
   const us = (x) => `${x.toFixed(1)} µs`;
   const rows = bare.map((b) => ({ ...row({ name: `bare node:http + ${b.busy} µs busy`, unit: 'req/s', value: b.rps, p99: b.p99, peer: 'bare node:http', peerValue: base.rps, peerP99: base.p99 }), cpuUsPerRequest: b.cpuUs, runs: b.runs, peerRuns: base.runs, cpuUsRuns: b.cpuUsRuns }));
   rows.push({ ...row({ name: 'minigate GET /auth/session (sqlite)', unit: 'req/s', value: mine.rps, p99: mine.p99, peer: 'bare node:http', peerValue: base.rps, peerP99: base.p99, target: { ratio: TARGET, p99: 2 } }), cpuUsPerRequest: mine.cpuUs, runs: mine.runs, peerRuns: base.runs, cpuUsRuns: mine.cpuUsRuns });
+  rows.push({ ...row({ name: 'minigate GET /healthz (no session)', unit: 'req/s', value: health.rps, p99: health.p99, peer: 'bare node:http', peerValue: base.rps, peerP99: base.p99 }), cpuUsPerRequest: health.cpuUs, runs: health.runs, peerRuns: base.runs, cpuUsRuns: health.cpuUsRuns });
   // Where the bare curve crosses the target: linear between the two measured points around it,
   // in busy time and in server CPU per request above the bare server's. The two differ: the
   // busy loop costs more CPU than its nominal time (its clock reads; bare+2 µs measured about
@@ -132,7 +140,7 @@ async function main() {
   const rises = bare.slice(1).filter((b, i) => b.rps > bare[i].rps).map((b) => `+${b.busy} µs`);
   const notes = [
     `GET /auth/session, plain HTTP, ${ROUNDS} runs of ${ROUND_SECONDS}s per row taken in turn (median) after ${WARMUP}s warm-up, ${CONNECTIONS} connections; bare server with N µs of busy work per request, and minigate (SQLite, log level info)`,
-    `server CPU per request (user + system, median): ${bare.map((b) => `bare+${b.busy} ${us(b.cpuUs)}`).join(', ')}; minigate ${us(mine.cpuUs)}`,
+    `server CPU per request (user + system, median): ${bare.map((b) => `bare+${b.busy} ${us(b.cpuUs)}`).join(', ')}; minigate ${us(mine.cpuUs)}, minigate GET /healthz ${us(health.cpuUs)}`,
     `all servers running throughout on the same CPU: the idle ones used at most ${(idleShare * 100).toFixed(1)}% of it during another's run`,
     rises.length ? `the bare curve is not monotonic (req/s rises at ${rises.join(', ')}): noise of this run` : 'the bare curve falls monotonically',
     crossing === null

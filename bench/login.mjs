@@ -7,7 +7,8 @@
 //   node bench/login.mjs --stores sqlite,mysql,postgres --duration 10 --rounds 3 --warmup 2 --connections 32 [--json] [--smoke]
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createProcesses, LIMITS_RAISED_NOTE, PINNED_NOTE, LIMITS_RAISED_YAML, post, runBench, workDir } from './processes.mjs';
+import { randomBytes } from 'node:crypto';
+import { cpuSeconds, createProcesses, LIMITS_RAISED_NOTE, PINNED_NOTE, LIMITS_RAISED_YAML, post, runBench, workDir } from './processes.mjs';
 import { benchArgs, median, report, result, row } from './table.mjs';
 import { bearerLua, requireWrk, wrk } from './wrk.mjs';
 import mysql from 'mysql2/promise';
@@ -72,10 +73,12 @@ async function measureAll(servers, sandboxUrl) {
   // Codes are single use: each run gets fresh ones, enough that it never runs out.
   const codesFor = async (seconds) => (await post(`${sandboxUrl}/__sandbox/codes`, { appid: APPID, count: MAX_LOGINS_PER_SECOND * seconds })).codes.map((c) => c.code);
   const run = async (server, what, seconds, lines, lua) => {
+    const before = cpuSeconds(server.pid);
     const r = await wrk({ url: server.url, duration: seconds, connections: CONNECTIONS, work, cpu: 1, lines, lua });
     if (!(r.total > 0)) throw new Error(`${server.label} ${what}: no request answered\n${r.raw}`);
     if (r.non2xx + r.socketErrors > 0.01 * r.total) throw new Error(`${server.label} ${what}: ${r.non2xx} non-2xx answers and ${r.socketErrors} socket errors of ${r.total} requests`);
-    return r;
+    // The server process's own CPU per request (user + system; a database server's is not in it).
+    return { ...r, cpuUs: ((cpuSeconds(server.pid) - before) * 1e6) / r.total };
   };
   const result = new Map(servers.map((s) => [s.key, { login: [], check: [] }]));
   // A short warm-up of each (JIT, pools, prepared statements).
@@ -94,7 +97,7 @@ async function measureAll(servers, sandboxUrl) {
   for (let round = 0; round < ROUNDS; round++) {
     for (const server of servers) result.get(server.key).check.push(await run(server, 'GET /auth/session', ROUND_SECONDS, server.tokens, checkLua));
   }
-  const summary = (runs) => ({ rps: median(runs.map((r) => r.rps)), p99: median(runs.map((r) => r.p99)), runs: runs.map((r) => Math.round(r.rps)) });
+  const summary = (runs) => ({ rps: median(runs.map((r) => r.rps)), p99: median(runs.map((r) => r.p99)), cpuUs: median(runs.map((r) => r.cpuUs)), runs: runs.map((r) => Math.round(r.rps)) });
   return Object.fromEntries([...result].map(([key, { login, check }]) => [key, { login: summary(login), check: summary(check) }]));
 }
 
@@ -106,7 +109,7 @@ async function main() {
 
   // Every server runs from the start (an idle one costs nothing) so that their runs can alternate.
   const peer = await start([new URL('./peers/bare-login.mjs', import.meta.url).pathname, sandboxUrl, APPID, SECRET], /peer (http:\/\/\S+)/, undefined, undefined, 0);
-  const servers = [{ key: 'bare', label: 'bare node:http (peer)', url: peer.match[1] }];
+  const servers = [{ key: 'bare', label: 'bare node:http (peer)', url: peer.match[1], pid: peer.child.pid }];
   const drops = [];
   let measured;
   try {
@@ -119,7 +122,7 @@ async function main() {
         `dataDir: ${work}/data-${store}\nlisten:\n  http: 127.0.0.1:0\nwechat:\n  apiBase: ${sandboxUrl}\napps:\n  - appid: ${APPID}\n    secret: ${SECRET}\nstore: ${db.url}\nlog:\n  level: ${values['log-level']}\n${LIMITS_RAISED_YAML}`,
       );
       const server = await start([CLI, 'start', '-c', config], /listening on (http:\S+)/, path.join(work, `minigate-${store}.log`), undefined, 0);
-      servers.push({ key: store, label: `minigate (${store})`, url: server.match[1] });
+      servers.push({ key: store, label: `minigate (${store})`, url: server.match[1], pid: server.child.pid });
     }
     measured = await measureAll(servers, sandboxUrl);
   } finally {
@@ -133,20 +136,55 @@ async function main() {
     const { login } = measured[store];
     // Login: SQLite against the bare peer, the networked stores against SQLite (same run).
     const loginPeer = store === 'sqlite' || !measured.sqlite ? ['bare node:http', bare.login] : ['minigate login (sqlite)', measured.sqlite.login];
-    rows.push({ ...row({ name: `login (${store})`, unit: 'logins/s', value: login.rps, p99: login.p99, peer: loginPeer[0], peerValue: loginPeer[1].rps, peerP99: loginPeer[1].p99, target: { ratio: 0.8, p99: 2 } }), runs: login.runs, peerRuns: loginPeer[1].runs });
+    rows.push({ ...row({ name: `login (${store})`, unit: 'logins/s', value: login.rps, p99: login.p99, peer: loginPeer[0], peerValue: loginPeer[1].rps, peerP99: loginPeer[1].p99, target: { ratio: 0.8, p99: 2 } }), runs: login.runs, peerRuns: loginPeer[1].runs, cpuUsPerRequest: login.cpuUs, peerCpuUsPerRequest: loginPeer[1].cpuUs });
   }
   for (const store of Object.keys(measured).filter((k) => k !== 'bare')) {
     const { check } = measured[store];
-    rows.push({ ...row({ name: `GET /auth/session (${store})`, unit: 'req/s', value: check.rps, p99: check.p99, peer: 'bare node:http', peerValue: bare.check.rps, peerP99: bare.check.p99, target: { ratio: 0.7, p99: 2 } }), runs: check.runs, peerRuns: bare.check.runs });
+    rows.push({ ...row({ name: `GET /auth/session (${store})`, unit: 'req/s', value: check.rps, p99: check.p99, peer: 'bare node:http', peerValue: bare.check.rps, peerP99: bare.check.p99, target: { ratio: 0.7, p99: 2 } }), runs: check.runs, peerRuns: bare.check.runs, cpuUsPerRequest: check.cpuUs, peerCpuUsPerRequest: bare.check.cpuUs });
   }
+  const us = (x) => `${Math.round(x)} µs`;
+  const cpuLine = (what) => Object.entries(measured).map(([key, m]) => `${key} ${us(m[what].cpuUs)}`).join(', ');
+  const alone = values.stores.split(',').includes('sqlite') ? await sqliteStoreAlone() : undefined;
   const notes = [
     `plain HTTP, ${ROUNDS} runs of ${ROUND_SECONDS}s per scenario and server taken in turn (median) after ${WARMUP}s warm-up, ${CONNECTIONS} connections, log level ${values['log-level']}`,
+    `server process CPU per login (user + system, median; MariaDB's and PostgreSQL's own not counted): ${cpuLine('login')}`,
+    `server process CPU per session check: ${cpuLine('check')}`,
+    ...(alone ? [`the SQLite store alone (minigate's saveLogin in this process, no HTTP, no WeChat call; ${alone.logins} logins into a fresh database): ${us(alone.cpuUs)} CPU per login, of the bare server's whole login ${us(bare.login.cpuUs)}`] : []),
     LIMITS_RAISED_NOTE,
     PINNED_NOTE,
     wrkVersion,
     ...(SMOKE ? ['SMOKE RUN: figures mean nothing'] : []),
   ];
   report(result('login', notes, { stores: values.stores, duration: DURATION, rounds: ROUNDS, roundSeconds: ROUND_SECONDS, warmup: WARMUP, connections: CONNECTIONS, logLevel: values['log-level'], smoke: SMOKE }, rows), values.json);
+}
+
+/**
+ * What a login's writes cost on SQLite alone: minigate's own store (its built dist), a fresh
+ * database, logins of new users one after another, this process's CPU per login. The bare peer
+ * keeps sessions in a Map; this is the part of minigate's login it has nothing against.
+ */
+async function sqliteStoreAlone() {
+  const dist = new URL('../packages/server/dist/', import.meta.url);
+  const { createStore } = await import(new URL('store/index.js', dist).href);
+  const { silentLogger } = await import(new URL('core/logger.js', dist).href);
+  const store = await createStore({ url: `sqlite:${path.join(work, 'alone.db')}`, logger: silentLogger() });
+  await store.migrate();
+  const login = () => {
+    const now = Date.now();
+    const openid = `o${randomBytes(21).toString('base64url')}`;
+    const session = {
+      tokenHash: randomBytes(32).toString('hex'), appid: APPID, openid, unionid: null, sessionKey: `v1.${randomBytes(48).toString('base64url')}`,
+      createdAt: now, lastSeenAt: now, expiresAt: now + 7 * 86_400_000, revokedAt: null, revokedReason: null,
+    };
+    return store.saveLogin({ session, profile: null, maxPerUser: 5, idleMs: 86_400_000 });
+  };
+  const logins = SMOKE ? 200 : 20_000;
+  for (let i = 0; i < logins / 4; i++) await login(); // warm-up: JIT, page cache, a WAL to append to
+  const before = process.cpuUsage();
+  for (let i = 0; i < logins; i++) await login();
+  const used = process.cpuUsage(before);
+  await store.close();
+  return { logins, cpuUs: (used.user + used.system) / logins };
 }
 
 runBench(main);
