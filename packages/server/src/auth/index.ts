@@ -1,7 +1,7 @@
 export { createSessionService, SESSION_CACHE_TTL_MS, LAST_SEEN_WRITE_INTERVAL_MS } from './sessions.js';
 export type { SessionService, ActiveSession, SessionCheck, SessionFailure, SessionLookup, NewSession } from './sessions.js';
 export { createAuthServices, toUserInfo } from './routes.js';
-export { optionalSession, requireSession, sessionForApp, sessionOrThrow } from './require-session.js';
+export { optionalSession, optionalSessionNow, requireSession, sessionForApp, sessionNow, sessionOrThrow } from './require-session.js';
 export { createSessionKeyTools, DECRYPT_MAX_AGE_S, type SessionKeyTools, type TokenCall } from './session-key.js';
 export { login, resolveApp, USER_DATA_MAX_AGE_S, type LoginDeps } from './login.js';
 export { createSecretBox, type SecretBox } from './secret-box.js';

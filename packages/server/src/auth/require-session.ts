@@ -18,6 +18,26 @@ export async function requireSession(sessions: Pick<SessionService, 'check'>, re
   return sessionOrThrow(await sessions.check(tokenFromRequest(req)));
 }
 
+/**
+ * requireSession without a promise when the session service can answer at once (a session read
+ * within the last second, or no usable token): the session, or a throw; a promise only when the
+ * store is asked. The hot path of every authenticated request.
+ */
+export function sessionNow(sessions: Pick<SessionService, 'checkNow'>, req: IncomingMessage): ActiveSession | Promise<ActiveSession> {
+  const check = sessions.checkNow(tokenFromRequest(req));
+  return check instanceof Promise ? check.then(sessionOrThrow) : sessionOrThrow(check);
+}
+
+/** optionalSession without a promise when the answer is at hand (see sessionNow). */
+export function optionalSessionNow(sessions: Pick<SessionService, 'checkNow'>, req: IncomingMessage): ActiveSession | null | Promise<ActiveSession | null> {
+  const check = sessions.checkNow(tokenFromRequest(req));
+  return check instanceof Promise ? check.then(sessionOrNull) : sessionOrNull(check);
+}
+
+function sessionOrNull(check: SessionCheck): ActiveSession | null {
+  return check.ok ? check.session : null;
+}
+
 /** The live session of a request, or null when it has none (missing, invalid, expired or revoked). */
 export async function optionalSession(sessions: Pick<SessionService, 'check'>, req: IncomingMessage): Promise<ActiveSession | null> {
   const check = await sessions.check(tokenFromRequest(req));

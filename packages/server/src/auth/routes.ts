@@ -15,7 +15,7 @@ import { AppError, errorHeaders } from '../core/index.js';
 import { Router, header, readBodyAs, readJsonBody, sendJson, type HttpContext, type Service } from '../http/index.js';
 import type { UserRecord } from '../store/index.js';
 import { login, resolveApp, type LoginDeps } from './login.js';
-import { requireSession } from './require-session.js';
+import { requireSession, sessionNow } from './require-session.js';
 import { LoginRequest, PhoneRequest, operations } from './schemas.js';
 import { tokenFromRequest } from './tokens.js';
 
@@ -61,9 +61,12 @@ export function createAuthServices(deps: LoginDeps): Service[] {
     sendJson(ctx.res, 200, response);
   });
 
+  // The hot one (a mini program checks its session on every launch): no await when both are cached.
   router.route('GET', '/session', operations.session, async (ctx) => {
-    const session = await requireSession(deps.sessions, ctx.req);
-    const user = await deps.sessions.userOf(session);
+    const checked = sessionNow(deps.sessions, ctx.req);
+    const session = checked instanceof Promise ? await checked : checked;
+    const found = deps.sessions.userNow(session);
+    const user = found instanceof Promise ? await found : found;
     const response: SessionResponse = {
       appid: session.appid,
       openid: session.openid,

@@ -93,6 +93,34 @@ describe('sessions', () => {
     expect(calls.find - before).toBe(1);
   });
 
+  it('answers at once (no promise) only what it holds: no token, a bad one, a session read within the second', async () => {
+    expect(sessions.checkNow(undefined)).toEqual({ ok: false, reason: 'SESSION_MISSING' });
+    expect(sessions.checkNow('not a token')).toEqual({ ok: false, reason: 'SESSION_INVALID' });
+    const { token, session } = await newSession();
+    await lapse();
+    const before = calls.find;
+    const first = sessions.checkNow(token);
+    expect(first).toBeInstanceOf(Promise); // lapsed: the store is asked
+    expect((await first).ok).toBe(true);
+    const cached = sessions.checkNow(token);
+    expect(cached).not.toBeInstanceOf(Promise);
+    expect(cached).toMatchObject({ ok: true, session: { tokenHash: session.tokenHash, openid: session.openid } });
+    expect(calls.find - before).toBe(1);
+    // The same verdicts as check(): a revocation through this instance shows at once, and the
+    // clock past the idle end expires the cached session without a read.
+    await sessions.revoke(token);
+    const revoked = sessions.checkNow(token);
+    expect(await revoked).toEqual({ ok: false, reason: 'SESSION_REVOKED' });
+    const other = await newSession();
+    expect((await sessions.check(other.token)).ok).toBe(true);
+    expect(sessions.checkNow(other.token)).toMatchObject({ ok: true });
+    clock.advance(7 * DAY + 1);
+    expect(sessions.checkNow(other.token)).toEqual({ ok: false, reason: 'SESSION_EXPIRED' });
+    // The user beside it: from the cache at once after a read.
+    const user = await sessions.userOf(other.session);
+    expect(sessions.userNow(other.session)).toEqual(user);
+  });
+
   it('expires after the idle time without use, and use keeps it alive', async () => {
     const { token } = await newSession();
     clock.advance(6 * DAY);

@@ -15,7 +15,7 @@ import type { TLSSocket } from 'node:tls';
 import { RELAY_ALPN } from 'minigate-protocol';
 import type { RouteConfig, Config, ListenAddress } from '../config/index.js';
 import { AppError, NO_METRICS, type Clock, type Logger, type Metrics } from '../core/index.js';
-import { optionalSession, requireSession, type SessionService } from '../auth/index.js';
+import { optionalSessionNow, sessionNow, type ActiveSession, type SessionService } from '../auth/index.js';
 import type { Limits } from '../limits/index.js';
 import { createIdentitySigner, forwardingHeaders } from './headers.js';
 import { clientInfo, trustedProxies, type TrustedProxies } from './forwarded.js';
@@ -155,9 +155,10 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
   const pki = config.pkiValidationDir ? createStaticHandler({ root: config.pkiValidationDir, spa: false }) : undefined;
 
   /** The session of a request on a route that asks for one (null when optional and absent). */
-  async function sessionFor(req: IncomingMessage, auth: EdgeRoute['auth']) {
+  /** The route's session check: a value when it is answered at once (cached), a promise when the store is asked. */
+  function sessionFor(req: IncomingMessage, auth: EdgeRoute['auth']): ActiveSession | null | Promise<ActiveSession | null> {
     if (auth === 'none') return null;
-    return auth === 'required' ? requireSession(mounted!.sessions, req) : optionalSession(mounted!.sessions, req);
+    return auth === 'required' ? sessionNow(mounted!.sessions, req) : optionalSessionNow(mounted!.sessions, req);
   }
 
   /** A proxy route's reverse proxy (kept, to close its pools and WebSockets on close). */
@@ -207,7 +208,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     // routes[].rateLimit: per user when the request has a session, else per client address.
     const limit = served.limits?.forRoute(route);
     const admit = !limit
-      ? (req: IncomingMessage) => sessionFor(req, route.auth)
+      ? (req: IncomingMessage, _client: HttpContext['client']) => sessionFor(req, route.auth)
       : async (req: IncomingMessage, client: HttpContext['client']) => {
           const session = await sessionFor(req, route.auth);
           await limit(session ? `${session.appid}:${session.openid}` : null, client.ip);
@@ -229,7 +230,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     const proxy: Pick<Proxy, 'handle' | 'upgrade'> = route.tunnel
       ? tunnelTarget(served, route, index, dropBearer)
       : createUpstreamProxy(route, dropBearer);
-    const extraHeaders = (session: Awaited<ReturnType<typeof admit>>, client: HttpContext['client'], requestId: string): Record<string, string> => {
+    const extraHeaders = (session: ActiveSession | null, client: HttpContext['client'], requestId: string): Record<string, string> => {
       const headers = forwardingHeaders(client);
       headers['x-request-id'] = requestId;
       if (session && sign) {
@@ -240,11 +241,16 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     };
     return {
       ...base,
-      // One await (the session check) per proxied request; the headers are made synchronously.
-      handle: async (ctx, rest) => proxy.handle(ctx, rest, extraHeaders(noteSession(ctx, await admit(ctx.req, ctx.client)), ctx.client, ctx.requestId)),
+      // No await when the session check is answered from the cache (most requests); the headers are made synchronously.
+      handle: (ctx, rest) => {
+        const admitted = admit(ctx.req, ctx.client);
+        const forward = (session: ActiveSession | null) => proxy.handle(ctx, rest, extraHeaders(noteSession(ctx, session), ctx.client, ctx.requestId));
+        return admitted instanceof Promise ? admitted.then(forward) : forward(admitted);
+      },
       upgrade: (req, socket, head, rest, client) => {
         const requestId = (client.viaTrustedProxy && trustedRequestId(req.headers['x-request-id'])) || newRequestId();
-        admit(req, client).then(
+        // A check answered at once may also throw at once: Promise.resolve().then makes both a rejection.
+        Promise.resolve().then(() => admit(req, client)).then(
           (session) => extraHeaders(session, client, requestId),
         ).then(
           (extra) => proxy.upgrade(req, socket, head, rest, extra),
@@ -330,30 +336,40 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     return true;
   }
 
-  async function serve(ctx: HttpContext): Promise<void> {
+  /**
+   * Not async, nor is plain(): the route's own promise is handed back as it is (each async layer
+   * between the listener and a route cost every request a promise and its ticks); a refusal
+   * thrown here reaches the dispatcher like a rejection.
+   */
+  function serve(ctx: HttpContext): void | Promise<void> {
     const answered = common(ctx);
     if (answered !== undefined) return answered;
     if (!table) return sendNotReady(ctx);
-    if (ctx.client.scheme === 'https' && mounted?.console?.public && (await serveConsole(ctx))) return;
-    const found = table.match(ctx.client.host, ctx.path);
+    if (ctx.client.scheme === 'https' && mounted?.console?.public) return serveConsole(ctx).then((served) => (served ? undefined : route(ctx)));
+    return route(ctx);
+  }
+
+  function route(ctx: HttpContext): void | Promise<void> {
+    const found = table!.match(ctx.client.host, ctx.path);
     if (!found) throw new AppError('NOT_FOUND');
     ctx.route = found.route.label;
-    await found.route.handle(ctx, found.rest);
+    return found.route.handle(ctx, found.rest);
   }
 
   const httpsAddress = config.listen.https;
   let httpsPort: number | undefined;
 
-  async function plain(ctx: HttpContext): Promise<void> {
+  async function answerAcmeChallenge(ctx: HttpContext, acmeChallenge: (token: string) => Promise<string | null>): Promise<void> {
+    const token = ctx.path.slice('/.well-known/acme-challenge/'.length);
+    const answer = /^[A-Za-z0-9_-]+$/.test(token) ? await acmeChallenge(token) : null;
+    if (answer === null) throw new AppError('NOT_FOUND');
+    ctx.res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': Buffer.byteLength(answer) });
+    ctx.res.end(answer);
+  }
+
+  function plain(ctx: HttpContext): void | Promise<void> {
     const acmeChallenge = mounted?.acmeChallenge;
-    if (ctx.path.startsWith('/.well-known/acme-challenge/') && acmeChallenge) {
-      const token = ctx.path.slice('/.well-known/acme-challenge/'.length);
-      const answer = /^[A-Za-z0-9_-]+$/.test(token) ? await acmeChallenge(token) : null;
-      if (answer === null) throw new AppError('NOT_FOUND');
-      ctx.res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': Buffer.byteLength(answer) });
-      ctx.res.end(answer);
-      return;
-    }
+    if (acmeChallenge && ctx.path.startsWith('/.well-known/acme-challenge/')) return answerAcmeChallenge(ctx, acmeChallenge);
     if (!httpsAddress || !config.listen.httpRedirect || ctx.client.viaTrustedProxy) return serve(ctx);
     const answered = common(ctx);
     if (answered !== undefined) return answered;
@@ -391,7 +407,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
   }
 
   const listeners: Listener[] = [];
-  const makeListener = (name: string, scheme: 'http' | 'https', handle: (ctx: HttpContext) => Promise<void>) => {
+  const makeListener = (name: string, scheme: 'http' | 'https', handle: (ctx: HttpContext) => void | Promise<void>) => {
     const dispatch = createDispatcher({
       logger,
       client: (req) => clientInfo(req, scheme, trusted),

@@ -35,16 +35,20 @@ export function normalizePrefix(path: string): string {
 
 export class RouteTable {
   private readonly entries: Entry[];
+  /** Whether any route is bound to a host: without one, a request's host is never looked at. */
+  private readonly hostBound: boolean;
 
   constructor(routes: readonly EdgeRoute[]) {
     // Longest prefix first; at equal length a host-bound route first.
     this.entries = routes
       .map((route) => ({ route, prefix: normalizePrefix(route.path) }))
       .sort((a, b) => b.prefix.length - a.prefix.length || Number(Boolean(b.route.host)) - Number(Boolean(a.route.host)));
+    this.hostBound = this.entries.some((entry) => entry.route.host !== undefined);
   }
 
   match(host: string, path: string): { route: EdgeRoute; rest: string } | null {
-    const bareHost = host.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+    // The host without its port or IPv6 brackets; two regular expressions a request, so only when a route needs it.
+    const bareHost = this.hostBound ? host.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1') : '';
     for (const { route, prefix } of this.entries) {
       if (route.host !== undefined && route.host !== bareHost) continue;
       if (path === prefix) return { route, rest: '' };
