@@ -165,7 +165,7 @@ async function main() {
       }
     }
     const m = runs.find((r) => r.result)?.result.machine;
-    const title = `summary${SMOKE ? ' (SMOKE RUN: figures mean nothing)' : ''}: ratio = value / peer in the same run, every bench with rate limits raised${m ? `\nmachine: ${m.cpus} × ${m.cpuModel}, ${m.memoryMiB} MiB, ${m.os}, node ${m.node}` : ''}`;
+    const title = `summary${SMOKE ? ' (SMOKE RUN: figures mean nothing)' : ''}: ratio = value / peer in the same run, every bench with rate limits raised${m ? `\nmachine: ${m.cpus} × ${m.cpuModel}, ${m.memoryMiB} MiB, ${m.os}, node ${m.node}, idle CPUs ${m.idle}` : ''}`;
     printTable(title, ['bench', 'row', 'peer', 'unit', 'ratio', 'target', 'met'], lines, 4);
     for (const f of failures) console.log(`FAILED ${f}`);
   }

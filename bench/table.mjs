@@ -1,6 +1,6 @@
 // The one result shape every benchmark prints with --json, and its table.
 //
-//   { bench, machine: { node, cpus, cpuModel, os, memory, loadavg }, notes: [..], params: {..},
+//   { bench, machine: { node, cpus, cpuModel, os, memory, loadavg, idle }, notes: [..], params: {..},
 //     rows: [{ name, value, unit, peer, peerValue, ratio, p99, peerP99, target?, met? }] }
 //
 // value and peerValue are in unit (req/s, handshakes/s, MiB/s, MiB, µs…); p99 and peerP99 in ms
@@ -10,6 +10,7 @@
 // target).
 import { cpus, freemem, loadavg, release, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
+import { IDLE } from './idle.mjs';
 
 /** Prints a table: text columns left-aligned, numbers right-aligned. */
 export function printTable(title, header, lines, textColumns = 1) {
@@ -44,6 +45,7 @@ export function machine() {
     memoryMiB: Math.round(totalmem() / 2 ** 20),
     freeMemoryMiB: Math.round(freemem() / 2 ** 20),
     loadavg: loadavg().map((x) => Number(x.toFixed(2))),
+    idle: IDLE,
   };
 }
 
@@ -85,7 +87,7 @@ export function report(result, json) {
     return;
   }
   const m = result.machine;
-  const title = `${result.bench}: ${result.notes.join(', ')}\nmachine: ${m.cpus} × ${m.cpuModel}, ${m.memoryMiB} MiB, ${m.os}, node ${m.node}, load ${m.loadavg.join(' ')}`;
+  const title = `${result.bench}: ${result.notes.join(', ')}\nmachine: ${m.cpus} × ${m.cpuModel}, ${m.memoryMiB} MiB, ${m.os}, node ${m.node}, load ${m.loadavg.join(' ')}, idle CPUs ${m.idle}`;
   const digits = (v) => (Math.abs(v) < 100 ? 1 : 0);
   printTable(
     title,
