@@ -242,6 +242,8 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       });
       for (const hash of revokedHashes) sessionCache.delete(hash);
       ended(revokedHashes);
+      // A client's first request comes right after its login: answered without a read.
+      sessionCache.put(record.tokenHash, record);
       userCache.put(userKey(user.appid, user.openid), user);
       return { token, session: toActive(record, input.app), user };
     },
