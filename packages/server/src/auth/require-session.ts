@@ -40,8 +40,7 @@ function sessionOrNull(check: SessionCheck): ActiveSession | null {
 
 /** The live session of a request, or null when it has none (missing, invalid, expired or revoked). */
 export async function optionalSession(sessions: Pick<SessionService, 'check'>, req: IncomingMessage): Promise<ActiveSession | null> {
-  const check = await sessions.check(tokenFromRequest(req));
-  return check.ok ? check.session : null;
+  return sessionOrNull(await sessions.check(tokenFromRequest(req)));
 }
 
 /**

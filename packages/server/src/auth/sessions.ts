@@ -124,10 +124,6 @@ function createReadCache<T>(ttlMs: number, maxEntries: number) {
     entries.set(key, { value, fetchedAt: performance.now() });
     if (entries.size > maxEntries) entries.delete(entries.keys().next().value!);
   };
-  const fresh = (key: string): CacheEntry<T> | undefined => {
-    const entry = entries.get(key);
-    return entry && performance.now() - entry.fetchedAt < ttlMs ? entry : undefined;
-  };
   const load = async (key: string, read: () => Promise<T>): Promise<T> => {
     let pending = inflight.get(key);
     if (!pending) {
@@ -139,15 +135,10 @@ function createReadCache<T>(ttlMs: number, maxEntries: number) {
     return value;
   };
   return {
-    /** The value, from the cache when it is fresh, else read (one read at a time per key). */
-    get(key: string, read: () => Promise<T>): Promise<T> {
-      const entry = fresh(key);
-      return entry ? Promise.resolve(entry.value) : load(key, read);
-    },
-    /** The cached value when fresh, without a promise; else the read's promise. */
+    /** The cached value when fresh, without a promise; else the read's promise (one read at a time per key). */
     now(key: string, read: () => Promise<T>): T | Promise<T> {
-      const entry = fresh(key);
-      return entry ? entry.value : load(key, read);
+      const entry = entries.get(key);
+      return entry && performance.now() - entry.fetchedAt < ttlMs ? entry.value : load(key, read);
     },
     put,
     delete: (key: string) => entries.delete(key),
@@ -196,6 +187,10 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     if (token === undefined) return { ok: false, reason: 'SESSION_MISSING' };
     if (!isWellFormedToken(token)) return { ok: false, reason: 'SESSION_INVALID' };
     return checkHashNow(hashToken(token));
+  }
+
+  function userNow(session: ActiveSession): UserRecord | null | Promise<UserRecord | null> {
+    return userCache.now(userKey(session.appid, session.openid), () => store.findUser(session.appid, session.openid));
   }
 
   const endedListeners: ((hashes: readonly string[]) => void)[] = [];
@@ -312,11 +307,11 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       store.touchSession(session, now).catch((error: unknown) => logger.warn({ code: (error as { code?: string }).code }, 'session: last-seen write failed'));
     },
 
-    userOf: (session) =>
-      userCache.get(userKey(session.appid, session.openid), () => store.findUser(session.appid, session.openid)),
+    async userOf(session) {
+      return userNow(session);
+    },
 
-    userNow: (session) =>
-      userCache.now(userKey(session.appid, session.openid), () => store.findUser(session.appid, session.openid)),
+    userNow,
 
     async sessionKey(session) {
       const record = await store.findSession(session.tokenHash);

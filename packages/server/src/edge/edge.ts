@@ -131,12 +131,12 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
   const metrics = deps.metrics ?? NO_METRICS;
   const upstreamLatency = metrics.histogram('minigate_proxy_upstream_duration_seconds', 'Time until a proxied upstream began its answer, by route.', ['route']);
   const upstreamErrors = metrics.counter('minigate_proxy_upstream_errors_total', 'Proxied requests the upstream failed (connect, timeout, reset, protocol), by route.', ['route', 'kind']);
-  /** Proxy routes by label, for the connections gauge. */
-  const proxyRoutes: { label: string; proxy: Proxy }[] = [];
+  /** Every proxy route's reverse proxy with its label: closed with the edge, counted by the connections gauge. */
+  const proxies: { label: string; proxy: Proxy }[] = [];
   metrics.gauge('minigate_proxy_upstream_connections', 'Connections open to the upstreams of a proxy route (in use and idle), by route.', ['route'], {
     collect: (gauge) => {
       const byLabel = new Map<string, number>();
-      for (const { label, proxy } of proxyRoutes) byLabel.set(label, (byLabel.get(label) ?? 0) + proxy.connections());
+      for (const { label, proxy } of proxies) byLabel.set(label, (byLabel.get(label) ?? 0) + proxy.connections());
       for (const [route, count] of byLabel) gauge.set(count, { route });
     },
   });
@@ -150,12 +150,13 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
   }
   const trusted: TrustedProxies = trustedProxies(config.trustedProxies);
   const sign = config.upstreamSecret ? createIdentitySigner(config.upstreamSecret) : undefined;
-  const proxies: Proxy[] = [];
   const hsts = hstsValue(config.tls.hsts);
   const pki = config.pkiValidationDir ? createStaticHandler({ root: config.pkiValidationDir, spa: false }) : undefined;
 
-  /** The session of a request on a route that asks for one (null when optional and absent). */
-  /** The route's session check: a value when it is answered at once (cached), a promise when the store is asked. */
+  /**
+   * The session of a request on a route that asks for one (null when optional and absent): a
+   * value when it is answered at once (cached), a promise when the store is asked.
+   */
   function sessionFor(req: IncomingMessage, auth: EdgeRoute['auth']): ActiveSession | null | Promise<ActiveSession | null> {
     if (auth === 'none') return null;
     return auth === 'required' ? sessionNow(mounted!.sessions, req) : optionalSessionNow(mounted!.sessions, req);
@@ -175,8 +176,7 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
         error: (kind) => upstreamErrors.inc({ route: routeLabel(route), kind }),
       },
     });
-    proxies.push(made);
-    proxyRoutes.push({ label: routeLabel(route), proxy: made });
+    proxies.push({ label: routeLabel(route), proxy: made });
     return made;
   }
 
@@ -487,8 +487,8 @@ export function createEdge(config: Config, deps: EdgeDeps): Edge {
     },
     async close() {
       // Listeners stop accepting and drain; WebSockets (which listeners no longer track) get 1001.
-      await Promise.all([...listeners.map((l) => l.close()), ...proxies.map((p) => p.closeTunnels())]);
-      for (const proxy of proxies) proxy.destroy();
+      await Promise.all([...listeners.map((l) => l.close()), ...proxies.map(({ proxy }) => proxy.closeTunnels())]);
+      for (const { proxy } of proxies) proxy.destroy();
     },
     mount,
     served() {
